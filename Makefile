@@ -1,0 +1,34 @@
+# The two set-up commands of the README are `make demo` and `make test`; both build .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m akidac.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check akidac tests bench
+	$(BIN)/ruff format --check akidac tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/compile_time.py
+	$(BIN)/python bench/hwmodel.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

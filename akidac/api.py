@@ -1,0 +1,128 @@
+"""The Python entry points: `compile_model`, `analyze`, and re-exports of the runtime.
+
+`compile_model` runs frontend → pass pipeline → backends → hybrid model and returns a
+`CompileResult`; it writes the output file atomically (temporary file, then rename) so a
+failure never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from akidac.backends.akida.program import Program
+from akidac.frontend.importer import import_model
+from akidac.frontend.loader import load_model
+from akidac.ir.diagnostics import DiagnosticSink
+from akidac.ir.graph import Graph
+from akidac.passes import (
+    DEFAULT_PIPELINE,
+    CompileOptions,
+    Pass,
+    PassContext,
+    PassManager,
+)
+from akidac.passes.manager import Instrument
+from akidac.report.compat import build_report
+from akidac.runtime.builder import build_hybrid_model, build_programs
+
+ANALYZE_PIPELINE = ("import-cleanup", "canonicalize", "legalize", "fuse", "partition")
+
+
+@dataclass
+class CompileResult:
+    """Everything one compile produced."""
+
+    model: onnx.ModelProto
+    graph: Graph
+    programs: list[Program]
+    report: dict[str, Any]
+    diagnostics: DiagnosticSink
+    analyses: dict[str, Any] = field(default_factory=dict)
+
+
+def _original_nodes(proto: onnx.ModelProto) -> list[tuple[str, str]]:
+    return [(node.name or f"{node.op_type}_{i}", node.op_type)
+            for i, node in enumerate(proto.graph.node) if node.op_type != "Constant"]
+
+
+def compile_model(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    options: CompileOptions | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    passes: Sequence[Pass | str] | None = None,
+    instruments: Sequence[Instrument] = (),
+) -> CompileResult:
+    """Compile an ONNX model into a hybrid model (and write it to `output` if given)."""
+    options = options or CompileOptions()
+    ctx = PassContext(options=options)
+    proto = load_model(model)
+    graph = import_model(proto, input_shapes, ctx.sink)
+    manager = PassManager(list(passes or DEFAULT_PIPELINE), instruments)
+    graph = manager.run(graph, ctx).graph
+    regions = ctx.analyses.get("regions", [])
+    if regions and not all(op.attrs.get("quantized") for r in regions for op in r.ops):
+        regions = []  # a custom pipeline without quantize: everything runs on the CPU
+    programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
+    hybrid = build_hybrid_model(graph, regions, programs)
+    device = ctx.analyses.get("device")
+    report = build_report(graph, ctx.analyses, _original_nodes(proto),
+                          device.name if device else options.device)
+    if output is not None:
+        write_model_atomically(hybrid, output)
+    return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
+
+
+def analyze(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    options: CompileOptions | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> dict[str, Any]:
+    """The compatibility report without quantization (legality and partition only)."""
+    options = options or CompileOptions()
+    ctx = PassContext(options=options)
+    proto = load_model(model)
+    graph = import_model(proto, input_shapes, ctx.sink)
+    graph = PassManager(list(ANALYZE_PIPELINE)).run(graph, ctx).graph
+    return build_report(graph, ctx.analyses, _original_nodes(proto), options.device)
+
+
+def write_model_atomically(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
+    """Serialize to a temporary file beside `path`, then rename it into place."""
+    target = Path(path)
+    data = model.SerializeToString(deterministic=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                         dir=target.parent if str(target.parent) else ".")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomically(data: Any, path: str | os.PathLike[str]) -> None:
+    """Write JSON (sorted keys, deterministic) through a temporary file and a rename."""
+    import json
+
+    target = Path(path)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                         dir=target.parent if str(target.parent) else ".")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=2, sort_keys=True)
+            stream.write("\n")
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Code generators: the Akida program binary and the CPU fallback."""

@@ -1,0 +1,1 @@
+"""The Akida backend: lowering to layer records and the program binary."""

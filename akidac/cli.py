@@ -1,0 +1,277 @@
+"""The `akidac` command line: argument handling and printing only; the work is in `akidac.api`.
+
+Every `AkidacError` becomes one line on stderr and its documented exit code (see
+docs/cli.md); anything else is a bug, reported with exit code 1 and a hint to file an issue.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from akidac.errors import AkidacError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="akidac: compile ONNX models for BrainChip Akida 2, run them anywhere.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _guard(action: Callable[[], int | None]) -> None:
+    try:
+        code = action() or 0
+    except AkidacError as error:
+        err.print(f"[bold red]error[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as error:  # a bug: say so, in one line
+        err.print(f"[bold red]internal error[/] {type(error).__name__}: {error} — this is a bug "
+                  "in akidac; please report it with the command line and the model",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise UsageError(f"{what} file '{path}' does not exist")
+    try:
+        if path.suffix == ".npy":
+            return {"": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{what} file '{path}' is not a NumPy .npz/.npy file: {error}") from None
+
+
+@app.command()
+def compile(
+    model: Annotated[Path, typer.Argument(help="ONNX model to compile")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="hybrid model to write")],
+    input_shape: Annotated[list[str] | None, typer.Option(
+        "--input-shape", help="static shape NAME=1x3x224x224 (repeatable)")] = None,
+    samples: Annotated[Path | None, typer.Option(
+        help="calibration samples: .npz with one array (N, ...) per input name")] = None,
+    num_samples: Annotated[int, typer.Option(help="calibration samples to use")] = 32,
+    device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")
+                      ] = "akida2-12n",
+    passes: Annotated[str | None, typer.Option(
+        help="comma-separated pass list instead of the default pipeline")] = None,
+    dump_after: Annotated[str | None, typer.Option(
+        help="PASS[,PASS] or 'all': write the IR after these passes")] = None,
+    dump_dir: Annotated[Path, typer.Option(help="folder for --dump-after files")
+                        ] = Path("akidac-dump"),
+    time_passes: Annotated[bool, typer.Option(help="print a table of pass times")] = False,
+    verify_each: Annotated[bool, typer.Option(help="verify the IR after every pass")] = False,
+    report_json: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+) -> None:
+    """Compile MODEL into a hybrid ONNX model (Akida programs + CPU nodes)."""
+
+    def action() -> int:
+        from akidac.api import compile_model, write_json_atomically
+        from akidac.frontend.shapes import parse_input_shapes
+        from akidac.passes import (
+            DEFAULT_PIPELINE,
+            CompileOptions,
+            DumpInstrument,
+            TimingInstrument,
+            VerifyInstrument,
+        )
+
+        options = CompileOptions(device=device, num_samples=num_samples)
+        if samples is not None:
+            options.samples = _load_npz(samples, "--samples")
+        pipeline = [p.strip() for p in passes.split(",") if p.strip()] if passes else None
+        instruments: list[Any] = []
+        timing = TimingInstrument()
+        if time_passes:
+            instruments.append(timing)
+        if verify_each:
+            instruments.append(VerifyInstrument())
+        if dump_after:
+            names = None if dump_after == "all" else frozenset(dump_after.split(","))
+            known = set(pipeline or DEFAULT_PIPELINE)
+            unknown = sorted((names or set()) - known)
+            if unknown:
+                raise UsageError(f"--dump-after names {', '.join(unknown)}, which the pipeline "
+                                 f"does not run ({', '.join(pipeline or DEFAULT_PIPELINE)})")
+            instruments.append(DumpInstrument(dump_dir, names))
+        start = time.perf_counter()
+        with err.status("compiling…"):
+            result = compile_model(model, output, options=options,
+                                   input_shapes=parse_input_shapes(input_shape),
+                                   passes=pipeline, instruments=instruments)
+        seconds = time.perf_counter() - start
+        for item in result.diagnostics.items:
+            err.print(f"[yellow]{item.severity}[/] {item.code}: {item.message}",
+                      highlight=False, soft_wrap=True)
+        if time_passes:
+            table = Table(title="pass times")
+            table.add_column("pass")
+            table.add_column("ms", justify="right")
+            table.add_column("changed")
+            for name, secs, changed in timing.rows:
+                table.add_row(name, f"{secs * 1000:.1f}", "yes" if changed else "no")
+            out.print(table)
+        if report_json is not None:
+            write_json_atomically(result.report, report_json)
+        print_summary(result.report, output, seconds)
+        return 0
+
+    _guard(action)
+
+
+def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -> None:
+    """The end-of-compile table: where nodes run, regions, file size."""
+    summary = report["summary"]
+    table = Table(title="akidac compile", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    total = summary["nodes_total"] or 1
+    table.add_row("device", report["device"])
+    table.add_row("nodes on Akida", f"{summary['nodes_on_akida']} "
+                  f"({100 * summary['nodes_on_akida'] / total:.0f}%)")
+    table.add_row("nodes on CPU", str(summary["nodes_on_cpu"]))
+    if summary.get("nodes_removed"):
+        table.add_row("nodes folded away", str(summary["nodes_removed"]))
+    table.add_row("border nodes added (CPU)", str(summary["border_nodes_added"]))
+    table.add_row("Akida regions", str(summary["regions"]))
+    if output is not None and output.exists():
+        table.add_row("output", f"{output} ({output.stat().st_size:,} bytes)")
+    table.add_row("compile time", f"{seconds:.2f} s")
+    out.print(table)
+
+
+@app.command()
+def run(
+    model: Annotated[Path, typer.Argument(help="hybrid ONNX model")],
+    input: Annotated[list[Path], typer.Option(
+        "--input", help="input .npy (single input) or .npz (arrays by input name)")],
+    compare: Annotated[Path | None, typer.Option(help="float ONNX model to compare with")
+                       ] = None,
+    save: Annotated[Path | None, typer.Option(help="write the outputs to this .npz")] = None,
+) -> None:
+    """Run a hybrid model (Akida parts on the bit-exact hardware model)."""
+
+    def action() -> int:
+        from akidac.runtime.session import HybridSession
+
+        session = HybridSession(model)
+        feeds: dict[str, np.ndarray] = {}
+        for path in input:
+            feeds.update(_load_npz(path, "--input"))
+        if "" in feeds:
+            if len(session.get_inputs()) != 1:
+                raise UsageError("the model has several inputs: pass an .npz keyed by name")
+            feeds = {session.get_inputs()[0].name: feeds.pop("")}
+        outputs = session.run(None, feeds)
+        table = Table(title="outputs")
+        for column in ("output", "shape", "dtype"):
+            table.add_column(column)
+        if compare is not None:
+            table.add_column("max abs error", justify="right")
+            table.add_column("cosine", justify="right")
+            reference = _run_float(compare, feeds)
+        for index, (info, value) in enumerate(zip(session.get_outputs(), outputs, strict=True)):
+            row = [info.name, str(list(value.shape)), str(value.dtype)]
+            if compare is not None:
+                row += [f"{np.abs(value - reference[index]).max():.6g}",
+                        f"{cosine(value, reference[index]):.6f}"]
+            table.add_row(*row)
+        out.print(table)
+        if save is not None:
+            np.savez(save, **{i.name: v for i, v in zip(session.get_outputs(), outputs,
+                                                         strict=True)})
+        return 0
+
+    _guard(action)
+
+
+def _run_float(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    from akidac.frontend.loader import load_model
+
+    proto = load_model(path)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two arrays, flattened (1.0 when both are zero)."""
+    x = a.astype(np.float64).reshape(-1)
+    y = b.astype(np.float64).reshape(-1)
+    norm = np.linalg.norm(x) * np.linalg.norm(y)
+    return 1.0 if norm == 0 else float(x @ y / norm)
+
+
+@app.command(name="passes")
+def list_passes() -> None:
+    """List the registered passes with their one-line descriptions."""
+
+    def action() -> int:
+        from akidac.passes import DEFAULT_PIPELINE, registered_passes
+        from akidac.passes.base import one_line_doc
+
+        table = Table(title="registered passes")
+        table.add_column("pass")
+        table.add_column("default pipeline", justify="right")
+        table.add_column("what it does")
+        for name, cls in registered_passes().items():
+            position = DEFAULT_PIPELINE.index(name) + 1 if name in DEFAULT_PIPELINE else ""
+            table.add_row(name, str(position), one_line_doc(cls))
+        out.print(table)
+        return 0
+
+    _guard(action)
+
+
+@app.command()
+def report(
+    model: Annotated[Path, typer.Argument(help="ONNX model to analyse")],
+    input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
+    device: Annotated[str, typer.Option(help="device preset")] = "akida2-12n",
+) -> None:
+    """Which nodes Akida can run, and why not for the others (no quantization)."""
+
+    def action() -> int:
+        from akidac.api import analyze
+        from akidac.frontend.shapes import parse_input_shapes
+        from akidac.passes import CompileOptions
+
+        data = analyze(model, options=CompileOptions(device=device),
+                       input_shapes=parse_input_shapes(input_shape))
+        if json_output:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            return 0
+        print_summary(data, None, 0.0)
+        table = Table(title="nodes not on Akida")
+        for column in ("node", "op type", "code", "reason"):
+            table.add_column(column)
+        for node in data["nodes"]:
+            for reason in node["reasons"]:
+                table.add_row(node["name"], node["op_type"], reason["code"], reason["message"])
+        out.print(table)
+        return 0
+
+    _guard(action)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The IR: types, values, ops, graph, verifier, text form, akida dialect, reference interpreter."""

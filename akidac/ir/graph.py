@@ -1,0 +1,277 @@
+"""The IR's graph: SSA values, ops in topological order, constants by reference.
+
+A `Value` is defined once, by an op, a graph input, or a constant, and knows its producer and
+its users. An `Op` is `dialect.name` (`onnx.Conv`, `akida.conv2d`) with operands, results,
+attributes, the ONNX node names it came from (`origin`) and the pass that created it
+(`created_by`). Passes edit graphs only through the methods here, which keep use lists right.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from akidac.ir.attributes import AttrValue
+from akidac.ir.types import TensorType, dtype_from_numpy
+
+
+class Value:
+    """An SSA value: a graph input, a constant, or the result of exactly one op."""
+
+    __slots__ = ("const", "name", "producer", "type", "users")
+
+    def __init__(self, name: str, type: TensorType, const: np.ndarray | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.const = const
+        self.producer: Op | None = None
+        self.users: list[Op] = []
+
+    @property
+    def is_constant(self) -> bool:
+        return self.const is not None
+
+    def __repr__(self) -> str:
+        return f"Value({self.name!r}, {self.type})"
+
+
+@dataclass(eq=False)
+class Op:
+    """One operation. `inputs` may hold `None` for an omitted optional ONNX input."""
+
+    kind: str
+    inputs: list[Value | None]
+    outputs: list[Value]
+    attrs: dict[str, AttrValue] = field(default_factory=dict)
+    origin: tuple[str, ...] = ()
+    created_by: str = "frontend"
+    domain: str = ""
+    annotations: dict[str, AttrValue] = field(default_factory=dict)
+    #: transient analysis data of the running pass; never printed, never saved.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        return self.kind.split(".", 1)[0]
+
+    @property
+    def op_type(self) -> str:
+        """The name after the dialect: the ONNX op type for `onnx.*` ops."""
+        return self.kind.split(".", 1)[1]
+
+    @property
+    def display_name(self) -> str:
+        """The user's name for this op: its first ONNX origin, or its first result."""
+        return self.origin[0] if self.origin else self.outputs[0].name
+
+    def __repr__(self) -> str:
+        return f"Op({self.kind}, origin={list(self.origin)})"
+
+
+class Graph:
+    """Ops in topological order, graph inputs/outputs, constants, and model-level data."""
+
+    def __init__(self, name: str = "main") -> None:
+        self.name = name
+        self.inputs: list[Value] = []
+        self.outputs: list[Value] = []
+        self.ops: list[Op] = []
+        self.constants: dict[str, Value] = {}
+        #: ONNX opset imports of the model, domain → version ("" is the default domain).
+        self.opset_imports: dict[str, int] = {}
+        #: model-level key/value data saved into the output model.
+        self.metadata: dict[str, str] = {}
+        self._names: set[str] = set()
+        self._counters: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- naming
+    def fresh_name(self, base: str) -> str:
+        """A value name not yet used in this graph, derived deterministically from `base`."""
+        if base not in self._names:
+            self._names.add(base)
+            return base
+        stem = base
+        count = self._counters.get(stem, 0)
+        while True:
+            count += 1
+            candidate = f"{stem}_{count}"
+            if candidate not in self._names:
+                self._counters[stem] = count
+                self._names.add(candidate)
+                return candidate
+
+    def _claim(self, name: str) -> None:
+        if name in self._names:
+            raise ValueError(f"value name {name!r} is defined twice")
+        self._names.add(name)
+
+    # ------------------------------------------------------------ construction
+    def add_input(self, name: str, type: TensorType) -> Value:
+        self._claim(name)
+        value = Value(name, type)
+        self.inputs.append(value)
+        return value
+
+    def add_constant(self, name: str, array: np.ndarray, *, fresh: bool = False) -> Value:
+        """Register a constant (weight). With `fresh`, `name` is a base for a new name."""
+        name = self.fresh_name(name) if fresh else name
+        if not fresh:
+            self._claim(name)
+        array = np.asarray(array)
+        value = Value(name, TensorType(dtype_from_numpy(array.dtype), tuple(array.shape)), array)
+        self.constants[name] = value
+        return value
+
+    def make_op(
+        self,
+        kind: str,
+        inputs: Iterable[Value | None],
+        result_types: Iterable[TensorType],
+        *,
+        result_names: Iterable[str] | None = None,
+        attrs: dict[str, AttrValue] | None = None,
+        origin: Iterable[str] = (),
+        created_by: str = "frontend",
+        domain: str = "",
+        fresh_names: bool = False,
+        index: int | None = None,
+    ) -> Op:
+        """Create an op with new result values and insert it (at the end, or at `index`)."""
+        types = list(result_types)
+        names = list(result_names) if result_names is not None else [kind.split(".")[-1]] * len(
+            types
+        )
+        outputs = []
+        for name, type_ in zip(names, types, strict=True):
+            if fresh_names:
+                name = self.fresh_name(name)
+            else:
+                self._claim(name)
+            outputs.append(Value(name, type_))
+        op = Op(
+            kind=kind,
+            inputs=list(inputs),
+            outputs=outputs,
+            attrs=dict(attrs or {}),
+            origin=tuple(origin),
+            created_by=created_by,
+            domain=domain,
+        )
+        self.insert_op(op, index)
+        return op
+
+    def insert_op(self, op: Op, index: int | None = None) -> None:
+        """Insert an existing op and wire its use lists."""
+        for value in op.outputs:
+            value.producer = op
+        for value in op.inputs:
+            if value is not None:
+                value.users.append(op)
+        if index is None:
+            self.ops.append(op)
+        else:
+            self.ops.insert(index, op)
+
+    def remove_op(self, op: Op) -> None:
+        """Remove an op whose results are no longer used."""
+        for value in op.outputs:
+            if value.users or value in self.outputs:
+                raise ValueError(f"cannot remove {op!r}: result {value.name!r} is still used")
+        for value in op.inputs:
+            if value is not None:
+                value.users.remove(op)
+        self.ops.remove(op)
+
+    def set_input(self, op: Op, index: int, value: Value | None) -> None:
+        """Replace operand `index` of `op`, keeping use lists right."""
+        old = op.inputs[index]
+        if old is not None:
+            old.users.remove(op)
+        op.inputs[index] = value
+        if value is not None:
+            value.users.append(op)
+
+    def replace_all_uses(self, old: Value, new: Value) -> None:
+        """Make every user of `old` (and the graph outputs) read `new` instead."""
+        for user in list(old.users):
+            for index, operand in enumerate(user.inputs):
+                if operand is old:
+                    self.set_input(user, index, new)
+        self.outputs = [new if v is old else v for v in self.outputs]
+
+    def replace_with_constant(self, op: Op, array: np.ndarray) -> Value:
+        """Replace a single-result op by a constant that keeps the result's name."""
+        (result,) = op.outputs
+        constant = Value(result.name, result.type.with_shape(tuple(array.shape)), np.asarray(array))
+        constant.type = TensorType(dtype_from_numpy(constant.const.dtype), tuple(array.shape))
+        self.replace_all_uses(result, constant)
+        for value in op.inputs:
+            if value is not None:
+                value.users.remove(op)
+        self.ops.remove(op)
+        self.constants[result.name] = constant
+        return constant
+
+    def remove_unused_constants(self) -> None:
+        for name in [n for n, v in self.constants.items() if not v.users]:
+            if self.constants[name] not in self.outputs:
+                del self.constants[name]
+
+    def remove_dead_ops(self) -> bool:
+        """Remove ops none of whose results reach an output. Returns whether any went."""
+        live: set[int] = set()
+        work = [v.producer for v in self.outputs if v.producer is not None]
+        while work:
+            op = work.pop()
+            if id(op) in live:
+                continue
+            live.add(id(op))
+            work.extend(v.producer for v in op.inputs if v is not None and v.producer)
+        dead = [op for op in self.ops if id(op) not in live]
+        for op in reversed(dead):
+            for value in op.inputs:
+                if value is not None:
+                    value.users.remove(op)
+        self.ops = [op for op in self.ops if id(op) in live]
+        self.remove_unused_constants()
+        return bool(dead)
+
+    # ------------------------------------------------------------------ queries
+    def values(self) -> Iterator[Value]:
+        """Every value: inputs, constants, then op results in order."""
+        yield from self.inputs
+        yield from self.constants.values()
+        for op in self.ops:
+            yield from op.outputs
+
+    def ops_of(self, kind: str) -> list[Op]:
+        return [op for op in self.ops if op.kind == kind]
+
+    def topological_sort(self) -> None:
+        """Re-sort ops topologically, stable with respect to the current order."""
+        position = {id(op): i for i, op in enumerate(self.ops)}
+        indegree = {id(op): 0 for op in self.ops}
+        for op in self.ops:
+            for value in op.inputs:
+                if value is not None and value.producer is not None:
+                    indegree[id(op)] += 1
+        ready = [(position[id(op)], op) for op in self.ops if indegree[id(op)] == 0]
+        heapq.heapify(ready)
+        ordered: list[Op] = []
+        while ready:
+            _, op = heapq.heappop(ready)
+            ordered.append(op)
+            for value in op.outputs:
+                for user in dict.fromkeys(value.users):
+                    for operand in user.inputs:
+                        if operand is value:
+                            indegree[id(user)] -= 1
+                    if indegree[id(user)] == 0:
+                        heapq.heappush(ready, (position[id(user)], user))
+        if len(ordered) != len(self.ops):
+            raise ValueError("the graph has a cycle")
+        self.ops = ordered

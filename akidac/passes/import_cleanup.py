@@ -1,0 +1,145 @@
+"""`import-cleanup`: drop no-op nodes, fold constants, fold BatchNormalization into convs.
+
+After it: no Identity or Dropout op remains (except one that defines a graph output), every op
+whose inputs are all constants (and whose result is small) has become a constant — including
+`Shape` of a static value, so exporter-made shape arithmetic disappears — and every
+BatchNormalization that follows a Conv with constant weights and no other user is folded:
+
+    y = γ · (W∗x + b − μ) / √(σ² + ε) + β  =  (W · k) ∗ x + (b − μ) · k + β,   k = γ / √(σ² + ε)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import onnx
+from onnx.reference import ReferenceEvaluator
+
+from akidac.ir.graph import Graph, Op
+from akidac.ir.onnx_export import NodeEmitter, emit_onnx_op, value_info
+from akidac.passes.base import PassContext, PassResult, register_pass
+
+#: results larger than this stay ops: folding them would only bloat the model.
+FOLD_LIMIT_ELEMENTS = 1 << 20
+_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                     "Multinomial", "Bernoulli"}
+
+
+def _fold_op(graph: Graph, op: Op) -> np.ndarray | None:
+    """Evaluate an all-constant op with ONNX's reference evaluator (small inputs only)."""
+    emitter = NodeEmitter()
+    emit_onnx_op(op, emitter)
+    inputs = [v for v in op.inputs if v is not None]
+    feeds = {v.name: v.const for v in inputs}
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph(emitter.nodes, "fold", [value_info(v) for v in inputs],
+                               [value_info(op.outputs[0])]),
+        opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in graph.opset_imports.items()],
+    )
+    try:
+        (result,) = ReferenceEvaluator(model).run(None, feeds)
+    except Exception:  # an op the reference evaluator lacks: leave it to onnxruntime
+        return None
+    return np.asarray(result)
+
+
+@register_pass
+@dataclass(frozen=True)
+class ImportCleanup:
+    """Remove Identity/Dropout, fold constants and Shape, fold BatchNormalization into Conv."""
+
+    name: ClassVar[str] = "import-cleanup"
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        changed = False
+        for op in list(graph.ops):
+            if op.domain:
+                continue
+            if op.op_type in ("Identity", "Dropout") and self._bypass(graph, op):
+                changed = True
+            elif op.op_type == "Shape" and self._fold_shape(graph, op):
+                changed = True
+            elif self._foldable(op):
+                result = _fold_op(graph, op)
+                if result is not None:
+                    graph.replace_with_constant(op, result)
+                    changed = True
+        for op in list(graph.ops):
+            if op.op_type == "BatchNormalization" and not op.domain and self._fold_bn(graph, op):
+                changed = True
+        if changed:
+            graph.remove_unused_constants()
+        return PassResult(graph, changed)
+
+    @staticmethod
+    def _bypass(graph: Graph, op: Op) -> bool:
+        source, result = op.inputs[0], op.outputs[0]
+        if source is None or result in graph.outputs:
+            return False
+        if op.op_type == "Dropout" and len(op.outputs) > 1 and op.outputs[1].users:
+            return False
+        graph.replace_all_uses(result, source)
+        graph.remove_op(op)
+        return True
+
+    @staticmethod
+    def _fold_shape(graph: Graph, op: Op) -> bool:
+        source = op.inputs[0]
+        if source is None or not source.type.is_static:
+            return False
+        shape = np.array(source.type.shape, dtype=np.int64)
+        start = int(op.attrs.get("start", 0))  # type: ignore[arg-type]
+        end = op.attrs.get("end")
+        shape = shape[start:] if end is None else shape[start:int(end)]  # type: ignore[arg-type]
+        graph.replace_with_constant(op, shape)
+        return True
+
+    @staticmethod
+    def _foldable(op: Op) -> bool:
+        if op.op_type in _NONDETERMINISTIC or len(op.outputs) != 1:
+            return False
+        if not op.inputs or any(v is None or not v.is_constant for v in op.inputs):
+            return False
+        out = op.outputs[0].type
+        return not (out.is_static and out.num_elements() > FOLD_LIMIT_ELEMENTS)
+
+    @staticmethod
+    def _fold_bn(graph: Graph, bn: Op) -> bool:
+        x = bn.inputs[0]
+        conv = x.producer if x is not None else None
+        if conv is None or conv.kind != "onnx.Conv" or len(x.users) != 1 or x in graph.outputs:  # type: ignore[union-attr]
+            return False
+        params = bn.inputs[1:5]
+        if len(params) != 4 or any(v is None or not v.is_constant for v in params):
+            return False
+        if bn.outputs[0] in graph.outputs or (
+            len(bn.outputs) > 1 and any(v.users for v in bn.outputs[1:])
+        ):
+            return False
+        weight = conv.inputs[1]
+        if weight is None or not weight.is_constant:
+            return False
+        gamma, beta, mean, var = (v.const.astype(np.float64) for v in params)  # type: ignore[union-attr]
+        epsilon = float(bn.attrs.get("epsilon", 1e-5))  # type: ignore[arg-type]
+        k = gamma / np.sqrt(var + epsilon)
+        w = weight.const.astype(np.float64)  # type: ignore[union-attr]
+        filters = w.shape[0]
+        bias = conv.inputs[2] if len(conv.inputs) > 2 else None
+        b = bias.const.astype(np.float64) if bias is not None and bias.is_constant else np.zeros(filters)  # type: ignore[union-attr]
+        dtype = weight.const.dtype  # type: ignore[union-attr]
+        new_w = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(dtype)
+        new_b = ((b - mean) * k + beta).astype(dtype)
+        w_value = graph.add_constant(f"{weight.name}_bn", new_w, fresh=True)
+        b_value = graph.add_constant(f"{conv.display_name}_bias_bn", new_b, fresh=True)
+        graph.set_input(conv, 1, w_value)
+        if len(conv.inputs) > 2:
+            graph.set_input(conv, 2, b_value)
+        else:
+            conv.inputs.append(b_value)
+            b_value.users.append(conv)
+        conv.origin = (*conv.origin, *bn.origin)
+        graph.replace_all_uses(bn.outputs[0], conv.outputs[0])
+        graph.remove_op(bn)
+        return True

@@ -1,0 +1,176 @@
+"""What legalize and fuse know about an ONNX op as a would-be Akida layer.
+
+`describe_anchor` reads an `onnx.Conv`/`Gemm`/`MatMul` op into the fields of
+`akidac.target.constraints.LayerCandidate` (kind, kernel, stride, padding mode, channels ...);
+the target package then judges it. Padding is matched to Akida's modes here: TF "same" puts
+the odd pixel bottom/right (`same`), PyTorch-style symmetric pads on an even input with
+stride 2 put it top/left (`same_upper`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from akidac.ir.graph import Op
+from akidac.ir.onnx_export import same_pads
+from akidac.ir.types import dtype_to_numpy
+from akidac.target.constraints import LayerCandidate, Violation, check_layer
+
+
+def match_padding(size: int, kernel: int, stride: int, before: int, after: int) -> str:
+    """Akida padding mode ('same', 'same_upper', 'valid') equal to ONNX pads, or 'explicit'."""
+    if before == 0 and after == 0 and (kernel == 1 or size < kernel or kernel <= stride):
+        # a 1×1 (or stride ≥ kernel) window never reaches padding when TF 'same' pads 0
+        if same_pads(size, kernel, stride, upper=False) == (0, 0):
+            return "same"
+    if before == 0 and after == 0:
+        return "valid"
+    out = (size + before + after - kernel) // stride + 1
+    if out != -(-size // stride):
+        return "explicit"
+    if before == same_pads(size, kernel, stride, upper=False)[0]:
+        return "same"
+    if before == same_pads(size, kernel, stride, upper=True)[0]:
+        return "same_upper"
+    return "explicit"
+
+
+def conv_padding(op: Op, in_hw: tuple[int, int], kernel: list[int], stride: list[int]) -> str:
+    """The Akida padding mode of an ONNX Conv (auto_pad or explicit pads)."""
+    auto_pad = op.attrs.get("auto_pad", "NOTSET")
+    if auto_pad == "SAME_UPPER":  # ONNX SAME_UPPER: extra pad at the end, i.e. TF 'same'
+        return "same"
+    if auto_pad == "SAME_LOWER":
+        return "same_upper"
+    if auto_pad == "VALID":
+        return "valid"
+    pads = op.attrs.get("pads", [0, 0, 0, 0])
+    modes = {
+        match_padding(in_hw[axis], kernel[axis], stride[axis], pads[axis], pads[axis + 2])  # type: ignore[index]
+        for axis in (0, 1)
+    }
+    return modes.pop() if len(modes) == 1 else "explicit"
+
+
+def _numpy_name(dtype: str) -> str:
+    try:
+        return dtype_to_numpy(dtype).name
+    except ValueError:
+        return dtype
+
+
+def describe_anchor(op: Op) -> LayerCandidate | None:
+    """A `LayerCandidate` for an op that can anchor an Akida layer, else None."""
+    x = op.inputs[0] if op.inputs else None
+    if x is None:
+        return None
+    base: dict[str, Any] = {
+        "node_name": op.display_name,
+        "op_type": op.op_type,
+        "input_dtype": _numpy_name(x.type.dtype),
+    }
+    if op.kind == "onnx.Conv":
+        weight = op.inputs[1]
+        if weight is None or weight.type.rank != 4 or x.type.rank != 4 or not x.type.is_static:
+            return None
+        filters, cin_per_group, kh, kw = weight.type.shape  # type: ignore[misc]
+        in_channels = x.type.shape[1]  # type: ignore[index]
+        groups = int(op.attrs.get("group", 1))  # type: ignore[arg-type]
+        kernel = [int(kh), int(kw)]  # type: ignore[arg-type]
+        stride = list(op.attrs.get("strides", [1, 1]))  # type: ignore[arg-type]
+        dilation = list(op.attrs.get("dilations", [1, 1]))  # type: ignore[arg-type]
+        in_hw = (int(x.type.shape[2]), int(x.type.shape[3]))  # type: ignore[index,arg-type]
+        depthwise = groups > 1 and groups == in_channels and filters == in_channels
+        return LayerCandidate(
+            **base,
+            kind="depthwise_conv2d" if depthwise else "conv2d",
+            kernel=tuple(kernel),
+            stride=tuple(stride),
+            dilation=tuple(dilation),
+            padding=conv_padding(op, in_hw, kernel, stride),
+            pads=tuple(op.attrs.get("pads", [0, 0, 0, 0])),  # type: ignore[arg-type]
+            groups=groups,
+            in_channels=int(in_channels),  # type: ignore[arg-type]
+            filters=int(filters),  # type: ignore[arg-type]
+            input_hw=in_hw,
+            input_features=int(in_channels) * in_hw[0] * in_hw[1],  # type: ignore[arg-type]
+        )
+    if op.kind in ("onnx.Gemm", "onnx.MatMul"):
+        weight = op.inputs[1]
+        if weight is None or not weight.is_constant or weight.type.rank != 2:
+            return None
+        if x.type.rank != 2 or not x.type.is_static:
+            return None
+        if op.kind == "onnx.Gemm" and op.attrs.get("transA", 0):
+            return None
+        trans_b = op.kind == "onnx.Gemm" and bool(op.attrs.get("transB", 0))
+        rows, cols = weight.type.shape  # type: ignore[misc]
+        inputs, units = (cols, rows) if trans_b else (rows, cols)
+        return LayerCandidate(
+            **base,
+            kind="dense1d",
+            in_channels=int(inputs),  # type: ignore[arg-type]
+            filters=int(units),  # type: ignore[arg-type]
+            input_features=int(inputs),  # type: ignore[arg-type]
+        )
+    return None
+
+
+def judge(candidate: LayerCandidate, **changes: Any) -> list[Violation]:
+    """Every violated constraint of `candidate` with `changes` applied."""
+    return check_layer(replace(candidate, **changes) if changes else candidate)
+
+
+_AKIDA_KINDS = {
+    "akida.conv2d": "conv2d",
+    "akida.depthwise_conv2d": "depthwise_conv2d",
+    "akida.input_conv2d": "input_conv2d",
+    "akida.conv2d_transpose": "conv2d_transpose",
+    "akida.depthwise_conv2d_transpose": "depthwise_conv2d_transpose",
+    "akida.dense": "dense1d",
+    "akida.add": "add",
+    "akida.concat": "concatenate",
+}
+
+
+def describe_akida_op(op: Op) -> LayerCandidate:
+    """The `LayerCandidate` of an `akida.*` op (any layout), for allocation and reports."""
+    x = op.inputs[0]
+    assert x is not None
+    shape = [int(d) for d in x.type.shape or ()]  # type: ignore[arg-type]
+    if len(shape) == 4:
+        c, h, w = (shape[3], shape[1], shape[2]) if x.type.layout == "NHWC" else shape[1:]
+    else:
+        c, h, w = (shape[-1] if shape else 1), 1, 1
+    kind = _AKIDA_KINDS[op.kind]
+    out = op.outputs[0].type.shape or ()
+    filters = int(out[-1] if op.outputs[0].type.layout == "NHWC" or len(out) == 2 else out[1])  # type: ignore[arg-type]
+    attrs = op.attrs
+    act = attrs.get("act", "none")
+    activation = "none"
+    if act == "relu":
+        activation = "relu_max" if attrs.get("act_max") is not None else "relu"
+    elif act == "lut":
+        activation = f"lut:{attrs.get('lut')}"
+    pool = None
+    if attrs.get("pool") == "max":
+        pool = (*attrs["pool_size"], *attrs["pool_stride"])  # type: ignore[misc]
+    return LayerCandidate(
+        node_name=op.display_name,
+        op_type=op.op_type,
+        kind=kind,
+        in_channels=c,
+        filters=filters,
+        kernel=tuple(attrs.get("kernel", [1, 1])),  # type: ignore[arg-type]
+        stride=tuple(attrs.get("stride", [1, 1])),  # type: ignore[arg-type]
+        padding=str(attrs.get("pad", "same")),
+        input_hw=(h, w),
+        input_features=c * h * w,
+        pool=pool,  # type: ignore[arg-type]
+        activation=activation,
+        gap=bool(attrs.get("gap", False)),
+        weight_bits=int(attrs.get("wbits", 8)),  # type: ignore[arg-type]
+        act_bits=int(attrs.get("abits", 8)),  # type: ignore[arg-type]
+        groups=c if kind.startswith("depthwise") else 1,
+    )

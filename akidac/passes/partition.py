@@ -1,0 +1,231 @@
+"""`partition`: group Akida layers into regions, each one Akida program, and set layouts.
+
+A region is a connected set of `akida.*` ops with one input value and one output value, whose
+contraction leaves the graph acyclic. Regions grow in topological order: an op joins the
+region of its producers when all its non-constant operands come from that region and no path
+leaves the region and comes back (checked on every join). Then region rules are applied by
+the cheapest fix, never by dropping the region:
+- a program has one output: a region with several outputs is cut after the first one;
+- max pooling cannot end a sequence: the trailing pooling moves to the CPU as an ONNX MaxPool
+  (`AK-REGION-MAXPOOL-LAST`), the layer stays on Akida.
+Finally, values inside a region become NHWC and Transposes are inserted at its borders.
+After it every akida op is annotated with its `region` (or `target = "cpu"` with a reason),
+and `ctx.analyses["regions"]` lists the regions with why each starts and ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.onnx_export import same_pads
+from akidac.ir.types import TensorType
+from akidac.passes.base import PassContext, PassResult, register_pass
+from akidac.passes.legalize import record
+from akidac.target.constraints import Violation
+
+TO_NHWC = [0, 2, 3, 1]
+TO_NCHW = [0, 3, 1, 2]
+
+
+@dataclass
+class Region:
+    """One future Akida program: its ops in order, its input and output values."""
+
+    index: int
+    ops: list[Op]
+    input: Value | None = None
+    output: Value | None = None
+    starts_because: str = ""
+    ends_because: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def region_boundary(ops: list[Op], graph: Graph) -> tuple[list[Value], list[Value]]:
+    """(external non-constant inputs, values used outside or as graph outputs), in order."""
+    members = {id(op) for op in ops}
+    inputs: list[Value] = []
+    outputs: list[Value] = []
+    for op in ops:
+        for value in op.inputs:
+            if value is None or value.is_constant or value in inputs:
+                continue
+            if value.producer is None or id(value.producer) not in members:
+                inputs.append(value)
+        for value in op.outputs:
+            if value in graph.outputs or any(id(u) not in members for u in value.users):
+                outputs.append(value)
+    return inputs, outputs
+
+
+def grow_regions(graph: Graph) -> list[list[Op]]:
+    """Greedy, acyclic growth of connected akida ops into regions (see module docstring)."""
+    region_of: dict[int, int] = {}
+    depends: dict[int, frozenset[int]] = {}
+    regions: list[list[Op]] = []
+    for op in graph.ops:
+        producers = [v.producer for v in op.inputs if v is not None and v.producer is not None]
+        deps: set[int] = set()
+        for producer in producers:
+            deps |= depends.get(id(producer), frozenset())
+            if id(producer) in region_of:
+                deps.add(region_of[id(producer)])
+        depends[id(op)] = frozenset(deps)
+        if op.dialect != "akida" or op.annotations.get("target") != "akida":
+            continue
+        source_regions = {region_of.get(id(p)) for p in producers}
+        target = None
+        if len(source_regions) == 1 and None not in source_regions:
+            (candidate,) = source_regions
+            # joining is acyclic when no producer reaches the region through outside ops
+            if all(region_of.get(id(p)) == candidate
+                   or candidate not in depends.get(id(p), frozenset()) for p in producers):
+                target = candidate
+        if target is None:
+            target = len(regions)
+            regions.append([])
+        regions[target].append(op)
+        region_of[id(op)] = target
+    return regions
+
+
+@register_pass
+@dataclass(frozen=True)
+class Partition:
+    """Form single-input single-output Akida regions; fix region rules; NHWC inside regions."""
+
+    name: ClassVar[str] = "partition"
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        pending = grow_regions(graph)
+        regions: list[Region] = []
+        while pending:
+            ops = pending.pop(0)
+            inputs, outputs = region_boundary(ops, graph)
+            if len(inputs) != 1:
+                self._demote(ctx, ops[0], "AK-REGION-INPUTS",
+                             f"{ops[0].op_type} '{ops[0].display_name}' would start an Akida "
+                             f"program with {len(inputs)} inputs; a program has one input")
+                if ops[1:]:
+                    pending.insert(0, ops[1:])
+                continue
+            if len(outputs) > 1:
+                cut = ops.index(outputs[0].producer) + 1  # type: ignore[arg-type]
+                pending.insert(0, ops[cut:])
+                ops = ops[:cut]
+                inputs, outputs = region_boundary(ops, graph)
+                ends = f"a program has one output: '{outputs[0].name}' is also used outside"
+            else:
+                ends = "the next op cannot run on Akida or starts another region"
+            if not outputs:
+                continue
+            region = Region(len(regions), ops, inputs[0], outputs[0],
+                            starts_because=self._start_reason(ops[0]), ends_because=ends)
+            self._move_trailing_pool(graph, ctx, region)
+            regions.append(region)
+        for region in regions:
+            self._to_nhwc(graph, region)
+            for op in region.ops:
+                op.annotations["region"] = region.index
+        ctx.analyses["regions"] = regions
+        return PassResult(graph, bool(regions))
+
+    @staticmethod
+    def _start_reason(op: Op) -> str:
+        x = op.inputs[0]
+        if x is None or x.producer is None:
+            return "reads a graph input"
+        return f"reads '{x.name}' from {x.producer.kind} (CPU)"
+
+    @staticmethod
+    def _demote(ctx: PassContext, op: Op, code: str, message: str) -> None:
+        record(ctx, op, "cpu", [Violation(code=code, message=message,
+                                          hint="this layer runs on the CPU instead", values={})])
+
+    @staticmethod
+    def _move_trailing_pool(graph: Graph, ctx: PassContext, region: Region) -> None:
+        """Max pooling may not end a sequence: run only that pooling on the CPU."""
+        last = region.output.producer  # type: ignore[union-attr]
+        if last is None or last.attrs.get("pool") != "max":
+            return
+        size = list(last.attrs["pool_size"])  # type: ignore[arg-type]
+        stride = list(last.attrs["pool_stride"])  # type: ignore[arg-type]
+        pooled = last.outputs[0]
+        x_shape = last.inputs[0].type.shape  # type: ignore[union-attr]
+        kernel = last.attrs["kernel"]
+        conv_stride = last.attrs["stride"]
+        conv_hw = [-(-int(x_shape[2 + a]) // conv_stride[a]) for a in (0, 1)]  # type: ignore[index,operator,arg-type]
+        if last.attrs.get("pad") == "valid":
+            conv_hw = [(int(x_shape[2 + a]) - kernel[a]) // conv_stride[a] + 1 for a in (0, 1)]  # type: ignore[index,operator,arg-type]
+            pads = [0, 0, 0, 0]
+        else:
+            (top, bottom), (left, right) = (same_pads(conv_hw[a], size[a], stride[a], False)
+                                            for a in (0, 1))
+            pads = [top, left, bottom, right]
+        unpooled_type = pooled.type.with_shape((pooled.type.shape[0], pooled.type.shape[1],  # type: ignore[index]
+                                                conv_hw[0], conv_hw[1]))
+        for key in ("pool_size", "pool_stride"):
+            last.attrs.pop(key)
+        last.attrs["pool"] = "none"
+        index = graph.ops.index(last)
+        pool_op = graph.make_op("onnx.MaxPool", [], [pooled.type],
+                                result_names=[f"{pooled.name}_cpu_pool"],
+                                attrs={"kernel_shape": size, "strides": stride, "pads": pads},
+                                origin=last.origin[-1:], created_by="partition",
+                                fresh_names=True, index=index + 1)
+        # the akida op now yields the unpooled map; the CPU pool produces the old value
+        new_result = pool_op.outputs[0]
+        if pooled in graph.outputs:
+            new_result.name, pooled.name = pooled.name, new_result.name
+        graph.replace_all_uses(pooled, new_result)
+        pooled.type = unpooled_type
+        _append(pool_op, pooled)
+        message = (f"max pooling of '{last.display_name}' cannot end an Akida sequence; "
+                   "that pooling runs on the CPU, the layer stays on Akida")
+        record(ctx, pool_op, "cpu", [Violation(code="AK-REGION-MAXPOOL-LAST", message=message,
+                                               hint="no change needed", values={})])
+        region.notes.append(message)
+
+    @staticmethod
+    def _to_nhwc(graph: Graph, region: Region) -> None:
+        """Retype 4-D values inside the region to NHWC; Transposes at the borders."""
+        (x,), _ = region_boundary(region.ops, graph)
+        region.input = x
+        first = region.ops[0]
+        if x is not None and x.type.rank == 4:
+            shape = x.type.shape
+            nhwc = TensorType(x.type.dtype, (shape[0], shape[2], shape[3], shape[1]), "NHWC")  # type: ignore[index]
+            transpose = graph.make_op("onnx.Transpose", [x], [nhwc],
+                                      result_names=[f"{x.name}_nhwc"], attrs={"perm": TO_NHWC},
+                                      origin=(), created_by="partition", fresh_names=True,
+                                      index=graph.ops.index(first))
+            for op in region.ops:
+                for i, operand in enumerate(op.inputs):
+                    if operand is x:
+                        graph.set_input(op, i, transpose.outputs[0])
+            region.input = transpose.outputs[0]
+        for op in region.ops:
+            for value in op.outputs:
+                if value.type.rank == 4 and value.type.layout != "NHWC":
+                    s = value.type.shape
+                    value.type = TensorType(value.type.dtype, (s[0], s[2], s[3], s[1]), "NHWC")  # type: ignore[index]
+        out = region.output
+        if out is not None and out.type.rank == 4:
+            s = out.type.shape
+            nchw = TensorType(out.type.dtype, (s[0], s[3], s[1], s[2]))  # type: ignore[index]
+            last = out.producer
+            transpose = graph.make_op("onnx.Transpose", [], [nchw],
+                                      result_names=[f"{out.name}_nchw"], attrs={"perm": TO_NCHW},
+                                      origin=(), created_by="partition", fresh_names=True,
+                                      index=graph.ops.index(last) + 1)  # type: ignore[arg-type]
+            back = transpose.outputs[0]
+            if out in graph.outputs:
+                back.name, out.name = out.name, back.name
+            graph.replace_all_uses(out, back)
+            _append(transpose, out)
+
+
+def _append(op: Op, value: Value) -> None:
+    op.inputs.append(value)
+    value.users.append(op)

@@ -1,0 +1,1 @@
+"""Compatibility reports: what runs where and why, as data, rich tables and JSON."""
