@@ -1,8 +1,8 @@
 """akidac: an ONNX compiler for BrainChip Akida 2, with CPU fallback and a bit-exact hardware model.
 
-    import akidac
-    result = akidac.compile_model("model.onnx", "hybrid.onnx")
-    outputs = akidac.HybridSession("hybrid.onnx").run(None, {"input": x})
+import akidac
+result = akidac.compile_model("model.onnx", "hybrid.onnx")
+outputs = akidac.HybridSession("hybrid.onnx").run(None, {"input": x})
 """
 
 from akidac.api import CompileResult, analyze, compile_model

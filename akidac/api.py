@@ -48,8 +48,11 @@ class CompileResult:
 
 
 def _original_nodes(proto: onnx.ModelProto) -> list[tuple[str, str]]:
-    return [(node.name or f"{node.op_type}_{i}", node.op_type)
-            for i, node in enumerate(proto.graph.node) if node.op_type != "Constant"]
+    return [
+        (node.name or f"{node.op_type}_{i}", node.op_type)
+        for i, node in enumerate(proto.graph.node)
+        if node.op_type != "Constant"
+    ]
 
 
 def compile_model(
@@ -74,8 +77,9 @@ def compile_model(
     programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
     hybrid = build_hybrid_model(graph, regions, programs)
     device = ctx.analyses.get("device")
-    report = build_report(graph, ctx.analyses, _original_nodes(proto),
-                          device.name if device else options.device)
+    report = build_report(
+        graph, ctx.analyses, _original_nodes(proto), device.name if device else options.device
+    )
     if output is not None:
         write_model_atomically(hybrid, output)
     return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
@@ -100,8 +104,9 @@ def write_model_atomically(model: onnx.ModelProto, path: str | os.PathLike[str])
     """Serialize to a temporary file beside `path`, then rename it into place."""
     target = Path(path)
     data = model.SerializeToString(deterministic=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent if str(target.parent) else ".")
+    handle, temp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else "."
+    )
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -116,8 +121,9 @@ def write_json_atomically(data: Any, path: str | os.PathLike[str]) -> None:
     import json
 
     target = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                         dir=target.parent if str(target.parent) else ".")
+    handle, temp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else "."
+    )
     try:
         with os.fdopen(handle, "w") as stream:
             json.dump(data, stream, indent=2, sort_keys=True)

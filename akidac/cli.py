@@ -20,8 +20,11 @@ from rich.table import Table
 
 from akidac.errors import AkidacError, UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="akidac: compile ONNX models for BrainChip Akida 2, run them anywhere.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="akidac: compile ONNX models for BrainChip Akida 2, run them anywhere.",
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -35,9 +38,12 @@ def _guard(action: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except Exception as error:  # a bug: say so, in one line
-        err.print(f"[bold red]internal error[/] {type(error).__name__}: {error} — this is a bug "
-                  "in akidac; please report it with the command line and the model",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]internal error[/] {type(error).__name__}: {error} — this is a bug "
+            "in akidac; please report it with the command line and the model",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 
@@ -58,19 +64,25 @@ def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
 def compile(
     model: Annotated[Path, typer.Argument(help="ONNX model to compile")],
     output: Annotated[Path, typer.Option("-o", "--output", help="hybrid model to write")],
-    input_shape: Annotated[list[str] | None, typer.Option(
-        "--input-shape", help="static shape NAME=1x3x224x224 (repeatable)")] = None,
-    samples: Annotated[Path | None, typer.Option(
-        help="calibration samples: .npz with one array (N, ...) per input name")] = None,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="static shape NAME=1x3x224x224 (repeatable)"),
+    ] = None,
+    samples: Annotated[
+        Path | None,
+        typer.Option(help="calibration samples: .npz with one array (N, ...) per input name"),
+    ] = None,
     num_samples: Annotated[int, typer.Option(help="calibration samples to use")] = 32,
-    device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")
-                      ] = "akida2-12n",
-    passes: Annotated[str | None, typer.Option(
-        help="comma-separated pass list instead of the default pipeline")] = None,
-    dump_after: Annotated[str | None, typer.Option(
-        help="PASS[,PASS] or 'all': write the IR after these passes")] = None,
-    dump_dir: Annotated[Path, typer.Option(help="folder for --dump-after files")
-                        ] = Path("akidac-dump"),
+    device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")] = "akida2-12n",
+    passes: Annotated[
+        str | None, typer.Option(help="comma-separated pass list instead of the default pipeline")
+    ] = None,
+    dump_after: Annotated[
+        str | None, typer.Option(help="PASS[,PASS] or 'all': write the IR after these passes")
+    ] = None,
+    dump_dir: Annotated[Path, typer.Option(help="folder for --dump-after files")] = Path(
+        "akidac-dump"
+    ),
     time_passes: Annotated[bool, typer.Option(help="print a table of pass times")] = False,
     verify_each: Annotated[bool, typer.Option(help="verify the IR after every pass")] = False,
     report_json: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
@@ -103,18 +115,28 @@ def compile(
             known = set(pipeline or DEFAULT_PIPELINE)
             unknown = sorted((names or set()) - known)
             if unknown:
-                raise UsageError(f"--dump-after names {', '.join(unknown)}, which the pipeline "
-                                 f"does not run ({', '.join(pipeline or DEFAULT_PIPELINE)})")
+                raise UsageError(
+                    f"--dump-after names {', '.join(unknown)}, which the pipeline "
+                    f"does not run ({', '.join(pipeline or DEFAULT_PIPELINE)})"
+                )
             instruments.append(DumpInstrument(dump_dir, names))
         start = time.perf_counter()
         with err.status("compiling…"):
-            result = compile_model(model, output, options=options,
-                                   input_shapes=parse_input_shapes(input_shape),
-                                   passes=pipeline, instruments=instruments)
+            result = compile_model(
+                model,
+                output,
+                options=options,
+                input_shapes=parse_input_shapes(input_shape),
+                passes=pipeline,
+                instruments=instruments,
+            )
         seconds = time.perf_counter() - start
         for item in result.diagnostics.items:
-            err.print(f"[yellow]{item.severity}[/] {item.code}: {item.message}",
-                      highlight=False, soft_wrap=True)
+            err.print(
+                f"[yellow]{item.severity}[/] {item.code}: {item.message}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if time_passes:
             table = Table(title="pass times")
             table.add_column("pass")
@@ -139,8 +161,10 @@ def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -
     table.add_column("value", justify="right")
     total = summary["nodes_total"] or 1
     table.add_row("device", report["device"])
-    table.add_row("nodes on Akida", f"{summary['nodes_on_akida']} "
-                  f"({100 * summary['nodes_on_akida'] / total:.0f}%)")
+    table.add_row(
+        "nodes on Akida",
+        f"{summary['nodes_on_akida']} ({100 * summary['nodes_on_akida'] / total:.0f}%)",
+    )
     table.add_row("nodes on CPU", str(summary["nodes_on_cpu"]))
     if summary.get("nodes_removed"):
         table.add_row("nodes folded away", str(summary["nodes_removed"]))
@@ -155,10 +179,11 @@ def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -
 @app.command()
 def run(
     model: Annotated[Path, typer.Argument(help="hybrid ONNX model")],
-    input: Annotated[list[Path], typer.Option(
-        "--input", help="input .npy (single input) or .npz (arrays by input name)")],
-    compare: Annotated[Path | None, typer.Option(help="float ONNX model to compare with")
-                       ] = None,
+    input: Annotated[
+        list[Path],
+        typer.Option("--input", help="input .npy (single input) or .npz (arrays by input name)"),
+    ],
+    compare: Annotated[Path | None, typer.Option(help="float ONNX model to compare with")] = None,
     save: Annotated[Path | None, typer.Option(help="write the outputs to this .npz")] = None,
 ) -> None:
     """Run a hybrid model (Akida parts on the bit-exact hardware model)."""
@@ -185,13 +210,16 @@ def run(
         for index, (info, value) in enumerate(zip(session.get_outputs(), outputs, strict=True)):
             row = [info.name, str(list(value.shape)), str(value.dtype)]
             if compare is not None:
-                row += [f"{np.abs(value - reference[index]).max():.6g}",
-                        f"{cosine(value, reference[index]):.6f}"]
+                row += [
+                    f"{np.abs(value - reference[index]).max():.6g}",
+                    f"{cosine(value, reference[index]):.6f}",
+                ]
             table.add_row(*row)
         out.print(table)
         if save is not None:
-            np.savez(save, **{i.name: v for i, v in zip(session.get_outputs(), outputs,
-                                                         strict=True)})
+            np.savez(
+                save, **{i.name: v for i, v in zip(session.get_outputs(), outputs, strict=True)}
+            )
         return 0
 
     _guard(action)
@@ -250,8 +278,11 @@ def report(
         from akidac.frontend.shapes import parse_input_shapes
         from akidac.passes import CompileOptions
 
-        data = analyze(model, options=CompileOptions(device=device),
-                       input_shapes=parse_input_shapes(input_shape))
+        data = analyze(
+            model,
+            options=CompileOptions(device=device),
+            input_shapes=parse_input_shapes(input_shape),
+        )
         if json_output:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
             return 0

@@ -36,25 +36,38 @@ class _Builder:
         w = self.weight(f"{name}.weight", (cout, cin, k, k), cin * k * k)
         b = self.bias(f"{name}.bias", cout)
         pad = k // 2
-        return self.node("Conv", [x, w, b], name, kernel_shape=[k, k], strides=[stride, stride],
-                         pads=[pad, pad, pad, pad])
+        return self.node(
+            "Conv",
+            [x, w, b],
+            name,
+            kernel_shape=[k, k],
+            strides=[stride, stride],
+            pads=[pad, pad, pad, pad],
+        )
 
     def gemm(self, x: str, name: str, n_in: int, n_out: int) -> str:
         w = self.weight(f"{name}.weight", (n_out, n_in), n_in)
         b = self.bias(f"{name}.bias", n_out)
         return self.node("Gemm", [x, w, b], name, transB=1)
 
-    def model(self, name: str, inputs: list[onnx.ValueInfoProto],
-              outputs: list[onnx.ValueInfoProto], opset: int = 17) -> onnx.ModelProto:
+    def model(
+        self,
+        name: str,
+        inputs: list[onnx.ValueInfoProto],
+        outputs: list[onnx.ValueInfoProto],
+        opset: int = 17,
+    ) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                                  producer_name="akidac.models")
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="akidac.models"
+        )
         model.ir_version = 9
         return model
 
 
-def conv_net(seed: int = 0, size: int = 32, channels: int = 3, classes: int = 10
-             ) -> onnx.ModelProto:
+def conv_net(
+    seed: int = 0, size: int = 32, channels: int = 3, classes: int = 10
+) -> onnx.ModelProto:
     """3 conv-relu-maxpool blocks, a conv-relu, a dense head and a Softmax (NCHW input)."""
     b = _Builder(seed)
     x = "input"

@@ -67,7 +67,9 @@ def convert_attribute(attr: AttributeProto) -> AttrValue:
         return [DenseAttr(numpy_helper.to_array(t)) for t in attr.tensors]
     raise UnsupportedModelError(
         f"attribute '{attr.name}' has ONNX type {AttributeProto.AttributeType.Name(kind)}, "
-        "which akidac cannot carry", code="AK-ATTRIBUTE")
+        "which akidac cannot carry",
+        code="AK-ATTRIBUTE",
+    )
 
 
 def proto_to_graph(proto: onnx.ModelProto) -> Graph:
@@ -101,8 +103,10 @@ def proto_to_graph(proto: onnx.ModelProto) -> Graph:
             elif input_name in scope:
                 inputs.append(scope[input_name])
             else:
-                raise ModelError(f"node '{name}' reads '{input_name}', which no node defines",
-                                 code="AK-MODEL-INVALID")
+                raise ModelError(
+                    f"node '{name}' reads '{input_name}', which no node defines",
+                    code="AK-MODEL-INVALID",
+                )
         attrs = {attr.name: convert_attribute(attr) for attr in node.attribute}
         result_types = [types.get(out, TensorType("unknown", None)) for out in node.output]
         op = graph.make_op(
@@ -118,8 +122,10 @@ def proto_to_graph(proto: onnx.ModelProto) -> Graph:
             scope[value.name] = value
     for value_info in onnx_graph.output:
         if value_info.name not in scope:
-            raise ModelError(f"graph output '{value_info.name}' is not produced by any node",
-                             code="AK-MODEL-INVALID")
+            raise ModelError(
+                f"graph output '{value_info.name}' is not produced by any node",
+                code="AK-MODEL-INVALID",
+            )
         graph.outputs.append(scope[value_info.name])
     return graph
 

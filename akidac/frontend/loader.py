@@ -37,15 +37,18 @@ def read_model(source: str | os.PathLike[str] | onnx.ModelProto | bytes) -> onnx
     if not path.exists():
         raise ModelError(f"model file '{path}' does not exist", code="AK-MODEL-MISSING")
     if path.is_dir():
-        raise ModelError(f"'{path}' is a directory, not an ONNX model file",
-                         code="AK-MODEL-NOT-ONNX")
+        raise ModelError(
+            f"'{path}' is a directory, not an ONNX model file", code="AK-MODEL-NOT-ONNX"
+        )
     data = path.read_bytes()
     proto = _parse(data, str(path))
     try:
         onnx.external_data_helper.load_external_data_for_model(proto, str(path.parent))
     except (OSError, ValueError) as error:
-        raise ModelError(f"'{path}': cannot load external weight data: {_first_line(error)}",
-                         code="AK-MODEL-EXTERNAL-DATA") from None
+        raise ModelError(
+            f"'{path}': cannot load external weight data: {_first_line(error)}",
+            code="AK-MODEL-EXTERNAL-DATA",
+        ) from None
     return proto
 
 
@@ -62,8 +65,9 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
             code="AK-MODEL-NOT-ONNX",
         ) from None
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
-        raise ModelError(f"'{where}' holds no ONNX graph (is it an ONNX model?)",
-                         code="AK-MODEL-NOT-ONNX")
+        raise ModelError(
+            f"'{where}' holds no ONNX graph (is it an ONNX model?)", code="AK-MODEL-NOT-ONNX"
+        )
     return proto
 
 
@@ -89,22 +93,28 @@ def check_graph(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
     except onnx.checker.ValidationError as error:
         message = _first_line(error)
         if "topologically sorted" not in message:
-            raise ModelError(f"'{where}' is not a valid ONNX model: {message}",
-                             code="AK-MODEL-INVALID") from None
+            raise ModelError(
+                f"'{where}' is not a valid ONNX model: {message}", code="AK-MODEL-INVALID"
+            ) from None
         proto = topologically_sorted(proto)
         try:
             onnx.checker.check_model(proto)
         except onnx.checker.ValidationError as again:
-            raise ModelError(f"'{where}' is not a valid ONNX model: {_first_line(again)}",
-                             code="AK-MODEL-INVALID") from None
+            raise ModelError(
+                f"'{where}' is not a valid ONNX model: {_first_line(again)}",
+                code="AK-MODEL-INVALID",
+            ) from None
     return proto
 
 
 def check_weights(proto: onnx.ModelProto, where: str) -> None:
     """Reject float initializers holding NaN: no quantization or comparison is possible."""
     for tensor in proto.graph.initializer:
-        if tensor.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                                    onnx.TensorProto.FLOAT16):
+        if tensor.data_type not in (
+            onnx.TensorProto.FLOAT,
+            onnx.TensorProto.DOUBLE,
+            onnx.TensorProto.FLOAT16,
+        ):
             continue
         array = numpy_helper.to_array(tensor)
         if np.isnan(array).any():

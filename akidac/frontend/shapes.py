@@ -21,8 +21,9 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
         try:
             dims = tuple(int(d) for d in dims_text.replace(",", "x").split("x"))
         except ValueError:
-            raise UsageError(f"--input-shape '{spec}' is not NAME=D1xD2x...; "
-                             "e.g. input=1x3x224x224") from None
+            raise UsageError(
+                f"--input-shape '{spec}' is not NAME=D1xD2x...; e.g. input=1x3x224x224"
+            ) from None
         if not dims or any(d <= 0 for d in dims):
             raise UsageError(f"--input-shape '{spec}' has a non-positive dimension")
         if name in shapes:
@@ -45,13 +46,17 @@ def fix_input_shapes(
     if "" in shapes:
         if len(inputs) != 1:
             names = ", ".join(by_name)
-            raise UsageError(f"the model has {len(inputs)} inputs ({names}); "
-                             "name the input in --input-shape NAME=...")
+            raise UsageError(
+                f"the model has {len(inputs)} inputs ({names}); "
+                "name the input in --input-shape NAME=..."
+            )
         shapes = {inputs[0].name: shapes[""], **{k: v for k, v in shapes.items() if k}}
     for name in shapes:
         if name not in by_name:
-            raise UsageError(f"--input-shape names '{name}', which is not a model input "
-                             f"(inputs: {', '.join(by_name)})")
+            raise UsageError(
+                f"--input-shape names '{name}', which is not a model input "
+                f"(inputs: {', '.join(by_name)})"
+            )
     for value_info in inputs:
         tensor_type = value_info.type.tensor_type
         if not value_info.type.HasField("tensor_type"):
@@ -60,8 +65,10 @@ def fix_input_shapes(
         if value_info.name in shapes:
             wanted = shapes[value_info.name]
             if tensor_type.HasField("shape") and len(dims) != len(wanted):
-                raise UsageError(f"--input-shape gives {len(wanted)} dims for '{value_info.name}'"
-                                 f", which has rank {len(dims)}")
+                raise UsageError(
+                    f"--input-shape gives {len(wanted)} dims for '{value_info.name}'"
+                    f", which has rank {len(dims)}"
+                )
             for index, dim in enumerate(dims):
                 if dim.HasField("dim_value") and dim.dim_value != wanted[index]:
                     raise UsageError(
@@ -82,9 +89,11 @@ def fix_input_shapes(
         if dynamic == [0] and len(dims) > 1:
             dims[0].Clear()
             dims[0].dim_value = 1
-            sink.note("AK-DYNAMIC-BATCH",
-                      f"input '{value_info.name}' has a dynamic batch dimension; using 1",
-                      node=value_info.name)
+            sink.note(
+                "AK-DYNAMIC-BATCH",
+                f"input '{value_info.name}' has a dynamic batch dimension; using 1",
+                node=value_info.name,
+            )
         elif dynamic:
             labels = ", ".join(
                 f"{i} ('{dims[i].dim_param}')" if dims[i].dim_param else str(i) for i in dynamic
@@ -100,9 +109,11 @@ def fix_input_shapes(
 def infer_shapes(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
     """ONNX shape inference with data propagation (so Reshape targets resolve)."""
     try:
-        return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=False,
-                                                 data_prop=True)
+        return onnx.shape_inference.infer_shapes(
+            proto, check_type=True, strict_mode=False, data_prop=True
+        )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
         first = str(error).strip().splitlines()[0]
-        raise ModelError(f"'{where}': shape inference failed: {first}",
-                         code="AK-MODEL-SHAPES") from None
+        raise ModelError(
+            f"'{where}': shape inference failed: {first}", code="AK-MODEL-SHAPES"
+        ) from None

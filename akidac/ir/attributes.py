@@ -46,9 +46,7 @@ class TypedList:
     kind: str
 
 
-AttrValue = (
-    int | float | str | bool | None | DenseAttr | GraphAttr | TypedList | list["AttrValue"]
-)
+AttrValue = int | float | str | bool | None | DenseAttr | GraphAttr | TypedList | list["AttrValue"]
 
 
 def content_hash(array: np.ndarray) -> str:

@@ -142,8 +142,8 @@ class Graph:
     ) -> Op:
         """Create an op with new result values and insert it (at the end, or at `index`)."""
         types = list(result_types)
-        names = list(result_names) if result_names is not None else [kind.split(".")[-1]] * len(
-            types
+        names = (
+            list(result_names) if result_names is not None else [kind.split(".")[-1]] * len(types)
         )
         outputs = []
         for name, type_ in zip(names, types, strict=True):

@@ -71,11 +71,18 @@ class NodeEmitter:
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def node(self, op_type: str, inputs: list[str], output: str | None = None,
-             name: str | None = None, **attrs: object) -> str:
+    def node(
+        self,
+        op_type: str,
+        inputs: list[str],
+        output: str | None = None,
+        name: str | None = None,
+        **attrs: object,
+    ) -> str:
         output = output or self.fresh(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [output],
-                                           name=name or self.fresh(op_type), **attrs))
+        self.nodes.append(
+            helper.make_node(op_type, inputs, [output], name=name or self.fresh(op_type), **attrs)
+        )
         return output
 
 
@@ -164,8 +171,9 @@ def emit_lut_function(function: str, alpha: AttrValue, x: str, emitter: NodeEmit
         one = emitter.constant("one", np.array(1.0, np.float32))
         inv_sqrt2 = emitter.constant("inv_sqrt2", np.array(1 / np.sqrt(2), np.float32))
         erf = emitter.node("Erf", [emitter.node("Mul", [x, inv_sqrt2])])
-        return emitter.node("Mul", [emitter.node("Mul", [x, half]),
-                                    emitter.node("Add", [erf, one])])
+        return emitter.node(
+            "Mul", [emitter.node("Mul", [x, half]), emitter.node("Add", [erf, one])]
+        )
     if function == "identity":
         return x
     raise ValueError(f"no ONNX lowering for LUT function {function!r}")

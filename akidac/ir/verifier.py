@@ -44,8 +44,9 @@ def verify_graph(graph: Graph) -> None:
             if operand is None:
                 continue
             if id(operand) not in defined:
-                problems.append(f"{_where(op)}: operand {index} ({operand.name!r}) is used "
-                                "before it is defined")
+                problems.append(
+                    f"{_where(op)}: operand {index} ({operand.name!r}) is used before it is defined"
+                )
             if op not in operand.users:
                 problems.append(f"{_where(op)}: missing from the users of {operand.name!r}")
         for value in op.outputs:

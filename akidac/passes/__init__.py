@@ -1,6 +1,6 @@
 """Passes over the IR: the `Pass` protocol, `PassManager`, the registry, the default pipeline.
 
-    from akidac.passes import Pass, PassManager, PassResult, register_pass
+from akidac.passes import Pass, PassManager, PassResult, register_pass
 """
 
 from akidac.passes.base import (

@@ -44,9 +44,12 @@ class Allocate:
             for op, candidate in zip(region.ops, candidates, strict=True):
                 footprint = layer_footprint(candidate, device)
                 if footprint.unmappable:
-                    raise AllocationError(f"layer '{op.display_name}' fits no NP of "
-                                          f"{device.name}: {footprint.unmappable}",
-                                          code="AK-DEVICE-TOO-SMALL", node=op.display_name)
+                    raise AllocationError(
+                        f"layer '{op.display_name}' fits no NP of "
+                        f"{device.name}: {footprint.unmappable}",
+                        code="AK-DEVICE-TOO-SMALL",
+                        node=op.display_name,
+                    )
                 footprints[op.display_name] = footprint
                 assignment[op.display_name] = list(range(next_np, next_np + footprint.nps))
                 next_np += footprint.nps
@@ -58,7 +61,8 @@ class Allocate:
                 raise AllocationError(
                     f"Akida region {region.index} needs {next_np} NPs but {device.name} has "
                     f"{device.nps}{hint} (choose it with --device)",
-                    code="AK-DEVICE-TOO-SMALL")
+                    code="AK-DEVICE-TOO-SMALL",
+                )
         ctx.analyses["device"] = device
         ctx.analyses["np_assignment"] = assignment
         ctx.analyses["footprints"] = footprints

@@ -27,11 +27,14 @@ def calibration_samples(
             raise UsageError(f"--samples has no array for input(s) {', '.join(missing)}")
         total = min(len(samples[v.name]) for v in graph.inputs)
         for i in range(min(total, count)):
-            feeds.append({
-                v.name: np.asarray(samples[v.name][i : i + 1]).astype(dtype_to_numpy(v.type.dtype))
-                .reshape(v.type.shape)  # type: ignore[arg-type]
-                for v in graph.inputs
-            })
+            feeds.append(
+                {
+                    v.name: np.asarray(samples[v.name][i : i + 1])
+                    .astype(dtype_to_numpy(v.type.dtype))
+                    .reshape(v.type.shape)  # type: ignore[arg-type]
+                    for v in graph.inputs
+                }
+            )
         return feeds, False
     rng = np.random.default_rng(seed)
     for _ in range(count):
@@ -50,15 +53,17 @@ def random_input(value: Value, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 10, shape).astype(dtype)
 
 
-def observe(graph: Graph, values: list[Value], feeds: list[dict[str, np.ndarray]]
-            ) -> dict[str, list[np.ndarray]]:
+def observe(
+    graph: Graph, values: list[Value], feeds: list[dict[str, np.ndarray]]
+) -> dict[str, list[np.ndarray]]:
     """Run the float graph on each feed; return every requested value per sample."""
     model = graph_to_model(graph, extra_outputs=values)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     names = [v.name for v in values]
     seen: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for feed in feeds:

@@ -76,9 +76,14 @@ class Canonicalize:
                 replaced.append(add)
         final = replaced[-1].outputs[0]
         gemm = graph.make_op(
-            "onnx.Gemm", inputs, [final.type], result_names=[f"{final.name}_gemm"],
-            origin=tuple(n for r in replaced for n in r.origin), created_by="canonicalize",
-            fresh_names=True, index=graph.ops.index(replaced[-1]),
+            "onnx.Gemm",
+            inputs,
+            [final.type],
+            result_names=[f"{final.name}_gemm"],
+            origin=tuple(n for r in replaced for n in r.origin),
+            created_by="canonicalize",
+            fresh_names=True,
+            index=graph.ops.index(replaced[-1]),
         )
         _replace(graph, replaced, final, gemm.outputs[0])
         return True
@@ -93,8 +98,14 @@ class Canonicalize:
         if out.type.rank != 2 or out.type.shape[0] != x.type.shape[0]:  # type: ignore[index]
             return False
         flatten = graph.make_op(
-            "onnx.Flatten", [x], [out.type], result_names=[f"{out.name}_flat"],
-            attrs={"axis": 1}, origin=op.origin, created_by="canonicalize", fresh_names=True,
+            "onnx.Flatten",
+            [x],
+            [out.type],
+            result_names=[f"{out.name}_flat"],
+            attrs={"axis": 1},
+            origin=op.origin,
+            created_by="canonicalize",
+            fresh_names=True,
             index=graph.ops.index(op),
         )
         _replace(graph, [op], out, flatten.outputs[0])
@@ -125,15 +136,29 @@ def _to_gap(graph: Graph, op: Op, keepdims: bool) -> bool:
     n, c = x.type.shape[0], x.type.shape[1]  # type: ignore[union-attr,index]
     gap_type = out.type.with_shape((n, c, 1, 1))
     index = graph.ops.index(op)
-    gap = graph.make_op("onnx.GlobalAveragePool", [x], [gap_type],
-                        result_names=[f"{out.name}_gap"], origin=op.origin,
-                        created_by="canonicalize", fresh_names=True, index=index)
+    gap = graph.make_op(
+        "onnx.GlobalAveragePool",
+        [x],
+        [gap_type],
+        result_names=[f"{out.name}_gap"],
+        origin=op.origin,
+        created_by="canonicalize",
+        fresh_names=True,
+        index=index,
+    )
     result = gap.outputs[0]
     if not keepdims:
-        flatten = graph.make_op("onnx.Flatten", [result], [out.type],
-                                result_names=[f"{out.name}_flat"], attrs={"axis": 1},
-                                origin=op.origin, created_by="canonicalize", fresh_names=True,
-                                index=index + 1)
+        flatten = graph.make_op(
+            "onnx.Flatten",
+            [result],
+            [out.type],
+            result_names=[f"{out.name}_flat"],
+            attrs={"axis": 1},
+            origin=op.origin,
+            created_by="canonicalize",
+            fresh_names=True,
+            index=index + 1,
+        )
         result = flatten.outputs[0]
     _replace(graph, [op], out, result)
     return True

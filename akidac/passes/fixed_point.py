@@ -32,8 +32,9 @@ def encode_scale(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mantissa.astype(np.uint8), shift.astype(np.int8)
 
 
-def encode_mantissa_shift(value: np.ndarray, mantissa_max: int, signed: bool
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def encode_mantissa_shift(
+    value: np.ndarray, mantissa_max: int, signed: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """(mantissa, left shift ≥ 0) with mantissa << shift ≈ value, |mantissa| ≤ mantissa_max."""
     value = np.asarray(value, dtype=np.float64)
     magnitude = np.abs(value)

@@ -58,9 +58,13 @@ def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[
     kernel = op.attrs.get("kernel_shape")
     strides = op.attrs.get("strides", [1, 1])
     pads = op.attrs.get("pads", [0, 0, 0, 0])
-    if not isinstance(kernel, list) or len(kernel) != 2 or op.attrs.get("dilations", [1, 1]) != [
-        1, 1
-    ] or op.attrs.get("storage_order", 0) or len(op.outputs) > 1 and op.outputs[1].users:
+    if (
+        not isinstance(kernel, list)
+        or len(kernel) != 2
+        or op.attrs.get("dilations", [1, 1]) != [1, 1]
+        or op.attrs.get("storage_order", 0)
+        or (len(op.outputs) > 1 and op.outputs[1].users)
+    ):
         return None
     ceil_mode = bool(op.attrs.get("ceil_mode", 0))
     out = op.outputs[0].type.shape
@@ -102,10 +106,14 @@ class Fuse:
             changed = True
         for op in graph.ops:
             if op.annotations.get("target") == "fusable":
-                reasons = op.meta.pop("near_miss", None) or [unsupported(
-                    op, f"{op.op_type} '{op.display_name}' runs on Akida only fused into a "
-                    "preceding Conv or Gemm layer",
-                    "place it right after a Conv/Gemm with no other consumer in between")]
+                reasons = op.meta.pop("near_miss", None) or [
+                    unsupported(
+                        op,
+                        f"{op.op_type} '{op.display_name}' runs on Akida only fused into a "
+                        "preceding Conv or Gemm layer",
+                        "place it right after a Conv/Gemm with no other consumer in between",
+                    )
+                ]
                 record(ctx, op, "cpu", reasons)
         graph.remove_unused_constants()
         return PassResult(graph, changed)
@@ -136,12 +144,15 @@ class Fuse:
             elif user.op_type == "MaxPool" and state["pool"] is None and not state["gap"]:
                 params = _maxpool_params(user, conv_hw, cand.padding)
                 if params is None:
-                    user.meta["near_miss"] = [Violation(
-                        code="AK-POOL-SIZE",
-                        message=f"MaxPool '{user.display_name}' has a window, stride or padding "
-                        "that Akida's fused max pooling cannot reproduce",
-                        hint="use a 2×2 window with stride 2 and 'same' or no padding",
-                        values={})]
+                    user.meta["near_miss"] = [
+                        Violation(
+                            code="AK-POOL-SIZE",
+                            message=f"MaxPool '{user.display_name}' has a window, stride or "
+                            "padding that Akida's fused max pooling cannot reproduce",
+                            hint="use a 2×2 window with stride 2 and 'same' or no padding",
+                            values={},
+                        )
+                    ]
                     break
                 change = {"pool": tuple(params)}
                 new_attrs = {"pool": "max", "pool_size": params[:2], "pool_stride": params[2:]}
@@ -191,9 +202,13 @@ class Fuse:
             if len(op.inputs) > 2 and op.inputs[2] is not None and op.inputs[2].is_constant:
                 c = op.inputs[2].const.astype(np.float32)  # type: ignore[union-attr]
                 bias = np.broadcast_to(c.reshape(-1), (weight.shape[1],)) * float(
-                    op.attrs.get("beta", 1.0))  # type: ignore[arg-type]
-        attrs: dict[str, AttrValue] = {"act": "none", "wbits": ctx.options.wbits,
-                                       "abits": ctx.options.abits}
+                    op.attrs.get("beta", 1.0)
+                )  # type: ignore[arg-type]
+        attrs: dict[str, AttrValue] = {
+            "act": "none",
+            "wbits": ctx.options.wbits,
+            "abits": ctx.options.abits,
+        }
         tail = op.outputs[0]
         user = _single_user(graph, tail)
         if user is not None:
@@ -207,18 +222,34 @@ class Fuse:
         base = op.display_name
         operands: list[Value | None] = [x, graph.add_constant(f"{base}_weight", weight, fresh=True)]
         if bias is not None:
-            operands.append(graph.add_constant(f"{base}_bias", np.ascontiguousarray(bias),
-                                               fresh=True))
+            operands.append(
+                graph.add_constant(f"{base}_bias", np.ascontiguousarray(bias), fresh=True)
+            )
         self._replace(graph, ctx, fused, "akida.dense", operands, attrs, tail)
 
     # ---------------------------------------------------------------- shared
     @staticmethod
-    def _replace(graph: Graph, ctx: PassContext, fused: list[Op], kind: str,
-                 operands: list[Value | None], attrs: dict[str, AttrValue], tail: Value) -> None:
+    def _replace(
+        graph: Graph,
+        ctx: PassContext,
+        fused: list[Op],
+        kind: str,
+        operands: list[Value | None],
+        attrs: dict[str, AttrValue],
+        tail: Value,
+    ) -> None:
         origin = tuple(name for f in fused for name in f.origin)
-        new = graph.make_op(kind, operands, [tail.type], result_names=[f"{tail.name}_akida"],
-                            attrs=attrs, origin=origin, created_by="fuse", fresh_names=True,
-                            index=graph.ops.index(fused[-1]) + 1)
+        new = graph.make_op(
+            kind,
+            operands,
+            [tail.type],
+            result_names=[f"{tail.name}_akida"],
+            attrs=attrs,
+            origin=origin,
+            created_by="fuse",
+            fresh_names=True,
+            index=graph.ops.index(fused[-1]) + 1,
+        )
         result = new.outputs[0]
         if tail in graph.outputs:
             result.name, tail.name = tail.name, result.name

@@ -23,8 +23,14 @@ from akidac.passes.base import PassContext, PassResult, register_pass
 
 #: results larger than this stay ops: folding them would only bloat the model.
 FOLD_LIMIT_ELEMENTS = 1 << 20
-_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                     "Multinomial", "Bernoulli"}
+_NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 
 
 def _fold_op(graph: Graph, op: Op) -> np.ndarray | None:
@@ -34,8 +40,9 @@ def _fold_op(graph: Graph, op: Op) -> np.ndarray | None:
     inputs = [v for v in op.inputs if v is not None]
     feeds = {v.name: v.const for v in inputs}
     model = onnx.helper.make_model(
-        onnx.helper.make_graph(emitter.nodes, "fold", [value_info(v) for v in inputs],
-                               [value_info(op.outputs[0])]),
+        onnx.helper.make_graph(
+            emitter.nodes, "fold", [value_info(v) for v in inputs], [value_info(op.outputs[0])]
+        ),
         opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in graph.opset_imports.items()],
     )
     try:
@@ -57,8 +64,8 @@ class ImportCleanup:
         for op in list(graph.ops):
             if op.domain:
                 continue
-            if op.op_type in ("Identity", "Dropout") and self._bypass(graph, op):
-                changed = True
+            if op.op_type in ("Identity", "Dropout"):
+                changed = self._bypass(graph, op) or changed
             elif op.op_type == "Shape" and self._fold_shape(graph, op):
                 changed = True
             elif self._foldable(op):
@@ -92,7 +99,7 @@ class ImportCleanup:
         shape = np.array(source.type.shape, dtype=np.int64)
         start = int(op.attrs.get("start", 0))  # type: ignore[arg-type]
         end = op.attrs.get("end")
-        shape = shape[start:] if end is None else shape[start:int(end)]  # type: ignore[arg-type]
+        shape = shape[start:] if end is None else shape[start : int(end)]  # type: ignore[arg-type]
         graph.replace_with_constant(op, shape)
         return True
 
@@ -127,7 +134,8 @@ class ImportCleanup:
         w = weight.const.astype(np.float64)  # type: ignore[union-attr]
         filters = w.shape[0]
         bias = conv.inputs[2] if len(conv.inputs) > 2 else None
-        b = bias.const.astype(np.float64) if bias is not None and bias.is_constant else np.zeros(filters)  # type: ignore[union-attr]
+        has_bias = bias is not None and bias.is_constant
+        b = bias.const.astype(np.float64) if has_bias else np.zeros(filters)  # type: ignore[union-attr]
         dtype = weight.const.dtype  # type: ignore[union-attr]
         new_w = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(dtype)
         new_b = ((b - mean) * k + beta).astype(dtype)

@@ -74,7 +74,7 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
         weight = op.inputs[1]
         if weight is None or weight.type.rank != 4 or x.type.rank != 4 or not x.type.is_static:
             return None
-        filters, cin_per_group, kh, kw = weight.type.shape  # type: ignore[misc]
+        filters, _, kh, kw = weight.type.shape  # type: ignore[misc]
         in_channels = x.type.shape[1]  # type: ignore[index]
         groups = int(op.attrs.get("group", 1))  # type: ignore[arg-type]
         kernel = [int(kh), int(kw)]  # type: ignore[arg-type]

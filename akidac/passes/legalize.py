@@ -67,20 +67,33 @@ class Legalize:
             return "akida", []
         name = op.display_name
         if op.domain:
-            return "cpu", [unsupported(op, f"{op.op_type} '{name}' is in domain '{op.domain}', "
-                                       "which Akida does not run", "it runs on the CPU")]
+            return "cpu", [
+                unsupported(
+                    op,
+                    f"{op.op_type} '{name}' is in domain '{op.domain}', which Akida does not run",
+                    "it runs on the CPU",
+                )
+            ]
         if op.op_type in FUSABLE_OPS:
             return "fusable", []
         if op.op_type in ANCHOR_OPS:
             candidate = describe_anchor(op)
             if candidate is None:
-                return "cpu", [Violation(
-                    code="AK-NOT-CONSTANT" if op.op_type != "Conv" else "AK-RANK",
-                    message=f"{op.op_type} '{name}' needs a constant weight and a static "
-                            "2-D (Gemm/MatMul) or 4-D NCHW (Conv) input",
-                    hint="export the model with constant weights and static shapes",
-                    values={})]
+                return "cpu", [
+                    Violation(
+                        code="AK-NOT-CONSTANT" if op.op_type != "Conv" else "AK-RANK",
+                        message=f"{op.op_type} '{name}' needs a constant weight and a static "
+                        "2-D (Gemm/MatMul) or 4-D NCHW (Conv) input",
+                        hint="export the model with constant weights and static shapes",
+                        values={},
+                    )
+                ]
             violations = judge(candidate)
             return ("cpu", violations) if violations else ("akida", [])
-        return "cpu", [unsupported(op, f"{op.op_type} '{name}' has no Akida equivalent",
-                                   "it runs on the CPU; see docs/reason-codes.md")]
+        return "cpu", [
+            unsupported(
+                op,
+                f"{op.op_type} '{name}' has no Akida equivalent",
+                "it runs on the CPU; see docs/reason-codes.md",
+            )
+        ]

@@ -63,8 +63,10 @@ class DumpInstrument:
                 raise UsageError(f"--dump-dir '{self.folder}' exists and is not a folder")
             others = [p for p in self.folder.iterdir() if p.suffix != ".air"]
             if others:
-                raise UsageError(f"--dump-dir '{self.folder}' holds other files "
-                                 f"({others[0].name}); choose an empty or new folder")
+                raise UsageError(
+                    f"--dump-dir '{self.folder}' holds other files "
+                    f"({others[0].name}); choose an empty or new folder"
+                )
             for old in self.folder.glob("*.air"):
                 old.unlink()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -111,8 +113,9 @@ class PassManager:
                 ) from error
             seconds = time.perf_counter() - start
             if not isinstance(result, PassResult):
-                raise InternalError(f"pass '{pass_.name}' returned {type(result).__name__}, "
-                                    "not PassResult")
+                raise InternalError(
+                    f"pass '{pass_.name}' returned {type(result).__name__}, not PassResult"
+                )
             for instrument in self.instruments:
                 instrument.after_pass(index, pass_, result, seconds)
             graph = result.graph

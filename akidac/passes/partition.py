@@ -79,8 +79,11 @@ def grow_regions(graph: Graph) -> list[list[Op]]:
         if len(source_regions) == 1 and None not in source_regions:
             (candidate,) = source_regions
             # joining is acyclic when no producer reaches the region through outside ops
-            if all(region_of.get(id(p)) == candidate
-                   or candidate not in depends.get(id(p), frozenset()) for p in producers):
+            if all(
+                region_of.get(id(p)) == candidate
+                or candidate not in depends.get(id(p), frozenset())
+                for p in producers
+            ):
                 target = candidate
         if target is None:
             target = len(regions)
@@ -104,9 +107,13 @@ class Partition:
             ops = pending.pop(0)
             inputs, outputs = region_boundary(ops, graph)
             if len(inputs) != 1:
-                self._demote(ctx, ops[0], "AK-REGION-INPUTS",
-                             f"{ops[0].op_type} '{ops[0].display_name}' would start an Akida "
-                             f"program with {len(inputs)} inputs; a program has one input")
+                self._demote(
+                    ctx,
+                    ops[0],
+                    "AK-REGION-INPUTS",
+                    f"{ops[0].op_type} '{ops[0].display_name}' would start an Akida "
+                    f"program with {len(inputs)} inputs; a program has one input",
+                )
                 if ops[1:]:
                     pending.insert(0, ops[1:])
                 continue
@@ -120,8 +127,14 @@ class Partition:
                 ends = "the next op cannot run on Akida or starts another region"
             if not outputs:
                 continue
-            region = Region(len(regions), ops, inputs[0], outputs[0],
-                            starts_because=self._start_reason(ops[0]), ends_because=ends)
+            region = Region(
+                len(regions),
+                ops,
+                inputs[0],
+                outputs[0],
+                starts_because=self._start_reason(ops[0]),
+                ends_because=ends,
+            )
             self._move_trailing_pool(graph, ctx, region)
             regions.append(region)
         for region in regions:
@@ -140,8 +153,16 @@ class Partition:
 
     @staticmethod
     def _demote(ctx: PassContext, op: Op, code: str, message: str) -> None:
-        record(ctx, op, "cpu", [Violation(code=code, message=message,
-                                          hint="this layer runs on the CPU instead", values={})])
+        record(
+            ctx,
+            op,
+            "cpu",
+            [
+                Violation(
+                    code=code, message=message, hint="this layer runs on the CPU instead", values={}
+                )
+            ],
+        )
 
     @staticmethod
     def _move_trailing_pool(graph: Graph, ctx: PassContext, region: Region) -> None:
@@ -160,20 +181,33 @@ class Partition:
             conv_hw = [(int(x_shape[2 + a]) - kernel[a]) // conv_stride[a] + 1 for a in (0, 1)]  # type: ignore[index,operator,arg-type]
             pads = [0, 0, 0, 0]
         else:
-            (top, bottom), (left, right) = (same_pads(conv_hw[a], size[a], stride[a], False)
-                                            for a in (0, 1))
+            (top, bottom), (left, right) = (
+                same_pads(conv_hw[a], size[a], stride[a], False) for a in (0, 1)
+            )
             pads = [top, left, bottom, right]
-        unpooled_type = pooled.type.with_shape((pooled.type.shape[0], pooled.type.shape[1],  # type: ignore[index]
-                                                conv_hw[0], conv_hw[1]))
+        unpooled_type = pooled.type.with_shape(
+            (
+                pooled.type.shape[0],
+                pooled.type.shape[1],  # type: ignore[index]
+                conv_hw[0],
+                conv_hw[1],
+            )
+        )
         for key in ("pool_size", "pool_stride"):
             last.attrs.pop(key)
         last.attrs["pool"] = "none"
         index = graph.ops.index(last)
-        pool_op = graph.make_op("onnx.MaxPool", [], [pooled.type],
-                                result_names=[f"{pooled.name}_cpu_pool"],
-                                attrs={"kernel_shape": size, "strides": stride, "pads": pads},
-                                origin=last.origin[-1:], created_by="partition",
-                                fresh_names=True, index=index + 1)
+        pool_op = graph.make_op(
+            "onnx.MaxPool",
+            [],
+            [pooled.type],
+            result_names=[f"{pooled.name}_cpu_pool"],
+            attrs={"kernel_shape": size, "strides": stride, "pads": pads},
+            origin=last.origin[-1:],
+            created_by="partition",
+            fresh_names=True,
+            index=index + 1,
+        )
         # the akida op now yields the unpooled map; the CPU pool produces the old value
         new_result = pool_op.outputs[0]
         if pooled in graph.outputs:
@@ -181,10 +215,23 @@ class Partition:
         graph.replace_all_uses(pooled, new_result)
         pooled.type = unpooled_type
         _append(pool_op, pooled)
-        message = (f"max pooling of '{last.display_name}' cannot end an Akida sequence; "
-                   "that pooling runs on the CPU, the layer stays on Akida")
-        record(ctx, pool_op, "cpu", [Violation(code="AK-REGION-MAXPOOL-LAST", message=message,
-                                               hint="no change needed", values={})])
+        message = (
+            f"max pooling of '{last.display_name}' cannot end an Akida sequence; "
+            "that pooling runs on the CPU, the layer stays on Akida"
+        )
+        record(
+            ctx,
+            pool_op,
+            "cpu",
+            [
+                Violation(
+                    code="AK-REGION-MAXPOOL-LAST",
+                    message=message,
+                    hint="no change needed",
+                    values={},
+                )
+            ],
+        )
         region.notes.append(message)
 
     @staticmethod
@@ -196,10 +243,17 @@ class Partition:
         if x is not None and x.type.rank == 4:
             shape = x.type.shape
             nhwc = TensorType(x.type.dtype, (shape[0], shape[2], shape[3], shape[1]), "NHWC")  # type: ignore[index]
-            transpose = graph.make_op("onnx.Transpose", [x], [nhwc],
-                                      result_names=[f"{x.name}_nhwc"], attrs={"perm": TO_NHWC},
-                                      origin=(), created_by="partition", fresh_names=True,
-                                      index=graph.ops.index(first))
+            transpose = graph.make_op(
+                "onnx.Transpose",
+                [x],
+                [nhwc],
+                result_names=[f"{x.name}_nhwc"],
+                attrs={"perm": TO_NHWC},
+                origin=(),
+                created_by="partition",
+                fresh_names=True,
+                index=graph.ops.index(first),
+            )
             for op in region.ops:
                 for i, operand in enumerate(op.inputs):
                     if operand is x:
@@ -215,10 +269,17 @@ class Partition:
             s = out.type.shape
             nchw = TensorType(out.type.dtype, (s[0], s[3], s[1], s[2]))  # type: ignore[index]
             last = out.producer
-            transpose = graph.make_op("onnx.Transpose", [], [nchw],
-                                      result_names=[f"{out.name}_nchw"], attrs={"perm": TO_NCHW},
-                                      origin=(), created_by="partition", fresh_names=True,
-                                      index=graph.ops.index(last) + 1)  # type: ignore[arg-type]
+            transpose = graph.make_op(
+                "onnx.Transpose",
+                [],
+                [nchw],
+                result_names=[f"{out.name}_nchw"],
+                attrs={"perm": TO_NCHW},
+                origin=(),
+                created_by="partition",
+                fresh_names=True,
+                index=graph.ops.index(last) + 1,
+            )  # type: ignore[arg-type]
             back = transpose.outputs[0]
             if out in graph.outputs:
                 back.name, out.name = out.name, back.name

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from akidac.ir.attributes import DenseAttr
-from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.graph import Graph, Op
 from akidac.ir.types import Quantization, TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.calibration import abs_range, calibration_samples, observe
@@ -50,13 +50,16 @@ class Quantize:
         if not regions:
             return PassResult(graph, False)
         options = ctx.options
-        feeds, random = calibration_samples(graph, options.samples, options.num_samples,
-                                            options.seed)
+        feeds, random = calibration_samples(
+            graph, options.samples, options.num_samples, options.seed
+        )
         if random:
-            ctx.sink.warning("AK-CALIBRATION-RANDOM",
-                             f"no --samples given: calibrating on {len(feeds)} random "
-                             "standard-normal inputs; accuracy may suffer. Pass --samples "
-                             "data.npz with representative inputs")
+            ctx.sink.warning(
+                "AK-CALIBRATION-RANDOM",
+                f"no --samples given: calibrating on {len(feeds)} random "
+                "standard-normal inputs; accuracy may suffer. Pass --samples "
+                "data.npz with representative inputs",
+            )
         watched = [r.input for r in regions] + [op.outputs[0] for r in regions for op in r.ops]
         seen = observe(graph, [v for v in watched if v is not None], feeds)
         ranges = {name: abs_range(arrays, options.percentile) for name, arrays in seen.items()}
@@ -73,9 +76,15 @@ class Quantize:
         q_type = TensorType("i8", x.type.shape, x.type.layout, Quantization(in_scale, 0, 8, True))
         quant = graph.make_op(
             "onnx.QuantizeLinear",
-            [x, graph.add_constant(f"{x.name}_scale", np.array(in_scale, np.float32), fresh=True),
-             graph.add_constant(f"{x.name}_zero_point", np.array(0, np.int8), fresh=True)],
-            [q_type], result_names=[f"{x.name}_q"], created_by="quantize", fresh_names=True,
+            [
+                x,
+                graph.add_constant(f"{x.name}_scale", np.array(in_scale, np.float32), fresh=True),
+                graph.add_constant(f"{x.name}_zero_point", np.array(0, np.int8), fresh=True),
+            ],
+            [q_type],
+            result_names=[f"{x.name}_q"],
+            created_by="quantize",
+            fresh_names=True,
             index=graph.ops.index(region.ops[0]),
         )
         xq = quant.outputs[0]
@@ -90,8 +99,14 @@ class Quantize:
             self._quantize_layer(graph, op, scales, ranges, exported)
         self._dequantize_output(graph, region)
 
-    def _quantize_layer(self, graph: Graph, op: Op, scales: dict[str, float],
-                        ranges: dict[str, float], exported: bool) -> None:
+    def _quantize_layer(
+        self,
+        graph: Graph,
+        op: Op,
+        scales: dict[str, float],
+        ranges: dict[str, float],
+        exported: bool,
+    ) -> None:
         x, weight = op.inputs[0], op.inputs[1]
         assert x is not None and weight is not None and weight.const is not None
         in_scale = scales[x.name]
@@ -140,7 +155,9 @@ class Quantize:
             limit = activation_limit(bits) if activated else 127
             observed = ranges[result.name]
             ceiling = attrs.get("act_max")
-            top = min(float(ceiling), observed) if ceiling is not None and not attrs.get("gap") else observed  # type: ignore[arg-type]
+            top = observed
+            if ceiling is not None and not attrs.get("gap"):
+                top = min(float(ceiling), observed)  # type: ignore[arg-type]
             out_scale = top / limit
             scales_u8, shifts = encode_scale(acc_scale / (out_scale * gap_div))
             attrs["output_scales"], attrs["output_shift"] = DenseAttr(scales_u8), DenseAttr(shifts)
@@ -180,19 +197,33 @@ class Quantize:
             attrs = {}
         dq = graph.make_op(
             "onnx.DequantizeLinear",
-            [out, graph.add_constant(f"{out.name}_scale", scale, fresh=True),
-             graph.add_constant(f"{out.name}_zero_point", zero, fresh=True)],
-            [float_type], result_names=[f"{out.name}_dq"], attrs=attrs,
-            created_by="quantize", fresh_names=True, index=graph.ops.index(producer) + 1,
+            [
+                out,
+                graph.add_constant(f"{out.name}_scale", scale, fresh=True),
+                graph.add_constant(f"{out.name}_zero_point", zero, fresh=True),
+            ],
+            [float_type],
+            result_names=[f"{out.name}_dq"],
+            attrs=attrs,
+            created_by="quantize",
+            fresh_names=True,
+            index=graph.ops.index(producer) + 1,
         )
         dequantize = dq
         if out.type.quant is None and not attrs:
             dq = graph.make_op(
                 "onnx.Mul",
-                [dq.outputs[0], graph.add_constant(f"{out.name}_channel_scale",
-                                                   per_channel.astype(np.float32), fresh=True)],
-                [float_type], result_names=[f"{out.name}_scaled"], created_by="quantize",
-                fresh_names=True, index=graph.ops.index(dq) + 1,
+                [
+                    dq.outputs[0],
+                    graph.add_constant(
+                        f"{out.name}_channel_scale", per_channel.astype(np.float32), fresh=True
+                    ),
+                ],
+                [float_type],
+                result_names=[f"{out.name}_scaled"],
+                created_by="quantize",
+                fresh_names=True,
+                index=graph.ops.index(dq) + 1,
             )
         result = dq.outputs[0]
         if out in graph.outputs:

@@ -16,8 +16,9 @@ REPORT_SCHEMA_VERSION = 1
 BORDER_OPS = {"onnx.Transpose", "onnx.QuantizeLinear", "onnx.DequantizeLinear"}
 
 
-def build_report(graph: Graph, analyses: dict[str, Any], original_nodes: list[tuple[str, str]],
-                 device_name: str) -> dict[str, Any]:
+def build_report(
+    graph: Graph, analyses: dict[str, Any], original_nodes: list[tuple[str, str]], device_name: str
+) -> dict[str, Any]:
     """The report as plain data. `original_nodes` is [(name, op_type)] of the input model."""
     decisions = analyses.get("decisions", {})
     region_of_node: dict[str, int] = {}
@@ -31,19 +32,31 @@ def build_report(graph: Graph, analyses: dict[str, Any], original_nodes: list[tu
         on_akida = name in region_of_node
         reasons = []
         if decision is not None and not on_akida:
-            reasons = [{"code": v.code, "message": v.message, "hint": v.hint}
-                       for v in decision.violations]
+            reasons = [
+                {"code": v.code, "message": v.message, "hint": v.hint} for v in decision.violations
+            ]
         if not on_akida and not reasons:
-            reasons = [{"code": "AK-FOLDED", "message": f"{op_type} '{name}' was folded away "
-                        "or merged by an earlier rewrite", "hint": ""}] \
-                if decision is None else []
-        nodes.append({
-            "name": name,
-            "op_type": op_type,
-            "target": "akida" if on_akida else ("removed" if decision is None else "cpu"),
-            "region": region_of_node.get(name),
-            "reasons": reasons,
-        })
+            reasons = (
+                [
+                    {
+                        "code": "AK-FOLDED",
+                        "message": f"{op_type} '{name}' was folded away "
+                        "or merged by an earlier rewrite",
+                        "hint": "",
+                    }
+                ]
+                if decision is None
+                else []
+            )
+        nodes.append(
+            {
+                "name": name,
+                "op_type": op_type,
+                "target": "akida" if on_akida else ("removed" if decision is None else "cpu"),
+                "region": region_of_node.get(name),
+                "reasons": reasons,
+            }
+        )
     added = [op for op in graph.ops if op.created_by != "frontend" and op.dialect == "onnx"]
     regions = analyses.get("regions", [])
     per_type: Counter[tuple[str, str]] = Counter((n["op_type"], n["target"]) for n in nodes)
@@ -65,9 +78,13 @@ def build_report(graph: Graph, analyses: dict[str, Any], original_nodes: list[tu
             for (t, target), c in sorted(per_type.items())
         ],
         "regions": [
-            {"index": r.index, "layers": [op.display_name for op in r.ops],
-             "starts_because": r.starts_because, "ends_because": r.ends_because,
-             "notes": list(r.notes)}
+            {
+                "index": r.index,
+                "layers": [op.display_name for op in r.ops],
+                "starts_because": r.starts_because,
+                "ends_because": r.ends_because,
+                "notes": list(r.notes),
+            }
             for r in regions
         ],
         "nodes": nodes,

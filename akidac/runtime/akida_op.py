@@ -21,8 +21,9 @@ def is_akida_node(node: onnx.NodeProto) -> bool:
     return node.domain == AKIDA_DOMAIN and node.op_type == AKIDA_OP_TYPE
 
 
-def make_akida_node(name: str, x: str, y: str, program: bytes, replaced: list[str]
-                    ) -> onnx.NodeProto:
+def make_akida_node(
+    name: str, x: str, y: str, program: bytes, replaced: list[str]
+) -> onnx.NodeProto:
     """An AkidaOp node with its program embedded as a uint8 tensor attribute."""
     node = onnx.helper.make_node(AKIDA_OP_TYPE, [x], [y], name=name, domain=AKIDA_DOMAIN)
     blob = numpy_helper.from_array(np.frombuffer(program, dtype=np.uint8), f"{name}_program")

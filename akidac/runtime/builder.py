@@ -20,15 +20,19 @@ from akidac.passes.partition import Region
 from akidac.runtime.akida_op import AKIDA_DOMAIN, AKIDA_OPSET, make_akida_node
 
 
-def build_programs(regions: list[Region], device: str,
-                   np_assignment: dict[str, list[int]] | None = None) -> list[Program]:
+def build_programs(
+    regions: list[Region], device: str, np_assignment: dict[str, list[int]] | None = None
+) -> list[Program]:
     """One program per region, in region order."""
-    return [region_program(r.ops, r.input, device, np_assignment)  # type: ignore[arg-type]
-            for r in regions]
+    return [
+        region_program(r.ops, r.input, device, np_assignment)  # type: ignore[arg-type]
+        for r in regions
+    ]
 
 
-def build_hybrid_model(graph: Graph, regions: list[Region], programs: list[Program]
-                       ) -> onnx.ModelProto:
+def build_hybrid_model(
+    graph: Graph, regions: list[Region], programs: list[Program]
+) -> onnx.ModelProto:
     """The hybrid model of a compiled graph (regions quantized, programs built)."""
     region_of = {id(op): region for region in regions for op in region.ops}
     emitted: set[int] = set()
@@ -46,14 +50,25 @@ def build_hybrid_model(graph: Graph, regions: list[Region], programs: list[Progr
         replaced = [name for member in region.ops for name in member.origin]
         out = region.output
         assert region.input is not None and out is not None
-        emitter.nodes.append(make_akida_node(f"akida_region_{region.index}", region.input.name,
-                                             out.name, encode_program(program), replaced))
+        emitter.nodes.append(
+            make_akida_node(
+                f"akida_region_{region.index}",
+                region.input.name,
+                out.name,
+                encode_program(program),
+                replaced,
+            )
+        )
         value_infos.append(value_info(out))
     used = {name for node in emitter.nodes for name in node.input}
-    initializers = [numpy_helper.from_array(v.const, v.name)  # type: ignore[arg-type]
-                    for v in graph.constants.values() if v.name in used]
+    initializers = [
+        numpy_helper.from_array(v.const, v.name)  # type: ignore[arg-type]
+        for v in graph.constants.values()
+        if v.name in used
+    ]
     onnx_graph = helper.make_graph(
-        emitter.nodes, graph.name,
+        emitter.nodes,
+        graph.name,
         [value_info(v) for v in graph.inputs],
         [type_value_info(v.name, v.type) for v in graph.outputs],
         initializers + emitter.initializers,
@@ -69,8 +84,12 @@ def build_hybrid_model(graph: Graph, regions: list[Region], programs: list[Progr
     model.ir_version = min(model.ir_version, 10)
     metadata = dict(graph.metadata)
     metadata["akidac.regions"] = json.dumps(
-        [{"node": f"akida_region_{r.index}", "replaced": [n for op in r.ops for n in op.origin]}
-         for r in regions], sort_keys=True)
+        [
+            {"node": f"akida_region_{r.index}", "replaced": [n for op in r.ops for n in op.origin]}
+            for r in regions
+        ],
+        sort_keys=True,
+    )
     for key, text in sorted(metadata.items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, text

@@ -91,9 +91,11 @@ class HybridSession:
         except ModelError:
             raise
         except Exception as error:  # protobuf raises several unrelated types
-            raise ProgramError(f"'{model}' is not a readable hybrid ONNX model: "
-                               f"{str(error).splitlines()[0] if str(error) else error}",
-                               code="AK-PROGRAM-MODEL") from None
+            raise ProgramError(
+                f"'{model}' is not a readable hybrid ONNX model: "
+                f"{str(error).splitlines()[0] if str(error) else error}",
+                code="AK-PROGRAM-MODEL",
+            ) from None
 
     def _split(self) -> list[_CpuStep | _AkidaStep]:
         graph = self.model.graph
@@ -120,8 +122,9 @@ class HybridSession:
     def _akida_step(self, node: onnx.NodeProto) -> _AkidaStep:
         blob = program_bytes(node)
         if blob is None:
-            raise ProgramError(f"AkidaOp '{node.name}' has no embedded program",
-                               code="AK-PROGRAM-MISSING")
+            raise ProgramError(
+                f"AkidaOp '{node.name}' has no embedded program", code="AK-PROGRAM-MISSING"
+            )
         try:
             program = decode_program(blob)
         except ProgramError as error:
@@ -129,8 +132,10 @@ class HybridSession:
             raise
         out = self._value_types.get(node.output[0])
         if out is None:
-            raise ProgramError(f"AkidaOp '{node.name}' output '{node.output[0]}' has no type",
-                               code="AK-PROGRAM-MODEL")
+            raise ProgramError(
+                f"AkidaOp '{node.name}' output '{node.output[0]}' has no type",
+                code="AK-PROGRAM-MODEL",
+            )
         shape = tuple(d.dim_value for d in out.type.tensor_type.shape.dim)
         return _AkidaStep(node.name, program, node.input[0], node.output[0], shape)
 
@@ -141,14 +146,18 @@ class HybridSession:
         consumed: list[str] = []
         for node in nodes:
             for name in node.input:
-                if name and name not in produced and name not in initializers \
-                        and name not in consumed:
+                if (
+                    name
+                    and name not in produced
+                    and name not in initializers
+                    and name not in consumed
+                ):
                     consumed.append(name)
-        outputs = [name for node in nodes for name in node.output
-                   if name and name in needed_after]
+        outputs = [name for node in nodes for name in node.output if name and name in needed_after]
         used = {name for node in nodes for name in node.input}
         sub = helper.make_graph(
-            nodes, "cpu_part",
+            nodes,
+            "cpu_part",
             [self._typed(name) for name in consumed],
             [self._typed(name) for name in outputs],
             [t for name, t in initializers.items() if name in used],
@@ -159,8 +168,9 @@ class HybridSession:
         options = self._options or ort.SessionOptions()
         if self._options is None:
             options.log_severity_level = 3
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=self._providers)
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=self._providers
+        )
         return _CpuStep(session, consumed, outputs)
 
     def _typed(self, name: str) -> onnx.ValueInfoProto:
@@ -174,9 +184,25 @@ class HybridSession:
     def get_outputs(self) -> list[TensorInfo]:
         return list(self._outputs)
 
-    def run(self, output_names: list[str] | None, input_feed: dict[str, np.ndarray],
-            run_options: ort.RunOptions | None = None) -> list[np.ndarray]:
+    def run(
+        self,
+        output_names: list[str] | None,
+        input_feed: dict[str, np.ndarray],
+        run_options: ort.RunOptions | None = None,
+    ) -> list[np.ndarray]:
         """Run the hybrid model; returns the requested outputs (all when None)."""
+        env = self.run_all(input_feed, run_options)
+        names = output_names or [o.name for o in self._outputs]
+        return [env[name] for name in names]
+
+    def akida_steps(self) -> list[tuple[str, Program, str]]:
+        """(AkidaOp node name, its program, its input value name) in execution order."""
+        return [(s.name, s.program, s.input) for s in self.steps if isinstance(s, _AkidaStep)]
+
+    def run_all(
+        self, input_feed: dict[str, np.ndarray], run_options: ort.RunOptions | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the hybrid model and return every value computed, by name (for tracing)."""
         env: dict[str, np.ndarray] = {}
         for info in self._inputs:
             if info.name not in input_feed:
@@ -192,5 +218,4 @@ class HybridSession:
                 feeds = {name: env[name] for name in step.inputs}
                 results = step.session.run(step.outputs, feeds, run_options)
                 env.update(zip(step.outputs, results, strict=True))
-        names = output_names or [o.name for o in self._outputs]
-        return [env[name] for name in names]
+        return env

@@ -29,15 +29,17 @@ class LayerCandidate:
     """What legalize knows about one would-be Akida layer, independent of any IR.
 
     `kind` is one of `limits.KINDS`; `op_type` is the ONNX op type, used in messages. Pairs are
-    (height, width). `padding` is "same", "same_upper", "valid" or "explicit"; `pads` holds the
-    ONNX pads (top, left, bottom, right), read only when `padding` is "explicit". `pool` is
-    `None` or (size_h, size_w, stride_h, stride_w) of a fused max pooling; `gap` a fused global
-    average pooling. `activation` is "none", "relu", "relu_max" or "lut:<name>"; anything else is
-    reported as an activation Akida cannot fuse. `input_features` is the flattened input of a
-    dense layer; `input_bits` the width of the layer's input activations; `input_dtype` the
-    element type of its input tensor as the model gives it (NumPy or ONNX name). `num_inputs`
-    counts the merged tensors of an Add/Concatenate; `axis` is the (non-negative, NCHW)
-    concatenation axis.
+    (height, width). `in_channels` counts the channels of the input (of each input for Add, of
+    the widest input for Concatenate); `filters` the output channels (dense: the units).
+    `padding` is "same", "same_upper", "valid" or "explicit"; `pads` holds the ONNX pads (top,
+    left, bottom, right), read only when `padding` is "explicit". `pool` is `None` or (size_h,
+    size_w, stride_h, stride_w) of a fused max pooling; `gap` a fused global average pooling.
+    `activation` is "none", "relu", "relu_max" or "lut:<name>"; anything else is reported as an
+    activation Akida cannot fuse. `input_features` is the flattened input of a dense layer;
+    `input_bits` the width of the layer's input activations (the producer's activation bits; 8
+    for the model input); `input_dtype` the element type of its input tensor as the model gives
+    it (NumPy or ONNX name). `num_inputs` counts the merged tensors of an Add/Concatenate;
+    `axis` is the (non-negative, NCHW) concatenation axis.
     """
 
     node_name: str
@@ -80,6 +82,8 @@ class LayerCandidate:
                 raise ValueError(
                     f"{name} of node {self.node_name!r} must be 2 positive ints: {pair}"
                 )
+        if self.in_channels < 1 or self.filters < 1:
+            raise ValueError(f"node {self.node_name!r} needs at least one input and output channel")
         if len(self.pads) != 4 or min(self.pads) < 0:
             raise ValueError(f"pads of node {self.node_name!r} must be 4 non-negative ints")
         if self.pool is not None and (len(self.pool) != 4 or min(self.pool) < 1):

@@ -143,22 +143,22 @@ def layer_footprint(c: LayerCandidate, device: Device | None = None) -> LayerFoo
         "macs": layer_macs(c),
     }
     if c.kind in _MERGE_KINDS:
-        return LayerFootprint(np_type="none", **base, **_no_split(nps=0))
+        return LayerFootprint(np_type="none", **base, **_no_split())
     if c.kind == "input_conv2d":
-        return LayerFootprint(np_type=NpType.HRC.value, **base, **_no_split(nps=0))
+        return LayerFootprint(np_type=NpType.HRC.value, **base, **_no_split())
     if c.kind == "dense1d":
         return _dense_footprint(c, device, base)
     return _cnp_footprint(c, device, base)
 
 
-def _no_split(nps: int) -> dict[str, int]:
+def _no_split() -> dict[str, int]:
     return {
         "filters_per_np": 0,
         "filter_groups": 0,
         "column_strips": 0,
         "row_strips": 0,
         "rows_per_strip": 0,
-        "nps": nps,
+        "nps": 0,
         "input_bytes_per_np": 0,
     }
 
@@ -181,7 +181,7 @@ def _dense_footprint(c: LayerCandidate, device: Device, base: dict[str, Any]) ->
             f"its {input_bytes} B of flattened input exceed the {device.sram_per_np_bytes} B "
             "input SRAM of one NP"
         )
-        return LayerFootprint(np_type=np_type.value, **base, **_no_split(0), unmappable=reason)
+        return LayerFootprint(np_type=np_type.value, **base, **_no_split(), unmappable=reason)
     return LayerFootprint(np_type=np_type.value, **base, **split)
 
 
@@ -196,7 +196,7 @@ def _cnp_footprint(c: LayerCandidate, device: Device, base: dict[str, Any]) -> L
             f"the weights of {lim.WEIGHT_FILTER_GROUP} filters ({bits_per_filter_group} bits) "
             f"exceed one NP's {device.weight_bits_per_np} weight bits"
         )
-        return LayerFootprint(np_type=NpType.CNP.value, **base, **_no_split(0), unmappable=reason)
+        return LayerFootprint(np_type=NpType.CNP.value, **base, **_no_split(), unmappable=reason)
     filters_per_np = min(lim.MAX_FILTERS_PER_NP, groups_per_np * lim.WEIGHT_FILTER_GROUP, c.filters)
     filter_groups = math.ceil(c.filters / filters_per_np)
     sram_channels = filters_per_np if depthwise else c.in_channels
@@ -218,7 +218,7 @@ def _cnp_footprint(c: LayerCandidate, device: Device, base: dict[str, Any]) -> L
             f"one input row of a {strip_columns}-column strip with its {kh - 1}-row halo "
             f"({strip_bytes(1)} B) exceeds the {device.sram_per_np_bytes} B input SRAM of one NP"
         )
-        return LayerFootprint(np_type=NpType.CNP.value, **base, **_no_split(0), unmappable=reason)
+        return LayerFootprint(np_type=NpType.CNP.value, **base, **_no_split(), unmappable=reason)
     row_strips = math.ceil(height / rows_per_strip)
     return LayerFootprint(
         np_type=NpType.CNP.value,

@@ -183,7 +183,8 @@ class LayerLimits:
     `strides_by_kernel` maps each allowed square kernel size to its allowed square strides (empty
     for kinds without a kernel). `max_pools` lists the allowed (size, stride) max-pooling pairs
     (empty: the kind fuses no max pooling). `max_in_channels_by_kernel` holds the empirical
-    channel limits that apply to this kind.
+    channel limits that apply to this kind; `in_channels` the only channel counts allowed (the
+    input conv). `merges` marks Add and Concatenate; `concat_axis` is Concatenate's axis.
     """
 
     kind: str

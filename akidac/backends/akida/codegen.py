@@ -26,8 +26,15 @@ _TYPE_NAMES = {
 }
 _NP_DTYPES = {"i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32"}
 _PADDING = {"same": "Same", "same_upper": "SameUpper", "valid": "Valid"}
-_VARIABLES = ("input_shift", "bias", "bias_shift", "max_value", "max_value_shift",
-              "output_scales", "output_shift")
+_VARIABLES = (
+    "input_shift",
+    "bias",
+    "bias_shift",
+    "max_value",
+    "max_value_shift",
+    "output_scales",
+    "output_shift",
+)
 
 
 def hwc(value: Value) -> tuple[int, int, int]:
@@ -81,8 +88,9 @@ def layer_record(op: Op, inbound: str) -> LayerRecord:
         params["kernel_size"] = int(kernel[0])  # type: ignore[index]
         params["kernel_stride"] = int(akida_attr(op, "stride")[0])  # type: ignore[index]
         params["padding"] = _PADDING[str(akida_attr(op, "pad"))]
-        params["filters"] = int(weights.shape[3] if layer_type != "DepthwiseConv2D"
-                                else weights.shape[2])
+        params["filters"] = int(
+            weights.shape[3] if layer_type != "DepthwiseConv2D" else weights.shape[2]
+        )
         pool = akida_attr(op, "pool")
         if pool == "max":
             params["pool_type"] = "Max"
@@ -107,20 +115,30 @@ def layer_record(op: Op, inbound: str) -> LayerRecord:
     )
 
 
-def region_program(ops: list[Op], region_input: Value, device: str,
-                   np_assignment: dict[str, list[int]] | None = None) -> Program:
+def region_program(
+    ops: list[Op],
+    region_input: Value,
+    device: str,
+    np_assignment: dict[str, list[int]] | None = None,
+) -> Program:
     """The `Program` of one region: an InputData record, then one record per layer."""
     in_dims = hwc(region_input)
     in_dtype = _NP_DTYPES[region_input.type.dtype]
     input_bits = region_input.type.quant.bits if region_input.type.quant else 8
-    records = [LayerRecord(
-        name="input",
-        layer_type="InputData",
-        params={"input_bits": input_bits, "input_signed": int(in_dtype.startswith("int")),
-                "input_height": in_dims[0], "input_width": in_dims[1],
-                "input_channels": in_dims[2]},
-        output_dims=in_dims,
-    )]
+    records = [
+        LayerRecord(
+            name="input",
+            layer_type="InputData",
+            params={
+                "input_bits": input_bits,
+                "input_signed": int(in_dtype.startswith("int")),
+                "input_height": in_dims[0],
+                "input_width": in_dims[1],
+                "input_channels": in_dims[2],
+            },
+            output_dims=in_dims,
+        )
+    ]
     names: dict[int, str] = {id(region_input): "input"}
     origins: dict[str, list[str]] = {}
     for op in ops:

@@ -16,8 +16,9 @@ def run_program(program: Program, x: np.ndarray) -> np.ndarray:
     """Execute `program` on `x` (N, H, W, C) in the program's input dtype."""
     expected = tuple(program.input.dims)
     if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-        raise ProgramError(f"program input must be (N, {', '.join(map(str, expected))}), "
-                           f"got {tuple(x.shape)}")
+        raise ProgramError(
+            f"program input must be (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+        )
     if x.dtype != np.dtype(program.input.dtype):
         raise ProgramError(f"program input must be {program.input.dtype}, got {x.dtype}")
     from akidac.backends.akida import hwmodel

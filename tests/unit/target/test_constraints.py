@@ -201,7 +201,11 @@ BOUNDARIES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("conv2d", {"input_hw": (13, 12), "gap": True}, ["AK-GAP-SIZE"]),
     ("conv2d", {"input_hw": (24, 24), "stride": (2, 2), "gap": True}, []),
     ("conv2d", {"input_hw": (25, 24), "stride": (2, 2), "gap": True}, ["AK-GAP-SIZE"]),
-    ("conv2d", {"input_hw": (24, 24), "kernel": (1, 1), "padding": "valid", "gap": True}, ["AK-GAP-SIZE"]),
+    (
+        "conv2d",
+        {"input_hw": (24, 24), "kernel": (1, 1), "padding": "valid", "gap": True},
+        ["AK-GAP-SIZE"],
+    ),
     ("input_conv2d", {"input_hw": (24, 24), "gap": True}, []),
     ("input_conv2d", {"input_hw": (25, 24), "gap": True}, ["AK-GAP-SIZE"]),
     # activations
@@ -290,7 +294,9 @@ def test_a_violation_names_the_node_its_actual_values_and_the_limit() -> None:
     )
     assert violation.node == "conv3"
     assert violation.values == {"kernel": [9, 9], "allowed": [1, 3, 5, 7]}
-    assert violation.hint == "use a 1×1, 3×3, 5×5 or 7×7 kernel, or accept CPU execution for this node"
+    assert (
+        violation.hint == "use a 1×1, 3×3, 5×5 or 7×7 kernel, or accept CPU execution for this node"
+    )
 
 
 def test_the_stride_message_gives_the_strides_allowed_for_that_kernel() -> None:
@@ -332,7 +338,13 @@ def test_constraints_for_an_unknown_kind_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("kind", "matmul"), ("padding", "reflect"), ("kernel", (0, 3)), ("pool", (2, 2, 0, 2))],
+    [
+        ("kind", "matmul"),
+        ("padding", "reflect"),
+        ("kernel", (0, 3)),
+        ("pool", (2, 2, 0, 2)),
+        ("filters", 0),
+    ],
 )
 def test_a_malformed_candidate_is_a_programming_error(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match="conv"):

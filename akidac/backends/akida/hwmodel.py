@@ -1,0 +1,758 @@
+"""The hardware model: executes Akida layer records bit-exactly, fast, on one CPU thread.
+
+It checks every record first (`validate_record` raises `ProgramError` naming the layer and what
+is wrong, so a bad program never reaches a numba kernel), prepares each layer's weights once,
+then runs layers with the kernels of `kernels.py`. It must agree bit for bit with the reference
+interpreter `akidac.ir.reference`; convolutions take a float32 fast path only when a bound on
+the layer's weights and inputs proves every partial sum exact, and int32 kernels otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from akidac.backends.akida import kernels
+from akidac.errors import ProgramError
+from akidac.target.layer_record import ENUM_PARAMS, LAYER_TYPES, LayerRecord
+
+#: kernel sizes and strides each layer type may use (AKIDA.md's table; InputConv2D and
+#: pooling as the vendor's engine accepts them).
+KERNEL_SIZES: dict[str, tuple[int, ...]] = {
+    "InputConv2D": (3, 4, 5, 7),
+    "Conv2D": (1, 3, 5, 7),
+    "DepthwiseConv2D": (3, 5, 7),
+    "Conv2DTranspose": (3, 4),
+    "DepthwiseConv2DTranspose": (3, 4),
+}
+STRIDES: dict[str, tuple[int, ...]] = {
+    "InputConv2D": (1, 2, 3, 4, 5, 6),
+    "Conv2D": (1, 2),
+    "DepthwiseConv2D": (1, 2),
+}
+MAX_POOL_SIZE = 3
+#: widths in bits of outputs, accumulators and weights.
+MAX_BITS = 32
+MAX_WEIGHT_BITS = 8
+#: signed shifts (`output_shift`, `activation_shift`) lie in [-31, 31]: the vendor's engine
+#: crashes on an output shift of -32. Unsigned shifts lie in [0, 31].
+MAX_SHIFT = 31
+LUT_SIZE = 2048
+
+_CONV_TYPES = ("InputConv2D", "Conv2D", "DepthwiseConv2D")
+_TRANSPOSE_TYPES = ("Conv2DTranspose", "DepthwiseConv2DTranspose")
+_NEURAL_TYPES = (*_CONV_TYPES, *_TRANSPOSE_TYPES, "Dense1D")
+_DEPTHWISE_TYPES = ("DepthwiseConv2D", "DepthwiseConv2DTranspose")
+
+#: engine dtype of every variable.
+VARIABLE_DTYPES: dict[str, np.dtype] = {
+    "weights": np.dtype(np.int8),
+    "input_shift": np.dtype(np.uint8),
+    "bias": np.dtype(np.int8),
+    "bias_shift": np.dtype(np.uint8),
+    "max_value": np.dtype(np.uint8),
+    "max_value_shift": np.dtype(np.uint8),
+    "activation_scales": np.dtype(np.uint8),
+    "activation_shift": np.dtype(np.int8),
+    "lut_values": np.dtype(np.int32),
+    "output_scales": np.dtype(np.uint8),
+    "output_shift": np.dtype(np.int8),
+    "padding_value": np.dtype(np.uint8),
+    "a_shift": np.dtype(np.uint8),
+    "b_shift": np.dtype(np.uint8),
+}
+_SIGNED_SHIFTS = ("output_shift", "activation_shift")
+_UNSIGNED_SHIFTS = ("input_shift", "bias_shift", "max_value_shift", "a_shift", "b_shift")
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _fail(record: LayerRecord, message: str) -> ProgramError:
+    return ProgramError(
+        f"layer {record.name!r} ({record.layer_type}): {message}", node=str(record.name)
+    )
+
+
+def _int_param(record: LayerRecord, key: str, low: int, high: int) -> int:
+    """A required integer parameter within [low, high]."""
+    if key not in record.params:
+        raise _fail(record, f"missing parameter {key!r}")
+    value = record.params[key]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise _fail(record, f"parameter {key!r} must be an integer, not {value!r}")
+    if not low <= int(value) <= high:
+        raise _fail(record, f"parameter {key!r} = {value} is outside [{low}, {high}]")
+    return int(value)
+
+
+def _enum_param(record: LayerRecord, key: str, default: str | None = None) -> str:
+    """An enum parameter, by name; `default` when absent (or required when None)."""
+    if key not in record.params:
+        if default is None:
+            raise _fail(record, f"missing parameter {key!r}")
+        return default
+    value = record.params[key]
+    if value not in ENUM_PARAMS[key]:
+        allowed = ", ".join(ENUM_PARAMS[key])
+        raise _fail(record, f"parameter {key!r} = {value!r} is not one of {allowed}")
+    return str(value)
+
+
+def _variable(record: LayerRecord, key: str, shape: tuple[int, ...] | None) -> np.ndarray:
+    """A required variable with the engine's dtype and, when given, this exact shape."""
+    if key not in record.variables:
+        raise _fail(record, f"missing variable {key!r}")
+    value = record.variables[key]
+    if not isinstance(value, np.ndarray):
+        raise _fail(record, f"variable {key!r} is not an array")
+    if value.dtype != VARIABLE_DTYPES[key]:
+        raise _fail(record, f"variable {key!r} has dtype {value.dtype}, not {VARIABLE_DTYPES[key]}")
+    if shape is not None and value.shape != shape:
+        raise _fail(record, f"variable {key!r} has shape {value.shape}, expected {shape}")
+    if key in _SIGNED_SHIFTS and value.size and np.abs(value.astype(np.int64)).max() > MAX_SHIFT:
+        raise _fail(record, f"variable {key!r} holds a shift outside [-31, 31]")
+    if key in _UNSIGNED_SHIFTS and value.size and int(value.max()) > MAX_SHIFT:
+        raise _fail(record, f"variable {key!r} holds a shift above 31")
+    return value
+
+
+def _check_weights(record: LayerRecord, shape_rank: int) -> np.ndarray:
+    """The weights: int8 of the given rank, within `weights_bits` when that is given."""
+    weights = _variable(record, "weights", None)
+    if weights.ndim != shape_rank or 0 in weights.shape:
+        raise _fail(record, f"variable 'weights' has shape {weights.shape}")
+    if "weights_bits" in record.params:
+        bits = _int_param(record, "weights_bits", 1, MAX_WEIGHT_BITS)
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        if int(weights.min()) < low or int(weights.max()) > high:
+            raise _fail(record, f"weights exceed weights_bits = {bits} ([{low}, {high}])")
+    return weights
+
+
+def _check_neural(record: LayerRecord) -> None:
+    """Kernel geometry, bit widths, activation, pooling and per-filter variables."""
+    kind = record.layer_type
+    if kind == "Dense1D":
+        weights = _check_weights(record, 2)
+        in_channels, filters = weights.shape
+        if "units" in record.params:
+            _int_param(record, "units", filters, filters)
+    else:
+        weights = _check_weights(record, 4)
+        k = _int_param(record, "kernel_size", 1, 7)
+        if k not in KERNEL_SIZES[kind]:
+            raise _fail(record, f"kernel_size {k} is not one of {KERNEL_SIZES[kind]}")
+        if weights.shape[:2] != (k, k):
+            raise _fail(record, f"weights shape {weights.shape} does not match kernel_size {k}")
+        in_channels = weights.shape[2]
+        if kind in _DEPTHWISE_TYPES:
+            if weights.shape[3] != 1:
+                raise _fail(record, f"depthwise weights must be (K, K, C, 1), not {weights.shape}")
+            filters = in_channels
+        else:
+            filters = weights.shape[3]
+            if "filters" in record.params:
+                _int_param(record, "filters", filters, filters)
+        if kind in _CONV_TYPES:
+            stride = _int_param(record, "kernel_stride", 1, max(STRIDES[kind]))
+            if stride not in STRIDES[kind] or (kind == "InputConv2D" and stride > k):
+                raise _fail(record, f"kernel_stride {stride} is not allowed with kernel {k}")
+            _enum_param(record, "padding")
+    _int_param(record, "output_bits", 1, MAX_BITS)
+    _int_param(record, "buffer_bits", 2, MAX_BITS)
+    _int_param(record, "post_op_buffer_bits", 2, MAX_BITS)
+    if kind == "InputConv2D":
+        _variable(record, "padding_value", (in_channels,))
+    else:
+        _variable(record, "input_shift", (in_channels,))
+    for key in ("bias", "bias_shift", "output_scales", "output_shift"):
+        _variable(record, key, (filters,))
+    activation = _enum_param(record, "activation", "NoActivation")
+    if activation == "ReLU":
+        _variable(record, "max_value", (filters,))
+        _variable(record, "max_value_shift", (filters,))
+    elif activation == "LUT":
+        _variable(record, "activation_scales", (filters,))
+        _variable(record, "activation_shift", (filters,))
+        _variable(record, "lut_values", (LUT_SIZE,))
+    pool_type = _enum_param(record, "pool_type", "NoPooling")
+    if pool_type != "NoPooling" and kind not in _CONV_TYPES:
+        raise _fail(record, f"pool_type {pool_type} is not supported by {kind}")
+    if pool_type == "Max":
+        size = _int_param(record, "pool_size", 1, MAX_POOL_SIZE)
+        _int_param(record, "pool_stride", 1, size)
+
+
+def validate_record(record: LayerRecord, available: Collection[str] | None = None) -> None:
+    """Check that a record is complete and consistent; raise `ProgramError` if it is not.
+
+    Checks the type, the parameters (enum names, kernel, stride, bit widths, shifts), the
+    variables (present, engine dtype, shapes consistent with the weights) and, when `available`
+    (the names of the earlier layers) is given, that every inbound exists.
+    """
+    if not isinstance(record, LayerRecord):
+        raise ProgramError(f"not a layer record: {type(record).__name__}")
+    if not isinstance(record.name, str) or not record.name:
+        raise ProgramError(f"a layer record has no name ({record.layer_type})")
+    if record.layer_type not in LAYER_TYPES:
+        raise _fail(record, f"unknown layer type (known: {', '.join(LAYER_TYPES)})")
+    if not isinstance(record.params, dict) or not isinstance(record.variables, dict):
+        raise _fail(record, "params and variables must be dictionaries")
+    inbounds = list(record.inbounds)
+    expected_inbounds = {"Add": (2, 2), "Concatenate": (2, 64), "InputData": (0, 0)}
+    low, high = expected_inbounds.get(record.layer_type, (0, 1))
+    if not low <= len(inbounds) <= high:
+        raise _fail(record, f"has {len(inbounds)} inbounds, expected {low} to {high}")
+    if available is not None:
+        for name in inbounds:
+            if name not in available:
+                raise _fail(record, f"inbound {name!r} is not an earlier layer of the program")
+    kind = record.layer_type
+    if kind in _NEURAL_TYPES:
+        _check_neural(record)
+    elif kind == "Add":
+        _int_param(record, "output_bits", 1, MAX_BITS)
+        _int_param(record, "buffer_bits", 2, MAX_BITS)
+        shapes = {_variable(record, key, None).shape for key in ("a_shift", "b_shift")}
+        shapes.add(_variable(record, "output_shift", None).shape)
+        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+            raise _fail(record, "a_shift, b_shift and output_shift must be equal-length vectors")
+
+
+def validate_records(records: Sequence[LayerRecord]) -> None:
+    """Validate every record, unique names, and inbounds that name earlier layers."""
+    if not records:
+        raise ProgramError("the program has no layers")
+    seen: set[str] = set()
+    for record in records:
+        validate_record(record, seen)
+        if record.name in seen:
+            raise _fail(record, "duplicate layer name")
+        seen.add(record.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared geometry and requantization helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def padding_pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """(before, after) pads: Same (extra pixel after), SameUpper (extra before) or Valid."""
+    if padding == "Valid":
+        return 0, 0
+    remainder = size % stride
+    total = max(kernel - (stride if remainder == 0 else remainder), 0)
+    small, large = total // 2, total - total // 2
+    return (large, small) if padding == "SameUpper" else (small, large)
+
+
+def _split_shifts(shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel (right, half, left) of `shift(v, s)`: round-half-up right shift or left shift."""
+    signed = shifts.astype(np.int64)
+    right = np.maximum(-signed, 0)
+    left = np.maximum(signed, 0)
+    half = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0).astype(np.int64)
+    return right, half, left
+
+
+def output_dtype(bits: int, *, always_signed: bool = False) -> np.dtype:
+    """uint8 for <= 4 bits (except Add), else the smallest signed type holding `bits`."""
+    if bits <= 4 and not always_signed:
+        return np.dtype(np.uint8)
+    return np.dtype(np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32)
+
+
+def output_limits(bits: int, *, always_signed: bool = False) -> tuple[int, int]:
+    """Output clip range: [0, 2^b - 1] for <= 4 bits (except Add), else signed."""
+    if bits <= 4 and not always_signed:
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _as_int32(record: LayerRecord, x: np.ndarray, name: str = "input") -> np.ndarray:
+    """An integer input as int32 (every Akida tensor fits 32 bits), or a ProgramError."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
+        kind = getattr(x, "dtype", type(x).__name__)
+        raise _fail(record, f"{name} must be an integer array, not {kind}")
+    if x.dtype.itemsize < 4 or x.dtype == np.int32:
+        return x.astype(np.int32, copy=False)
+    if x.size and (int(x.min()) < -(1 << 31) or int(x.max()) >= (1 << 31)):
+        raise _fail(record, f"{name} holds values outside 32 bits")
+    return x.astype(np.int32)
+
+
+def _magnitude_bound(x: np.ndarray) -> int:
+    """An upper bound of |x|: from the dtype for 8-bit arrays, else from the values."""
+    if x.dtype == np.int8:
+        return 128
+    if x.dtype == np.uint8:
+        return 255
+    if x.size == 0:
+        return 0
+    return max(abs(int(x.min())), abs(int(x.max())))
+
+
+@dataclass
+class _Epilogue:
+    """Steps 3-8 of a CNP/FNP layer, prepared once: per-filter int64 vectors and codes."""
+
+    buffer_bits: int
+    post_bits: int
+    bias: np.ndarray
+    pool_kind: int
+    pool_size: int
+    pool_stride: int
+    pool_valid: bool
+    act_kind: int
+    act_low: int
+    act_high: np.ndarray
+    act_scales: np.ndarray
+    act_shifts: tuple[np.ndarray, np.ndarray, np.ndarray]
+    lut: np.ndarray
+    out_scales: np.ndarray
+    out_shifts: tuple[np.ndarray, np.ndarray, np.ndarray]
+    low: int
+    high: int
+    dtype: np.dtype
+
+    @classmethod
+    def from_record(cls, record: LayerRecord, filters: int) -> _Epilogue:
+        params = record.params
+        variables = record.variables
+        post_bits = int(params["post_op_buffer_bits"])
+        bias = variables["bias"].astype(np.int64) << variables["bias_shift"].astype(np.int64)
+        bias = np.clip(bias, -(1 << (post_bits - 1)), (1 << (post_bits - 1)) - 1)
+        pool_type = params.get("pool_type", "NoPooling")
+        pool_kind = {"NoPooling": kernels.POOL_NONE, "Max": kernels.POOL_MAX}.get(
+            str(pool_type), kernels.POOL_AVERAGE
+        )
+        activation = params.get("activation", "NoActivation")
+        empty = np.zeros(filters, np.int64)
+        act_low = -(1 << (post_bits - 1))
+        act_high = np.full(filters, (1 << (post_bits - 1)) - 1, np.int64)
+        act_scales = empty
+        act_shifts = (empty, empty, empty)
+        lut = np.zeros(LUT_SIZE, np.int64)
+        act_kind = kernels.ACT_NONE
+        if activation == "ReLU":
+            act_kind = kernels.ACT_RELU
+            act_low = 0
+            act_high = variables["max_value"].astype(np.int64) << variables[
+                "max_value_shift"
+            ].astype(np.int64)
+        elif activation == "LUT":
+            act_kind = kernels.ACT_LUT
+            act_scales = variables["activation_scales"].astype(np.int64)
+            act_shifts = _split_shifts(variables["activation_shift"])
+            lut = variables["lut_values"].astype(np.int64)
+        bits = int(params["output_bits"])
+        low, high = output_limits(bits)
+        return cls(
+            buffer_bits=int(params["buffer_bits"]),
+            post_bits=post_bits,
+            bias=bias,
+            pool_kind=pool_kind,
+            pool_size=int(params.get("pool_size", 1)) if pool_kind == kernels.POOL_MAX else 1,
+            pool_stride=int(params.get("pool_stride", 1)) if pool_kind == kernels.POOL_MAX else 1,
+            pool_valid=params.get("padding") == "Valid",
+            act_kind=act_kind,
+            act_low=act_low,
+            act_high=act_high,
+            act_scales=act_scales,
+            act_shifts=act_shifts,
+            lut=lut,
+            out_scales=variables["output_scales"].astype(np.int64),
+            out_shifts=_split_shifts(variables["output_shift"]),
+            low=low,
+            high=high,
+            dtype=output_dtype(bits),
+        )
+
+    def _pool_axis(self, size: int) -> tuple[int, int]:
+        """(pooled size, pads before) of one axis: TF "SAME" or valid."""
+        if self.pool_valid:
+            return (size - self.pool_size) // self.pool_stride + 1, 0
+        remainder = size % self.pool_stride
+        total = max(self.pool_size - (self.pool_stride if remainder == 0 else remainder), 0)
+        return -(-size // self.pool_stride), total // 2
+
+    def run(self, record: LayerRecord, acc: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+        """Apply steps 3-8 to the int32 accumulator (its first out_h × out_w pixels)."""
+        n_batch = acc.shape[0]
+        filters = self.bias.shape[0]
+        top = left = 0
+        if self.pool_kind == kernels.POOL_MAX:
+            rows, top = self._pool_axis(out_h)
+            cols, left = self._pool_axis(out_w)
+            if rows < 1 or cols < 1:
+                raise _fail(record, f"max pooling does not fit its {out_h}×{out_w} input")
+        elif self.pool_kind == kernels.POOL_AVERAGE:
+            rows, cols = 1, 1
+        else:
+            rows, cols = out_h, out_w
+        # <= 8-bit outputs (uint8 0..15 included) are written as int8 bytes, then viewed
+        out = np.empty((n_batch, rows, cols, filters), self.kernel_dtype)
+        kernels.finish_layer(
+            acc,
+            out_h,
+            out_w,
+            self.buffer_bits,
+            self.post_bits,
+            self.bias,
+            self.pool_kind,
+            self.pool_size,
+            self.pool_stride,
+            top,
+            left,
+            self.act_kind,
+            self.act_low,
+            self.act_high,
+            self.act_scales,
+            *self.act_shifts,
+            self.lut,
+            self.out_scales,
+            *self.out_shifts,
+            self.low,
+            self.high,
+            out,
+        )
+        return out.view(self.dtype)
+
+    @property
+    def kernel_dtype(self) -> np.dtype:
+        """The array type the kernel writes: int8 for every <= 8-bit output."""
+        return np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer executors
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_input_shape(
+    record: LayerRecord, x: np.ndarray, channels: int | None, what: str = "input"
+) -> None:
+    if x.ndim != 4 or 0 in x.shape:
+        raise _fail(record, f"{what} must be a non-empty (N, H, W, C) array, not {x.shape}")
+    if channels is not None and x.shape[3] != channels:
+        raise _fail(record, f"{what} has {x.shape[3]} channels, the weights expect {channels}")
+
+
+def _check_output_dims(record: LayerRecord, result: np.ndarray) -> np.ndarray:
+    """The computed output must match `output_dims` when the record states them."""
+    if record.output_dims and tuple(result.shape[1:]) != tuple(record.output_dims):
+        raise _fail(
+            record,
+            f"computes an output of {tuple(result.shape[1:])}, but output_dims says "
+            f"{tuple(record.output_dims)}",
+        )
+    return result
+
+
+class _LayerExecutor:
+    """Base: one prepared layer; `run` takes its input arrays and returns its output."""
+
+    def __init__(self, record: LayerRecord) -> None:
+        self.record = record
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _InputDataExecutor(_LayerExecutor):
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        x = inputs[0]
+        if not isinstance(x, np.ndarray) or x.dtype.kind not in "iu":
+            raise _fail(self.record, "the program input must be an integer array")
+        _check_input_shape(self.record, x, None)
+        return _check_output_dims(self.record, x)
+
+
+class _ConvExecutor(_LayerExecutor):
+    """Conv2D and InputConv2D: float32 fast path when provably exact, int32 kernel otherwise."""
+
+    def __init__(self, record: LayerRecord) -> None:
+        super().__init__(record)
+        weights = record.variables["weights"].astype(np.int64)
+        if record.layer_type == "Conv2D":
+            weights = weights[::-1, ::-1]  # a true convolution: the kernel is flipped
+        self.kernel = weights.shape[0]
+        self.in_channels = weights.shape[2]
+        self.filters = weights.shape[3]
+        self.stride = int(record.params["kernel_stride"])
+        self.padding = str(record.params["padding"])
+        self.buffer_bits = int(record.params["buffer_bits"])
+        filters4 = -(-self.filters // kernels.TILE_FILTERS) * kernels.TILE_FILTERS
+        # (F, b, a, c): one output pixel's window is contiguous in the row buffer.
+        ordered = weights.transpose(3, 1, 0, 2).reshape(self.filters, -1)
+        padded = np.zeros((filters4, ordered.shape[1]), np.int64)
+        padded[: self.filters] = ordered
+        self.weights_f32 = padded.astype(np.float32)
+        self.weights_i32 = padded.astype(np.int32)
+        self.abs_prefix = np.concatenate(
+            [np.zeros((self.filters, 1), np.int64), np.cumsum(np.abs(ordered), axis=1)], axis=1
+        )
+        self.max_abs_weight = int(np.abs(ordered).max())
+        if record.layer_type == "InputConv2D":
+            self.shifts = np.zeros(self.in_channels, np.int64)
+            self.fill = record.variables["padding_value"].astype(np.int64)
+        else:
+            self.shifts = record.variables["input_shift"].astype(np.int64)
+            self.fill = np.zeros(self.in_channels, np.int64)
+        self.epilogue = _Epilogue.from_record(record, self.filters)
+        self._chunks: dict[int, int] = {}
+
+    def _chunk_for(self, input_bound: int) -> int:
+        """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
+
+        With |xs| <= input_bound, a chunk is exact when input_bound · Σ|w| over the chunk is
+        below 2^24 for every filter: every partial sum, in any order, is then an integer of
+        magnitude < 2^24, which float32 represents exactly.
+        """
+        if input_bound in self._chunks:
+            return self._chunks[input_bound]
+        length = self.abs_prefix.shape[1] - 1
+        limit = (kernels.FLOAT32_EXACT_LIMIT - 1) // max(input_bound, 1)
+        chunk = 0
+        if self.max_abs_weight <= limit:
+            parts = 1
+            while True:
+                size = -(-length // parts)
+                starts = np.arange(0, length, size)
+                stops = np.minimum(starts + size, length)
+                sums = self.abs_prefix[:, stops] - self.abs_prefix[:, starts]
+                if int(sums.max()) <= limit:
+                    chunk = size
+                    break
+                parts += 1
+        self._chunks[input_bound] = chunk
+        return chunk
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        record = self.record
+        x = _as_int32(record, inputs[0])
+        _check_input_shape(record, x, self.in_channels)
+        n_batch, height, width, _ = x.shape
+        k, s = self.kernel, self.stride
+        pads_h = padding_pads(height, k, s, self.padding)
+        pads_w = padding_pads(width, k, s, self.padding)
+        out_h = (height + sum(pads_h) - k) // s + 1
+        out_w = (width + sum(pads_w) - k) // s + 1
+        if out_h < 1 or out_w < 1:
+            raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
+        out_w4 = -(-out_w // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
+        padded_h = height + sum(pads_h)
+        padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
+        max_shift = int(self.shifts.max())
+        limit = (1 << (self.buffer_bits - 1)) - 1
+        input_bound = max(min(_magnitude_bound(inputs[0]) << max_shift, limit + 1), 0)
+        input_bound = max(input_bound, int(self.fill.max()))
+        chunk = self._chunk_for(input_bound)
+        filters4 = self.weights_f32.shape[0]
+        acc = np.empty((n_batch, out_h, out_w4, filters4), np.int32)
+        if chunk > 0:
+            xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.float32)
+            kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
+            kernels.conv_float32(xp, self.weights_f32, chunk, s, k, k, acc)
+        else:
+            xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.int32)
+            kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
+            kernels.conv_int32(xp, self.weights_i32, s, k, k, acc)
+        result = self.epilogue.run(record, acc, out_h, out_w)
+        return _check_output_dims(record, result)
+
+
+class _DepthwiseExecutor(_LayerExecutor):
+    """DepthwiseConv2D: flipped kernel, exact int32 kernel."""
+
+    def __init__(self, record: LayerRecord) -> None:
+        super().__init__(record)
+        weights = record.variables["weights"].astype(np.int64)[::-1, ::-1, :, 0]
+        self.weights = np.ascontiguousarray(weights.astype(np.int32))
+        self.kernel = weights.shape[0]
+        self.channels = weights.shape[2]
+        self.stride = int(record.params["kernel_stride"])
+        self.padding = str(record.params["padding"])
+        self.buffer_bits = int(record.params["buffer_bits"])
+        self.shifts = record.variables["input_shift"].astype(np.int64)
+        self.fill = np.zeros(self.channels, np.int64)
+        self.epilogue = _Epilogue.from_record(record, self.channels)
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        record = self.record
+        x = _as_int32(record, inputs[0])
+        _check_input_shape(record, x, self.channels)
+        n_batch, height, width, channels = x.shape
+        k, s = self.kernel, self.stride
+        pads_h = padding_pads(height, k, s, self.padding)
+        pads_w = padding_pads(width, k, s, self.padding)
+        out_h = (height + sum(pads_h) - k) // s + 1
+        out_w = (width + sum(pads_w) - k) // s + 1
+        if out_h < 1 or out_w < 1:
+            raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
+        xp = np.empty((n_batch, height + sum(pads_h), width + sum(pads_w), channels), np.int32)
+        kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
+        acc = np.empty((n_batch, out_h, out_w, channels), np.int32)
+        kernels.depthwise_int32(xp, self.weights, s, acc)
+        return _check_output_dims(record, self.epilogue.run(record, acc, out_h, out_w))
+
+
+class _TransposeExecutor(_LayerExecutor):
+    """Conv2DTranspose and DepthwiseConv2DTranspose: stride 2, not flipped, exact int32."""
+
+    def __init__(self, record: LayerRecord) -> None:
+        super().__init__(record)
+        weights = record.variables["weights"]
+        self.weights = np.ascontiguousarray(weights.astype(np.int32))
+        self.depthwise = record.layer_type == "DepthwiseConv2DTranspose"
+        self.channels = weights.shape[2]
+        self.filters = self.channels if self.depthwise else weights.shape[3]
+        self.buffer_bits = int(record.params["buffer_bits"])
+        self.shifts = record.variables["input_shift"].astype(np.int64)
+        self.fill = np.zeros(self.channels, np.int64)
+        self.epilogue = _Epilogue.from_record(record, self.filters)
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        record = self.record
+        x = _as_int32(record, inputs[0])
+        _check_input_shape(record, x, self.channels)
+        n_batch, height, width, channels = x.shape
+        xs = np.empty((n_batch, height, width, channels), np.int32)
+        kernels.shift_and_pad(x, self.shifts, self.buffer_bits, 0, 0, self.fill, xs)
+        acc = np.empty((n_batch, 2 * height, 2 * width, self.filters), np.int32)
+        kernels.transpose_int32(xs, self.weights, self.depthwise, acc)
+        result = self.epilogue.run(record, acc, 2 * height, 2 * width)
+        return _check_output_dims(record, result)
+
+
+class _DenseExecutor(_LayerExecutor):
+    """Dense1D: input flattened in (H, W, C) order, per-element shifts, exact int32 GEMV."""
+
+    def __init__(self, record: LayerRecord) -> None:
+        super().__init__(record)
+        self.weights = np.ascontiguousarray(record.variables["weights"])
+        self.length, self.units = self.weights.shape
+        self.buffer_bits = int(record.params["buffer_bits"])
+        self.shifts = record.variables["input_shift"].astype(np.int64)
+        self.epilogue = _Epilogue.from_record(record, self.units)
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        record = self.record
+        x = _as_int32(record, inputs[0])
+        _check_input_shape(record, x, None)
+        n_batch = x.shape[0]
+        flat = x.reshape(n_batch, -1)
+        if flat.shape[1] != self.length:
+            raise _fail(
+                record, f"input has {flat.shape[1]} elements, the weights expect {self.length}"
+            )
+        xs = np.empty(flat.shape, np.int32)
+        kernels.shift_flat(flat, self.shifts, self.buffer_bits, xs)
+        acc = np.empty((n_batch, self.units), np.int32)
+        kernels.dense_int32(xs, self.weights, acc)
+        result = self.epilogue.run(record, acc.reshape(n_batch, 1, 1, self.units), 1, 1)
+        return _check_output_dims(record, result)
+
+
+class _AddExecutor(_LayerExecutor):
+    """Add: shifted operands, saturated sum, rounding shift; always a signed output."""
+
+    def __init__(self, record: LayerRecord) -> None:
+        super().__init__(record)
+        self.a_shift = record.variables["a_shift"].astype(np.int64)
+        self.b_shift = record.variables["b_shift"].astype(np.int64)
+        self.shifts = _split_shifts(record.variables["output_shift"])
+        self.buffer_bits = int(record.params["buffer_bits"])
+        bits = int(record.params["output_bits"])
+        self.low, self.high = output_limits(bits, always_signed=True)
+        self.dtype = output_dtype(bits, always_signed=True)
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        record = self.record
+        a = _as_int32(record, inputs[0], "input a")
+        b = _as_int32(record, inputs[1], "input b")
+        channels = self.a_shift.shape[0]
+        _check_input_shape(record, a, channels, "input a")
+        if b.shape != a.shape:
+            raise _fail(record, f"inputs have different shapes {a.shape} and {b.shape}")
+        out = np.empty(a.shape, np.int32)
+        kernels.add_layer(
+            np.ascontiguousarray(a).reshape(-1, channels),
+            np.ascontiguousarray(b).reshape(-1, channels),
+            self.a_shift,
+            self.b_shift,
+            self.buffer_bits,
+            *self.shifts,
+            self.low,
+            self.high,
+            out.reshape(-1, channels),
+        )
+        return _check_output_dims(record, out.astype(self.dtype, copy=False))
+
+
+class _ConcatenateExecutor(_LayerExecutor):
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        record = self.record
+        for index, array in enumerate(inputs):
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
+                raise _fail(record, f"input {index} must be an integer array")
+            _check_input_shape(record, array, None, f"input {index}")
+        if len({array.shape[:3] for array in inputs}) != 1:
+            shapes = ", ".join(str(array.shape) for array in inputs)
+            raise _fail(record, f"inputs differ in batch or spatial size: {shapes}")
+        return _check_output_dims(record, np.concatenate(inputs, axis=-1))
+
+
+_EXECUTORS: dict[str, type[_LayerExecutor]] = {
+    "InputData": _InputDataExecutor,
+    "InputConv2D": _ConvExecutor,
+    "Conv2D": _ConvExecutor,
+    "DepthwiseConv2D": _DepthwiseExecutor,
+    "Conv2DTranspose": _TransposeExecutor,
+    "DepthwiseConv2DTranspose": _TransposeExecutor,
+    "Dense1D": _DenseExecutor,
+    "Add": _AddExecutor,
+    "Concatenate": _ConcatenateExecutor,
+}
+
+
+class HardwareModel:
+    """A validated, prepared program of layer records that runs on the CPU bit-exactly.
+
+    Construction validates every record (`ProgramError` on the first problem) and prepares the
+    weights; `run_layers(x)` returns every layer's output by name and `run(x)` the last one.
+    """
+
+    def __init__(self, records: Sequence[LayerRecord]) -> None:
+        records = list(records)
+        validate_records(records)
+        self.records = records
+        self._executors = [_EXECUTORS[record.layer_type](record) for record in records]
+
+    def run_layers(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run every layer on the program input `x` (NHWC); outputs by layer name."""
+        outputs: dict[str, np.ndarray] = {}
+        for record, executor in zip(self.records, self._executors, strict=True):
+            if record.inbounds:
+                inputs = [outputs[name] for name in record.inbounds]
+            else:
+                inputs = [x]
+            outputs[record.name] = executor.run(inputs)
+        return outputs
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The output of the last layer."""
+        return self.run_layers(x)[self.records[-1].name]
+
+
+def run_layers(records: Sequence[LayerRecord], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Validate and run `records` on `x`; every layer's output by name (as the reference)."""
+    return HardwareModel(records).run_layers(x)
+
+
+kernels_are_cached = kernels.kernels_are_cached

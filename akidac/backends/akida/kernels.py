@@ -1,0 +1,601 @@
+"""Numba kernels of the hardware model: the integer arithmetic of Akida layers, NHWC, one thread.
+
+Two kinds of accumulator kernels produce `wrap32(Σ xs·w)`, the engine's int32 accumulator:
+exact int32 kernels (wrapping multiply-adds, exact for every input by construction) and a fast
+float32 convolution that `hwmodel` only uses when a bound proves every partial sum is an exact
+float32 integer. `finish_layer` then applies steps 3-8 of the pipeline (saturation, bias,
+pooling, activation, GAP, requantization) in int64. All kernels are cached on disk; array dtypes
+are fixed (int32/float32/int64) so that each kernel has few specialisations.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def _configure_cache_dir() -> None:
+    """Point numba's cache at a user directory when this package's folder is read-only."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    package_dir = Path(__file__).resolve().parent
+    if os.access(package_dir, os.W_OK):
+        return
+    cache_dir = Path.home() / ".cache" / "akidac" / "numba"
+    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
+    if "numba" in sys.modules:
+        # numba read its configuration when it was imported: update the live value too.
+        sys.modules["numba"].config.CACHE_DIR = str(cache_dir)
+
+
+_configure_cache_dir()
+
+import numpy as np  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+#: float32 holds every integer of magnitude up to 2^24 exactly.
+FLOAT32_EXACT_LIMIT = 1 << 24
+#: tile of the float32 convolution: output pixels × filters per inner loop.
+TILE_PIXELS = 4
+TILE_FILTERS = 4
+
+#: codes passed to `finish_layer`.
+POOL_NONE, POOL_MAX, POOL_AVERAGE = 0, 1, 2
+ACT_NONE, ACT_RELU, ACT_LUT = 0, 1, 2
+
+# ---------------------------------------------------------------------------------------------
+# int32 arithmetic without numba's promotion to int64
+# ---------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def madd32(typingctx, acc, a, b):  # type: ignore[no-untyped-def]
+    """`acc + a * b` in wrapping int32 arithmetic (numba would otherwise compute in int64)."""
+    sig = types.int32(types.int32, types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        total, left, right = args
+        return builder.add(total, builder.mul(left, right))
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 1: shifted, clipped and padded inputs
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xp):  # type: ignore[no-untyped-def]
+    """xp[n, pad_top + i, pad_left + j, c] = sat_B(x[n, i, j, c] << shifts[c]); pads = fill[c].
+
+    `xp` (int32 or float32) may be larger than the padded input: extra pixels are set to
+    `fill` too.
+    """
+    n_batch, height, width, channels = x.shape
+    high = (np.int64(1) << (buffer_bits - 1)) - 1
+    low = -high - 1
+    for n in range(n_batch):
+        for i in range(xp.shape[1]):
+            for j in range(xp.shape[2]):
+                out = xp[n, i, j]
+                si = i - pad_top
+                sj = j - pad_left
+                if 0 <= si < height and 0 <= sj < width:
+                    row = x[n, si, sj]
+                    for c in range(channels):
+                        value = np.int64(row[c]) << shifts[c]
+                        out[c] = min(max(value, low), high)
+                else:
+                    for c in range(channels):
+                        out[c] = fill[c]
+
+
+@njit(cache=True)
+def shift_flat(x, shifts, buffer_bits, xs):  # type: ignore[no-untyped-def]
+    """xs[n, e] = sat_B(x[n, e] << shifts[e]) for the flattened input of Dense1D."""
+    high = (np.int64(1) << (buffer_bits - 1)) - 1
+    low = -high - 1
+    for n in range(x.shape[0]):
+        for e in range(x.shape[1]):
+            value = np.int64(x[n, e]) << shifts[e]
+            xs[n, e] = min(max(value, low), high)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: accumulators, wrap32(Σ xs·w) as int32
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _fill_row_buffer(xp, n, row0, kh, row_buffer):  # type: ignore[no-untyped-def]
+    """row_buffer[jj, a, c] = xp[n, row0 + a, jj, c]: the kh input rows of one output row,
+    interleaved so that each output pixel's window is one contiguous run of kw·kh·C values."""
+    width = xp.shape[2]
+    channels = xp.shape[3]
+    span = kh * channels
+    for jj in range(width):
+        base = jj * span
+        for a in range(kh):
+            src = xp[n, row0 + a, jj]
+            offset = base + a * channels
+            for c in range(channels):
+                row_buffer[offset + c] = src[c]
+
+
+@njit(cache=True, fastmath=True)
+def conv_float32(xp, weights, chunk, stride, kh, kw, acc):  # type: ignore[no-untyped-def]
+    """acc[n, i, j, f] = wrap32(Σ_{b,a,c} xp[n, i·s + a, j·s + b, c] · weights[f, (b, a, c)]).
+
+    xp: (N, Hp, Wp, C) float32, padded and wide enough for every tile; weights: (F4, kw·kh·C)
+    float32 with F4 a multiple of 4; acc: (N, Ho, W4, F4) int32 with W4 a multiple of 4. The sum
+    runs in chunks of `chunk` terms whose float32 partial sums the caller has proved exact
+    (|Σ| < 2^24 whatever the order); the chunks are added in int64 and wrapped to int32.
+    """
+    n_batch, out_h, out_w4, filters4 = acc.shape
+    channels = xp.shape[3]
+    span = kh * channels
+    length = kw * span
+    width = xp.shape[2]
+    row_buffer = np.empty(width * span, np.float32)
+    for n in range(n_batch):
+        for i in range(out_h):
+            if kh == 1:
+                flat = xp[n, i * stride].ravel()
+            else:
+                _fill_row_buffer(xp, n, i * stride, kh, row_buffer)
+                flat = row_buffer
+            out_row = acc[n, i]
+            for j in range(0, out_w4, 4):
+                b0 = (j + 0) * stride * span
+                b1 = (j + 1) * stride * span
+                b2 = (j + 2) * stride * span
+                b3 = (j + 3) * stride * span
+                x0 = flat[b0 : b0 + length]
+                x1 = flat[b1 : b1 + length]
+                x2 = flat[b2 : b2 + length]
+                x3 = flat[b3 : b3 + length]
+                for f in range(0, filters4, 4):
+                    w0 = weights[f]
+                    w1 = weights[f + 1]
+                    w2 = weights[f + 2]
+                    w3 = weights[f + 3]
+                    t00 = t01 = t02 = t03 = np.int64(0)
+                    t10 = t11 = t12 = t13 = np.int64(0)
+                    t20 = t21 = t22 = t23 = np.int64(0)
+                    t30 = t31 = t32 = t33 = np.int64(0)
+                    for start in range(0, length, chunk):
+                        size = min(chunk, length - start)
+                        # slices starting at 0 let LLVM see contiguous, non-negative indices
+                        y0 = x0[start : start + size]
+                        y1 = x1[start : start + size]
+                        y2 = x2[start : start + size]
+                        y3 = x3[start : start + size]
+                        v0 = w0[start : start + size]
+                        v1 = w1[start : start + size]
+                        v2 = w2[start : start + size]
+                        v3 = w3[start : start + size]
+                        s00 = s01 = s02 = s03 = np.float32(0)
+                        s10 = s11 = s12 = s13 = np.float32(0)
+                        s20 = s21 = s22 = s23 = np.float32(0)
+                        s30 = s31 = s32 = s33 = np.float32(0)
+                        for t in range(size):
+                            a0 = y0[t]
+                            a1 = y1[t]
+                            a2 = y2[t]
+                            a3 = y3[t]
+                            c0 = v0[t]
+                            c1 = v1[t]
+                            c2 = v2[t]
+                            c3 = v3[t]
+                            s00 += a0 * c0
+                            s01 += a0 * c1
+                            s02 += a0 * c2
+                            s03 += a0 * c3
+                            s10 += a1 * c0
+                            s11 += a1 * c1
+                            s12 += a1 * c2
+                            s13 += a1 * c3
+                            s20 += a2 * c0
+                            s21 += a2 * c1
+                            s22 += a2 * c2
+                            s23 += a2 * c3
+                            s30 += a3 * c0
+                            s31 += a3 * c1
+                            s32 += a3 * c2
+                            s33 += a3 * c3
+                        t00 += np.int64(s00)
+                        t01 += np.int64(s01)
+                        t02 += np.int64(s02)
+                        t03 += np.int64(s03)
+                        t10 += np.int64(s10)
+                        t11 += np.int64(s11)
+                        t12 += np.int64(s12)
+                        t13 += np.int64(s13)
+                        t20 += np.int64(s20)
+                        t21 += np.int64(s21)
+                        t22 += np.int64(s22)
+                        t23 += np.int64(s23)
+                        t30 += np.int64(s30)
+                        t31 += np.int64(s31)
+                        t32 += np.int64(s32)
+                        t33 += np.int64(s33)
+                    # np.int32 of an int64 keeps the low 32 bits: the engine's int32 wrap.
+                    out_row[j, f] = np.int32(t00)
+                    out_row[j, f + 1] = np.int32(t01)
+                    out_row[j, f + 2] = np.int32(t02)
+                    out_row[j, f + 3] = np.int32(t03)
+                    out_row[j + 1, f] = np.int32(t10)
+                    out_row[j + 1, f + 1] = np.int32(t11)
+                    out_row[j + 1, f + 2] = np.int32(t12)
+                    out_row[j + 1, f + 3] = np.int32(t13)
+                    out_row[j + 2, f] = np.int32(t20)
+                    out_row[j + 2, f + 1] = np.int32(t21)
+                    out_row[j + 2, f + 2] = np.int32(t22)
+                    out_row[j + 2, f + 3] = np.int32(t23)
+                    out_row[j + 3, f] = np.int32(t30)
+                    out_row[j + 3, f + 1] = np.int32(t31)
+                    out_row[j + 3, f + 2] = np.int32(t32)
+                    out_row[j + 3, f + 3] = np.int32(t33)
+
+
+@njit(cache=True)
+def conv_int32(xp, weights, stride, kh, kw, acc):  # type: ignore[no-untyped-def]
+    """The exact twin of `conv_float32`: the same layouts, wrapping int32 multiply-adds.
+
+    xp: (N, Hp, Wp, C) int32; weights: (F4, kw·kh·C) int32; acc: (N, Ho, W4, F4) int32.
+    """
+    n_batch, out_h, out_w4, filters4 = acc.shape
+    channels = xp.shape[3]
+    span = kh * channels
+    length = kw * span
+    width = xp.shape[2]
+    row_buffer = np.empty(width * span, np.int32)
+    for n in range(n_batch):
+        for i in range(out_h):
+            _fill_row_buffer(xp, n, i * stride, kh, row_buffer)
+            out_row = acc[n, i]
+            for j in range(out_w4):
+                base = j * stride * span
+                x0 = row_buffer[base : base + length]
+                for f in range(0, filters4, 4):
+                    w0 = weights[f]
+                    w1 = weights[f + 1]
+                    w2 = weights[f + 2]
+                    w3 = weights[f + 3]
+                    s0 = s1 = s2 = s3 = np.int32(0)
+                    for t in range(length):
+                        a = x0[t]
+                        s0 = madd32(s0, a, w0[t])
+                        s1 = madd32(s1, a, w1[t])
+                        s2 = madd32(s2, a, w2[t])
+                        s3 = madd32(s3, a, w3[t])
+                    out_row[j, f] = s0
+                    out_row[j, f + 1] = s1
+                    out_row[j, f + 2] = s2
+                    out_row[j, f + 3] = s3
+
+
+@njit(cache=True)
+def depthwise_int32(xp, weights, stride, acc):  # type: ignore[no-untyped-def]
+    """acc[n, i, j, c] = wrap32(Σ_{a,b} xp[n, i·s + a, j·s + b, c] · weights[a, b, c]).
+
+    xp: (N, Hp, Wp, C) int32; weights: (k, k, C) int32 (already flipped); acc: (N, Ho, Wo, C).
+    A 3×3 kernel takes an unrolled path: its nine taps stay in one vectorised channel loop.
+    """
+    n_batch, out_h, out_w, channels = acc.shape
+    k = weights.shape[0]
+    for n in range(n_batch):
+        for i in range(out_h):
+            out_row = acc[n, i]
+            if k == 3:
+                r0 = xp[n, i * stride]
+                r1 = xp[n, i * stride + 1]
+                r2 = xp[n, i * stride + 2]
+                w00 = weights[0, 0]
+                w01 = weights[0, 1]
+                w02 = weights[0, 2]
+                w10 = weights[1, 0]
+                w11 = weights[1, 1]
+                w12 = weights[1, 2]
+                w20 = weights[2, 0]
+                w21 = weights[2, 1]
+                w22 = weights[2, 2]
+                for j in range(out_w):
+                    col = j * stride
+                    p00 = r0[col]
+                    p01 = r0[col + 1]
+                    p02 = r0[col + 2]
+                    p10 = r1[col]
+                    p11 = r1[col + 1]
+                    p12 = r1[col + 2]
+                    p20 = r2[col]
+                    p21 = r2[col + 1]
+                    p22 = r2[col + 2]
+                    out = out_row[j]
+                    for c in range(channels):
+                        total = madd32(np.int32(0), p00[c], w00[c])
+                        total = madd32(total, p01[c], w01[c])
+                        total = madd32(total, p02[c], w02[c])
+                        total = madd32(total, p10[c], w10[c])
+                        total = madd32(total, p11[c], w11[c])
+                        total = madd32(total, p12[c], w12[c])
+                        total = madd32(total, p20[c], w20[c])
+                        total = madd32(total, p21[c], w21[c])
+                        out[c] = madd32(total, p22[c], w22[c])
+            else:
+                for j in range(out_w):
+                    out = out_row[j]
+                    for c in range(channels):
+                        out[c] = 0
+                    for a in range(k):
+                        src_row = xp[n, i * stride + a]
+                        for b in range(k):
+                            pixel = src_row[j * stride + b]
+                            tap = weights[a, b]
+                            for c in range(channels):
+                                out[c] = madd32(out[c], pixel[c], tap[c])
+
+
+@njit(cache=True)
+def transpose_int32(xs, weights, depthwise, acc):  # type: ignore[no-untyped-def]
+    """acc[n, 2i + a - p, 2j + b - p, f] += xs[n, i, j, c] · w[a, b, c, f], p = (k - 2) // 2.
+
+    Wrapping int32; out-of-range contributions are dropped; acc: (N, 2H, 2W, F), zeroed here.
+    Depthwise: weights (k, k, C, 1) and f = c.
+    """
+    n_batch, height, width, channels = xs.shape
+    k = weights.shape[0]
+    pad = (k - 2) // 2
+    filters = acc.shape[3]
+    acc[...] = 0
+    for n in range(n_batch):
+        for i in range(height):
+            for a in range(k):
+                row = 2 * i + a - pad
+                if row < 0 or row >= 2 * height:
+                    continue
+                for j in range(width):
+                    pixel = xs[n, i, j]
+                    for b in range(k):
+                        col = 2 * j + b - pad
+                        if col < 0 or col >= 2 * width:
+                            continue
+                        out = acc[n, row, col]
+                        if depthwise:
+                            tap = weights[a, b]
+                            for c in range(channels):
+                                out[c] = madd32(out[c], pixel[c], tap[c, 0])
+                        else:
+                            for c in range(channels):
+                                tap = weights[a, b, c]
+                                value = pixel[c]
+                                for f in range(filters):
+                                    out[f] = madd32(out[f], value, tap[f])
+
+
+@njit(cache=True)
+def dense_int32(xs, weights, acc):  # type: ignore[no-untyped-def]
+    """acc[n, f] = wrap32(Σ_e xs[n, e] · weights[e, f]); xs (N, E) int32, weights int8 (E, F)."""
+    n_batch, length = xs.shape
+    units = weights.shape[1]
+    for n in range(n_batch):
+        out = acc[n]
+        for f in range(units):
+            out[f] = 0
+        x = xs[n]
+        e = 0
+        while e + 4 <= length:
+            x0 = x[e]
+            x1 = x[e + 1]
+            x2 = x[e + 2]
+            x3 = x[e + 3]
+            w0 = weights[e]
+            w1 = weights[e + 1]
+            w2 = weights[e + 2]
+            w3 = weights[e + 3]
+            for f in range(units):
+                total = madd32(out[f], x0, np.int32(w0[f]))
+                total = madd32(total, x1, np.int32(w1[f]))
+                total = madd32(total, x2, np.int32(w2[f]))
+                out[f] = madd32(total, x3, np.int32(w3[f]))
+            e += 4
+        while e < length:
+            x0 = x[e]
+            w0 = weights[e]
+            for f in range(units):
+                out[f] = madd32(out[f], x0, np.int32(w0[f]))
+            e += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps 3-8: saturation, bias, pooling, activation, GAP, requantization
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _saturate(value, low, high):  # type: ignore[no-untyped-def]
+    return min(max(value, low), high)
+
+
+@njit(cache=True, inline="always")
+def _rounding_shift(value, right, half, left):  # type: ignore[no-untyped-def]
+    """shift(v, s): (v + half) >> right for s < 0 (round half up), v << left for s > 0."""
+    return ((value + half) >> right) << left
+
+
+@njit(cache=True, inline="always")
+def _bias_row(src, bias, acc_low, acc_high, post_low, post_high, dst):  # type: ignore[no-untyped-def]
+    """Steps 3-4 on one pixel: dst = sat_P(sat_B(acc) + bias)."""
+    for f in range(dst.shape[0]):
+        value = _saturate(np.int64(src[f]), acc_low, acc_high)
+        dst[f] = _saturate(value + bias[f], post_low, post_high)
+
+
+@njit(cache=True, inline="always")
+def _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Step 6 on one pixel, in place: a clamp [act_low, act_high[f]] (ReLU, or none with the
+    P-bit range) or the LUT."""
+    if act_kind == ACT_LUT:
+        for f in range(values.shape[0]):
+            scaled = _saturate(values[f] * act_scales[f], post_low, post_high)
+            index = _rounding_shift(scaled, act_right[f], act_half[f], act_left[f])
+            values[f] = lut[_saturate(index, -1024, 1023) + 1024]
+    else:
+        for f in range(values.shape[0]):
+            values[f] = min(max(values[f], act_low), act_high[f])
+
+
+@njit(cache=True, inline="always")
+def _requantize_row(values, scales, right, half, left, post_low, post_high, low, high, out):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Step 8 on one pixel: clip(shift(sat_P(v · scale), s), low, high)."""
+    for f in range(out.shape[0]):
+        scaled = _saturate(values[f] * scales[f], post_low, post_high)
+        out[f] = _saturate(_rounding_shift(scaled, right[f], half[f], left[f]), low, high)
+
+
+@njit(cache=True, inline="always")
+def _fused_row(src, bias, acc_low, acc_high, post_low, post_high, act_low, act_high, scales, right, half, left, low, high, out):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Steps 3-8 on one pixel without pooling and with a clamp activation, in one loop."""
+    for f in range(out.shape[0]):
+        value = _saturate(np.int64(src[f]), acc_low, acc_high)
+        value = _saturate(value + bias[f], post_low, post_high)
+        value = min(max(value, act_low), act_high[f])
+        scaled = _saturate(value * scales[f], post_low, post_high)
+        out[f] = _saturate(_rounding_shift(scaled, right[f], half[f], left[f]), low, high)
+
+
+@njit(cache=True)
+def finish_layer(  # type: ignore[no-untyped-def]
+    acc,
+    out_h,
+    out_w,
+    buffer_bits,
+    post_bits,
+    bias,
+    pool_kind,
+    pool_size,
+    pool_stride,
+    pool_top,
+    pool_left,
+    act_kind,
+    act_low,
+    act_high,
+    act_scales,
+    act_right,
+    act_half,
+    act_left,
+    lut,
+    out_scales,
+    out_right,
+    out_half,
+    out_left,
+    low,
+    high,
+    out,
+):
+    """Steps 3-8 on the int32 accumulator `acc` (N, ≥out_h, ≥out_w, ≥F); result in `out`.
+
+    Activation: a clamp to [act_low, act_high[f]] (ReLU: [0, max_value << max_value_shift];
+    none: the P-bit range) or the LUT. Shifts come split per filter into a right shift with its
+    rounding term `half` and a left shift (one of them 0). `out` (N, rows, cols, F) has the
+    pooled size; `out_h`, `out_w` are the conv output size before pooling.
+    """
+    n_batch = acc.shape[0]
+    filters = out.shape[3]
+    acc_high = (np.int64(1) << (buffer_bits - 1)) - 1
+    acc_low = -acc_high - 1
+    post_high = (np.int64(1) << (post_bits - 1)) - 1
+    post_low = -post_high - 1
+    values = np.empty(filters, np.int64)
+    if pool_kind == POOL_NONE and act_kind != ACT_LUT:
+        for n in range(n_batch):
+            for i in range(out_h):
+                for j in range(out_w):
+                    _fused_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, act_low, act_high, out_scales, out_right, out_half, out_left, low, high, out[n, i, j])  # noqa: E501
+    elif pool_kind == POOL_NONE:
+        for n in range(n_batch):
+            for i in range(out_h):
+                for j in range(out_w):
+                    _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, values)
+                    _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high)  # noqa: E501
+                    _requantize_row(values, out_scales, out_right, out_half, out_left, post_low, post_high, low, high, out[n, i, j])  # noqa: E501
+    elif pool_kind == POOL_AVERAGE:
+        totals = np.empty(filters, np.int64)
+        for n in range(n_batch):
+            totals[:] = 0
+            # the running sum is clipped after every addition, in row-major order
+            for i in range(out_h):
+                for j in range(out_w):
+                    _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, values)
+                    _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high)  # noqa: E501
+                    for f in range(filters):
+                        totals[f] = _saturate(totals[f] + values[f], post_low, post_high)
+            _requantize_row(totals, out_scales, out_right, out_half, out_left, post_low, post_high, low, high, out[n, 0, 0])  # noqa: E501
+    else:
+        biased = np.empty((out_h, out_w, filters), np.int64)
+        for n in range(n_batch):
+            for i in range(out_h):
+                for j in range(out_w):
+                    _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, biased[i, j])  # noqa: E501
+            for i in range(out.shape[1]):
+                first_row = max(i * pool_stride - pool_top, 0)
+                last_row = min(i * pool_stride - pool_top + pool_size, out_h)
+                for j in range(out.shape[2]):
+                    first_col = max(j * pool_stride - pool_left, 0)
+                    last_col = min(j * pool_stride - pool_left + pool_size, out_w)
+                    # pad pixels act as -infinity: only real pixels of the window compete
+                    values[:] = biased[first_row, first_col]
+                    for pi in range(first_row, last_row):
+                        for pj in range(first_col, last_col):
+                            window = biased[pi, pj]
+                            for f in range(filters):
+                                values[f] = max(values[f], window[f])
+                    _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high)  # noqa: E501
+                    _requantize_row(values, out_scales, out_right, out_half, out_left, post_low, post_high, low, high, out[n, i, j])  # noqa: E501
+
+
+@njit(cache=True)
+def add_layer(a, b, a_shift, b_shift, buffer_bits, right, half, left, low, high, out):  # type: ignore[no-untyped-def]
+    """Add on (M, C) int32 views: clip(shift(sat_B(sat_B(a << sa) + sat_B(b << sb)), s), lo, hi)."""
+    high_b = (np.int64(1) << (buffer_bits - 1)) - 1
+    low_b = -high_b - 1
+    for m in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            left_a = _saturate(np.int64(a[m, c]) << a_shift[c], low_b, high_b)
+            left_b = _saturate(np.int64(b[m, c]) << b_shift[c], low_b, high_b)
+            total = _saturate(left_a + left_b, low_b, high_b)
+            out[m, c] = _saturate(_rounding_shift(total, right[c], half[c], left[c]), low, high)
+
+
+#: every kernel the hardware model may call, for `kernels_are_cached`.
+ALL_KERNELS = (
+    shift_and_pad,
+    shift_flat,
+    conv_float32,
+    conv_int32,
+    depthwise_int32,
+    transpose_int32,
+    dense_int32,
+    finish_layer,
+    add_layer,
+)
+
+
+def kernels_are_cached() -> bool:
+    """Whether numba's on-disk cache holds code for this machine for every kernel.
+
+    When it does not, the first run compiles (about 1-2 s per kernel): the CLI says so.
+    """
+    try:
+        for kernel in ALL_KERNELS:
+            cache = kernel._cache
+            magic = kernel.targetctx.codegen().magic_tuple()
+            index = cache._cache_file._load_index()
+            if not any(key[1] == magic for key in index):
+                return False
+    except (AttributeError, OSError, TypeError, IndexError, ValueError):
+        return False
+    return True

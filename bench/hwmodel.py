@@ -1,0 +1,261 @@
+"""Benchmark: the hardware model's layer kernels against onnxruntime, side by side.
+
+Each row is one realistic quantized layer (int8 input, input_shift 0, 8-bit weights, 8-bit ReLU
+output), timed whole in the hardware model (shift, accumulate, bias, ReLU, requantize) and as the
+equivalent accumulation node in onnxruntime: the exact int8 path (ConvInteger / MatMulInteger on
+uint8 × uint8) and float32 (Conv / MatMul), on 1 and 2 threads. Ratios are ORT time / hardware
+model time, so > 1 means the hardware model is faster. Medians of repeated runs after warm-up.
+Run: `python bench/hwmodel.py [--repeat N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from akidac.backends.akida.hwmodel import HardwareModel
+from akidac.target.layer_record import LayerRecord
+
+RNG = np.random.default_rng(0)
+#: onnxruntime's exact int8 path: uint8 activations × uint8 weights. (The faster u8 × s8 kernel
+#: saturates intermediate pair sums and miscomputes when uint8 inputs exceed 127.)
+INT8_DTYPES = "u8×u8"
+
+
+@dataclass
+class Case:
+    """One benchmark layer: its Akida record and input, and its ONNX equivalents."""
+
+    name: str
+    record: LayerRecord
+    x: np.ndarray
+    int8_model: onnx.ModelProto
+    int8_op: str
+    float_model: onnx.ModelProto
+    float_op: str
+
+
+def _relu_record(
+    name: str, layer_type: str, weights: np.ndarray, params: dict[str, int | str], shifts: int
+) -> LayerRecord:
+    """A realistic 8-bit ReLU layer: shifts 0, small bias, output scale/shift into int8 range."""
+    filters = weights.shape[-1] if layer_type != "DepthwiseConv2D" else weights.shape[2]
+    per_filter = {
+        "bias": RNG.integers(-64, 64, filters).astype(np.int8),
+        "bias_shift": np.full(filters, 4, np.uint8),
+        "max_value": np.full(filters, 127, np.uint8),
+        "max_value_shift": np.full(filters, 31, np.uint8),
+        "output_scales": RNG.integers(64, 256, filters).astype(np.uint8),
+        "output_shift": np.full(filters, -18, np.int8),
+    }
+    return LayerRecord(
+        name=name,
+        layer_type=layer_type,
+        inbounds=[],
+        params={
+            "activation": "ReLU",
+            "buffer_bits": 28,
+            "post_op_buffer_bits": 32,
+            "output_bits": 8,
+            "weights_bits": 8,
+            **params,
+        },
+        variables={
+            "weights": weights,
+            "input_shift": np.zeros(shifts, np.uint8),
+            **per_filter,
+        },
+    )
+
+
+def _model(
+    op: str,
+    x_type: int,
+    x_shape: list[int],
+    weights: np.ndarray,
+    y_type: int,
+    **attributes: object,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x", "w"], ["y"], **attributes)],
+        "bench",
+        [helper.make_tensor_value_info("x", x_type, x_shape)],
+        [helper.make_tensor_value_info("y", y_type, None)],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def conv_case(name: str, size: int, cin: int, cout: int, kernel: int) -> Case:
+    weights = RNG.integers(-128, 128, (kernel, kernel, cin, cout)).astype(np.int8)
+    record = _relu_record(
+        name,
+        "Conv2D",
+        weights,
+        {"kernel_size": kernel, "kernel_stride": 1, "padding": "Same", "filters": cout,
+         "pool_type": "NoPooling"},
+        cin,
+    )
+    x = RNG.integers(-128, 128, (1, size, size, cin)).astype(np.int8)
+    onnx_weights = weights.transpose(3, 2, 0, 1)
+    pads = [kernel // 2] * 4
+    shape = [1, cin, size, size]
+    int8 = _model(
+        "ConvInteger", TensorProto.UINT8, shape, (onnx_weights.astype(np.int16) + 128).astype(
+            np.uint8), TensorProto.INT32, pads=pads
+    )
+    f32 = _model(
+        "Conv", TensorProto.FLOAT, shape, onnx_weights.astype(np.float32), TensorProto.FLOAT,
+        pads=pads,
+    )
+    return Case(name, record, x, int8, "ConvInteger", f32, "Conv")
+
+
+def depthwise_case(name: str, size: int, channels: int) -> Case:
+    weights = RNG.integers(-128, 128, (3, 3, channels, 1)).astype(np.int8)
+    record = _relu_record(
+        name,
+        "DepthwiseConv2D",
+        weights,
+        {"kernel_size": 3, "kernel_stride": 1, "padding": "Same", "pool_type": "NoPooling"},
+        channels,
+    )
+    x = RNG.integers(-128, 128, (1, size, size, channels)).astype(np.int8)
+    onnx_weights = weights.transpose(2, 3, 0, 1)
+    shape = [1, channels, size, size]
+    attributes = {"pads": [1, 1, 1, 1], "group": channels}
+    int8 = _model(
+        "ConvInteger", TensorProto.UINT8, shape, (onnx_weights.astype(np.int16) + 128).astype(
+            np.uint8), TensorProto.INT32, **attributes
+    )
+    f32 = _model(
+        "Conv", TensorProto.FLOAT, shape, onnx_weights.astype(np.float32), TensorProto.FLOAT,
+        **attributes,
+    )
+    return Case(name, record, x, int8, "ConvInteger (group=C)", f32, "Conv (group=C)")
+
+
+def dense_case(name: str, inputs: int, units: int) -> Case:
+    weights = RNG.integers(-128, 128, (inputs, units)).astype(np.int8)
+    record = _relu_record(name, "Dense1D", weights, {"units": units}, inputs)
+    record.variables["output_shift"] = np.full(units, -16, np.int8)
+    x = RNG.integers(-128, 128, (1, 1, 1, inputs)).astype(np.int8)
+    int8 = _model(
+        "MatMulInteger", TensorProto.UINT8, [1, inputs],
+        (weights.astype(np.int16) + 128).astype(np.uint8), TensorProto.INT32,
+    )
+    f32 = _model(
+        "MatMul", TensorProto.FLOAT, [1, inputs], weights.astype(np.float32), TensorProto.FLOAT
+    )
+    return Case(name, record, x, int8, "MatMulInteger", f32, "MatMul")
+
+
+def median_ms(function: Callable[[], object], repeat: int) -> float:
+    """Median wall time of `function` in ms, after three warm-up calls."""
+    for _ in range(3):
+        function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def ort_ms(model: onnx.ModelProto, feed: dict[str, np.ndarray], threads: int, repeat: int) -> float:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return median_ms(lambda: session.run(None, feed), repeat)
+
+
+def onnx_input(case: Case, floating: bool) -> np.ndarray:
+    """The case input in ONNX layout (NCHW, or (1, E) for dense) and dtype."""
+    x = case.x.astype(np.int16)
+    x = x.reshape(1, -1) if case.record.layer_type == "Dense1D" else x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x.astype(np.float32) if floating else (x + 128).astype(np.uint8))
+
+
+FIRST_RUN_SCRIPT = """
+import time
+start = time.perf_counter()
+import numpy as np
+from akidac.backends.akida.hwmodel import HardwareModel
+from akidac.target.layer_record import LayerRecord
+rng = np.random.default_rng(0)
+record = LayerRecord("conv", "Conv2D", [], {
+    "activation": "ReLU", "buffer_bits": 28, "post_op_buffer_bits": 32, "output_bits": 8,
+    "kernel_size": 3, "kernel_stride": 1, "padding": "Same", "pool_type": "NoPooling"},
+    {"weights": rng.integers(-128, 128, (3, 3, 16, 16)).astype(np.int8),
+     "input_shift": np.zeros(16, np.uint8), "bias": np.zeros(16, np.int8),
+     "bias_shift": np.zeros(16, np.uint8), "max_value": np.full(16, 127, np.uint8),
+     "max_value_shift": np.full(16, 31, np.uint8), "output_scales": np.ones(16, np.uint8),
+     "output_shift": np.full(16, -8, np.int8)})
+HardwareModel([record]).run(rng.integers(-128, 128, (1, 16, 16, 16)).astype(np.int8))
+print(time.perf_counter() - start)
+"""
+
+
+def first_inference_seconds() -> float:
+    """Import + first inference of a fresh interpreter (the numba cache is warm by then)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    command = [sys.executable, "-c", FIRST_RUN_SCRIPT]
+    subprocess.run(command, env=env, check=True, capture_output=True)  # warms the cache
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30, help="timed runs per figure")
+    args = parser.parse_args()
+    cases = [
+        conv_case("conv 3×3 64→64 @56×56", 56, 64, 64, 3),
+        conv_case("conv 1×1 128→128 @28×28", 28, 128, 128, 1),
+        depthwise_case("depthwise 3×3 64ch @28×28", 28, 64),
+        dense_case("dense 1024→1000", 1024, 1000),
+    ]
+    header = (
+        f"{'layer':<28} {'hwmodel':>8} | {'threads':>7} {'ORT int8':>9} {'ORT f32':>8} "
+        f"{'int8/hw':>8} {'f32/hw':>7}"
+    )
+    print(f"hardware model: 1 thread; ORT int8 = {INT8_DTYPES}; times in ms (median)")
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        model = HardwareModel([case.record])
+        hw = median_ms(lambda model=model, case=case: model.run(case.x), args.repeat)
+        for threads in (1, 2):
+            int8 = ort_ms(case.int8_model, {"x": onnx_input(case, False)}, threads, args.repeat)
+            f32 = ort_ms(case.float_model, {"x": onnx_input(case, True)}, threads, args.repeat)
+            label = case.name if threads == 1 else ""
+            hw_text = f"{hw:8.3f}" if threads == 1 else " " * 8
+            print(
+                f"{label:<28} {hw_text} | {threads:>7} {int8:9.3f} {f32:8.3f} "
+                f"{int8 / hw:8.2f} {f32 / hw:7.2f}"
+            )
+    print("-" * len(header))
+    print("ORT ops: " + "; ".join(f"{c.name}: {c.int8_op} / {c.float_op}" for c in cases))
+    seconds = first_inference_seconds()
+    print(f"first inference of a fresh process (import + run, warm numba cache): {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
