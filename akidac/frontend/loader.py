@@ -96,7 +96,8 @@ def check_graph(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
             raise ModelError(
                 f"'{where}' is not a valid ONNX model: {message}", code="AK-MODEL-INVALID"
             ) from None
-        proto = topologically_sorted(proto)
+        check_inputs_defined(proto, where)
+        proto = topologically_sorted(proto, where)
         try:
             onnx.checker.check_model(proto)
         except onnx.checker.ValidationError as again:
@@ -105,6 +106,19 @@ def check_graph(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
                 code="AK-MODEL-INVALID",
             ) from None
     return proto
+
+
+def check_inputs_defined(proto: onnx.ModelProto, where: str) -> None:
+    """Every node input must be a graph input, an initializer or some node's output."""
+    graph = proto.graph
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined |= {name for node in graph.node for name in node.output}
+    for index, node in enumerate(graph.node):
+        for name in node.input:
+            if name and name not in defined:
+                label = node.name or f"{node.op_type}_{index}"
+                raise ModelError(f"'{where}': node '{label}' reads '{name}', which no node, "
+                                 "graph input or initializer defines", code="AK-MODEL-INVALID")
 
 
 def check_weights(proto: onnx.ModelProto, where: str) -> None:

@@ -6,6 +6,8 @@ this wrapper converts from and to `onnx.ModelProto` and turns its exceptions int
 
 from __future__ import annotations
 
+import logging
+
 import onnx
 import onnx_ir
 import onnx_ir.passes.common as onnx_ir_common
@@ -13,14 +15,19 @@ import onnx_ir.passes.common as onnx_ir_common
 from akidac.errors import ModelError
 
 
-def topologically_sorted(proto: onnx.ModelProto) -> onnx.ModelProto:
+def topologically_sorted(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
     """The model with its nodes sorted topologically; `ModelError` if the graph has a cycle."""
-    model = onnx_ir.serde.deserialize_model(proto)
+    ir_logger = logging.getLogger("onnx_ir")
+    level = ir_logger.level
+    ir_logger.setLevel(logging.CRITICAL)  # diagnostics go through our errors, not its log
     try:
+        model = onnx_ir.serde.deserialize_model(proto)
         onnx_ir_common.TopologicalSortPass()(model)
-    except ValueError as error:
+        return onnx_ir.serde.serialize_model(model)
+    except ValueError:
         raise ModelError(
-            f"the model graph has a cycle ({error}); an ONNX graph must be acyclic",
+            f"'{where}': the model graph has a cycle; an ONNX graph must be acyclic",
             code="AK-MODEL-CYCLE",
         ) from None
-    return onnx_ir.serde.serialize_model(model)
+    finally:
+        ir_logger.setLevel(level)

@@ -175,11 +175,6 @@ def test_an_empty_file_exits_3_and_names_the_file(tmp_path: Path) -> None:
 # invalid graphs: exit 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: AK-MODEL-CYCLE (frontend/onnx_ir_bridge.py "
-    "topologically_sorted) does not name the model file",
-)
 def test_a_cyclic_graph_exits_3_and_names_the_file(tmp_path: Path) -> None:
     nodes = [
         helper.make_node("Add", ["x", "b"], ["a"], name="first"),
@@ -200,12 +195,6 @@ def test_a_cyclic_graph_exits_3_and_names_the_file(tmp_path: Path) -> None:
     assert_no_output(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the checker calls an undefined input "
-    "'not topologically sorted', so frontend/loader.py check_graph sorts it and "
-    "onnx_ir logs a second stderr line",
-)
 def test_a_node_reading_an_undefined_value_exits_3_and_names_the_file_and_value(
     tmp_path: Path,
 ) -> None:

@@ -558,7 +558,10 @@ class _ConvExecutor(_LayerExecutor):
         if chunk > 0:
             xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.float32)
             kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
-            kernels.conv_float32(xp, self.weights_f32, chunk, s, k, k, acc)
+            length = self.weights_f32.shape[1]
+            for start in range(0, length, chunk):
+                size = min(chunk, length - start)
+                kernels.conv_float32(xp, self.weights_f32, start, size, start > 0, s, k, k, acc)
         else:
             xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.int32)
             kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)

@@ -126,18 +126,21 @@ def _fill_row_buffer(xp, n, row0, kh, row_buffer):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, fastmath=True)
-def conv_float32(xp, weights, chunk, stride, kh, kw, acc):  # type: ignore[no-untyped-def]
-    """acc[n, i, j, f] = wrap32(Σ_{b,a,c} xp[n, i·s + a, j·s + b, c] · weights[f, (b, a, c)]).
+def conv_float32(xp, weights, start, size, accumulate, stride, kh, kw, acc):  # type: ignore[no-untyped-def]
+    """acc[n, i, j, f] (+)= Σ_{t in [start, start+size)} window(n, i, j)[t] · weights[f, t].
 
-    xp: (N, Hp, Wp, C) float32, padded and wide enough for every tile; weights: (F4, kw·kh·C)
-    float32 with F4 a multiple of 4; acc: (N, Ho, W4, F4) int32 with W4 a multiple of 4. The sum
-    runs in chunks of `chunk` terms whose float32 partial sums the caller has proved exact
-    (|Σ| < 2^24 whatever the order); the chunks are added in int64 and wrapped to int32.
+    The window of output pixel (i, j) is xp[n, i·s + a, j·s + b, c] in (b, a, c) order, so
+    the full sum is Σ_{b,a,c} xp[n, i·s + a, j·s + b, c] · weights[f, (b, a, c)]. xp: (N, Hp,
+    Wp, C) float32, padded and wide enough for every tile; weights: (F4, kw·kh·C) float32 with
+    F4 a multiple of 4; acc: (N, Ho, W4, F4) int32 with W4 a multiple of 4. The caller has
+    proved the float32 partial sums of the term range exact (|Σ| < 2^24 in any order); the
+    result is stored, or with `accumulate` added, in wrapping int32: summing ranges this way
+    gives wrap32 of the whole sum, the engine's int32 accumulator. The 4 × 4 tile of output
+    pixels × filters keeps 16 float32 reductions in registers.
     """
     n_batch, out_h, out_w4, filters4 = acc.shape
     channels = xp.shape[3]
     span = kh * channels
-    length = kw * span
     width = xp.shape[2]
     row_buffer = np.empty(width * span, np.float32)
     for n in range(n_batch):
@@ -149,96 +152,83 @@ def conv_float32(xp, weights, chunk, stride, kh, kw, acc):  # type: ignore[no-un
                 flat = row_buffer
             out_row = acc[n, i]
             for j in range(0, out_w4, 4):
-                b0 = (j + 0) * stride * span
-                b1 = (j + 1) * stride * span
-                b2 = (j + 2) * stride * span
-                b3 = (j + 3) * stride * span
-                x0 = flat[b0 : b0 + length]
-                x1 = flat[b1 : b1 + length]
-                x2 = flat[b2 : b2 + length]
-                x3 = flat[b3 : b3 + length]
+                b0 = (j + 0) * stride * span + start
+                x0 = flat[b0 : b0 + size]
+                b1 = (j + 1) * stride * span + start
+                x1 = flat[b1 : b1 + size]
+                b2 = (j + 2) * stride * span + start
+                x2 = flat[b2 : b2 + size]
+                b3 = (j + 3) * stride * span + start
+                x3 = flat[b3 : b3 + size]
                 for f in range(0, filters4, 4):
-                    w0 = weights[f]
-                    w1 = weights[f + 1]
-                    w2 = weights[f + 2]
-                    w3 = weights[f + 3]
-                    t00 = t01 = t02 = t03 = np.int64(0)
-                    t10 = t11 = t12 = t13 = np.int64(0)
-                    t20 = t21 = t22 = t23 = np.int64(0)
-                    t30 = t31 = t32 = t33 = np.int64(0)
-                    for start in range(0, length, chunk):
-                        size = min(chunk, length - start)
-                        # slices starting at 0 let LLVM see contiguous, non-negative indices
-                        y0 = x0[start : start + size]
-                        y1 = x1[start : start + size]
-                        y2 = x2[start : start + size]
-                        y3 = x3[start : start + size]
-                        v0 = w0[start : start + size]
-                        v1 = w1[start : start + size]
-                        v2 = w2[start : start + size]
-                        v3 = w3[start : start + size]
-                        s00 = s01 = s02 = s03 = np.float32(0)
-                        s10 = s11 = s12 = s13 = np.float32(0)
-                        s20 = s21 = s22 = s23 = np.float32(0)
-                        s30 = s31 = s32 = s33 = np.float32(0)
-                        for t in range(size):
-                            a0 = y0[t]
-                            a1 = y1[t]
-                            a2 = y2[t]
-                            a3 = y3[t]
-                            c0 = v0[t]
-                            c1 = v1[t]
-                            c2 = v2[t]
-                            c3 = v3[t]
-                            s00 += a0 * c0
-                            s01 += a0 * c1
-                            s02 += a0 * c2
-                            s03 += a0 * c3
-                            s10 += a1 * c0
-                            s11 += a1 * c1
-                            s12 += a1 * c2
-                            s13 += a1 * c3
-                            s20 += a2 * c0
-                            s21 += a2 * c1
-                            s22 += a2 * c2
-                            s23 += a2 * c3
-                            s30 += a3 * c0
-                            s31 += a3 * c1
-                            s32 += a3 * c2
-                            s33 += a3 * c3
-                        t00 += np.int64(s00)
-                        t01 += np.int64(s01)
-                        t02 += np.int64(s02)
-                        t03 += np.int64(s03)
-                        t10 += np.int64(s10)
-                        t11 += np.int64(s11)
-                        t12 += np.int64(s12)
-                        t13 += np.int64(s13)
-                        t20 += np.int64(s20)
-                        t21 += np.int64(s21)
-                        t22 += np.int64(s22)
-                        t23 += np.int64(s23)
-                        t30 += np.int64(s30)
-                        t31 += np.int64(s31)
-                        t32 += np.int64(s32)
-                        t33 += np.int64(s33)
-                    # np.int32 of an int64 keeps the low 32 bits: the engine's int32 wrap.
-                    out_row[j, f] = np.int32(t00)
-                    out_row[j, f + 1] = np.int32(t01)
-                    out_row[j, f + 2] = np.int32(t02)
-                    out_row[j, f + 3] = np.int32(t03)
-                    out_row[j + 1, f] = np.int32(t10)
-                    out_row[j + 1, f + 1] = np.int32(t11)
-                    out_row[j + 1, f + 2] = np.int32(t12)
-                    out_row[j + 1, f + 3] = np.int32(t13)
-                    out_row[j + 2, f] = np.int32(t20)
-                    out_row[j + 2, f + 1] = np.int32(t21)
-                    out_row[j + 2, f + 2] = np.int32(t22)
-                    out_row[j + 2, f + 3] = np.int32(t23)
-                    out_row[j + 3, f] = np.int32(t30)
-                    out_row[j + 3, f + 1] = np.int32(t31)
-                    out_row[j + 3, f + 2] = np.int32(t32)
-                    out_row[j + 3, f + 3] = np.int32(t33)
+                    w0 = weights[f + 0, start : start + size]
+                    w1 = weights[f + 1, start : start + size]
+                    w2 = weights[f + 2, start : start + size]
+                    w3 = weights[f + 3, start : start + size]
+                    s00 = s01 = s02 = s03 = np.float32(0)
+                    s10 = s11 = s12 = s13 = np.float32(0)
+                    s20 = s21 = s22 = s23 = np.float32(0)
+                    s30 = s31 = s32 = s33 = np.float32(0)
+                    for t in range(size):
+                        a0 = x0[t]
+                        a1 = x1[t]
+                        a2 = x2[t]
+                        a3 = x3[t]
+                        c0 = w0[t]
+                        c1 = w1[t]
+                        c2 = w2[t]
+                        c3 = w3[t]
+                        s00 += a0 * c0
+                        s01 += a0 * c1
+                        s02 += a0 * c2
+                        s03 += a0 * c3
+                        s10 += a1 * c0
+                        s11 += a1 * c1
+                        s12 += a1 * c2
+                        s13 += a1 * c3
+                        s20 += a2 * c0
+                        s21 += a2 * c1
+                        s22 += a2 * c2
+                        s23 += a2 * c3
+                        s30 += a3 * c0
+                        s31 += a3 * c1
+                        s32 += a3 * c2
+                        s33 += a3 * c3
+                    if accumulate:
+                        # int64 sums truncated by np.int32: wrapping int32 additions
+                        out_row[j, f] = np.int32(np.int64(out_row[j, f]) + np.int64(s00))
+                        out_row[j, f + 1] = np.int32(np.int64(out_row[j, f + 1]) + np.int64(s01))
+                        out_row[j, f + 2] = np.int32(np.int64(out_row[j, f + 2]) + np.int64(s02))
+                        out_row[j, f + 3] = np.int32(np.int64(out_row[j, f + 3]) + np.int64(s03))
+                        out_row[j + 1, f] = np.int32(np.int64(out_row[j + 1, f]) + np.int64(s10))
+                        out_row[j + 1, f + 1] = np.int32(np.int64(out_row[j + 1, f + 1]) + np.int64(s11))
+                        out_row[j + 1, f + 2] = np.int32(np.int64(out_row[j + 1, f + 2]) + np.int64(s12))
+                        out_row[j + 1, f + 3] = np.int32(np.int64(out_row[j + 1, f + 3]) + np.int64(s13))
+                        out_row[j + 2, f] = np.int32(np.int64(out_row[j + 2, f]) + np.int64(s20))
+                        out_row[j + 2, f + 1] = np.int32(np.int64(out_row[j + 2, f + 1]) + np.int64(s21))
+                        out_row[j + 2, f + 2] = np.int32(np.int64(out_row[j + 2, f + 2]) + np.int64(s22))
+                        out_row[j + 2, f + 3] = np.int32(np.int64(out_row[j + 2, f + 3]) + np.int64(s23))
+                        out_row[j + 3, f] = np.int32(np.int64(out_row[j + 3, f]) + np.int64(s30))
+                        out_row[j + 3, f + 1] = np.int32(np.int64(out_row[j + 3, f + 1]) + np.int64(s31))
+                        out_row[j + 3, f + 2] = np.int32(np.int64(out_row[j + 3, f + 2]) + np.int64(s32))
+                        out_row[j + 3, f + 3] = np.int32(np.int64(out_row[j + 3, f + 3]) + np.int64(s33))
+                    else:
+                        out_row[j, f] = np.int32(s00)
+                        out_row[j, f + 1] = np.int32(s01)
+                        out_row[j, f + 2] = np.int32(s02)
+                        out_row[j, f + 3] = np.int32(s03)
+                        out_row[j + 1, f] = np.int32(s10)
+                        out_row[j + 1, f + 1] = np.int32(s11)
+                        out_row[j + 1, f + 2] = np.int32(s12)
+                        out_row[j + 1, f + 3] = np.int32(s13)
+                        out_row[j + 2, f] = np.int32(s20)
+                        out_row[j + 2, f + 1] = np.int32(s21)
+                        out_row[j + 2, f + 2] = np.int32(s22)
+                        out_row[j + 2, f + 3] = np.int32(s23)
+                        out_row[j + 3, f] = np.int32(s30)
+                        out_row[j + 3, f + 1] = np.int32(s31)
+                        out_row[j + 3, f + 2] = np.int32(s32)
+                        out_row[j + 3, f + 3] = np.int32(s33)
 
 
 @njit(cache=True)
