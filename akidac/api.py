@@ -100,6 +100,29 @@ def analyze(
     return build_report(graph, ctx.analyses, _original_nodes(proto), options.device)
 
 
+def estimate_device(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    sram_kib: int | None = None,
+) -> dict[str, Any]:
+    """The smallest device preset that holds every Akida program of the model, and the NPs
+    each layer takes (legality, partition and allocation; no quantization)."""
+    from akidac.target.devices import preset_devices
+
+    largest = preset_devices(sram_kib)[-1]
+    options = CompileOptions(device=largest.name, sram_kib=sram_kib)
+    ctx = PassContext(options=options)
+    graph = import_model(load_model(model), input_shapes, ctx.sink)
+    PassManager([*ANALYZE_PIPELINE, "allocate"]).run(graph, ctx)
+    minimal = ctx.analyses.get("minimal_device")
+    return {
+        "minimal_device": minimal.describe() if minimal else None,
+        "layers": {name: f.nps for name, f in sorted(ctx.analyses["footprints"].items())},
+        "regions": len(ctx.analyses.get("regions", [])),
+    }
+
+
 def write_model_atomically(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
     """Serialize to a temporary file beside `path`, then rename it into place."""
     target = Path(path)

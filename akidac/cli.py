@@ -299,6 +299,32 @@ def report(
     _guard(action)
 
 
+@app.command()
+def device(
+    model: Annotated[Path, typer.Argument(help="ONNX model")],
+    input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
+    sram_kib: Annotated[int | None, typer.Option(help="input SRAM per NP, KiB")] = None,
+) -> None:
+    """The smallest Akida device preset that holds the model's Akida programs."""
+
+    def action() -> int:
+        from akidac.api import estimate_device
+        from akidac.frontend.shapes import parse_input_shapes
+
+        data = estimate_device(model, input_shapes=parse_input_shapes(input_shape),
+                               sram_kib=sram_kib)
+        table = Table(title="NPs per Akida layer")
+        table.add_column("layer")
+        table.add_column("NPs", justify="right")
+        for name, nps in data["layers"].items():
+            table.add_row(name, str(nps))
+        out.print(table)
+        out.print(f"smallest device: {data['minimal_device'] or 'none of the presets holds it'}")
+        return 0 if data["minimal_device"] or not data["layers"] else 5
+
+    _guard(action)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

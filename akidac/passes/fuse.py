@@ -238,7 +238,9 @@ class Fuse:
         attrs: dict[str, AttrValue],
         tail: Value,
     ) -> None:
-        origin = tuple(name for f in fused for name in f.origin)
+        # the anchor (Conv/Gemm) names the layer; a fused Flatten before it comes after it
+        ordered = sorted(fused, key=lambda f: f.op_type == "Flatten")
+        origin = tuple(name for f in ordered for name in f.origin)
         new = graph.make_op(
             kind,
             operands,
