@@ -7,6 +7,7 @@ failure never leaves half a file behind.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -125,32 +126,27 @@ def estimate_device(
 
 def write_model_atomically(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
     """Serialize to a temporary file beside `path`, then rename it into place."""
-    target = Path(path)
-    data = model.SerializeToString(deterministic=True)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else "."
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(model.SerializeToString(deterministic=True), path)
 
 
 def write_json_atomically(data: Any, path: str | os.PathLike[str]) -> None:
     """Write JSON (sorted keys, deterministic) through a temporary file and a rename."""
-    import json
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_bytes_atomically(text.encode(), path)
 
+
+def write_bytes_atomically(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Write `data` to a temporary file beside `path` (mode from the umask, like a plain
+    write), then rename it into place: a failure never leaves half a file behind."""
     target = Path(path)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else "."
-    )
+    folder = target.parent if str(target.parent) else Path(".")
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2, sort_keys=True)
-            stream.write("\n")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -23,11 +23,17 @@ from akidac.runtime.akida_op import AKIDA_DOMAIN, AKIDA_OPSET, make_akida_node
 def build_programs(
     regions: list[Region], device: str, np_assignment: dict[str, list[int]] | None = None
 ) -> list[Program]:
-    """One program per region, in region order."""
-    return [
-        region_program(r.ops, r.input, device, np_assignment)  # type: ignore[arg-type]
-        for r in regions
-    ]
+    """One program per region, in region order, each with its own layers' NPs only."""
+    assignment = np_assignment or {}
+    programs = []
+    for region in regions:
+        own = {
+            op.display_name: assignment[op.display_name]
+            for op in region.ops
+            if op.display_name in assignment
+        }
+        programs.append(region_program(region.ops, region.input, device, own))  # type: ignore[arg-type]
+    return programs
 
 
 def build_hybrid_model(
