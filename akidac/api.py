@@ -30,7 +30,8 @@ from akidac.passes import (
     PassManager,
 )
 from akidac.passes.manager import Instrument
-from akidac.report.compat import build_report
+from akidac.report.compat import assumed_device, build_report
+from akidac.report.tagged import tag_model
 from akidac.runtime.builder import build_hybrid_model, build_programs
 
 ANALYZE_PIPELINE = ("import-cleanup", "canonicalize", "legalize", "fuse", "partition")
@@ -77,9 +78,14 @@ def compile_model(
         regions = []  # a custom pipeline without quantize: everything runs on the CPU
     programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
     hybrid = build_hybrid_model(graph, regions, programs)
-    device = ctx.analyses.get("device")
     report = build_report(
-        graph, ctx.analyses, _original_nodes(proto), device.name if device else options.device
+        graph,
+        ctx.analyses,
+        _original_nodes(proto),
+        ctx.analyses.get("device") or assumed_device(options.device, options.sram_kib),
+        stage="compile",
+        diagnostics=ctx.sink.items,
+        regions=regions,
     )
     if output is not None:
         write_model_atomically(hybrid, output)
@@ -91,14 +97,28 @@ def analyze(
     *,
     options: CompileOptions | None = None,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
+    tagged: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """The compatibility report without quantization (legality and partition only)."""
+    """The compatibility report without quantization (legality and partition only). With
+    `tagged`, also write there a copy of the input model whose nodes carry the report's
+    target, region and reasons as metadata (for Netron)."""
     options = options or CompileOptions()
     ctx = PassContext(options=options)
+    device = assumed_device(options.device, options.sram_kib)
     proto = load_model(model)
     graph = import_model(proto, input_shapes, ctx.sink)
     graph = PassManager(list(ANALYZE_PIPELINE)).run(graph, ctx).graph
-    return build_report(graph, ctx.analyses, _original_nodes(proto), options.device)
+    report = build_report(
+        graph,
+        ctx.analyses,
+        _original_nodes(proto),
+        device,
+        stage="analyze",
+        diagnostics=ctx.sink.items,
+    )
+    if tagged is not None:
+        write_model_atomically(tag_model(proto, report), tagged)
+    return report
 
 
 def estimate_device(

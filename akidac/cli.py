@@ -154,26 +154,10 @@ def compile(
 
 
 def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -> None:
-    """The end-of-compile table: where nodes run, regions, file size."""
-    summary = report["summary"]
-    table = Table(title="akidac compile", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    total = summary["nodes_total"] or 1
-    table.add_row("device", report["device"])
-    table.add_row(
-        "nodes on Akida",
-        f"{summary['nodes_on_akida']} ({100 * summary['nodes_on_akida'] / total:.0f}%)",
-    )
-    table.add_row("nodes on CPU", str(summary["nodes_on_cpu"]))
-    if summary.get("nodes_removed"):
-        table.add_row("nodes folded away", str(summary["nodes_removed"]))
-    table.add_row("border nodes added (CPU)", str(summary["border_nodes_added"]))
-    table.add_row("Akida regions", str(summary["regions"]))
-    if output is not None and output.exists():
-        table.add_row("output", f"{output} ({output.stat().st_size:,} bytes)")
-    table.add_row("compile time", f"{seconds:.2f} s")
-    out.print(table)
+    """The end-of-compile table: device, where nodes and MACs run, regions, bytes, file, time."""
+    from akidac.report.render import compile_summary_table
+
+    out.print(compile_summary_table(report, output, seconds))
 
 
 @app.command()
@@ -269,6 +253,10 @@ def report(
     model: Annotated[Path, typer.Argument(help="ONNX model to analyse")],
     input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
+    tagged: Annotated[
+        Path | None,
+        typer.Option(help="write a copy of MODEL whose nodes carry target/region/reasons"),
+    ] = None,
     device: Annotated[str, typer.Option(help="device preset")] = "akida2-12n",
 ) -> None:
     """Which nodes Akida can run, and why not for the others (no quantization)."""
@@ -277,23 +265,20 @@ def report(
         from akidac.api import analyze
         from akidac.frontend.shapes import parse_input_shapes
         from akidac.passes import CompileOptions
+        from akidac.report.render import print_report
 
         data = analyze(
             model,
             options=CompileOptions(device=device),
             input_shapes=parse_input_shapes(input_shape),
+            tagged=tagged,
         )
         if json_output:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            return 0
-        print_summary(data, None, 0.0)
-        table = Table(title="nodes not on Akida")
-        for column in ("node", "op type", "code", "reason"):
-            table.add_column(column)
-        for node in data["nodes"]:
-            for reason in node["reasons"]:
-                table.add_row(node["name"], node["op_type"], reason["code"], reason["message"])
-        out.print(table)
+        else:
+            print_report(out, data)
+        if tagged is not None:
+            err.print(f"wrote {tagged}", highlight=False, soft_wrap=True)
         return 0
 
     _guard(action)

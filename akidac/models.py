@@ -12,7 +12,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-class _Builder:
+class ModelBuilder:
+    """Builds an ONNX model node by node with seeded, He-scaled weights."""
+
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
@@ -69,7 +71,7 @@ def conv_net(
     seed: int = 0, size: int = 32, channels: int = 3, classes: int = 10
 ) -> onnx.ModelProto:
     """3 conv-relu-maxpool blocks, a conv-relu, a dense head and a Softmax (NCHW input)."""
-    b = _Builder(seed)
+    b = ModelBuilder(seed)
     x = "input"
     widths = [channels, 16, 32, 32]
     for i in range(3):
@@ -94,7 +96,7 @@ def conv_net(
 def chain_net(blocks: int, seed: int = 0, channels: int = 8, size: int = 8) -> onnx.ModelProto:
     """A long model of about `4 × blocks` nodes: Conv-Relu-Conv-Relu blocks with a Sigmoid-gated
     skip every block, so Akida and CPU regions alternate (stress for partitioning)."""
-    b = _Builder(seed)
+    b = ModelBuilder(seed)
     x = "input"
     for i in range(blocks):
         y = b.conv(x, f"b{i}_conv", channels, channels)

@@ -105,8 +105,13 @@ def conv_case(name: str, size: int, cin: int, cout: int, kernel: int) -> Case:
         name,
         "Conv2D",
         weights,
-        {"kernel_size": kernel, "kernel_stride": 1, "padding": "Same", "filters": cout,
-         "pool_type": "NoPooling"},
+        {
+            "kernel_size": kernel,
+            "kernel_stride": 1,
+            "padding": "Same",
+            "filters": cout,
+            "pool_type": "NoPooling",
+        },
         cin,
     )
     x = RNG.integers(-128, 128, (1, size, size, cin)).astype(np.int8)
@@ -114,11 +119,19 @@ def conv_case(name: str, size: int, cin: int, cout: int, kernel: int) -> Case:
     pads = [kernel // 2] * 4
     shape = [1, cin, size, size]
     int8 = _model(
-        "ConvInteger", TensorProto.UINT8, shape, (onnx_weights.astype(np.int16) + 128).astype(
-            np.uint8), TensorProto.INT32, pads=pads
+        "ConvInteger",
+        TensorProto.UINT8,
+        shape,
+        (onnx_weights.astype(np.int16) + 128).astype(np.uint8),
+        TensorProto.INT32,
+        pads=pads,
     )
     f32 = _model(
-        "Conv", TensorProto.FLOAT, shape, onnx_weights.astype(np.float32), TensorProto.FLOAT,
+        "Conv",
+        TensorProto.FLOAT,
+        shape,
+        onnx_weights.astype(np.float32),
+        TensorProto.FLOAT,
         pads=pads,
     )
     return Case(name, record, x, int8, "ConvInteger", f32, "Conv")
@@ -138,11 +151,19 @@ def depthwise_case(name: str, size: int, channels: int) -> Case:
     shape = [1, channels, size, size]
     attributes = {"pads": [1, 1, 1, 1], "group": channels}
     int8 = _model(
-        "ConvInteger", TensorProto.UINT8, shape, (onnx_weights.astype(np.int16) + 128).astype(
-            np.uint8), TensorProto.INT32, **attributes
+        "ConvInteger",
+        TensorProto.UINT8,
+        shape,
+        (onnx_weights.astype(np.int16) + 128).astype(np.uint8),
+        TensorProto.INT32,
+        **attributes,
     )
     f32 = _model(
-        "Conv", TensorProto.FLOAT, shape, onnx_weights.astype(np.float32), TensorProto.FLOAT,
+        "Conv",
+        TensorProto.FLOAT,
+        shape,
+        onnx_weights.astype(np.float32),
+        TensorProto.FLOAT,
         **attributes,
     )
     return Case(name, record, x, int8, "ConvInteger (group=C)", f32, "Conv (group=C)")
@@ -154,8 +175,11 @@ def dense_case(name: str, inputs: int, units: int) -> Case:
     record.variables["output_shift"] = np.full(units, -16, np.int8)
     x = RNG.integers(-128, 128, (1, 1, 1, inputs)).astype(np.int8)
     int8 = _model(
-        "MatMulInteger", TensorProto.UINT8, [1, inputs],
-        (weights.astype(np.int16) + 128).astype(np.uint8), TensorProto.INT32,
+        "MatMulInteger",
+        TensorProto.UINT8,
+        [1, inputs],
+        (weights.astype(np.int16) + 128).astype(np.uint8),
+        TensorProto.INT32,
     )
     f32 = _model(
         "MatMul", TensorProto.FLOAT, [1, inputs], weights.astype(np.float32), TensorProto.FLOAT

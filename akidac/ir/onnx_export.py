@@ -142,6 +142,7 @@ def _finish(op: Op, emitter: NodeEmitter, y: str) -> None:
             hi = emitter.constant("act_max", np.array(act_max, np.float32))
             y = emitter.node("Clip", [y, lo, hi])
     elif act == "lut":
+        y = emitter.node("Identity", [y], output=preactivation_name(op))
         y = emit_lut_function(str(akida_attr(op, "lut")), akida_attr(op, "lut_alpha"), y, emitter)
     if op.attrs.get("gap"):
         y = emitter.node("GlobalAveragePool", [y])
@@ -150,6 +151,11 @@ def _finish(op: Op, emitter: NodeEmitter, y: str) -> None:
         emitter.node("Transpose", [y], output=out.name, perm=[0, 2, 3, 1])
     else:
         emitter.node("Identity", [y], output=out.name)
+
+
+def preactivation_name(op: Op) -> str:
+    """Name of the exported tensor holding a LUT layer's input (calibration observes it)."""
+    return f"{op.outputs[0].name}__akidac_preactivation"
 
 
 def emit_lut_function(function: str, alpha: AttrValue, x: str, emitter: NodeEmitter) -> str:

@@ -25,7 +25,7 @@ _BARE_NAME = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 
 def format_name(name: str) -> str:
     """`%name`, quoted when the name holds characters outside the bare-name set."""
-    return f"%{name}" if _BARE_NAME.match(name) else f"%{json.dumps(name)}"
+    return f"%{name}" if _BARE_NAME.fullmatch(name) else f"%{json.dumps(name)}"
 
 
 def format_type(type_: TensorType) -> str:
@@ -102,7 +102,7 @@ def format_dict(items: dict[str, AttrValue], elide: bool) -> str:
 
 
 def _key(key: str) -> str:
-    return key if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) else json.dumps(key)
+    return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else json.dumps(key)
 
 
 def format_op(op: Op, elide: bool = True) -> str:

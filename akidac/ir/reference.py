@@ -365,9 +365,7 @@ def run_conv2d_transpose(record: LayerRecord, inputs: Sequence[np.ndarray]) -> n
     return _finish(record, exact_sum)
 
 
-def run_depthwise_conv2d_transpose(
-    record: LayerRecord, inputs: Sequence[np.ndarray]
-) -> np.ndarray:
+def run_depthwise_conv2d_transpose(record: LayerRecord, inputs: Sequence[np.ndarray]) -> np.ndarray:
     """DepthwiseConv2DTranspose: per channel, stride 2, output 2H × 2W, kernel not flipped."""
     xs = _shifted_input(record, np.asarray(inputs[0]).astype(np.int64))
     exact_sum = _transpose_accumulate(xs, _variable(record, "weights"), depthwise=True)

@@ -41,8 +41,20 @@ class CompileOptions:
     samples: dict[str, np.ndarray] | None = None
     num_samples: int = 32
     seed: int = 0
+    #: activation observer: "percentile" (of |x|), "minmax" or "mse" (see passes/calibration).
     calibration: str = "percentile"
     percentile: float = 99.99
+    #: weight observer: "minmax" (max |w| per channel) or "mse" (searched clip per channel).
+    weight_observer: str = "minmax"
+    #: a folder of calibration images (PNG, PGM/PPM, NPY/NPZ; JPEG with Pillow), used when
+    #: `samples` is None; resized to the input's H × W and normalised by these, in [0, 1] units.
+    samples_dir: str | None = None
+    sample_mean: tuple[float, ...] | None = None
+    sample_std: tuple[float, ...] | None = None
+    #: per-layer bit overrides: a TOML or JSON file (see passes/quant_config).
+    quant_config: str | None = None
+    #: held-out samples the fidelity figure is measured on.
+    fidelity_samples: int = 8
 
 
 @dataclass

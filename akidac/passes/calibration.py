@@ -1,45 +1,137 @@
-"""Calibration data: user samples or seeded random ones, and the float ranges they produce.
+"""Calibration: samples (user arrays, a folder of images, or seeded random), observers, fidelity.
 
-The float IR is exported to ONNX (`akidac.ir.onnx_export`) with every value of interest as an
-extra output and run in onnxruntime, one sample at a time (the graph has a static batch of 1).
-Random samples are a last resort: the quantize pass warns when it uses them.
+Samples. `samples` maps each graph input to an array (N, ...); `samples_dir` is a folder of
+images (PNG, PGM/PPM, NPY/NPZ; JPEG when Pillow is installed) resized to the input's H × W and
+normalised; without either, seeded standard-normal inputs are used and the quantize pass warns.
+The first `num_samples` calibrate; those after them are held out to measure fidelity.
+
+Observers (what range each value is given):
+- activations, `calibration = "percentile"` (default): the `percentile` (99.99) of |x| over all
+  samples; `"minmax"`: max |x|; `"mse"`: the clip c minimising E[(x − Q_c(x))²] for the value's
+  bit width, searched over 40 candidates between 5 % and 100 % of max |x|;
+- weights, `weight_observer = "minmax"` (default): max |w| per output channel; `"mse"`: per
+  channel the clip ratio r ∈ {0.50, 0.525, …, 1.0} × max |w| minimising Σ (w − Q_r(w))².
+The float IR is exported to ONNX (`akidac.ir.onnx_export`) with every value of interest, and the
+pre-activation of every LUT layer, as extra outputs and run in onnxruntime one sample at a time.
 """
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import TensorProto, helper
 
 from akidac.errors import UsageError
 from akidac.ir.graph import Graph, Value
-from akidac.ir.onnx_export import graph_to_model
+from akidac.ir.onnx_export import graph_to_model, preactivation_name
 from akidac.ir.types import dtype_to_numpy
+from akidac.passes.fixed_point import weight_limit
+
+IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".npy", ".npz", ".jpg", ".jpeg")
+ACTIVATION_OBSERVERS = ("percentile", "minmax", "mse")
+WEIGHT_OBSERVERS = ("minmax", "mse")
+#: clip ratios the MSE weight observer tries.
+WEIGHT_CLIP_RATIOS = np.linspace(0.5, 1.0, 21)
+#: at most this many elements per value enter the MSE activation search (a strided subsample).
+MSE_MAX_ELEMENTS = 1 << 20
+
+
+# ------------------------------------------------------------------------------------ samples
+@dataclass
+class SampleSet:
+    """Calibration feeds (batch 1 each), held-out feeds, and where they came from."""
+
+    feeds: list[dict[str, np.ndarray]]
+    held_out: list[dict[str, np.ndarray]] = field(default_factory=list)
+    random: bool = False
+    source: str = "samples"
+
+
+def _feeds_from_arrays(
+    graph: Graph, samples: dict[str, np.ndarray], start: int, stop: int
+) -> list[dict[str, np.ndarray]]:
+    feeds = []
+    for i in range(start, stop):
+        feeds.append(
+            {
+                v.name: np.asarray(samples[v.name][i : i + 1])
+                .astype(dtype_to_numpy(v.type.dtype))
+                .reshape(v.type.shape)  # type: ignore[arg-type]
+                for v in graph.inputs
+            }
+        )
+    return feeds
 
 
 def calibration_samples(
     graph: Graph, samples: dict[str, np.ndarray] | None, count: int, seed: int
 ) -> tuple[list[dict[str, np.ndarray]], bool]:
     """Per-sample feeds (batch 1 each) and whether they are random."""
-    feeds: list[dict[str, np.ndarray]] = []
     if samples:
         missing = [v.name for v in graph.inputs if v.name not in samples]
         if missing:
             raise UsageError(f"--samples has no array for input(s) {', '.join(missing)}")
         total = min(len(samples[v.name]) for v in graph.inputs)
-        for i in range(min(total, count)):
-            feeds.append(
-                {
-                    v.name: np.asarray(samples[v.name][i : i + 1])
-                    .astype(dtype_to_numpy(v.type.dtype))
-                    .reshape(v.type.shape)  # type: ignore[arg-type]
-                    for v in graph.inputs
-                }
-            )
-        return feeds, False
+        return _feeds_from_arrays(graph, samples, 0, min(total, count)), False
     rng = np.random.default_rng(seed)
-    for _ in range(count):
-        feeds.append({v.name: random_input(v, rng) for v in graph.inputs})
-    return feeds, True
+    return [{v.name: random_input(v, rng) for v in graph.inputs} for _ in range(count)], True
+
+
+def sample_set(graph: Graph, options: Any, held_out: int = 0) -> SampleSet:
+    """Calibration and held-out feeds from `CompileOptions` (samples, samples_dir or random).
+
+    Held-out feeds are the samples after the first `num_samples` (at most `held_out` of them);
+    there are none when the user gave no more than `num_samples`.
+    """
+    count = int(options.num_samples)
+    samples = options.samples
+    source = "samples"
+    if not samples and getattr(options, "samples_dir", None):
+        samples = {_single_input(graph).name: _directory_samples(graph, options, count + held_out)}
+        source = f"directory {options.samples_dir}"
+    if samples:
+        feeds, _ = calibration_samples(graph, samples, count, options.seed)
+        total = min(len(samples[v.name]) for v in graph.inputs)
+        rest = _feeds_from_arrays(graph, samples, len(feeds), min(total, len(feeds) + held_out))
+        return SampleSet(feeds, rest, False, source)
+    feeds, _ = calibration_samples(graph, None, count, options.seed)
+    return SampleSet(feeds, [], True, "random")
+
+
+def _single_input(graph: Graph) -> Value:
+    if len(graph.inputs) != 1:
+        names = ", ".join(v.name for v in graph.inputs)
+        raise UsageError(
+            f"a samples folder feeds one input, but the model has {len(graph.inputs)} ({names}); "
+            "pass an .npz with one array per input instead"
+        )
+    return graph.inputs[0]
+
+
+def _directory_samples(graph: Graph, options: Any, limit: int) -> np.ndarray:
+    value = _single_input(graph)
+    shape = [int(d) for d in value.type.shape or ()]  # type: ignore[arg-type]
+    if len(shape) != 4:
+        raise UsageError(f"a samples folder needs a 4-D image input; '{value.name}' is {shape}")
+    nhwc = value.type.layout == "NHWC" or (shape[1] not in (1, 3, 4) and shape[3] in (1, 3, 4))
+    channels, size = (shape[3], (shape[1], shape[2])) if nhwc else (shape[1], (shape[2], shape[3]))
+    images = load_image_samples(
+        options.samples_dir,
+        size,
+        getattr(options, "sample_mean", None),
+        getattr(options, "sample_std", None),
+        channels=channels,
+        limit=limit,
+    )
+    return images.transpose(0, 2, 3, 1) if nhwc else images
 
 
 def random_input(value: Value, rng: np.random.Generator) -> np.ndarray:
@@ -53,18 +145,262 @@ def random_input(value: Value, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 10, shape).astype(dtype)
 
 
+# ------------------------------------------------------------------------------------- images
+def load_image_samples(
+    directory: str | os.PathLike[str],
+    size: tuple[int, int],
+    mean: tuple[float, ...] | list[float] | None = None,
+    std: tuple[float, ...] | list[float] | None = None,
+    *,
+    channels: int = 3,
+    resize: str = "area",
+    limit: int | None = None,
+) -> np.ndarray:
+    """Images of a folder (sorted by name) as float32 (N, C, H, W).
+
+    Integer images (PNG, PGM/PPM, integer NPY) are divided by their maximum value (255 for
+    8-bit), then normalised as (x − mean) / std per channel (mean and std in [0, 1] units, e.g.
+    ImageNet's (0.485, 0.456, 0.406) and (0.229, 0.224, 0.225)); float NPY/NPZ arrays are taken
+    as they are (H, W, C or H, W), only resized. `resize` is "area" (box average; exact nearest
+    for integer upscales) or "nearest". Gray images are repeated to 3 channels, RGB images
+    reduced to 1 with ITU-R 601 weights, and alpha dropped.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise UsageError(f"samples folder '{folder}' does not exist or is not a folder")
+    if resize not in ("area", "nearest"):
+        raise UsageError(f"resize must be 'area' or 'nearest', not {resize!r}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if limit is not None:
+        files = files[:limit]
+    if not files:
+        raise UsageError(
+            f"samples folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    images = []
+    for path in files:
+        pixels, integer_max = read_image(path)
+        image = _to_channels(pixels, channels, path)
+        image = resize_image(image, size, resize)
+        if integer_max is not None:
+            image = image / integer_max
+            if mean is not None:
+                image = image - np.asarray(mean, np.float64).reshape(1, 1, -1)
+            if std is not None:
+                image = image / np.asarray(std, np.float64).reshape(1, 1, -1)
+        images.append(image.transpose(2, 0, 1))
+    return np.stack(images).astype(np.float32)
+
+
+def read_image(path: Path) -> tuple[np.ndarray, int | None]:
+    """(pixels (H, W, C) or (H, W), the integer maximum or None for float arrays)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                if not data.files:
+                    raise UsageError(f"'{path}' holds no array")
+                array = data[data.files[0]]
+        elif suffix in (".pgm", ".ppm", ".pnm"):
+            return decode_netpbm(path.read_bytes(), str(path))
+        elif suffix == ".png":
+            return decode_png(path.read_bytes(), str(path)), 255
+        else:
+            return _read_with_pillow(path), 255
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read image '{path}': {error}") from None
+    if array.ndim not in (2, 3):
+        raise UsageError(f"'{path}' holds a {array.ndim}-D array; expected (H, W) or (H, W, C)")
+    if array.dtype.kind in "iub":
+        return array.astype(np.float64), 255 if array.dtype.itemsize == 1 else 65535
+    return array.astype(np.float64), None
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    try:
+        from PIL import Image  # type: ignore[import-not-found]
+    except ImportError:
+        raise UsageError(
+            f"'{path}' is a JPEG: install Pillow to read JPEG, or convert the images to PNG/NPY"
+        ) from None
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def _to_channels(pixels: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    image = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    have = image.shape[2]
+    if have in (2, 4):  # gray + alpha, RGBA: drop alpha
+        image = image[:, :, : have - 1]
+        have -= 1
+    if have == channels:
+        return image
+    if have == 1:
+        return np.repeat(image, channels, axis=2)
+    if have == 3 and channels == 1:
+        return image @ np.array([[0.299], [0.587], [0.114]])
+    raise UsageError(f"'{path}' has {have} channels; the model input takes {channels}")
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "area") -> np.ndarray:
+    """Resize (H, W, C) to `size`: box-area averaging or nearest neighbour."""
+    height, width = image.shape[:2]
+    if (height, width) == tuple(size):
+        return image.astype(np.float64)
+    rows = _resize_matrix(height, size[0], mode)
+    cols = _resize_matrix(width, size[1], mode)
+    return np.einsum("ih,hwc,jw->ijc", rows, image.astype(np.float64), cols)
+
+
+def _resize_matrix(source: int, target: int, mode: str) -> np.ndarray:
+    """(target, source) weights: each output pixel's overlap with every input pixel."""
+    matrix = np.zeros((target, source))
+    step = source / target
+    for i in range(target):
+        if mode == "nearest":
+            matrix[i, min(int((i + 0.5) * step), source - 1)] = 1.0
+            continue
+        start, stop = i * step, (i + 1) * step
+        for j in range(int(np.floor(start)), min(int(np.ceil(stop)), source)):
+            matrix[i, j] = min(stop, j + 1) - max(start, j)
+        matrix[i] /= matrix[i].sum()
+    return matrix
+
+
+def decode_netpbm(data: bytes, name: str = "<netpbm>") -> tuple[np.ndarray, int]:
+    """A PGM/PPM image (P2, P3, P5, P6): (pixels (H, W) or (H, W, 3), maxval)."""
+    magic = data[:2]
+    if magic not in (b"P2", b"P3", b"P5", b"P6"):
+        raise ValueError(f"{name} is not a PGM/PPM file (magic {magic!r})")
+    fields: list[int] = []
+    position = 2
+    while len(fields) < 3:
+        while position < len(data) and data[position : position + 1].isspace():
+            position += 1
+        if data[position : position + 1] == b"#":
+            while position < len(data) and data[position : position + 1] not in (b"\n", b"\r"):
+                position += 1
+            continue
+        start = position
+        while position < len(data) and not data[position : position + 1].isspace():
+            position += 1
+        if start == position:
+            raise ValueError(f"{name}: truncated header")
+        fields.append(int(data[start:position]))
+    width, height, maxval = fields
+    channels = 3 if magic in (b"P3", b"P6") else 1
+    count = width * height * channels
+    if not 0 < maxval < 65536:
+        raise ValueError(f"{name}: maxval {maxval} is out of range")
+    if magic in (b"P2", b"P3"):
+        values = np.array(data[position:].split()[:count], dtype=np.int64)
+    else:
+        body = data[position + 1 :]
+        dtype = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
+        values = np.frombuffer(body[: count * dtype.itemsize], dtype=dtype)
+    if values.size != count:
+        raise ValueError(f"{name}: expected {count} samples, found {values.size}")
+    shape = (height, width, 3) if channels == 3 else (height, width)
+    return values.reshape(shape).astype(np.float64), maxval
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+
+
+def decode_png(data: bytes, name: str = "<png>") -> np.ndarray:
+    """An 8-bit, non-interlaced gray/RGB/gray+alpha/RGBA PNG as uint8 (H, W, C).
+
+    Chunks → zlib-inflated IDAT → one filter byte per scanline (None, Sub, Up, Average, Paeth)
+    undone with the previous scanline, as the PNG specification (ISO/IEC 15948) defines.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError(f"{name} is not a PNG file")
+    position = len(_PNG_SIGNATURE)
+    header: tuple[int, ...] | None = None
+    compressed = bytearray()
+    while position + 8 <= len(data):
+        length, tag = struct.unpack(">I4s", data[position : position + 8])
+        body = data[position + 8 : position + 8 + length]
+        position += 12 + length
+        if tag == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif tag == b"IDAT":
+            compressed.extend(body)
+        elif tag == b"IEND":
+            break
+    if header is None:
+        raise ValueError(f"{name} has no IHDR chunk")
+    width, height, depth, color, _, _, interlace = header
+    if depth != 8 or color not in _PNG_CHANNELS or interlace:
+        raise ValueError(
+            f"{name}: only 8-bit non-interlaced gray, RGB, gray+alpha or RGBA PNGs are supported "
+            f"(bit depth {depth}, color type {color}, interlace {interlace})"
+        )
+    channels = _PNG_CHANNELS[color]
+    raw = zlib.decompress(bytes(compressed))
+    stride = width * channels
+    if len(raw) < height * (stride + 1):
+        raise ValueError(f"{name}: image data is truncated")
+    rows = np.zeros((height, stride), np.uint8)
+    previous = np.zeros(stride, np.int64)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind = raw[start]
+        line = np.frombuffer(raw, np.uint8, stride, start + 1).astype(np.int64)
+        if kind == 0:
+            out = line
+        elif kind == 1:
+            out = np.cumsum(line.reshape(width, channels), axis=0).reshape(-1) % 256
+        elif kind == 2:
+            out = (line + previous) % 256
+        elif kind in (3, 4):
+            out = _unfilter_sequential(line.tolist(), previous.tolist(), channels, kind)
+        else:
+            raise ValueError(f"{name}: scanline {y} has unknown filter {kind}")
+        rows[y] = out
+        previous = np.asarray(out, np.int64)
+    return rows.reshape(height, width, channels)
+
+
+def _unfilter_sequential(line: list[int], up: list[int], bpp: int, kind: int) -> np.ndarray:
+    """Average (3) and Paeth (4) filters, which depend on the byte just decoded."""
+    out = [0] * len(line)
+    for x, value in enumerate(line):
+        left = out[x - bpp] if x >= bpp else 0
+        above = up[x]
+        if kind == 3:
+            out[x] = (value + (left + above) // 2) & 0xFF
+            continue
+        upper_left = up[x - bpp] if x >= bpp else 0
+        estimate = left + above - upper_left
+        pa, pb, pc = abs(estimate - left), abs(estimate - above), abs(estimate - upper_left)
+        predictor = left if pa <= pb and pa <= pc else above if pb <= pc else upper_left
+        out[x] = (value + predictor) & 0xFF
+    return np.asarray(out, np.int64)
+
+
+# ---------------------------------------------------------------------------------- observing
 def observe(
-    graph: Graph, values: list[Value], feeds: list[dict[str, np.ndarray]]
+    graph: Graph,
+    values: list[Value],
+    feeds: list[dict[str, np.ndarray]],
+    extra_names: list[str] | None = None,
 ) -> dict[str, list[np.ndarray]]:
-    """Run the float graph on each feed; return every requested value per sample."""
+    """Run the float graph on each feed; return every requested value per sample.
+
+    `extra_names` are tensors of the exported model that are not IR values (the
+    pre-activations of LUT layers, `preactivation_name(op)`).
+    """
     model = graph_to_model(graph, extra_outputs=values)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    names = [v.name for v in values]
+    produced = {name for node in model.graph.node for name in node.output}
+    extras = [name for name in extra_names or [] if name in produced]
+    for name in extras:
+        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    session = _session(model)
+    names = [v.name for v in values] + extras
     seen: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for feed in feeds:
         for name, array in zip(names, session.run(names, feed), strict=True):
@@ -72,8 +408,155 @@ def observe(
     return seen
 
 
+def _session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in arrays])
+
+
 def abs_range(arrays: list[np.ndarray], percentile: float) -> float:
     """The `percentile` of |x| over all samples (max when percentile ≥ 100), never 0."""
-    flat = np.abs(np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64))
+    flat = np.abs(_flat(arrays))
     value = float(flat.max() if percentile >= 100 else np.percentile(flat, percentile))
     return value if value > 0 else 1e-6
+
+
+def min_max_range(arrays: list[np.ndarray], percentile: float) -> tuple[float, float]:
+    """(low, high) percentiles of x (min and max when percentile ≥ 100), always spanning 0."""
+    flat = _flat(arrays)
+    if percentile >= 100:
+        low, high = float(flat.min()), float(flat.max())
+    else:
+        low, high = (float(v) for v in np.percentile(flat, [100 - percentile, percentile]))
+    low, high = min(low, 0.0), max(high, 0.0)
+    return (low, high) if high > low else (low, low + 1e-6)
+
+
+def mse_range(arrays: list[np.ndarray], bits: int, signed: bool) -> float:
+    """The clip c minimising the mean squared error of `bits`-bit quantization of x.
+
+    Levels: signed values use [−L, L] with L = 2^(bits−1) − 1, unsigned [0, 2^bits − 1] (their
+    negatives clip to 0 and cost the same for every c). 40 candidates in (0.05, 1] × max |x|.
+    """
+    flat = _flat(arrays)
+    if flat.size > MSE_MAX_ELEMENTS:
+        flat = flat[:: -(-flat.size // MSE_MAX_ELEMENTS)]
+    data = np.abs(flat) if signed else np.maximum(flat, 0.0)
+    peak = float(data.max())
+    if peak <= 0:
+        return 1e-6
+    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    best, best_error = peak, np.inf
+    for ratio in np.linspace(0.05, 1.0, 40):
+        clip = peak * ratio
+        step = clip / levels
+        error = float(np.mean((np.minimum(np.floor(data / step + 0.5), levels) * step - data) ** 2))
+        if error < best_error:
+            best, best_error = clip, error
+    return best
+
+
+def activation_range(
+    arrays: list[np.ndarray], method: str, percentile: float, bits: int, signed: bool
+) -> float:
+    """The range one activation is quantized to, by the chosen observer."""
+    if method == "mse":
+        return mse_range(arrays, bits, signed)
+    return abs_range(arrays, 100.0 if method == "minmax" else percentile)
+
+
+def mse_weight_peaks(weights: np.ndarray, bits: int, axis: int) -> np.ndarray:
+    """Per output channel, the clip r · max |w| (r in WEIGHT_CLIP_RATIOS) of least squared error."""
+    limit = weight_limit(bits)
+    moved = np.moveaxis(np.asarray(weights, np.float64), axis, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    peaks = np.abs(flat).max(axis=1)
+    best = peaks.copy()
+    best_error = np.full(peaks.shape, np.inf)
+    for ratio in WEIGHT_CLIP_RATIOS:
+        clip = np.where(peaks > 0, peaks * ratio, 1.0)
+        step = (clip / limit)[:, None]
+        q = np.clip(np.floor(np.abs(flat) / step + 0.5), 0, limit) * np.sign(flat) * step
+        error = ((flat - q) ** 2).sum(axis=1)
+        better = error < best_error
+        best = np.where(better, clip, best)
+        best_error = np.where(better, error, best_error)
+    return np.where(peaks > 0, best, 0.0)
+
+
+# ----------------------------------------------------------------------------------- fidelity
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two arrays, flattened (1.0 when both are zero)."""
+    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    if norm == 0:
+        return 1.0 if not x.any() and not y.any() else 0.0
+    return float(x @ y / norm)
+
+
+def measure_fidelity(
+    float_model: onnx.ModelProto | bytes,
+    hybrid_model: onnx.ModelProto | bytes | str | os.PathLike[str],
+    feeds: list[dict[str, np.ndarray]],
+) -> dict[str, dict[str, float]]:
+    """Per graph output: cosine similarity and max |error| of the hybrid model against the float
+    model over all `feeds` (each output's values of every feed concatenated), plus `samples`.
+
+    Returns {output name: {"cosine": c, "max_abs_error": e, "samples": n}}. Runs the float model
+    in onnxruntime and the hybrid one in `HybridSession` (hardware model for Akida regions).
+    """
+    from akidac.runtime.session import HybridSession
+
+    float_session = _session(float_model)
+    hybrid = HybridSession(hybrid_model)
+    names = [o.name for o in float_session.get_outputs()]
+    expected: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    actual: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for feed in feeds:
+        for name, array in zip(names, float_session.run(names, feed), strict=True):
+            expected[name].append(np.asarray(array, np.float64).ravel())
+        for name, array in zip(names, hybrid.run(names, feed), strict=True):
+            actual[name].append(np.asarray(array, np.float64).ravel())
+    result: dict[str, dict[str, float]] = {}
+    for name in names:
+        if not feeds:
+            continue
+        want, got = np.concatenate(expected[name]), np.concatenate(actual[name])
+        result[name] = {
+            "cosine": round(cosine(got, want), 6),
+            "max_abs_error": float(np.abs(got - want).max()) if want.size else 0.0,
+            "samples": len(feeds),
+        }
+    return result
+
+
+def fidelity_feeds(
+    graph: Graph, options: Any, count: int = 8
+) -> tuple[list[dict[str, np.ndarray]], str]:
+    """Held-out feeds to measure fidelity on, and a note saying what they are.
+
+    The samples after the first `num_samples` when the user gave more; otherwise the last
+    calibration samples (in-sample: the figure then measures quantization error only); and for a
+    random calibration, fresh random inputs from another seed.
+    """
+    sets = sample_set(graph, options, held_out=count)
+    if sets.held_out:
+        return sets.held_out, f"{len(sets.held_out)} held-out samples ({sets.source})"
+    if sets.random:
+        rng = np.random.default_rng(int(options.seed) + 1)
+        feeds = [{v.name: random_input(v, rng) for v in graph.inputs} for _ in range(count)]
+        return feeds, (
+            f"{count} fresh random standard-normal inputs (calibration was random too); "
+            "pass representative samples for a meaningful figure"
+        )
+    feeds = sets.feeds[-count:]
+    return feeds, (
+        f"{len(feeds)} calibration samples ({sets.source}): no held-out samples; give more than "
+        "num_samples samples to measure on unseen data"
+    )

@@ -1,56 +1,56 @@
 """`fuse`: turn each legal layer anchor and its fusable successors into one `akida.*` op.
 
-A Conv absorbs, in ONNX order, an optional MaxPool, a ReLU (or Clip(0, a): a bounded ReLU),
-a MaxPool (ReLU and max pooling commute: both are monotonic per channel) and a
-GlobalAveragePool; a Gemm/MatMul absorbs a preceding Flatten of a 4-D value and a following
-ReLU/Clip. A successor joins only if it is the single user of the value and the fused layer
-still satisfies every constraint of `akidac.target.constraints`; otherwise it stays on the CPU
-with the reason that stopped it (a near-miss is explained, never silent).
+Hardware order inside a layer: bias → max pooling → activation → global average pooling.
+- A Conv absorbs an optional MaxPool, an activation (ReLU, bounded ReLU, or a LUT function,
+  see `activations.py`), a MaxPool after a ReLU (ReLU and max pooling commute: both are
+  monotonic per channel) and a GlobalAveragePool.
+- A ConvTranspose (stride 2, kernel 3 or 4) absorbs an activation.
+- A Gemm/MatMul absorbs a preceding Flatten of a 4-D value and a following activation.
+- Add and Concat become `akida.add` / `akida.concat`. A merge must be followed by a CNP layer:
+  when its consumer is anything else (an activation, a dense layer, the CPU), an identity 1×1
+  `akida.conv2d` is inserted after it and absorbs the activation, if any.
+A successor joins only if it is the single user of the value and the fused layer still
+satisfies every constraint of `akidac.target.constraints`; otherwise it stays on the CPU with the
+reason that stopped it (a near-miss is explained, never silent).
 After it, no op is "fusable": each is "akida" (an `akida.*` op) or "cpu" with reasons.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from akidac.ir.attributes import AttrValue
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import same_pads
+from akidac.passes.activations import match_activation
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.layer_candidates import describe_anchor, judge
 from akidac.passes.legalize import record, unsupported
 from akidac.target.constraints import LayerCandidate, Violation
 
+CNP_KINDS = frozenset(
+    {
+        "akida.conv2d",
+        "akida.depthwise_conv2d",
+        "akida.conv2d_transpose",
+        "akida.depthwise_conv2d_transpose",
+    }
+)
 
-def _single_user(graph: Graph, value: Value) -> Op | None:
-    if len(value.users) != 1 or value in graph.outputs:
+
+def _single_fusable_user(graph: Graph, value: Value) -> Op | None:
+    users = list(dict.fromkeys(value.users))
+    if len(users) != 1 or value in graph.outputs:
         return None
-    user = value.users[0]
+    user = users[0]
     return user if user.annotations.get("target") == "fusable" else None
 
 
-def _relu_bound(op: Op) -> tuple[bool, float | None]:
-    """(is a ReLU-like op, its ceiling) for Relu and Clip(0, a)."""
-    if op.op_type == "Relu":
-        return True, None
-    if op.op_type != "Clip":
-        return False, None
-    low: float | None = op.attrs.get("min")  # type: ignore[assignment]
-    high: float | None = op.attrs.get("max")  # type: ignore[assignment]
-    if len(op.inputs) > 1 and op.inputs[1] is not None:
-        low = float(op.inputs[1].const) if op.inputs[1].is_constant else None  # type: ignore[arg-type]
-        if not op.inputs[1].is_constant:
-            return False, None
-    if len(op.inputs) > 2 and op.inputs[2] is not None:
-        if not op.inputs[2].is_constant:
-            return False, None
-        high = float(op.inputs[2].const)  # type: ignore[arg-type]
-    if low is None or low != 0.0:
-        return False, None
-    return True, high
+def _all_fusable(ops: list[Op]) -> bool:
+    return all(op.annotations.get("target") == "fusable" for op in ops)
 
 
 def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[int] | None:
@@ -58,13 +58,11 @@ def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[
     kernel = op.attrs.get("kernel_shape")
     strides = op.attrs.get("strides", [1, 1])
     pads = op.attrs.get("pads", [0, 0, 0, 0])
-    if (
-        not isinstance(kernel, list)
-        or len(kernel) != 2
-        or op.attrs.get("dilations", [1, 1]) != [1, 1]
-        or op.attrs.get("storage_order", 0)
-        or (len(op.outputs) > 1 and op.outputs[1].users)
-    ):
+    if not isinstance(kernel, list) or len(kernel) != 2:
+        return None
+    if op.attrs.get("dilations", [1, 1]) != [1, 1] or op.attrs.get("storage_order", 0):
+        return None
+    if len(op.outputs) > 1 and op.outputs[1].users:
         return None
     ceil_mode = bool(op.attrs.get("ceil_mode", 0))
     out = op.outputs[0].type.shape
@@ -72,20 +70,32 @@ def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[
         size, k, s = conv_out_hw[axis], kernel[axis], strides[axis]  # type: ignore[index]
         before, after = pads[axis], pads[axis + 2]  # type: ignore[index]
         if padding == "valid":
-            if before or after or out[2 + axis] != (size - k) // s + 1:  # type: ignore[index]
+            if before or after or out[2 + axis] != (size - k) // s + 1:  # type: ignore[index,operator]
                 return None
         else:
-            if out[2 + axis] != -(-size // s):  # type: ignore[index]
+            if out[2 + axis] != -(-size // s):  # type: ignore[index,operator]
                 return None
             if before != same_pads(size, k, s, upper=False)[0] and not (ceil_mode and before == 0):
                 return None
     return [kernel[0], kernel[1], strides[0], strides[1]]  # type: ignore[index]
 
 
+def _pool_near_miss(op: Op) -> list[Violation]:
+    return [
+        Violation(
+            code="AK-POOL-SIZE",
+            message=f"MaxPool '{op.display_name}' has a window, stride or padding that Akida's "
+            "fused max pooling cannot reproduce",
+            hint="use a 2×2 window with stride 2 and 'same' or no padding",
+            values={},
+        )
+    ]
+
+
 @register_pass
 @dataclass(frozen=True)
 class Fuse:
-    """Fuse Conv/Gemm anchors with bias, max pooling, ReLU and GAP into akida.* ops."""
+    """Fuse Conv/ConvTranspose/Gemm/Add/Concat with pooling and activations into akida.* ops."""
 
     name: ClassVar[str] = "fuse"
 
@@ -101,9 +111,13 @@ class Fuse:
                 continue
             if candidate.kind == "dense1d":
                 self._fuse_dense(graph, ctx, op, candidate)
+            elif candidate.kind in ("add", "concatenate"):
+                self._fuse_merge(graph, ctx, op, candidate)
             else:
                 self._fuse_conv(graph, ctx, op, candidate)
             changed = True
+        self._cnp_after_merges(graph, ctx)
+        self._pools_after_layers(graph, ctx)
         for op in graph.ops:
             if op.annotations.get("target") == "fusable":
                 reasons = op.meta.pop("near_miss", None) or [
@@ -120,6 +134,7 @@ class Fuse:
 
     # ------------------------------------------------------------------ conv
     def _fuse_conv(self, graph: Graph, ctx: PassContext, conv: Op, cand: LayerCandidate) -> None:
+        transposed = cand.kind.endswith("transpose")
         attrs: dict[str, AttrValue] = {
             "kernel": list(cand.kernel),
             "stride": list(cand.stride),
@@ -134,44 +149,52 @@ class Fuse:
         conv_hw = (int(out_shape[2]), int(out_shape[3]))  # type: ignore[index,arg-type]
         fused = [conv]
         tail = conv.outputs[0]
-        state = {"pool": None, "activation": "none", "gap": False}
-        while (user := _single_user(graph, tail)) is not None:
-            change: dict[str, object] = {}
-            is_relu, ceiling = _relu_bound(user)
-            if is_relu and state["activation"] == "none" and not state["gap"]:
-                change = {"activation": "relu" if ceiling is None else "relu_max"}
-                new_attrs = {"act": "relu", "act_max": ceiling}
-            elif user.op_type == "MaxPool" and state["pool"] is None and not state["gap"]:
+        state: dict[str, Any] = {"pool": None, "activation": "none", "gap": False}
+        while True:
+            change: dict[str, Any] = {}
+            new_attrs: dict[str, AttrValue] = {}
+            consumed: list[Op] = []
+            new_tail = tail
+            user = _single_fusable_user(graph, tail)
+            match = match_activation(graph, tail) if state["activation"] == "none" else None
+            if match is not None and not state["gap"] and _all_fusable(match.ops):
+                change = {"activation": match.family}
+                new_attrs = dict(match.attrs)
+                consumed, new_tail = match.ops, match.tail
+            elif (
+                user is not None
+                and user.kind == "onnx.MaxPool"
+                and state["pool"] is None
+                and not state["gap"]
+                and not transposed
+            ):
                 params = _maxpool_params(user, conv_hw, cand.padding)
                 if params is None:
-                    user.meta["near_miss"] = [
-                        Violation(
-                            code="AK-POOL-SIZE",
-                            message=f"MaxPool '{user.display_name}' has a window, stride or "
-                            "padding that Akida's fused max pooling cannot reproduce",
-                            hint="use a 2×2 window with stride 2 and 'same' or no padding",
-                            values={},
-                        )
-                    ]
+                    user.meta["near_miss"] = _pool_near_miss(user)
                     break
                 change = {"pool": tuple(params)}
                 new_attrs = {"pool": "max", "pool_size": params[:2], "pool_stride": params[2:]}
-            elif user.op_type == "GlobalAveragePool" and not state["gap"]:
+                consumed, new_tail = [user], user.outputs[0]
+            elif (
+                user is not None
+                and user.kind == "onnx.GlobalAveragePool"
+                and not state["gap"]
+                and not transposed
+            ):
                 change = {"gap": True}
                 new_attrs = {"gap": True}
+                consumed, new_tail = [user], user.outputs[0]
             else:
                 break
             violations = judge(cand, **{**state, **change})
             if violations:
-                user.meta["near_miss"] = violations
+                consumed[0].meta["near_miss"] = violations
                 break
             state.update(change)
             attrs.update(new_attrs)
-            fused.append(user)
-            tail = user.outputs[0]
-        if attrs.get("act_max") is None:
-            attrs.pop("act_max", None)
-        kind = "akida.depthwise_conv2d" if cand.kind == "depthwise_conv2d" else "akida.conv2d"
+            fused.extend(consumed)
+            tail = new_tail
+        kind = f"akida.{cand.kind}"
         operands = [conv.inputs[0], conv.inputs[1]]
         if len(conv.inputs) > 2 and conv.inputs[2] is not None:
             operands.append(conv.inputs[2])
@@ -201,24 +224,23 @@ class Fuse:
             weight = weight * float(op.attrs.get("alpha", 1.0))  # type: ignore[arg-type]
             if len(op.inputs) > 2 and op.inputs[2] is not None and op.inputs[2].is_constant:
                 c = op.inputs[2].const.astype(np.float32)  # type: ignore[union-attr]
-                bias = np.broadcast_to(c.reshape(-1), (weight.shape[1],)) * float(
-                    op.attrs.get("beta", 1.0)
-                )  # type: ignore[arg-type]
+                beta = float(op.attrs.get("beta", 1.0))  # type: ignore[arg-type]
+                bias = np.broadcast_to(c.reshape(-1), (weight.shape[1],)) * beta
         attrs: dict[str, AttrValue] = {
             "act": "none",
             "wbits": ctx.options.wbits,
             "abits": ctx.options.abits,
         }
         tail = op.outputs[0]
-        user = _single_user(graph, tail)
-        if user is not None:
-            is_relu, ceiling = _relu_bound(user)
-            if is_relu:
-                attrs["act"] = "relu"
-                if ceiling is not None:
-                    attrs["act_max"] = ceiling
-                fused.append(user)
-                tail = user.outputs[0]
+        match = match_activation(graph, tail)
+        if match is not None and _all_fusable(match.ops):
+            violations = judge(cand, activation=match.family)
+            if violations:
+                match.ops[0].meta["near_miss"] = violations
+            else:
+                attrs.update(match.attrs)
+                fused.extend(match.ops)
+                tail = match.tail
         base = op.display_name
         operands: list[Value | None] = [x, graph.add_constant(f"{base}_weight", weight, fresh=True)]
         if bias is not None:
@@ -226,6 +248,148 @@ class Fuse:
                 graph.add_constant(f"{base}_bias", np.ascontiguousarray(bias), fresh=True)
             )
         self._replace(graph, ctx, fused, "akida.dense", operands, attrs, tail)
+
+    # ---------------------------------------------------------------- merges
+    def _fuse_merge(self, graph: Graph, ctx: PassContext, op: Op, cand: LayerCandidate) -> None:
+        kind = "akida.add" if cand.kind == "add" else "akida.concat"
+        attrs: dict[str, AttrValue] = (
+            {"abits": ctx.options.abits} if kind == "akida.add" else {"axis": 1}
+        )
+        self._replace(graph, ctx, [op], kind, list(op.inputs), attrs, op.outputs[0])
+
+    def _cnp_after_merges(self, graph: Graph, ctx: PassContext) -> None:
+        """Insert an identity 1×1 conv after every merge whose consumer is not a CNP layer;
+        it absorbs the activation (and a GAP after it) that follows the merge, if any."""
+        for merge in [op for op in graph.ops if op.kind in ("akida.add", "akida.concat")]:
+            out = merge.outputs[0]
+            users = list(dict.fromkeys(out.users))
+            if users and all(u.kind in CNP_KINDS for u in users) and out not in graph.outputs:
+                continue
+            attrs = self._identity_attrs(ctx)
+            ctx.sink.note(
+                "AK-MERGE-CONSUMER",
+                f"{merge.op_type} '{merge.display_name}' must be followed by a CNP layer; an "
+                "identity 1×1 convolution was inserted after it (one more NP)",
+                node=merge.display_name,
+            )
+            fused: list[Op] = []
+            tail = out
+            match = match_activation(graph, out)
+            if match is not None and _all_fusable(match.ops):
+                attrs.update(match.attrs)
+                fused, tail = list(match.ops), match.tail
+                gap = _single_fusable_user(graph, tail)
+                if gap is not None and gap.kind == "onnx.GlobalAveragePool":
+                    attrs["gap"] = True
+                    fused.append(gap)
+                    tail = gap.outputs[0]
+            self._insert_identity(graph, ctx, merge, out, fused, tail, attrs)
+
+    def _pools_after_layers(self, graph: Graph, ctx: PassContext) -> None:
+        """A MaxPool/GlobalAveragePool left alone after a ReLU layer that has other consumers
+        runs on Akida as an identity 1×1 conv with that pooling (ReLU of a ReLU output is
+        the identity, and Akida's max pooling needs an activation)."""
+        for pool in [
+            op for op in graph.ops if op.kind in ("onnx.MaxPool", "onnx.GlobalAveragePool")
+        ]:
+            if pool.annotations.get("target") != "fusable" or pool.inputs[0] is None:
+                continue
+            source = pool.inputs[0]
+            producer = source.producer
+            if (
+                producer is None
+                or producer.dialect != "akida"
+                or producer.attrs.get("act") != "relu"
+            ):
+                continue
+            attrs = self._identity_attrs(ctx)
+            attrs["act"] = "relu"
+            if pool.kind == "onnx.GlobalAveragePool":
+                attrs["gap"] = True
+            else:
+                shape = source.type.shape or ()
+                params = _maxpool_params(pool, (int(shape[2]), int(shape[3])), "same")  # type: ignore[arg-type]
+                if params is None:
+                    continue
+                attrs.update(pool="max", pool_size=params[:2], pool_stride=params[2:])
+            channels = int((source.type.shape or [0, 0])[1])  # type: ignore[arg-type]
+            candidate = LayerCandidate(
+                node_name=pool.display_name,
+                op_type=pool.op_type,
+                kind="conv2d",
+                in_channels=channels,
+                filters=channels,
+                input_hw=(int(source.type.shape[2]), int(source.type.shape[3])),  # type: ignore[index,arg-type]
+                activation="relu",
+                gap=bool(attrs["gap"]),
+                pool=tuple(attrs["pool_size"] + attrs["pool_stride"])
+                if attrs["pool"] == "max"
+                else None,  # type: ignore[operator,arg-type]
+            )
+            violations = judge(candidate)
+            if violations:
+                pool.meta["near_miss"] = violations
+                continue
+            self._insert_identity(
+                graph, ctx, pool, source, [pool], pool.outputs[0], attrs, origin=pool.origin
+            )
+
+    @staticmethod
+    def _identity_attrs(ctx: PassContext) -> dict[str, AttrValue]:
+        return {
+            "kernel": [1, 1],
+            "stride": [1, 1],
+            "pad": "same",
+            "act": "none",
+            "pool": "none",
+            "gap": False,
+            "wbits": ctx.options.wbits,
+            "abits": ctx.options.abits,
+        }
+
+    @staticmethod
+    def _insert_identity(
+        graph: Graph,
+        ctx: PassContext,
+        after: Op,
+        source: Value,
+        fused: list[Op],
+        tail: Value,
+        attrs: dict[str, AttrValue],
+        origin: tuple[str, ...] | None = None,
+    ) -> None:
+        """An identity 1×1 `akida.conv2d` reading `source`, replacing `fused` (which end in
+        `tail`), placed after `after`."""
+        channels = int(source.type.shape[1])  # type: ignore[index,arg-type]
+        eye = np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1)
+        weight = graph.add_constant(f"{after.display_name}_identity", eye, fresh=True)
+        if origin is None:
+            origin = (*after.origin[:1], *(n for f in fused for n in f.origin))
+        anchor = fused[-1] if fused else after
+        identity = graph.make_op(
+            "akida.conv2d",
+            [source, weight],
+            [tail.type],
+            result_names=[f"{tail.name}_identity"],
+            attrs=attrs,
+            origin=origin,
+            created_by="fuse",
+            fresh_names=True,
+            index=graph.ops.index(anchor) + 1,
+        )
+        result = identity.outputs[0]
+        if tail in graph.outputs:
+            result.name, tail.name = tail.name, result.name
+        for user in list(dict.fromkeys(tail.users)):
+            if user is identity:
+                continue
+            for i, operand in enumerate(user.inputs):
+                if operand is tail:
+                    graph.set_input(user, i, result)
+        graph.outputs = [result if v is tail else v for v in graph.outputs]
+        for op in reversed(fused):
+            graph.remove_op(op)
+        record(ctx, identity, "akida", [])
 
     # ---------------------------------------------------------------- shared
     @staticmethod
@@ -238,7 +402,7 @@ class Fuse:
         attrs: dict[str, AttrValue],
         tail: Value,
     ) -> None:
-        # the anchor (Conv/Gemm) names the layer; a fused Flatten before it comes after it
+        # the anchor names the layer; a fused Flatten before it comes after it
         ordered = sorted(fused, key=lambda f: f.op_type == "Flatten")
         origin = tuple(name for f in ordered for name in f.origin)
         new = graph.make_op(

@@ -60,6 +60,70 @@ def _numpy_name(dtype: str) -> str:
         return dtype
 
 
+def _describe_conv_transpose(op: Op, base: dict[str, Any]) -> LayerCandidate | None:
+    """ConvTranspose: Akida's transposed layers compute exactly 2H × 2W with begin pad
+    (k − 2) // 2; other pads or sizes are 'explicit' (rejected by AK-PADDING)."""
+    x, weight = op.inputs[0], op.inputs[1]
+    if weight is None or not weight.is_constant or weight.type.rank != 4:
+        return None
+    if x is None or x.type.rank != 4 or not x.type.is_static:
+        return None
+    in_channels, per_group, kh, kw = (int(d) for d in weight.type.shape)  # type: ignore[arg-type,union-attr]
+    groups = int(op.attrs.get("group", 1))  # type: ignore[arg-type]
+    filters = per_group * groups
+    stride = tuple(op.attrs.get("strides", [1, 1]))  # type: ignore[arg-type]
+    pads = list(op.attrs.get("pads", [0, 0, 0, 0]))  # type: ignore[arg-type]
+    in_hw = (int(x.type.shape[2]), int(x.type.shape[3]))  # type: ignore[index,arg-type]
+    out = op.outputs[0].type.shape
+    exact = (
+        out is not None
+        and tuple(out[2:]) == (2 * in_hw[0], 2 * in_hw[1])
+        and pads[0] == (kh - 2) // 2
+        and pads[1] == (kw - 2) // 2
+        and op.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "SAME_UPPER")
+    )
+    depthwise = groups > 1 and groups == in_channels and filters == in_channels
+    return LayerCandidate(
+        **base,
+        kind="depthwise_conv2d_transpose" if depthwise else "conv2d_transpose",
+        kernel=(kh, kw),
+        stride=stride,  # type: ignore[arg-type]
+        dilation=tuple(op.attrs.get("dilations", [1, 1])),  # type: ignore[arg-type]
+        padding="same" if exact else "explicit",
+        pads=tuple(pads),  # type: ignore[arg-type]
+        groups=groups,
+        in_channels=in_channels,
+        filters=filters,
+        input_hw=in_hw,
+        input_features=in_channels * in_hw[0] * in_hw[1],
+    )
+
+
+def _describe_merge(op: Op, base: dict[str, Any]) -> LayerCandidate | None:
+    """Add of two equal-shape maps, or Concat of two maps (Akida: on channels)."""
+    operands = [v for v in op.inputs if v is not None]
+    if any(v.is_constant for v in operands) or not operands:
+        return None
+    first = operands[0].type
+    if first.rank != 4 or not all(v.type.is_static and v.type.rank == 4 for v in operands):
+        return None
+    if op.kind == "onnx.Add" and any(v.type.shape != first.shape for v in operands):
+        return None
+    axis = int(op.attrs.get("axis", 1)) % 4 if op.kind == "onnx.Concat" else 1  # type: ignore[arg-type]
+    channels = sum(int(v.type.shape[1]) for v in operands)  # type: ignore[index,arg-type]
+    in_hw = (int(first.shape[2]), int(first.shape[3]))  # type: ignore[index,arg-type]
+    return LayerCandidate(
+        **base,
+        kind="add" if op.kind == "onnx.Add" else "concatenate",
+        in_channels=int(first.shape[1]),  # type: ignore[index,arg-type]
+        filters=int(first.shape[1]) if op.kind == "onnx.Add" else channels,  # type: ignore[index,arg-type]
+        input_hw=in_hw,
+        input_features=int(first.shape[1]) * in_hw[0] * in_hw[1],  # type: ignore[index,arg-type]
+        num_inputs=len(operands),
+        axis=axis,
+    )
+
+
 def describe_anchor(op: Op) -> LayerCandidate | None:
     """A `LayerCandidate` for an op that can anchor an Akida layer, else None."""
     x = op.inputs[0] if op.inputs else None
@@ -96,6 +160,10 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
             input_hw=in_hw,
             input_features=int(in_channels) * in_hw[0] * in_hw[1],  # type: ignore[arg-type]
         )
+    if op.kind == "onnx.ConvTranspose":
+        return _describe_conv_transpose(op, base)
+    if op.kind in ("onnx.Add", "onnx.Concat"):
+        return _describe_merge(op, base)
     if op.kind in ("onnx.Gemm", "onnx.MatMul"):
         weight = op.inputs[1]
         if weight is None or not weight.is_constant or weight.type.rank != 2:

@@ -19,8 +19,26 @@ from akidac.passes.layer_candidates import describe_anchor, judge
 from akidac.target.constraints import Violation
 
 #: ONNX op types that Akida can only run fused into a preceding layer.
-FUSABLE_OPS = frozenset({"Relu", "Clip", "MaxPool", "GlobalAveragePool", "Flatten"})
-ANCHOR_OPS = frozenset({"Conv", "Gemm", "MatMul"})
+FUSABLE_OPS = frozenset(
+    {
+        "Relu",
+        "Clip",
+        "MaxPool",
+        "GlobalAveragePool",
+        "Flatten",
+        "Sigmoid",
+        "Tanh",
+        "LeakyRelu",
+        "Elu",
+        "HardSwish",
+        "HardSigmoid",
+        "Gelu",
+        "Mul",
+        "Div",
+        "Erf",
+    }
+)
+ANCHOR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Concat"})
 
 
 @dataclass
@@ -47,6 +65,21 @@ def record(ctx: PassContext, op: Op, target: str, violations: list[Violation]) -
 
 def unsupported(op: Op, sentence: str, hint: str) -> Violation:
     return Violation(code="AK-OP-UNSUPPORTED", message=sentence, hint=hint, values={})
+
+
+def weight_is_constant(op: Op) -> bool:
+    return len(op.inputs) > 1 and op.inputs[1] is not None and op.inputs[1].is_constant
+
+
+def describe_operands(op: Op) -> str:
+    """`input [1, 8, 16], constant weight [16, 16]`: what the op was given."""
+    parts = []
+    for label, value in zip(("input", "weight"), op.inputs[:2], strict=False):
+        if value is not None:
+            kind = "constant " if value.is_constant else ""
+            shape = list(value.type.shape) if value.type.shape is not None else "unknown shape"
+            parts.append(f"{kind}{label} {shape}")
+    return ", ".join(parts)
 
 
 @register_pass
@@ -78,18 +111,82 @@ class Legalize:
             return "fusable", []
         if op.op_type in ANCHOR_OPS:
             candidate = describe_anchor(op)
+            if candidate is None and op.op_type == "Add":
+                if any(v is not None and v.is_constant for v in op.inputs):
+                    return "fusable", []  # e.g. the constant Add of a GELU pattern
+                if any(v is not None and v.type.rank != 4 for v in op.inputs):
+                    return "cpu", [
+                        Violation(
+                            code="AK-RANK",
+                            message=f"Add '{name}' adds {describe_operands(op)}; Akida adds two "
+                            "4-D NCHW maps",
+                            hint="it runs on the CPU",
+                            values={},
+                        )
+                    ]
+                return "cpu", [
+                    Violation(
+                        code="AK-SHAPE-MISMATCH",
+                        message=f"Add '{name}' adds tensors of shapes "
+                        f"{' and '.join(str(list(v.type.shape or [])) for v in op.inputs if v)}; "
+                        "Akida adds two 4-D maps of the same shape",
+                        hint="it runs on the CPU",
+                        values={},
+                    )
+                ]
+            if candidate is None and op.op_type == "Concat":
+                return "cpu", [
+                    Violation(
+                        code="AK-RANK",
+                        message=f"Concat '{name}' joins non-4-D or non-static tensors; Akida "
+                        "concatenates two 4-D maps on channels",
+                        hint="it runs on the CPU",
+                        values={},
+                    )
+                ]
             if candidate is None:
                 return "cpu", [
                     Violation(
-                        code="AK-NOT-CONSTANT" if op.op_type != "Conv" else "AK-RANK",
+                        code="AK-RANK" if weight_is_constant(op) else "AK-NOT-CONSTANT",
                         message=f"{op.op_type} '{name}' needs a constant weight and a static "
-                        "2-D (Gemm/MatMul) or 4-D NCHW (Conv) input",
+                        "2-D (Gemm/MatMul) or 4-D NCHW (Conv) input; it has "
+                        + describe_operands(op),
                         hint="export the model with constant weights and static shapes",
                         values={},
                     )
                 ]
             violations = judge(candidate)
+            if candidate.kind == "add" and op.inputs[0] is op.inputs[1]:
+                violations.append(
+                    Violation(
+                        code="AK-MERGE-INPUTS",
+                        message=f"Add '{name}' adds a value to itself; Akida's two Add inputs must "
+                        "come from different layers",
+                        hint="it runs on the CPU",
+                        values={},
+                    )
+                )
             return ("cpu", violations) if violations else ("akida", [])
+        if op.op_type in ("Resize", "Upsample"):
+            return "cpu", [
+                Violation(
+                    code="AK-RESIZE",
+                    message=f"{op.op_type} '{name}' is not a nearest-neighbour 2× upsampling, the "
+                    "only resize Akida runs (as a transposed depthwise convolution)",
+                    hint="use mode='nearest' with scale 2, or accept CPU execution",
+                    values={},
+                )
+            ]
+        if op.op_type in ("Reshape", "Transpose", "Squeeze", "Unsqueeze"):
+            return "cpu", [
+                Violation(
+                    code="AK-RESHAPE",
+                    message=f"{op.op_type} '{name}' rearranges a tensor; Akida has no reshape "
+                    "inside a program (only a Flatten right before a dense layer)",
+                    hint="it runs on the CPU between Akida programs",
+                    values={},
+                )
+            ]
         return "cpu", [
             unsupported(
                 op,

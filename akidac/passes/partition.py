@@ -26,6 +26,7 @@ from akidac.passes.legalize import record
 from akidac.target.constraints import Violation
 
 TO_NHWC = [0, 2, 3, 1]
+MAX_CONSUMERS = 2  # AKIDA.md, graph rules: a layer has at most 2 consumers
 TO_NCHW = [0, 3, 1, 2]
 
 
@@ -59,8 +60,14 @@ def region_boundary(ops: list[Op], graph: Graph) -> tuple[list[Value], list[Valu
     return inputs, outputs
 
 
-def grow_regions(graph: Graph) -> list[list[Op]]:
-    """Greedy, acyclic growth of connected akida ops into regions (see module docstring)."""
+def consumer_count(op: Op) -> int:
+    """Distinct ops reading any result of `op`."""
+    return len({id(user) for value in op.outputs for user in value.users})
+
+
+def grow_regions(graph: Graph, start_reasons: dict[int, str] | None = None) -> list[list[Op]]:
+    """Greedy, acyclic growth of connected akida ops into regions (see module docstring).
+    `start_reasons` receives, per op id, why an op did not join its producer's region."""
     region_of: dict[int, int] = {}
     depends: dict[int, frozenset[int]] = {}
     regions: list[list[Op]] = []
@@ -76,7 +83,8 @@ def grow_regions(graph: Graph) -> list[list[Op]]:
             continue
         source_regions = {region_of.get(id(p)) for p in producers}
         target = None
-        if len(source_regions) == 1 and None not in source_regions:
+        crowded = any(consumer_count(p) > MAX_CONSUMERS for p in producers)
+        if len(source_regions) == 1 and None not in source_regions and not crowded:
             (candidate,) = source_regions
             # joining is acyclic when no producer reaches the region through outside ops
             if all(
@@ -85,6 +93,12 @@ def grow_regions(graph: Graph) -> list[list[Op]]:
                 for p in producers
             ):
                 target = candidate
+        if target is None and start_reasons is not None and crowded:
+            busy = next(p for p in producers if consumer_count(p) > MAX_CONSUMERS)
+            start_reasons[id(op)] = (
+                f"AK-REGION-CONSUMERS: '{busy.display_name}' feeds {consumer_count(busy)} "
+                f"consumers; an Akida layer has at most {MAX_CONSUMERS}, so its program ends there"
+            )
         if target is None:
             target = len(regions)
             regions.append([])
@@ -101,28 +115,36 @@ class Partition:
     name: ClassVar[str] = "partition"
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        pending = grow_regions(graph)
+        start_reasons: dict[int, str] = {}
+        pending = grow_regions(graph, start_reasons)
         regions: list[Region] = []
         while pending:
             ops = pending.pop(0)
             inputs, outputs = region_boundary(ops, graph)
             if len(inputs) != 1:
-                self._demote(
-                    ctx,
-                    ops[0],
-                    "AK-REGION-INPUTS",
-                    f"{ops[0].op_type} '{ops[0].display_name}' would start an Akida "
-                    f"program with {len(inputs)} inputs; a program has one input",
-                )
-                if ops[1:]:
-                    pending.insert(0, ops[1:])
+                cut = self._second_input_at(ops, inputs)
+                if cut == 0:
+                    self._demote(
+                        ctx,
+                        ops[0],
+                        "AK-REGION-INPUTS",
+                        f"{ops[0].op_type} '{ops[0].display_name}' reads {len(inputs)} values "
+                        "from outside any Akida program; a program has one input",
+                    )
+                    pieces = [ops[1:]]
+                else:
+                    pieces = [ops[:cut], ops[cut:]]
+                pending[0:0] = [piece for piece in pieces if piece]
                 continue
             if len(outputs) > 1:
                 cut = ops.index(outputs[0].producer) + 1  # type: ignore[arg-type]
                 pending.insert(0, ops[cut:])
                 ops = ops[:cut]
                 inputs, outputs = region_boundary(ops, graph)
-                ends = f"a program has one output: '{outputs[0].name}' is also used outside"
+                ends = (
+                    f"AK-REGION-OUTPUTS: a program has one output; '{outputs[0].name}' is also "
+                    "used outside, so the program ends there"
+                )
             else:
                 ends = "the next op cannot run on Akida or starts another region"
             if not outputs:
@@ -132,9 +154,19 @@ class Partition:
                 ops,
                 inputs[0],
                 outputs[0],
-                starts_because=self._start_reason(ops[0]),
+                starts_because=start_reasons.get(id(ops[0]), self._start_reason(ops[0])),
                 ends_because=ends,
             )
+            if not any(op.kind not in ("akida.add", "akida.concat") for op in ops):
+                for op in ops:
+                    self._demote(
+                        ctx,
+                        op,
+                        "AK-REGION-COST",
+                        f"{op.op_type} '{op.display_name}' would form an Akida program "
+                        "that computes nothing: its transfers cost more than it saves",
+                    )
+                continue
             self._move_trailing_pool(graph, ctx, region)
             regions.append(region)
         for region in regions:
@@ -143,6 +175,20 @@ class Partition:
                 op.annotations["region"] = region.index
         ctx.analyses["regions"] = regions
         return PassResult(graph, bool(regions))
+
+    @staticmethod
+    def _second_input_at(ops: list[Op], inputs: list[Value]) -> int:
+        """Index of the first op that reads an outside value other than the region's first
+        input (0 when the first op itself reads two)."""
+        members = {id(op) for op in ops}
+        first = inputs[0]
+        for index, op in enumerate(ops):
+            for value in op.inputs:
+                if value is None or value.is_constant or value is first:
+                    continue
+                if value.producer is None or id(value.producer) not in members:
+                    return index
+        return len(ops)
 
     @staticmethod
     def _start_reason(op: Op) -> str:

@@ -1,91 +1,367 @@
-"""The compatibility report: per ONNX node where it runs and why, plus a summary.
+"""The compatibility report: per ONNX node where it runs and why, with shares, MACs and transfers.
 
-Built from the legalize/fuse/partition decisions in the pass context. Border nodes that the
-compiler adds (Transpose, QuantizeLinear, DequantizeLinear, CPU max pooling) count as CPU work.
-The JSON form carries `schema_version`; every field is documented in docs/report-schema.md.
+Built from the IR graph the passes left and their analyses. An op inside an Akida region runs on
+Akida; every other op runs on the CPU. Each ONNX node of the input model takes the target of the
+ops that carry its name in their `origin`: any CPU work makes it a CPU node, a node no op carries
+was removed by a rewrite. The ops the compiler adds at region borders (Transpose,
+QuantizeLinear, DequantizeLinear) carry no origin: they are listed as `border_nodes` and counted
+as CPU work, never hidden. Before `quantize` has run (the `report` command), the border ops and
+the integer types it will add are predicted by the same rules and marked `predicted`.
+The result is plain data; `akidac.report.schema` documents every field of its JSON form.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from akidac.ir.graph import Graph
+from akidac.errors import UsageError
+from akidac.ir.diagnostics import Diagnostic
+from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.types import dtype_to_numpy
+from akidac.passes.layer_candidates import describe_akida_op
+from akidac.target.devices import Device, parse_device
+from akidac.target.footprint import layer_macs
 
+if TYPE_CHECKING:
+    from akidac.passes.partition import Region
+
+#: version of the report's JSON form; the policy for changing it is in docs/report-schema.md.
 REPORT_SCHEMA_VERSION = 1
-BORDER_OPS = {"onnx.Transpose", "onnx.QuantizeLinear", "onnx.DequantizeLinear"}
+#: the integer element types of values crossing CPU↔Akida after quantization.
+QUANTIZED_DTYPES = frozenset({"i8", "u8", "i32"})
+#: opset from which DequantizeLinear takes per-axis scales (else quantize adds a Mul).
+PER_AXIS_DEQUANTIZE_OPSET = 13
+#: decimals of the shares in the report (diff-friendly, exact enough for percentages).
+SHARE_DECIMALS = 4
+
+
+def onnx_op_macs(op: Op) -> int:
+    """Multiply-accumulates of one run of an `onnx.Conv`, `ConvTranspose`, `Gemm` or `MatMul`
+    op, from the shapes of its values; 0 for any other op or when a shape is unknown.
+
+    Conv: `N · Ho · Wo · Cout · (Cin / group) · kh · kw`, output pixels × weight elements.
+    ConvTranspose: `N · Hi · Wi · Cin · (Cout / group) · kh · kw`, every input pixel through the
+    kernel. Gemm and MatMul: output elements × the reduced dimension K.
+    """
+    if op.dialect != "onnx" or len(op.inputs) < 2:
+        return 0
+    x, weight = op.inputs[0], op.inputs[1]
+    out = op.outputs[0].type.shape
+    if x is None or weight is None or not _static(x.type.shape) or not _static(out):
+        return 0
+    if op.op_type in ("Conv", "ConvTranspose"):
+        if not _static(weight.type.shape) or len(out) < 3:  # type: ignore[arg-type]
+            return 0
+        pixels = out if op.op_type == "Conv" else x.type.shape
+        batch_and_space = pixels[0] * math.prod(pixels[2:])  # type: ignore[index,operator,arg-type]
+        return int(batch_and_space * math.prod(weight.type.shape))  # type: ignore[arg-type]
+    if op.op_type == "Gemm":
+        reduced = x.type.shape[0 if op.attrs.get("transA", 0) else -1]  # type: ignore[index]
+        return int(math.prod(out) * reduced)  # type: ignore[arg-type,operator]
+    if op.op_type == "MatMul":
+        return int(math.prod(out) * x.type.shape[-1])  # type: ignore[arg-type,operator,index]
+    return 0
+
+
+def op_macs(op: Op) -> int:
+    """MACs of one run of `op`: an `akida.*` layer's (`layer_macs` × batch), wherever it runs,
+    or `onnx_op_macs` for an `onnx.*` op."""
+    if op.dialect != "akida":
+        return onnx_op_macs(op)
+    x = op.inputs[0]
+    batch = int(x.type.shape[0]) if x is not None and _static(x.type.shape) else 1  # type: ignore[index,arg-type]
+    return layer_macs(describe_akida_op(op)) * batch
+
+
+def assumed_device(spec: str, sram_kib: int | None = None) -> Device:
+    """The device a report assumes when no pass resolved one (`UsageError` if `spec` names none)."""
+    try:
+        return parse_device(spec, sram_kib)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def build_report(
-    graph: Graph, analyses: dict[str, Any], original_nodes: list[tuple[str, str]], device_name: str
+    graph: Graph,
+    analyses: dict[str, Any],
+    original_nodes: Sequence[tuple[str, str]],
+    device: Device,
+    *,
+    stage: str,
+    diagnostics: Iterable[Diagnostic] = (),
+    regions: Sequence[Region] | None = None,
 ) -> dict[str, Any]:
-    """The report as plain data. `original_nodes` is [(name, op_type)] of the input model."""
+    """The report as plain data (JSON-ready, deterministic).
+
+    `original_nodes` is [(name, op_type)] of the input model's nodes in order; `device` the
+    configuration assumed; `stage` "analyze" (legality and partition only) or "compile";
+    `regions` the Akida regions the hybrid model runs (default: `analyses["regions"]`).
+    """
+    regions = list(analyses.get("regions", []) if regions is None else regions)
     decisions = analyses.get("decisions", {})
-    region_of_node: dict[str, int] = {}
+    region_of_op = {id(op): region.index for region in regions for op in region.ops}
+    akida_region: dict[str, int] = {}
+    on_cpu: set[str] = set()
+    reasons: dict[str, list[dict[str, str]]] = {}
+    macs: Counter[str] = Counter()
+    macs_on_akida = 0
     for op in graph.ops:
-        if op.dialect == "akida" and "region" in op.annotations:
+        if not op.origin:
+            continue
+        layer_macs_ = op_macs(op)
+        macs[op.origin[0]] += layer_macs_
+        if id(op) in region_of_op:
+            macs_on_akida += layer_macs_
             for name in op.origin:
-                region_of_node[name] = int(op.annotations["region"])  # type: ignore[arg-type]
+                akida_region.setdefault(name, region_of_op[id(op)])
+            continue
+        for name in op.origin:
+            on_cpu.add(name)
+            known = reasons.setdefault(name, [])
+            for reason in _cpu_reasons(op, decisions):
+                if reason not in known:
+                    known.append(reason)
+
     nodes = []
     for name, op_type in original_nodes:
-        decision = decisions.get(name)
-        on_akida = name in region_of_node
-        reasons = []
-        if decision is not None and not on_akida:
-            reasons = [
-                {"code": v.code, "message": v.message, "hint": v.hint} for v in decision.violations
-            ]
-        if not on_akida and not reasons:
-            reasons = (
-                [
-                    {
-                        "code": "AK-FOLDED",
-                        "message": f"{op_type} '{name}' was folded away "
-                        "or merged by an earlier rewrite",
-                        "hint": "",
-                    }
-                ]
-                if decision is None
-                else []
-            )
+        if name in on_cpu:
+            target, region, why = "cpu", None, reasons[name]
+        elif name in akida_region:
+            target, region, why = "akida", akida_region[name], []
+        else:
+            target, region, why = "removed", None, [_removed_reason(name, op_type)]
         nodes.append(
             {
                 "name": name,
                 "op_type": op_type,
-                "target": "akida" if on_akida else ("removed" if decision is None else "cpu"),
-                "region": region_of_node.get(name),
-                "reasons": reasons,
+                "target": target,
+                "region": region,
+                "macs": macs[name] if target != "removed" else 0,
+                "reasons": why,
             }
         )
-    added = [op for op in graph.ops if op.created_by != "frontend" and op.dialect == "onnx"]
-    regions = analyses.get("regions", [])
-    per_type: Counter[tuple[str, str]] = Counter((n["op_type"], n["target"]) for n in nodes)
-    on_akida = sum(1 for n in nodes if n["target"] == "akida")
-    removed = sum(1 for n in nodes if n["target"] == "removed")
-    return {
+
+    border = _border_nodes(graph, regions)
+    region_records = [_region_record(region) for region in regions]
+    counts = Counter(node["target"] for node in nodes)
+    macs_total = sum(node["macs"] for node in nodes)
+    executed = counts["akida"] + counts["cpu"] + len(border)
+    report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
-        "device": device_name,
+        "stage": stage,
+        "device": {"name": device.name, "description": device.describe()},
         "summary": {
             "nodes_total": len(nodes),
-            "nodes_on_akida": on_akida,
-            "nodes_on_cpu": len(nodes) - on_akida - removed,
-            "nodes_removed": removed,
-            "border_nodes_added": len(added),
+            "nodes_on_akida": counts["akida"],
+            "nodes_on_cpu": counts["cpu"],
+            "nodes_removed": counts["removed"],
+            "border_nodes_added": len(border),
+            "macs_total": macs_total,
+            "macs_on_akida": macs_on_akida,
+            "macs_on_cpu": macs_total - macs_on_akida,
             "regions": len(regions),
+            "transfer_bytes": sum(r["input"]["bytes"] + r["output"]["bytes"] for r in region_records),
         },
-        "op_types": [
-            {"op_type": t, "target": target, "count": c}
-            for (t, target), c in sorted(per_type.items())
-        ],
-        "regions": [
-            {
-                "index": r.index,
-                "layers": [op.display_name for op in r.ops],
-                "starts_because": r.starts_because,
-                "ends_because": r.ends_because,
-                "notes": list(r.notes),
-            }
-            for r in regions
-        ],
+        "shares": {
+            "nodes": _shares(counts["akida"], executed),
+            "macs": _shares(macs_on_akida, macs_total),
+        },
+        "op_types": _op_type_rows(nodes, border),
+        "regions": region_records,
+        "border_nodes": border,
         "nodes": nodes,
+        "diagnostics": [
+            {
+                "severity": d.severity,
+                "code": d.code,
+                "message": d.message,
+                "node": d.node,
+                "hint": d.hint,
+            }
+            for d in diagnostics
+        ],
+    }
+    if "fidelity" in analyses:
+        report["fidelity"] = analyses["fidelity"]
+    return report
+
+
+# ------------------------------------------------------------------------------------- nodes
+def _cpu_reasons(op: Op, decisions: dict[str, Any]) -> list[dict[str, str]]:
+    """Every recorded reason why `op` runs on the CPU (legalize, fuse and partition record them
+    per ONNX name); a fallback sentence when no pass recorded one."""
+    decision = decisions.get(op.origin[0])
+    if decision is not None and decision.target == "cpu" and decision.violations:
+        return [{"code": v.code, "message": v.message, "hint": v.hint} for v in decision.violations]
+    kind = op.op_type if op.dialect == "onnx" else op.kind
+    return [
+        {
+            "code": "AK-NOT-MAPPED",
+            "message": f"{kind} '{op.display_name}' is outside every Akida region of this "
+            "compile (the pipeline placed or quantized no region for it)",
+            "hint": "run the default pipeline, which legalizes, fuses, partitions and quantizes",
+        }
+    ]
+
+
+def _removed_reason(name: str, op_type: str) -> dict[str, str]:
+    return {
+        "code": "AK-FOLDED",
+        "message": f"{op_type} '{name}' was removed: folded away or merged by an earlier rewrite "
+        "(identity, dropout, constant folding)",
+        "hint": "nothing to do: it costs nothing at run time",
+    }
+
+
+def _shares(on_akida: int, total: int) -> dict[str, float]:
+    """{akida, cpu} fractions of `total` that add up to exactly 1 (both 0 when `total` is 0)."""
+    if total == 0:
+        return {"akida": 0.0, "cpu": 0.0}
+    akida = round(on_akida / total, SHARE_DECIMALS)
+    return {"akida": akida, "cpu": round(1.0 - akida, SHARE_DECIMALS)}
+
+
+def _op_type_rows(nodes: list[dict[str, Any]], border: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    per_type: dict[str, Counter[str]] = {}
+    for node in nodes:
+        per_type.setdefault(node["op_type"], Counter())[node["target"]] += 1
+    for node in border:
+        per_type.setdefault(node["op_type"], Counter())["added"] += 1
+    return [
+        {
+            "op_type": op_type,
+            "akida": count["akida"],
+            "cpu": count["cpu"],
+            "removed": count["removed"],
+            "border_added": count["added"],
+        }
+        for op_type, count in sorted(per_type.items())
+    ]
+
+
+# ----------------------------------------------------------------------------------- regions
+def _static(shape: Sequence[int | None] | None) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+def _itemsize(dtype: str) -> int:
+    try:
+        return dtype_to_numpy(dtype).itemsize
+    except (KeyError, ValueError):
+        return 0
+
+
+def _region_output_dtype(value: Value) -> str:
+    """The dtype `quantize` gives a region output: raw int32 sums unless the last layer is
+    activated (then int8, or uint8 for activations of 4 bits or fewer)."""
+    producer = value.producer
+    if producer is None or producer.attrs.get("act") != "relu":
+        return "i32"
+    return "u8" if int(producer.attrs.get("abits", 8)) <= 4 else "i8"  # type: ignore[arg-type]
+
+
+def _transfer(value: Value | None, predicted_dtype: str) -> dict[str, Any]:
+    """A value crossing CPU↔Akida: its shape and integer dtype (predicted before quantize)."""
+    if value is None:
+        return {
+            "value": None,
+            "shape": [],
+            "layout": None,
+            "dtype": None,
+            "bytes": 0,
+            "predicted": False,
+        }
+    predicted = value.type.dtype not in QUANTIZED_DTYPES
+    dtype = predicted_dtype if predicted else value.type.dtype
+    shape = [int(d) for d in value.type.shape or ()]  # type: ignore[arg-type]
+    return {
+        "value": value.name,
+        "shape": shape,
+        "layout": value.type.layout,
+        "dtype": dtype_to_numpy(dtype).name,
+        "bytes": math.prod(shape) * _itemsize(dtype),
+        "predicted": predicted,
+    }
+
+
+def _region_record(region: Region) -> dict[str, Any]:
+    layers = []
+    for op in region.ops:
+        nps = op.annotations.get("np")
+        layers.append(
+            {
+                "name": op.display_name,
+                "kind": op.op_type,
+                "nodes": list(op.origin),
+                "macs": op_macs(op),
+                "nps": [int(n) for n in nps] if isinstance(nps, list) else None,  # type: ignore[union-attr]
+            }
+        )
+    allocated = all(layer["nps"] is not None for layer in layers)
+    output_dtype = _region_output_dtype(region.output) if region.output is not None else "i32"
+    return {
+        "index": region.index,
+        "layers": layers,
+        "starts_because": region.starts_because,
+        "ends_because": region.ends_because,
+        "notes": list(region.notes),
+        "input": _transfer(region.input, "i8"),
+        "output": _transfer(region.output, output_dtype),
+        "macs": sum(layer["macs"] for layer in layers),
+        "nps": sum(len(layer["nps"]) for layer in layers) if allocated else None,
+    }
+
+
+def _border_nodes(graph: Graph, regions: Sequence[Region]) -> list[dict[str, Any]]:
+    """The ops without an ONNX origin (compiler-added, CPU work), each with the region whose
+    input or output it converts; then, for regions not yet quantized, the QuantizeLinear and
+    DequantizeLinear (and per-channel Mul) that `quantize` will add."""
+    side_of: dict[int, tuple[int, str]] = {}
+    for region in regions:
+        value = region.input
+        while value is not None and value.producer is not None:
+            op = value.producer
+            if op.origin or op.dialect != "onnx" or id(op) in side_of:
+                break
+            side_of[id(op)] = (region.index, "input")
+            value = op.inputs[0] if op.inputs else None
+        pending = list(region.output.users) if region.output is not None else []
+        while pending:
+            op = pending.pop(0)
+            if op.origin or op.dialect != "onnx" or id(op) in side_of:
+                continue
+            side_of[id(op)] = (region.index, "output")
+            pending.extend(user for out in op.outputs for user in out.users)
+    border = []
+    for op in graph.ops:
+        if op.origin or op.dialect != "onnx":
+            continue
+        region_index, side = side_of.get(id(op), (None, None))
+        border.append(_border_record(op.outputs[0].name, op.op_type, region_index, side, False))
+    per_axis = graph.opset_imports.get("", 0) >= PER_AXIS_DEQUANTIZE_OPSET
+    for region in regions:
+        x, out = region.input, region.output
+        if x is not None and x.type.dtype not in QUANTIZED_DTYPES:
+            border.append(_border_record(f"{x.name}_q", "QuantizeLinear", region.index, "input"))
+        if out is not None and out.type.dtype not in QUANTIZED_DTYPES:
+            border.append(
+                _border_record(f"{out.name}_dq", "DequantizeLinear", region.index, "output")
+            )
+            if _region_output_dtype(out) == "i32" and not per_axis:
+                border.append(_border_record(f"{out.name}_scaled", "Mul", region.index, "output"))
+    return border
+
+
+def _border_record(
+    name: str, op_type: str, region: int | None, side: str | None, predicted: bool = True
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "op_type": op_type,
+        "region": region,
+        "side": side,
+        "predicted": predicted,
     }

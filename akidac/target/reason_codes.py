@@ -37,6 +37,7 @@ CATEGORIES: Final = MappingProxyType(
         "quantization": "Quantization",
         "device": "Device and mapping",
         "error": "Errors (process exit codes)",
+        "notice": "Notes and warnings (compilation goes on)",
     }
 )
 
@@ -343,13 +344,6 @@ _register(
     "Nothing required; larger Akida regions make transfers worthwhile.",
 )
 _register(
-    "AK-REGION-INPUT-CONV-FIRST",
-    "region",
-    "Input convolution not first",
-    "An InputConv2D (HRC) can only be the first layer of a program, reading the model input.",
-    "Nothing required: the layer is lowered as a regular convolution or kept on the CPU.",
-)
-_register(
     "AK-MERGE-INPUTS",
     "region",
     "Add inputs from the same layer",
@@ -385,14 +379,6 @@ _register(
     "A layer or region needs more NPs, weight memory or input SRAM than the chosen device has.",
     "Choose a larger device (--device akida2-12n), or let `akidac device` pick the smallest one "
     "that fits.",
-)
-_register(
-    "AK-MULTIPASS-BATCH",
-    "device",
-    "Multi-pass program with batches",
-    f"A program that needs several passes runs batch {lim.MULTIPASS_MAX_BATCH} only; a "
-    f"single-pass program pipelines up to {lim.MAX_PIPELINED_BATCH} batches.",
-    "Run with batch 1, or choose a device large enough for a single pass.",
 )
 
 # --- errors (the default codes of akidac.errors; their exit codes) ----------------------------
@@ -437,6 +423,140 @@ _register(
     "Corrupt program or hybrid model (exit code 6)",
     "A program binary or hybrid model is corrupt, truncated or inconsistent.",
     "Recompile the model.",
+)
+
+
+# --- specific error codes: each names one way a model, option or program is rejected --------
+for _code, _title, _description, _hint in (
+    (
+        "AK-MODEL-MISSING",
+        "Model file missing (exit 3)",
+        "The model path does not exist.",
+        "Check the path.",
+    ),
+    (
+        "AK-MODEL-NOT-ONNX",
+        "Not an ONNX model (exit 3)",
+        "The file is empty, truncated, or not an ONNX protobuf.",
+        "Export the model to ONNX again.",
+    ),
+    (
+        "AK-MODEL-INVALID",
+        "Invalid ONNX graph (exit 3)",
+        "The ONNX checker rejects the model, or a node reads a value nothing defines.",
+        "Run onnx.checker.check_model on it and fix the exporter's output.",
+    ),
+    (
+        "AK-MODEL-CYCLE",
+        "Cyclic graph (exit 3)",
+        "The graph has a cycle; ONNX graphs are acyclic.",
+        "Fix the exporter's output.",
+    ),
+    (
+        "AK-MODEL-OPSET",
+        "No default opset (exit 3)",
+        "The model imports no default ONNX opset.",
+        "Export the model with a default-domain opset.",
+    ),
+    (
+        "AK-MODEL-EXTERNAL-DATA",
+        "External weights unreadable (exit 3)",
+        "Weights stored beside the model could not be loaded.",
+        "Keep the external data files next to the model.",
+    ),
+    (
+        "AK-MODEL-NAN",
+        "NaN weights (exit 3)",
+        "An initializer holds NaN values.",
+        "Fix the model's weights.",
+    ),
+    (
+        "AK-MODEL-SHAPES",
+        "Shape inference failed (exit 3)",
+        "ONNX shape inference rejected the model.",
+        "Check the input shapes you gave.",
+    ),
+    (
+        "AK-OPSET",
+        "Unsupported opset (exit 4)",
+        "The default-domain opset is outside 11 to 21.",
+        "Convert the model with onnx.version_converter.",
+    ),
+    (
+        "AK-DYNAMIC-SHAPE",
+        "Dynamic input shape (exit 4)",
+        "An input has a dynamic dimension other than a leading batch.",
+        "Give --input-shape NAME=D1xD2x...",
+    ),
+    (
+        "AK-ATTRIBUTE",
+        "Unsupported attribute kind (exit 4)",
+        "A node has an attribute kind akidac cannot carry (sparse tensors, type protos).",
+        "Re-export the model without it.",
+    ),
+    (
+        "AK-VERIFY",
+        "IR verification failed (exit 1)",
+        "A pass produced malformed IR: a bug in akidac or in a user pass.",
+        "Report it with --dump-after all output.",
+    ),
+    (
+        "AK-PROGRAM-MISSING",
+        "AkidaOp without program (exit 6)",
+        "An AkidaOp node carries no program attribute.",
+        "Recompile the model.",
+    ),
+    (
+        "AK-PROGRAM-MODEL",
+        "Unreadable hybrid model (exit 6)",
+        "The hybrid model file is not readable ONNX, or an AkidaOp output has no type.",
+        "Recompile the model.",
+    ),
+    (
+        "AK-USAGE-QUANT-CONFIG",
+        "Bad quantization config (exit 2)",
+        "The --quant-config file is malformed or names unknown layers.",
+        "Fix the file; see docs/quantization.md.",
+    ),
+):
+    _register(_code, "error", _title, _description, _hint)
+
+# --- notices ---------------------------------------------------------------------------------
+_register(
+    "AK-DYNAMIC-BATCH",
+    "notice",
+    "Dynamic batch set to 1",
+    "An input's only dynamic dimension is the leading batch; akidac compiles for batch 1.",
+    "Nothing required; give --input-shape to choose another size.",
+)
+_register(
+    "AK-CALIBRATION-RANDOM",
+    "notice",
+    "Calibration on random samples",
+    "No calibration samples were given, so quantization ranges come from random inputs.",
+    "Pass --samples data.npz with representative inputs.",
+)
+_register(
+    "AK-FOLDED",
+    "notice",
+    "Node folded away",
+    "An earlier rewrite removed the node (constant folding, BatchNorm folding, no-op removal).",
+    "Nothing required.",
+)
+_register(
+    "AK-NOT-MAPPED",
+    "notice",
+    "Layer legal but not mapped",
+    "The node could run on Akida but no region took it (a region rule or the cost model).",
+    "See the region reasons in the report.",
+)
+_register(
+    "AK-REGION-INPUTS",
+    "region",
+    "A program has one input",
+    "The layer reads two values that no single Akida program can provide (e.g. an Add whose "
+    "second input comes from the CPU), so it runs on the CPU.",
+    "Keep both branches of a merge on Akida.",
 )
 
 #: every reason code, by code, in documentation order.

@@ -297,6 +297,95 @@ def _magnitude_bound(x: np.ndarray) -> int:
     return max(abs(int(x.min())), abs(int(x.max())))
 
 
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def _compose_clips(
+    low1: np.ndarray, high1: np.ndarray, low2: np.ndarray, high2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """clip(clip(v, low1, high1), low2, high2) == clip(v, low, high): return (low, high).
+
+    Clips are monotone and the identity between their bounds, so their composition is a clip
+    (a constant when the intervals do not meet).
+    """
+    return np.clip(low1, low2, high2), np.clip(high1, low2, high2)
+
+
+def plan_int32_requantization(
+    buffer_bits: int,
+    post_bits: int,
+    bias: np.ndarray,
+    act_low: int,
+    act_high: np.ndarray,
+    scales: np.ndarray,
+    shifts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    low: int,
+    high: int,
+) -> np.ndarray | None:
+    """Per-filter int32 parameters for `kernels.finish_clamped_int32`, or None when unsafe.
+
+    Steps 3-8 without pooling, for a clamp activation, are
+    out = g(clamp(sat_P(sat_B(acc) + bias))) with g(v) = clip(shift(sat_P(v · scale)), low, high)
+    monotone in v. g is constant below v_low (the largest v with g(v) <= low) and above v_high
+    (the smallest v with g(v) >= high), so the clamp may be narrowed to [v_low, v_high]; all
+    clips then compose into one, moved before the bias: out = g(clip(acc, A, B) + bias). The
+    plan is returned only when every intermediate of that formula, at both ends of the now
+    bounded range, fits int32 and the sat_P inside g never binds there.
+    """
+    right, half, left = shifts
+    post_low, post_high = -(1 << (post_bits - 1)), (1 << (post_bits - 1)) - 1
+    filters = bias.shape[0]
+
+    def after_scale(v: np.ndarray) -> np.ndarray:
+        return ((np.clip(v * scales, post_low, post_high) + half) >> right) << left
+
+    def g(v: np.ndarray) -> np.ndarray:
+        return np.clip(after_scale(v), low, high)
+
+    # v_high: the smallest v with g(v) >= high (post_high when there is none).
+    lower = np.full(filters, post_low, np.int64)
+    upper = np.full(filters, post_high, np.int64)
+    while np.any(lower < upper):
+        middle = (lower + upper) // 2
+        reached = g(middle) >= high
+        upper = np.where(reached, middle, upper)
+        lower = np.where(reached, lower, middle + 1)
+    v_high = lower
+    # v_low: the largest v with g(v) <= low (post_low when there is none).
+    lower = np.full(filters, post_low, np.int64)
+    upper = np.full(filters, post_high, np.int64)
+    while np.any(lower < upper):
+        middle = (lower + upper + 1) // 2
+        below = g(middle) <= low
+        lower = np.where(below, middle, lower)
+        upper = np.where(below, upper, middle - 1)
+    v_low = lower
+    bound_low, bound_high = _compose_clips(
+        np.full(filters, post_low, np.int64),
+        np.full(filters, post_high, np.int64),
+        np.full(filters, act_low, np.int64),
+        act_high,
+    )
+    bound_low, bound_high = _compose_clips(bound_low, bound_high, v_low, v_high)
+    acc_low, acc_high = -(1 << (buffer_bits - 1)), (1 << (buffer_bits - 1)) - 1
+    clamp_low, clamp_high = _compose_clips(
+        np.full(filters, acc_low, np.int64),
+        np.full(filters, acc_high, np.int64),
+        bound_low - bias,
+        bound_high - bias,
+    )
+    checks = [clamp_low, clamp_high, bias, bound_low, bound_high]
+    for end in (bound_low, bound_high):
+        product = end * scales
+        if np.any(product < post_low) or np.any(product > post_high):
+            return None  # the sat_P after the scale would bind inside the range
+        checks += [product, product + half, after_scale(end)]
+    if any(np.any(c < INT32_MIN) or np.any(c > INT32_MAX) for c in checks):
+        return None
+    return np.stack([clamp_low, clamp_high, bias, scales, half, right, left]).astype(np.int32)
+
+
 @dataclass
 class _Epilogue:
     """Steps 3-8 of a CNP/FNP layer, prepared once: per-filter int64 vectors and codes."""
@@ -319,6 +408,8 @@ class _Epilogue:
     low: int
     high: int
     dtype: np.dtype
+    #: the int32 plan of `plan_int32_requantization`, when it applies and is safe.
+    int32_params: np.ndarray | None = None
 
     @classmethod
     def from_record(cls, record: LayerRecord, filters: int) -> _Epilogue:
@@ -352,8 +443,16 @@ class _Epilogue:
             lut = variables["lut_values"].astype(np.int64)
         bits = int(params["output_bits"])
         low, high = output_limits(bits)
+        out_scales = variables["output_scales"].astype(np.int64)
+        out_shifts = _split_shifts(variables["output_shift"])
+        buffer_bits = int(params["buffer_bits"])
+        int32_params = None
+        if pool_kind == kernels.POOL_NONE and act_kind != kernels.ACT_LUT:
+            int32_params = plan_int32_requantization(
+                buffer_bits, post_bits, bias, act_low, act_high, out_scales, out_shifts, low, high
+            )
         return cls(
-            buffer_bits=int(params["buffer_bits"]),
+            buffer_bits=buffer_bits,
             post_bits=post_bits,
             bias=bias,
             pool_kind=pool_kind,
@@ -366,11 +465,12 @@ class _Epilogue:
             act_scales=act_scales,
             act_shifts=act_shifts,
             lut=lut,
-            out_scales=variables["output_scales"].astype(np.int64),
-            out_shifts=_split_shifts(variables["output_shift"]),
+            out_scales=out_scales,
+            out_shifts=out_shifts,
             low=low,
             high=high,
             dtype=output_dtype(bits),
+            int32_params=int32_params,
         )
 
     def _pool_axis(self, size: int) -> tuple[int, int]:
@@ -397,6 +497,11 @@ class _Epilogue:
             rows, cols = out_h, out_w
         # <= 8-bit outputs (uint8 0..15 included) are written as int8 bytes, then viewed
         out = np.empty((n_batch, rows, cols, filters), self.kernel_dtype)
+        if self.int32_params is not None:
+            kernels.finish_clamped_int32(
+                acc, out_h, out_w, self.int32_params, self.low, self.high, out
+            )
+            return out.view(self.dtype)
         kernels.finish_layer(
             acc,
             out_h,
@@ -557,14 +662,18 @@ class _ConvExecutor(_LayerExecutor):
         acc = np.empty((n_batch, out_h, out_w4, filters4), np.int32)
         if chunk > 0:
             xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.float32)
-            kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
+            kernels.shift_and_pad(
+                x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp
+            )
             length = self.weights_f32.shape[1]
             for start in range(0, length, chunk):
                 size = min(chunk, length - start)
                 kernels.conv_float32(xp, self.weights_f32, start, size, start > 0, s, k, k, acc)
         else:
             xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.int32)
-            kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
+            kernels.shift_and_pad(
+                x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp
+            )
             kernels.conv_int32(xp, self.weights_i32, s, k, k, acc)
         result = self.epilogue.run(record, acc, out_h, out_w)
         return _check_output_dims(record, result)
@@ -598,9 +707,11 @@ class _DepthwiseExecutor(_LayerExecutor):
         out_w = (width + sum(pads_w) - k) // s + 1
         if out_h < 1 or out_w < 1:
             raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
-        xp = np.empty((n_batch, height + sum(pads_h), width + sum(pads_w), channels), np.int32)
+        out_w4 = -(-out_w // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
+        padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
+        xp = np.empty((n_batch, height + sum(pads_h), padded_w, channels), np.int32)
         kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)
-        acc = np.empty((n_batch, out_h, out_w, channels), np.int32)
+        acc = np.empty((n_batch, out_h, out_w4, channels), np.int32)
         kernels.depthwise_int32(xp, self.weights, s, acc)
         return _check_output_dims(record, self.epilogue.run(record, acc, out_h, out_w))
 
@@ -756,6 +867,15 @@ class HardwareModel:
 def run_layers(records: Sequence[LayerRecord], x: np.ndarray) -> dict[str, np.ndarray]:
     """Validate and run `records` on `x`; every layer's output by name (as the reference)."""
     return HardwareModel(records).run_layers(x)
+
+
+def run_layer(record: LayerRecord, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Validate and run one record on its inputs (two for Add, two or more for Concatenate)."""
+    validate_record(record)
+    expected = {"Add": 2, "Concatenate": max(2, len(record.inbounds))}.get(record.layer_type, 1)
+    if len(inputs) != expected:
+        raise _fail(record, f"takes {expected} input(s), got {len(inputs)}")
+    return _EXECUTORS[record.layer_type](record).run(list(inputs))
 
 
 kernels_are_cached = kernels.kernels_are_cached

@@ -62,6 +62,22 @@ def madd32(typingctx, acc, a, b):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
+@intrinsic
+def requantize32(typingctx, value, bias, scale, half, right, left):  # type: ignore[no-untyped-def]
+    """`(((value + bias) · scale + half) >> right) << left` in int32 arithmetic.
+
+    Only used where `hwmodel` has proved that no intermediate leaves int32.
+    """
+    sig = types.int32(types.int32, types.int32, types.int32, types.int32, types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        value_, bias_, scale_, half_, right_, left_ = args
+        scaled = builder.mul(builder.add(value_, bias_), scale_)
+        return builder.shl(builder.ashr(builder.add(scaled, half_), right_), left_)
+
+    return sig, codegen
+
+
 # ---------------------------------------------------------------------------------------------
 # Step 1: shifted, clipped and padded inputs
 # ---------------------------------------------------------------------------------------------
@@ -71,23 +87,23 @@ def madd32(typingctx, acc, a, b):  # type: ignore[no-untyped-def]
 def shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xp):  # type: ignore[no-untyped-def]
     """xp[n, pad_top + i, pad_left + j, c] = sat_B(x[n, i, j, c] << shifts[c]); pads = fill[c].
 
-    `xp` (int32 or float32) may be larger than the padded input: extra pixels are set to
-    `fill` too.
+    `x` may be any integer type of at most 32 bits; `xp` (int32 or float32) may be larger than
+    the padded input: extra pixels are set to `fill` too. Shifts are at most 31, so the shifted
+    value fits int64 before its clip.
     """
     n_batch, height, width, channels = x.shape
     high = (np.int64(1) << (buffer_bits - 1)) - 1
     low = -high - 1
     for n in range(n_batch):
         for i in range(xp.shape[1]):
+            si = i - pad_top
             for j in range(xp.shape[2]):
-                out = xp[n, i, j]
-                si = i - pad_top
                 sj = j - pad_left
+                out = xp[n, i, j]
                 if 0 <= si < height and 0 <= sj < width:
-                    row = x[n, si, sj]
+                    pixel = x[n, si, sj]
                     for c in range(channels):
-                        value = np.int64(row[c]) << shifts[c]
-                        out[c] = min(max(value, low), high)
+                        out[c] = min(max(np.int64(pixel[c]) << shifts[c], low), high)
                 else:
                     for c in range(channels):
                         out[c] = fill[c]
@@ -201,17 +217,35 @@ def conv_float32(xp, weights, start, size, accumulate, stride, kh, kw, acc):  # 
                         out_row[j, f + 2] = np.int32(np.int64(out_row[j, f + 2]) + np.int64(s02))
                         out_row[j, f + 3] = np.int32(np.int64(out_row[j, f + 3]) + np.int64(s03))
                         out_row[j + 1, f] = np.int32(np.int64(out_row[j + 1, f]) + np.int64(s10))
-                        out_row[j + 1, f + 1] = np.int32(np.int64(out_row[j + 1, f + 1]) + np.int64(s11))
-                        out_row[j + 1, f + 2] = np.int32(np.int64(out_row[j + 1, f + 2]) + np.int64(s12))
-                        out_row[j + 1, f + 3] = np.int32(np.int64(out_row[j + 1, f + 3]) + np.int64(s13))
+                        out_row[j + 1, f + 1] = np.int32(
+                            np.int64(out_row[j + 1, f + 1]) + np.int64(s11)
+                        )
+                        out_row[j + 1, f + 2] = np.int32(
+                            np.int64(out_row[j + 1, f + 2]) + np.int64(s12)
+                        )
+                        out_row[j + 1, f + 3] = np.int32(
+                            np.int64(out_row[j + 1, f + 3]) + np.int64(s13)
+                        )
                         out_row[j + 2, f] = np.int32(np.int64(out_row[j + 2, f]) + np.int64(s20))
-                        out_row[j + 2, f + 1] = np.int32(np.int64(out_row[j + 2, f + 1]) + np.int64(s21))
-                        out_row[j + 2, f + 2] = np.int32(np.int64(out_row[j + 2, f + 2]) + np.int64(s22))
-                        out_row[j + 2, f + 3] = np.int32(np.int64(out_row[j + 2, f + 3]) + np.int64(s23))
+                        out_row[j + 2, f + 1] = np.int32(
+                            np.int64(out_row[j + 2, f + 1]) + np.int64(s21)
+                        )
+                        out_row[j + 2, f + 2] = np.int32(
+                            np.int64(out_row[j + 2, f + 2]) + np.int64(s22)
+                        )
+                        out_row[j + 2, f + 3] = np.int32(
+                            np.int64(out_row[j + 2, f + 3]) + np.int64(s23)
+                        )
                         out_row[j + 3, f] = np.int32(np.int64(out_row[j + 3, f]) + np.int64(s30))
-                        out_row[j + 3, f + 1] = np.int32(np.int64(out_row[j + 3, f + 1]) + np.int64(s31))
-                        out_row[j + 3, f + 2] = np.int32(np.int64(out_row[j + 3, f + 2]) + np.int64(s32))
-                        out_row[j + 3, f + 3] = np.int32(np.int64(out_row[j + 3, f + 3]) + np.int64(s33))
+                        out_row[j + 3, f + 1] = np.int32(
+                            np.int64(out_row[j + 3, f + 1]) + np.int64(s31)
+                        )
+                        out_row[j + 3, f + 2] = np.int32(
+                            np.int64(out_row[j + 3, f + 2]) + np.int64(s32)
+                        )
+                        out_row[j + 3, f + 3] = np.int32(
+                            np.int64(out_row[j + 3, f + 3]) + np.int64(s33)
+                        )
                     else:
                         out_row[j, f] = np.int32(s00)
                         out_row[j, f + 1] = np.int32(s01)
@@ -269,64 +303,142 @@ def conv_int32(xp, weights, stride, kh, kw, acc):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True)
+def _depthwise3_stride1(xp, weights, acc):  # type: ignore[no-untyped-def]
+    """3×3 stride-1 depthwise on 4 adjacent output pixels at a time: the 6 input pixels of each
+    kernel row are loaded once for 4 outputs. acc: (N, Ho, W4, C), W4 a multiple of 4; xp:
+    (N, Ho + 2, >= W4 + 2, C)."""
+    n_batch, out_h, out_w4, channels = acc.shape
+    w00 = weights[0, 0]
+    w01 = weights[0, 1]
+    w02 = weights[0, 2]
+    w10 = weights[1, 0]
+    w11 = weights[1, 1]
+    w12 = weights[1, 2]
+    w20 = weights[2, 0]
+    w21 = weights[2, 1]
+    w22 = weights[2, 2]
+    zero = np.int32(0)
+    for n in range(n_batch):
+        for i in range(out_h):
+            for j in range(0, out_w4, 4):
+                r0 = xp[n, i + 0]
+                px0 = r0[j + 0]
+                px1 = r0[j + 1]
+                px2 = r0[j + 2]
+                px3 = r0[j + 3]
+                px4 = r0[j + 4]
+                px5 = r0[j + 5]
+                r1 = xp[n, i + 1]
+                py0 = r1[j + 0]
+                py1 = r1[j + 1]
+                py2 = r1[j + 2]
+                py3 = r1[j + 3]
+                py4 = r1[j + 4]
+                py5 = r1[j + 5]
+                r2 = xp[n, i + 2]
+                pz0 = r2[j + 0]
+                pz1 = r2[j + 1]
+                pz2 = r2[j + 2]
+                pz3 = r2[j + 3]
+                pz4 = r2[j + 4]
+                pz5 = r2[j + 5]
+                o0 = acc[n, i, j + 0]
+                o1 = acc[n, i, j + 1]
+                o2 = acc[n, i, j + 2]
+                o3 = acc[n, i, j + 3]
+                for c in range(channels):
+                    t00 = w00[c]
+                    t01 = w01[c]
+                    t02 = w02[c]
+                    t10 = w10[c]
+                    t11 = w11[c]
+                    t12 = w12[c]
+                    t20 = w20[c]
+                    t21 = w21[c]
+                    t22 = w22[c]
+                    x0 = px0[c]
+                    x1 = px1[c]
+                    x2 = px2[c]
+                    x3 = px3[c]
+                    x4 = px4[c]
+                    x5 = px5[c]
+                    y0 = py0[c]
+                    y1 = py1[c]
+                    y2 = py2[c]
+                    y3 = py3[c]
+                    y4 = py4[c]
+                    y5 = py5[c]
+                    z0 = pz0[c]
+                    z1 = pz1[c]
+                    z2 = pz2[c]
+                    z3 = pz3[c]
+                    z4 = pz4[c]
+                    z5 = pz5[c]
+                    total = madd32(zero, x0, t00)
+                    total = madd32(total, x1, t01)
+                    total = madd32(total, x2, t02)
+                    total = madd32(total, y0, t10)
+                    total = madd32(total, y1, t11)
+                    total = madd32(total, y2, t12)
+                    total = madd32(total, z0, t20)
+                    total = madd32(total, z1, t21)
+                    o0[c] = madd32(total, z2, t22)
+                    total = madd32(zero, x1, t00)
+                    total = madd32(total, x2, t01)
+                    total = madd32(total, x3, t02)
+                    total = madd32(total, y1, t10)
+                    total = madd32(total, y2, t11)
+                    total = madd32(total, y3, t12)
+                    total = madd32(total, z1, t20)
+                    total = madd32(total, z2, t21)
+                    o1[c] = madd32(total, z3, t22)
+                    total = madd32(zero, x2, t00)
+                    total = madd32(total, x3, t01)
+                    total = madd32(total, x4, t02)
+                    total = madd32(total, y2, t10)
+                    total = madd32(total, y3, t11)
+                    total = madd32(total, y4, t12)
+                    total = madd32(total, z2, t20)
+                    total = madd32(total, z3, t21)
+                    o2[c] = madd32(total, z4, t22)
+                    total = madd32(zero, x3, t00)
+                    total = madd32(total, x4, t01)
+                    total = madd32(total, x5, t02)
+                    total = madd32(total, y3, t10)
+                    total = madd32(total, y4, t11)
+                    total = madd32(total, y5, t12)
+                    total = madd32(total, z3, t20)
+                    total = madd32(total, z4, t21)
+                    o3[c] = madd32(total, z5, t22)
+
+
+@njit(cache=True)
 def depthwise_int32(xp, weights, stride, acc):  # type: ignore[no-untyped-def]
     """acc[n, i, j, c] = wrap32(Σ_{a,b} xp[n, i·s + a, j·s + b, c] · weights[a, b, c]).
 
-    xp: (N, Hp, Wp, C) int32; weights: (k, k, C) int32 (already flipped); acc: (N, Ho, Wo, C).
-    A 3×3 kernel takes an unrolled path: its nine taps stay in one vectorised channel loop.
+    xp: (N, Hp, Wp, C) int32; weights: (k, k, C) int32 (already flipped); acc: (N, Ho, W4, C)
+    with W4 a multiple of 4. 3×3 stride 1 takes the 4-pixel path (xp at least W4 + 2 wide);
+    otherwise only the first Wo = (Wp - k) // s + 1 columns are computed.
     """
-    n_batch, out_h, out_w, channels = acc.shape
     k = weights.shape[0]
+    if k == 3 and stride == 1:
+        _depthwise3_stride1(xp, weights, acc)
+        return
+    n_batch, out_h, _, channels = acc.shape
+    out_w = min((xp.shape[2] - k) // stride + 1, acc.shape[2])
     for n in range(n_batch):
         for i in range(out_h):
-            out_row = acc[n, i]
-            if k == 3:
-                r0 = xp[n, i * stride]
-                r1 = xp[n, i * stride + 1]
-                r2 = xp[n, i * stride + 2]
-                w00 = weights[0, 0]
-                w01 = weights[0, 1]
-                w02 = weights[0, 2]
-                w10 = weights[1, 0]
-                w11 = weights[1, 1]
-                w12 = weights[1, 2]
-                w20 = weights[2, 0]
-                w21 = weights[2, 1]
-                w22 = weights[2, 2]
-                for j in range(out_w):
-                    col = j * stride
-                    p00 = r0[col]
-                    p01 = r0[col + 1]
-                    p02 = r0[col + 2]
-                    p10 = r1[col]
-                    p11 = r1[col + 1]
-                    p12 = r1[col + 2]
-                    p20 = r2[col]
-                    p21 = r2[col + 1]
-                    p22 = r2[col + 2]
-                    out = out_row[j]
-                    for c in range(channels):
-                        total = madd32(np.int32(0), p00[c], w00[c])
-                        total = madd32(total, p01[c], w01[c])
-                        total = madd32(total, p02[c], w02[c])
-                        total = madd32(total, p10[c], w10[c])
-                        total = madd32(total, p11[c], w11[c])
-                        total = madd32(total, p12[c], w12[c])
-                        total = madd32(total, p20[c], w20[c])
-                        total = madd32(total, p21[c], w21[c])
-                        out[c] = madd32(total, p22[c], w22[c])
-            else:
-                for j in range(out_w):
-                    out = out_row[j]
-                    for c in range(channels):
-                        out[c] = 0
-                    for a in range(k):
-                        src_row = xp[n, i * stride + a]
-                        for b in range(k):
-                            pixel = src_row[j * stride + b]
-                            tap = weights[a, b]
-                            for c in range(channels):
-                                out[c] = madd32(out[c], pixel[c], tap[c])
+            for j in range(out_w):
+                out = acc[n, i, j]
+                for c in range(channels):
+                    out[c] = 0
+                for a in range(k):
+                    src_row = xp[n, i * stride + a]
+                    for b in range(k):
+                        pixel = src_row[j * stride + b]
+                        tap = weights[a, b]
+                        for c in range(channels):
+                            out[c] = madd32(out[c], pixel[c], tap[c])
 
 
 @njit(cache=True)
@@ -425,7 +537,19 @@ def _bias_row(src, bias, acc_low, acc_high, post_low, post_high, dst):  # type: 
 
 
 @njit(cache=True, inline="always")
-def _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high):  # type: ignore[no-untyped-def]  # noqa: E501
+def _activate_row(
+    values,
+    act_kind,
+    act_low,
+    act_high,
+    act_scales,
+    act_right,
+    act_half,
+    act_left,
+    lut,
+    post_low,
+    post_high,
+):  # type: ignore[no-untyped-def]
     """Step 6 on one pixel, in place: a clamp [act_low, act_high[f]] (ReLU, or none with the
     P-bit range) or the LUT."""
     if act_kind == ACT_LUT:
@@ -439,7 +563,7 @@ def _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, ac
 
 
 @njit(cache=True, inline="always")
-def _requantize_row(values, scales, right, half, left, post_low, post_high, low, high, out):  # type: ignore[no-untyped-def]  # noqa: E501
+def _requantize_row(values, scales, right, half, left, post_low, post_high, low, high, out):  # type: ignore[no-untyped-def]
     """Step 8 on one pixel: clip(shift(sat_P(v · scale), s), low, high)."""
     for f in range(out.shape[0]):
         scaled = _saturate(values[f] * scales[f], post_low, post_high)
@@ -447,7 +571,23 @@ def _requantize_row(values, scales, right, half, left, post_low, post_high, low,
 
 
 @njit(cache=True, inline="always")
-def _fused_row(src, bias, acc_low, acc_high, post_low, post_high, act_low, act_high, scales, right, half, left, low, high, out):  # type: ignore[no-untyped-def]  # noqa: E501
+def _fused_row(
+    src,
+    bias,
+    acc_low,
+    acc_high,
+    post_low,
+    post_high,
+    act_low,
+    act_high,
+    scales,
+    right,
+    half,
+    left,
+    low,
+    high,
+    out,
+):  # type: ignore[no-untyped-def]
     """Steps 3-8 on one pixel without pooling and with a clamp activation, in one loop."""
     for f in range(out.shape[0]):
         value = _saturate(np.int64(src[f]), acc_low, acc_high)
@@ -504,14 +644,53 @@ def finish_layer(  # type: ignore[no-untyped-def]
         for n in range(n_batch):
             for i in range(out_h):
                 for j in range(out_w):
-                    _fused_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, act_low, act_high, out_scales, out_right, out_half, out_left, low, high, out[n, i, j])  # noqa: E501
+                    _fused_row(
+                        acc[n, i, j],
+                        bias,
+                        acc_low,
+                        acc_high,
+                        post_low,
+                        post_high,
+                        act_low,
+                        act_high,
+                        out_scales,
+                        out_right,
+                        out_half,
+                        out_left,
+                        low,
+                        high,
+                        out[n, i, j],
+                    )
     elif pool_kind == POOL_NONE:
         for n in range(n_batch):
             for i in range(out_h):
                 for j in range(out_w):
                     _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, values)
-                    _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high)  # noqa: E501
-                    _requantize_row(values, out_scales, out_right, out_half, out_left, post_low, post_high, low, high, out[n, i, j])  # noqa: E501
+                    _activate_row(
+                        values,
+                        act_kind,
+                        act_low,
+                        act_high,
+                        act_scales,
+                        act_right,
+                        act_half,
+                        act_left,
+                        lut,
+                        post_low,
+                        post_high,
+                    )
+                    _requantize_row(
+                        values,
+                        out_scales,
+                        out_right,
+                        out_half,
+                        out_left,
+                        post_low,
+                        post_high,
+                        low,
+                        high,
+                        out[n, i, j],
+                    )
     elif pool_kind == POOL_AVERAGE:
         totals = np.empty(filters, np.int64)
         for n in range(n_batch):
@@ -520,16 +699,41 @@ def finish_layer(  # type: ignore[no-untyped-def]
             for i in range(out_h):
                 for j in range(out_w):
                     _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, values)
-                    _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high)  # noqa: E501
+                    _activate_row(
+                        values,
+                        act_kind,
+                        act_low,
+                        act_high,
+                        act_scales,
+                        act_right,
+                        act_half,
+                        act_left,
+                        lut,
+                        post_low,
+                        post_high,
+                    )
                     for f in range(filters):
                         totals[f] = _saturate(totals[f] + values[f], post_low, post_high)
-            _requantize_row(totals, out_scales, out_right, out_half, out_left, post_low, post_high, low, high, out[n, 0, 0])  # noqa: E501
+            _requantize_row(
+                totals,
+                out_scales,
+                out_right,
+                out_half,
+                out_left,
+                post_low,
+                post_high,
+                low,
+                high,
+                out[n, 0, 0],
+            )
     else:
         biased = np.empty((out_h, out_w, filters), np.int64)
         for n in range(n_batch):
             for i in range(out_h):
                 for j in range(out_w):
-                    _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, biased[i, j])  # noqa: E501
+                    _bias_row(
+                        acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, biased[i, j]
+                    )
             for i in range(out.shape[1]):
                 first_row = max(i * pool_stride - pool_top, 0)
                 last_row = min(i * pool_stride - pool_top + pool_size, out_h)
@@ -543,8 +747,63 @@ def finish_layer(  # type: ignore[no-untyped-def]
                             window = biased[pi, pj]
                             for f in range(filters):
                                 values[f] = max(values[f], window[f])
-                    _activate_row(values, act_kind, act_low, act_high, act_scales, act_right, act_half, act_left, lut, post_low, post_high)  # noqa: E501
-                    _requantize_row(values, out_scales, out_right, out_half, out_left, post_low, post_high, low, high, out[n, i, j])  # noqa: E501
+                    _activate_row(
+                        values,
+                        act_kind,
+                        act_low,
+                        act_high,
+                        act_scales,
+                        act_right,
+                        act_half,
+                        act_left,
+                        lut,
+                        post_low,
+                        post_high,
+                    )
+                    _requantize_row(
+                        values,
+                        out_scales,
+                        out_right,
+                        out_half,
+                        out_left,
+                        post_low,
+                        post_high,
+                        low,
+                        high,
+                        out[n, i, j],
+                    )
+
+
+@njit(cache=True)
+def finish_clamped_int32(acc, out_h, out_w, params, low, high, out):  # type: ignore[no-untyped-def]
+    """Steps 3-8 without pooling and with a clamp activation (ReLU or none), in int32.
+
+    `params` (7, F) int32 holds per filter: clamp bounds A, B, bias, output scale, rounding term,
+    right shift, left shift, from `hwmodel`'s requantization plan, which proves that
+    clip(shift((clip(acc, A, B) + bias) · scale), low, high) equals the pipeline's
+    clip(shift(sat_P(act(sat_P(sat_B(acc) + bias)) · scale)), low, high) and that every
+    intermediate fits int32: 16 lanes per vector instead of 8.
+    """
+    n_batch = acc.shape[0]
+    filters = out.shape[3]
+    lower = params[0]
+    upper = params[1]
+    bias = params[2]
+    scale = params[3]
+    half = params[4]
+    right = params[5]
+    left = params[6]
+    low32 = np.int32(low)
+    high32 = np.int32(high)
+    for n in range(n_batch):
+        for i in range(out_h):
+            for j in range(out_w):
+                src = acc[n, i, j]
+                dst = out[n, i, j]
+                for f in range(filters):
+                    value = min(max(src[f], lower[f]), upper[f])
+                    result = requantize32(value, bias[f], scale[f], half[f], right[f], left[f])
+                    dst[f] = min(max(result, low32), high32)
 
 
 @njit(cache=True)
@@ -570,6 +829,7 @@ ALL_KERNELS = (
     transpose_int32,
     dense_int32,
     finish_layer,
+    finish_clamped_int32,
     add_layer,
 )
 

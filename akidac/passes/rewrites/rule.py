@@ -1,0 +1,192 @@
+"""What every rewrite rule shares: the `RewriteRule` record, the fixed-point driver, and helpers.
+
+A rule starts from one op type. It returns `True` when it rewrote the graph, `False` when the
+pattern does not apply, or a `Miss` that says why an op which almost matched was left alone;
+`run_rules` sweeps the graph until no rule fires and keeps the near misses of the last sweep in
+`ctx.analyses["rewrite_misses"]`, so a report can explain why a rewrite did not happen.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from akidac.ir.graph import Graph, Op, Value
+from akidac.passes.base import PassContext
+
+#: sweeps of `run_rules` before it stops; every rule removes the op it starts from, so real
+#: graphs converge in two or three.
+MAX_SWEEPS = 16
+
+
+@dataclass(frozen=True)
+class Miss:
+    """An op that almost matched a rule, and the sentence saying why it was left alone."""
+
+    reason: str
+
+
+#: what a rule returns: True (rewritten), False (does not apply) or a near miss.
+Outcome = bool | Miss
+
+
+@dataclass(frozen=True)
+class RewriteRule:
+    """A named rewrite starting from ops of `op_types`; `apply(graph, op, by)` does the work,
+    where `by` is the name of the pass that runs it (the `created_by` of every new op)."""
+
+    name: str
+    op_types: frozenset[str]
+    apply: Callable[[Graph, Op, str], Outcome]
+
+    @property
+    def doc(self) -> str:
+        """The rule's docstring: its contract and its algebra."""
+        return (self.apply.__doc__ or "").strip()
+
+
+@dataclass(frozen=True)
+class RewriteMiss:
+    """One near miss: the rule, the ONNX node it looked at, and why it left the node alone."""
+
+    rule: str
+    node: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.rule} '{self.node}': {self.reason}"
+
+
+def run_rules(graph: Graph, ctx: PassContext, rules: Sequence[RewriteRule], by: str) -> bool:
+    """Apply `rules` to a fixed point; returns whether anything changed.
+
+    The near misses of the last sweep (ops still in the graph) replace the earlier entries of
+    these rules in `ctx.analyses["rewrite_misses"]`.
+    """
+    by_type: dict[str, list[RewriteRule]] = {}
+    for rule in rules:
+        for op_type in sorted(rule.op_types):
+            by_type.setdefault(op_type, []).append(rule)
+    changed = False
+    misses: list[RewriteMiss] = []
+    for _ in range(MAX_SWEEPS):
+        swept = False
+        misses = []
+        live = {id(op) for op in graph.ops}
+        for op in list(graph.ops):
+            if id(op) not in live or op.domain or op.dialect != "onnx":
+                continue
+            for rule in by_type.get(op.op_type, ()):
+                outcome = rule.apply(graph, op, by)
+                if outcome is True:
+                    swept = True
+                    live = {id(o) for o in graph.ops}
+                    break
+                if isinstance(outcome, Miss):
+                    misses.append(RewriteMiss(rule.name, op.display_name, outcome.reason))
+        changed = changed or swept
+        if not swept:
+            break
+    names = {rule.name for rule in rules}
+    kept = [m for m in ctx.analyses.get("rewrite_misses", []) if m.rule not in names]
+    ctx.analyses["rewrite_misses"] = kept + misses
+    return changed
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def const_of(value: Value | None) -> np.ndarray | None:
+    """The array of a constant operand, else None."""
+    return value.const if value is not None and value.is_constant else None
+
+
+def single_consumer(graph: Graph, value: Value) -> Op | None:
+    """The one op reading `value`, if it is read once and is no graph output."""
+    if len(value.users) != 1 or value in graph.outputs:
+        return None
+    return value.users[0]
+
+
+def replace_value(graph: Graph, old_ops: Sequence[Op], old: Value, new: Value) -> None:
+    """Route every use of `old` to `new`, then drop `old_ops` (which must now be unused).
+
+    `new` takes over the name of `old` (the two swap names), so consumers and graph outputs
+    keep reading the name they had: a graph output's name never changes.
+    """
+    new.name, old.name = old.name, new.name
+    graph.replace_all_uses(old, new)
+    for dead in reversed(old_ops):
+        graph.remove_op(dead)
+
+
+_DERIVED = re.compile(r"_(folded|odd|upsample|identity)(_\d+)?$")
+
+
+def derived_constant(graph: Graph, base: str, suffix: str, array: np.ndarray) -> Value:
+    """A new constant named `<base>_<suffix>` (an earlier rewrite's suffix is replaced, so a
+    chain of folds gives `w_folded_1`, not `w_folded_folded`)."""
+    stem = _DERIVED.sub("", base)
+    return graph.add_constant(f"{stem}_{suffix}", np.ascontiguousarray(array), fresh=True)
+
+
+def static_hw(value: Value | None) -> tuple[int, int] | None:
+    """(H, W) of a static rank-4 NCHW value, else None."""
+    if value is None or value.type.rank != 4 or not value.type.is_static:
+        return None
+    shape = value.type.shape
+    return int(shape[2]), int(shape[3])  # type: ignore[index,arg-type]
+
+
+def int_list(attr: object, default: list[int]) -> list[int]:
+    """An ints attribute as a list of Python ints (the default when it is absent)."""
+    if not isinstance(attr, list):
+        return list(default)
+    return [int(v) for v in attr]  # type: ignore[arg-type]
+
+
+def conv_geometry(op: Op) -> tuple[list[int], list[int], list[int]]:
+    """(kernel, strides, dilations) of a 2-D Conv, from its weight shape and attributes."""
+    weight = op.inputs[1]
+    shape = weight.type.shape if weight is not None else None
+    kernel = [int(d) for d in shape[2:]] if shape else [1, 1]  # type: ignore[arg-type]
+    kernel = int_list(op.attrs.get("kernel_shape"), kernel)
+    strides = int_list(op.attrs.get("strides"), [1, 1])
+    dilations = int_list(op.attrs.get("dilations"), [1, 1])
+    return kernel, strides, dilations
+
+
+def explicit_conv_pads(op: Op, in_hw: tuple[int, int]) -> list[int] | None:
+    """The Conv's pads [top, left, bottom, right], with `auto_pad` resolved by ONNX's rule:
+
+        total = max((⌈n / s⌉ − 1) · s + (k − 1) · d + 1 − n, 0)
+        SAME_UPPER: begin = ⌊total / 2⌋;  SAME_LOWER: begin = ⌈total / 2⌉;  end = total − begin
+
+    None for an unknown `auto_pad` value.
+    """
+    kernel, strides, dilations = conv_geometry(op)
+    auto_pad = op.attrs.get("auto_pad", "NOTSET")
+    if auto_pad == "NOTSET":
+        return int_list(op.attrs.get("pads"), [0, 0, 0, 0])
+    if auto_pad == "VALID":
+        return [0, 0, 0, 0]
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        return None
+    begins, ends = [], []
+    for axis in (0, 1):
+        n, k, s, d = in_hw[axis], kernel[axis], strides[axis], dilations[axis]
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        begins.append(begin)
+        ends.append(total - begin)
+    return [*begins, *ends]
+
+
+def with_pads(attrs: dict, pads: list[int]) -> dict:
+    """A copy of Conv attributes with explicit `pads` (and no `auto_pad`)."""
+    new = {k: v for k, v in attrs.items() if k != "auto_pad"}
+    new["pads"] = [int(p) for p in pads]
+    return new
