@@ -83,6 +83,12 @@ def compile(
     dump_dir: Annotated[Path, typer.Option(help="folder for --dump-after files")] = Path(
         "akidac-dump"
     ),
+    elide_weights: Annotated[
+        bool,
+        typer.Option(
+            help="print large weights in dumps as a hash (--no-elide-weights prints them)"
+        ),
+    ] = True,
     time_passes: Annotated[bool, typer.Option(help="print a table of pass times")] = False,
     verify_each: Annotated[bool, typer.Option(help="verify the IR after every pass")] = False,
     report_json: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
@@ -119,7 +125,7 @@ def compile(
                     f"--dump-after names {', '.join(unknown)}, which the pipeline "
                     f"does not run ({', '.join(pipeline or DEFAULT_PIPELINE)})"
                 )
-            instruments.append(DumpInstrument(dump_dir, names))
+            instruments.append(DumpInstrument(dump_dir, names, elide_weights=elide_weights))
         start = time.perf_counter()
         with err.status("compiling…"):
             result = compile_model(
@@ -296,8 +302,9 @@ def device(
         from akidac.api import estimate_device
         from akidac.frontend.shapes import parse_input_shapes
 
-        data = estimate_device(model, input_shapes=parse_input_shapes(input_shape),
-                               sram_kib=sram_kib)
+        data = estimate_device(
+            model, input_shapes=parse_input_shapes(input_shape), sram_kib=sram_kib
+        )
         table = Table(title="NPs per Akida layer")
         table.add_column("layer")
         table.add_column("NPs", justify="right")

@@ -41,11 +41,13 @@ class CompileOptions:
     samples: dict[str, np.ndarray] | None = None
     num_samples: int = 32
     seed: int = 0
-    #: activation observer: "percentile" (of |x|), "minmax" or "mse" (see passes/calibration).
-    calibration: str = "percentile"
+    #: activation observer: "auto" (percentile at 8 bits, mse at 4), "percentile" (of |x|),
+    #: "minmax" or "mse" (see passes/calibration).
+    calibration: str = "auto"
     percentile: float = 99.99
-    #: weight observer: "minmax" (max |w| per channel) or "mse" (searched clip per channel).
-    weight_observer: str = "minmax"
+    #: weight observer: "auto" (minmax at 8 bits, mse at 4), "minmax" (max |w| per channel) or
+    #: "mse" (searched clip per channel).
+    weight_observer: str = "auto"
     #: a folder of calibration images (PNG, PGM/PPM, NPY/NPZ; JPEG with Pillow), used when
     #: `samples` is None; resized to the input's H × W and normalised by these, in [0, 1] units.
     samples_dir: str | None = None

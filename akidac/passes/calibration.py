@@ -6,11 +6,13 @@ normalised; without either, seeded standard-normal inputs are used and the quant
 The first `num_samples` calibrate; those after them are held out to measure fidelity.
 
 Observers (what range each value is given):
-- activations, `calibration = "percentile"` (default): the `percentile` (99.99) of |x| over all
-  samples; `"minmax"`: max |x|; `"mse"`: the clip c minimising E[(x − Q_c(x))²] for the value's
-  bit width, searched over 40 candidates between 5 % and 100 % of max |x|;
-- weights, `weight_observer = "minmax"` (default): max |w| per output channel; `"mse"`: per
-  channel the clip ratio r ∈ {0.50, 0.525, …, 1.0} × max |w| minimising Σ (w − Q_r(w))².
+- activations, `calibration = "percentile"`: the `percentile` (99.99) of |x| over all samples;
+  `"minmax"`: max |x|; `"mse"`: the clip c minimising E[(x − Q_c(x))²] for the value's bit
+  width, searched over 40 candidates between 5 % and 100 % of max |x|; `"auto"` (default):
+  percentile for 8-bit values, mse for 4-bit ones (15 levels cannot afford a rare outlier);
+- weights, `weight_observer = "minmax"`: max |w| per output channel; `"mse"`: per channel the
+  clip ratio r ∈ {0.50, 0.525, …, 1.0} × max |w| minimising Σ (w − Q_r(w))²; `"auto"`
+  (default): minmax for 8-bit weights, mse for 4-bit ones.
 The float IR is exported to ONNX (`akidac.ir.onnx_export`) with every value of interest, and the
 pre-activation of every LUT layer, as extra outputs and run in onnxruntime one sample at a time.
 """
@@ -36,8 +38,8 @@ from akidac.ir.types import dtype_to_numpy
 from akidac.passes.fixed_point import weight_limit
 
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".npy", ".npz", ".jpg", ".jpeg")
-ACTIVATION_OBSERVERS = ("percentile", "minmax", "mse")
-WEIGHT_OBSERVERS = ("minmax", "mse")
+ACTIVATION_OBSERVERS = ("auto", "percentile", "minmax", "mse")
+WEIGHT_OBSERVERS = ("auto", "minmax", "mse")
 #: clip ratios the MSE weight observer tries.
 WEIGHT_CLIP_RATIOS = np.linspace(0.5, 1.0, 21)
 #: at most this many elements per value enter the MSE activation search (a strided subsample).
@@ -466,6 +468,8 @@ def activation_range(
     arrays: list[np.ndarray], method: str, percentile: float, bits: int, signed: bool
 ) -> float:
     """The range one activation is quantized to, by the chosen observer."""
+    if method == "auto":
+        method = "mse" if bits <= 4 else "percentile"
     if method == "mse":
         return mse_range(arrays, bits, signed)
     return abs_range(arrays, 100.0 if method == "minmax" else percentile)

@@ -5,8 +5,15 @@ After it, within the `onnx` dialect:
   `b` broadcast over the last axis, is one `Gemm(x, W, b)` (alpha = beta = 1, no transpose);
 - a `Reshape` of a 4-D value to `[N, C·H·W]` is `Flatten(axis=1)`;
 - `ReduceMean` over axes {2, 3} and an `AveragePool` whose window is the whole map are
-  `GlobalAveragePool` (followed by `Flatten` when the reduction dropped the axes).
-The math is unchanged; each rewrite keeps the origins of the ops it replaces.
+  `GlobalAveragePool` (followed by `Flatten` when the reduction dropped the axes);
+- a zero `Pad` of H/W before Convs is part of their pads (`rewrites.fold_pad`);
+- a nearest 2× `Resize` is a depthwise 4×4 `ConvTranspose` (`rewrites.resize_nearest`);
+- no Conv has an even kernel of 2, 4 or 6 (`rewrites.even_kernel`);
+- no depthwise 5×5/7×7 Conv has stride 2 with PyTorch or no padding: it is a stride-1 Conv and
+  a 1×1 stride-2 identity Conv (`rewrites.strided_depthwise`).
+The math is unchanged (each rule's module states why); each rewrite keeps the origins of the
+ops it replaces, and the rules run to a fixed point. Near misses are listed in
+`ctx.analyses["rewrite_misses"]`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from akidac.passes.rewrites.rule import (
     Outcome,
     RewriteRule,
     const_of,
+    per_channel,
     replace_value,
     run_rules,
     single_consumer,
@@ -51,8 +59,9 @@ def matmul_add_to_gemm(graph: Graph, op: Op, by: str) -> Outcome:
     if add is not None and add.kind == "onnx.Add":
         other = add.inputs[1] if add.inputs[0] is result else add.inputs[0]
         b = const_of(other)
-        if b is not None and b.size == w.shape[1]:
-            bias = graph.add_constant(f"{op.display_name}_bias", b.reshape(-1), fresh=True)
+        vector = None if b is None else per_channel(b, 2, 1, int(w.shape[1]))
+        if b is not None and vector is not None and b.dtype == w.dtype:
+            bias = graph.add_constant(f"{op.display_name}_bias", vector.astype(b.dtype), fresh=True)
             inputs.append(bias)
             replaced.append(add)
     final = replaced[-1].outputs[0]
@@ -167,4 +176,7 @@ class Canonicalize:
     name: ClassVar[str] = "canonicalize"
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        return PassResult(graph, run_rules(graph, ctx, RULES, self.name))
+        changed = run_rules(graph, ctx, RULES, self.name)
+        if changed:
+            graph.remove_unused_constants()
+        return PassResult(graph, changed)

@@ -27,16 +27,18 @@ import math
 
 import numpy as np
 
+from akidac.target import limits as lim
+
 #: output_shift ≥ −24 keeps `sat32(acc · M)` harmless for 8-bit outputs (see module docstring).
 MIN_OUTPUT_SHIFT = -24
 #: the engine crashes on −32; shifts are signed 8-bit in [−31, 31].
-MIN_SHIFT = -31
-MAX_SHIFT = 31
+MIN_SHIFT = lim.OUTPUT_SHIFT_MIN
+MAX_SHIFT = lim.OUTPUT_SHIFT_MAX
 #: post-operation width P of the engine (the 32-bit clips after bias, LUT scale and output scale).
-POST_OP_BITS = 32
+POST_OP_BITS = lim.POST_OP_BITS
 #: the Add rule −4 ≤ out_shift + max(a_shift, b_shift) ≤ 3.
-ADD_SHIFT_LOW = -4
-ADD_SHIFT_HIGH = 3
+ADD_SHIFT_LOW = lim.ADD_SHIFT_SUM_MIN
+ADD_SHIFT_HIGH = lim.ADD_SHIFT_SUM_MAX
 
 
 def min_safe_shift(limit: int, post_bits: int = POST_OP_BITS) -> int:

@@ -1,9 +1,11 @@
-"""`import-cleanup`: drop no-op nodes, fold constants, fold BatchNormalization into convs.
+"""`import-cleanup`: drop no-op nodes, fold constants, fold BatchNormalization into layers.
 
 After it: no Identity or Dropout op remains (except one that defines a graph output), every op
 whose inputs are all constants (and whose result is small) has become a constant — including
 `Shape` of a static value, so exporter-made shape arithmetic disappears — and every
-BatchNormalization that follows a Conv with constant weights and no other user is folded:
+BatchNormalization, and every Mul/Div/Add/Sub by a per-channel constant, that follows a Conv,
+ConvTranspose, Gemm or MatMul with constant weights and no other reader is folded into it
+(`rewrites.fold_affine`):
 
     y = γ · (W∗x + b − μ) / √(σ² + ε) + β  =  (W · k) ∗ x + (b − μ) · k + β,   k = γ / √(σ² + ε)
 """
@@ -20,6 +22,7 @@ from onnx.reference import ReferenceEvaluator
 from akidac.ir.graph import Graph, Op
 from akidac.ir.onnx_export import NodeEmitter, emit_onnx_op, value_info
 from akidac.passes.base import PassContext, PassResult, register_pass
+from akidac.passes.rewrites import IMPORT_CLEANUP_RULES, run_rules
 
 #: results larger than this stay ops: folding them would only bloat the model.
 FOLD_LIMIT_ELEMENTS = 1 << 20
@@ -55,7 +58,7 @@ def _fold_op(graph: Graph, op: Op) -> np.ndarray | None:
 @register_pass
 @dataclass(frozen=True)
 class ImportCleanup:
-    """Remove Identity/Dropout, fold constants and Shape, fold BatchNormalization into Conv."""
+    """Remove Identity/Dropout, fold constants and Shape, fold BatchNorm/Mul/Add into layers."""
 
     name: ClassVar[str] = "import-cleanup"
 
@@ -73,9 +76,8 @@ class ImportCleanup:
                 if result is not None:
                     graph.replace_with_constant(op, result)
                     changed = True
-        for op in list(graph.ops):
-            if op.op_type == "BatchNormalization" and not op.domain and self._fold_bn(graph, op):
-                changed = True
+        if run_rules(graph, ctx, IMPORT_CLEANUP_RULES, self.name):
+            changed = True
         if changed:
             graph.remove_unused_constants()
         return PassResult(graph, changed)
@@ -111,43 +113,3 @@ class ImportCleanup:
             return False
         out = op.outputs[0].type
         return not (out.is_static and out.num_elements() > FOLD_LIMIT_ELEMENTS)
-
-    @staticmethod
-    def _fold_bn(graph: Graph, bn: Op) -> bool:
-        x = bn.inputs[0]
-        conv = x.producer if x is not None else None
-        if conv is None or conv.kind != "onnx.Conv" or len(x.users) != 1 or x in graph.outputs:  # type: ignore[union-attr]
-            return False
-        params = bn.inputs[1:5]
-        if len(params) != 4 or any(v is None or not v.is_constant for v in params):
-            return False
-        if bn.outputs[0] in graph.outputs or (
-            len(bn.outputs) > 1 and any(v.users for v in bn.outputs[1:])
-        ):
-            return False
-        weight = conv.inputs[1]
-        if weight is None or not weight.is_constant:
-            return False
-        gamma, beta, mean, var = (v.const.astype(np.float64) for v in params)  # type: ignore[union-attr]
-        epsilon = float(bn.attrs.get("epsilon", 1e-5))  # type: ignore[arg-type]
-        k = gamma / np.sqrt(var + epsilon)
-        w = weight.const.astype(np.float64)  # type: ignore[union-attr]
-        filters = w.shape[0]
-        bias = conv.inputs[2] if len(conv.inputs) > 2 else None
-        has_bias = bias is not None and bias.is_constant
-        b = bias.const.astype(np.float64) if has_bias else np.zeros(filters)  # type: ignore[union-attr]
-        dtype = weight.const.dtype  # type: ignore[union-attr]
-        new_w = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(dtype)
-        new_b = ((b - mean) * k + beta).astype(dtype)
-        w_value = graph.add_constant(f"{weight.name}_bn", new_w, fresh=True)
-        b_value = graph.add_constant(f"{conv.display_name}_bias_bn", new_b, fresh=True)
-        graph.set_input(conv, 1, w_value)
-        if len(conv.inputs) > 2:
-            graph.set_input(conv, 2, b_value)
-        else:
-            conv.inputs.append(b_value)
-            b_value.users.append(conv)
-        conv.origin = (*conv.origin, *bn.origin)
-        graph.replace_all_uses(bn.outputs[0], conv.outputs[0])
-        graph.remove_op(bn)
-        return True

@@ -8,8 +8,8 @@ wbits = 4
 abits = 4
 ```
 or the same as JSON: `{"layers": {"conv1": {"wbits": 4, "abits": 4}}}`. An Akida layer takes the
-entry of the first of its ONNX nodes (`origin`) that the file names; bits are 4 or 8. A name
-that matches no Akida layer is reported as a warning (`AK-QUANT-CONFIG`), never ignored silently.
+entry of the first of its ONNX nodes (`origin`) that the file names; bits are 4 or 8. A malformed
+file, or a name no node of the model has, is a `UsageError` (AK-USAGE-QUANT-CONFIG, exit 2).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def _bits(value: Any, where: str) -> int | None:
 def parse_quant_config(data: Any, source: str = "<config>") -> QuantConfig:
     """Check and convert the decoded file content; `UsageError` names what is wrong."""
     if not isinstance(data, dict):
-        raise UsageError(f"{source}: the top level must be a table/object")
+        raise UsageError(
+            f"{source}: the top level must be a table/object", code="AK-USAGE-QUANT-CONFIG"
+        )
     unknown = sorted(set(data) - {"layers", *_LAYER_KEYS})
     if unknown:
         raise UsageError(
@@ -76,11 +78,16 @@ def parse_quant_config(data: Any, source: str = "<config>") -> QuantConfig:
         )
     layers_data = data.get("layers", {})
     if not isinstance(layers_data, dict):
-        raise UsageError(f"{source}: 'layers' must map ONNX node names to tables")
+        raise UsageError(
+            f"{source}: 'layers' must map ONNX node names to tables", code="AK-USAGE-QUANT-CONFIG"
+        )
     layers: dict[str, LayerBits] = {}
     for name, entry in layers_data.items():
         if not isinstance(entry, dict):
-            raise UsageError(f"{source}: layers.{name} must be a table with wbits/abits")
+            raise UsageError(
+                f"{source}: layers.{name} must be a table with wbits/abits",
+                code="AK-USAGE-QUANT-CONFIG",
+            )
         extra = sorted(set(entry) - set(_LAYER_KEYS))
         if extra:
             raise UsageError(
@@ -106,7 +113,10 @@ def load_quant_config(path: str | os.PathLike[str]) -> QuantConfig:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
-        raise UsageError(f"cannot read quantization config '{file}': {error.strerror}") from None
+        raise UsageError(
+            f"cannot read quantization config '{file}': {error.strerror}",
+            code="AK-USAGE-QUANT-CONFIG",
+        ) from None
     try:
         if file.suffix.lower() == ".json":
             data = json.loads(text)

@@ -1,41 +1,154 @@
 """`quantize`: calibrate, then give every Akida layer its integer variables.
 
-For a layer with per-tensor input scale `s_in` and symmetric per-output-channel weight scales
-`s_w[f]`, one accumulator unit is worth `a[f] = s_in · s_w[f]`. Then (fixed-point forms in
-`fixed_point.py`):
-- bias `b[f]` becomes `bias << bias_shift ≈ b[f] / a[f]`;
+Scales. Every activation value v of a region has one real scale s_v (real = s_v · q). A layer
+with input scale `s_in` and symmetric per-output-channel weight scales `s_w[f]` accumulates in
+units `a[f] = s_in · s_w[f]`. Then (fixed-point forms in `fixed_point.py`, LUTs in `lut.py`):
+- bias `b[f]` becomes `bias << bias_shift ≈ b[f] / a[f]`; the weight scale is kept ≥
+  |b[f]| / (s_in · 2^26) so a bias never leaves the 32-bit range (its channel's weights are then
+  ~0 anyway);
 - a ReLU ceiling `m` becomes `max_value << max_value_shift ≈ m / a[f]`;
-- an activated 8-bit output of scale `s_out` (ceiling or calibrated range over 127) needs
-  `output_scales · 2^output_shift ≈ a[f] / s_out` (÷ H·W more after GAP, which sums);
-- a layer whose result leaves the region without activation keeps its raw 32-bit sum
-  (`output_scales = 1`, `output_shift = 0`) and a per-channel DequantizeLinear of scale `a[f]`
-  restores floats exactly.
-The region input gets a QuantizeLinear (int8, symmetric, calibrated scale) and the region output
-a DequantizeLinear. After it every akida op is `quantized = true` with the variables of
-`akidac.target.layer_record` as attributes and int8 weights as its weight operand.
+- an output of scale `s_out` needs `output_scales · 2^output_shift ≈ u[f] / (s_out · H·W)` with
+  u = a[f] (ReLU or none) or the LUT's value unit `s_lut`, and H·W the GAP area (1 without GAP);
+- a layer without activation whose result leaves the region keeps its raw sum (28 bits, 32 for
+  Dense1D and InputConv2D; `output_scales = 1`, `output_shift = 0`) and a per-channel
+  DequantizeLinear of scale a[f] / (H·W) restores floats exactly.
+Bits. Activated outputs take the layer's `abits` (8: int8 0..127 for ReLU, −128..127 for a LUT;
+4: uint8 0..15, negatives clip); outputs without activation are 8-bit signed; Add outputs are
+signed with the Add's `abits`. A layer's weight bits never exceed its input bits (AKIDA.md): a
+layer reading 4-bit activations gets 4-bit weights, with a warning.
+Desired scales come from calibration (range / largest code, the ReLU ceiling when smaller).
+Constraints. Concatenate rescales nothing, so its two inputs and its output share one scale
+(the largest desired one) and one width. Add rescales only by shifts: its inputs and output are
+S · 2^k for one S per connected group of Adds, each k rounded up (never clipping, at most one bit
+coarser), then raised until −4 ≤ out_shift + max(a_shift, b_shift) ≤ 3 holds.
+Borders. A region input read by an InputConv2D becomes uint8 with a zero point z (calibrated
+[min, max] over 255); z is folded into the bias, `b/a[f] − z · Σ w_q[f]`, and into
+`padding_value = z`, so padded pixels are real zeros. Any other region input becomes int8
+(symmetric). The region output gets a DequantizeLinear (per-tensor; for a raw sum per-channel
+on a 2-D value, else a DequantizeLinear of scale 1 and a broadcast Mul, as before opset 13).
+After it every akida op is `quantized = true` with the variables of
+`akidac.target.layer_record` as attributes and int8 weights as its weight operand; a layer that
+cannot be expressed raises `UnsupportedModelError` (AK-QUANT) naming it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from akidac.errors import UnsupportedModelError, UsageError
+from akidac.ir.akida_dialect import akida_attr
 from akidac.ir.attributes import DenseAttr
-from akidac.ir.graph import Graph, Op
+from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.onnx_export import preactivation_name
 from akidac.ir.types import Quantization, TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
-from akidac.passes.calibration import abs_range, calibration_samples, observe
-from akidac.passes.fixed_point import encode_bias, encode_relu_max, encode_scale, quantize_weights
+from akidac.passes.calibration import (
+    ACTIVATION_OBSERVERS,
+    WEIGHT_OBSERVERS,
+    abs_range,
+    activation_range,
+    min_max_range,
+    mse_weight_peaks,
+    observe,
+    sample_set,
+)
+from akidac.passes.fixed_point import (
+    ADD_SHIFT_HIGH,
+    ADD_SHIFT_LOW,
+    MIN_OUTPUT_SHIFT,
+    add_shifts,
+    channel_peaks,
+    encode_bias,
+    encode_relu_max,
+    encode_scale,
+    min_safe_shift,
+    quantize_with_scale,
+    weight_limit,
+)
+from akidac.passes.lut import LUT_FUNCTIONS, build_table, encode_index_scale, index_scale
 from akidac.passes.partition import Region
+from akidac.passes.quant_config import ALLOWED_BITS, load_quant_config
+from akidac.target import limits as lim
 
-RAW_OUTPUT_BITS = 32
+NEURAL_KINDS = (
+    "akida.conv2d",
+    "akida.depthwise_conv2d",
+    "akida.input_conv2d",
+    "akida.conv2d_transpose",
+    "akida.depthwise_conv2d_transpose",
+    "akida.dense",
+)
+MERGE_KINDS = ("akida.add", "akida.concat")
+#: the bias of a layer, in accumulator units, stays below this (see module docstring).
+BIAS_ACC_LIMIT = 2.0**26
+#: a shifted Add operand stays below 2^31: 8-bit operands shift by at most 23.
+MAX_ADD_OPERAND_SHIFT = 23
+RAW_OUTPUT_BITS = lim.DENSE_HOST_OUTPUT_BITS
 
 
 def activation_limit(bits: int) -> int:
     """Largest activated output: 8-bit ReLU outputs are int8 0..127, 4-bit are 0..15."""
     return 2**bits - 1 if bits <= 4 else 2 ** (bits - 1) - 1
+
+
+def output_limit(bits: int, signed: bool) -> int:
+    """Largest code of an output: 2^(b−1) − 1 signed, 2^b − 1 unsigned."""
+    return 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+
+
+def weight_axis(kind: str) -> int:
+    """Output-channel axis of the float weight: ConvTranspose (Cin, F, …) and dense (in, units)
+    use axis 1; Conv (F, Cin, …) and depthwise (C, 1, …) axis 0."""
+    return 1 if kind in ("akida.conv2d_transpose", "akida.dense") else 0
+
+
+def raw_bits(kind: str) -> int:
+    """Width of a raw sum sent to the host: 32 for Dense1D and InputConv2D, else 28."""
+    if kind in ("akida.dense", "akida.input_conv2d"):
+        return lim.DENSE_HOST_OUTPUT_BITS
+    return lim.HOST_OUTPUT_BITS
+
+
+def quant_error(op: Op, message: str) -> UnsupportedModelError:
+    """AK-QUANT: the layer cannot be quantized; the message names it and says why."""
+    return UnsupportedModelError(
+        f"cannot quantize {op.kind} '{op.display_name}': {message}",
+        code="AK-QUANT",
+        node=op.display_name,
+    )
+
+
+@dataclass
+class _ValueQ:
+    """What quantize decides for one region value."""
+
+    bits: int
+    signed: bool
+    raw: bool = False
+    desired: float = 0.0
+    scale: float = 0.0
+    zero_point: int = 0
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, key: int) -> int:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: int, b: int) -> None:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            self.parent[max(root_a, root_b)] = min(root_a, root_b)
 
 
 @register_pass
@@ -50,134 +163,347 @@ class Quantize:
         if not regions:
             return PassResult(graph, False)
         options = ctx.options
-        feeds, random = calibration_samples(
-            graph, options.samples, options.num_samples, options.seed
-        )
-        if random:
+        _check_options(options)
+        on_cpu = []
+        if options.quant_config:
+            on_cpu = _apply_quant_config(graph, regions, options.quant_config, ctx)
+        samples = sample_set(graph, options)
+        if samples.random:
             ctx.sink.warning(
                 "AK-CALIBRATION-RANDOM",
-                f"no --samples given: calibrating on {len(feeds)} random "
+                f"no --samples given: calibrating on {len(samples.feeds)} random "
                 "standard-normal inputs; accuracy may suffer. Pass --samples "
                 "data.npz with representative inputs",
             )
-        watched = [r.input for r in regions] + [op.outputs[0] for r in regions for op in r.ops]
-        seen = observe(graph, [v for v in watched if v is not None], feeds)
-        ranges = {name: abs_range(arrays, options.percentile) for name, arrays in seen.items()}
-        ctx.analyses["calibration"] = {"samples": len(feeds), "random": random}
+        ops = [op for region in regions for op in region.ops]
+        watched = [r.input for r in regions if r.input is not None]
+        watched += [op.outputs[0] for op in ops]
+        lut_ops = [op for op in ops if op.attrs.get("act") == "lut"]
+        seen = observe(graph, watched, samples.feeds, [preactivation_name(op) for op in lut_ops])
+        ctx.analyses["calibration"] = {
+            "samples": len(samples.feeds),
+            "random": samples.random,
+            "source": samples.source,
+            "activation_observer": options.calibration,
+            "weight_observer": options.weight_observer,
+            "config_nodes_on_cpu": on_cpu,
+        }
         for region in regions:
-            self._quantize_region(graph, region, ranges)
+            _RegionQuantizer(graph, ctx, region, seen).run()
         return PassResult(graph, True)
 
-    def _quantize_region(self, graph: Graph, region: Region, ranges: dict[str, float]) -> None:
+
+def _check_options(options: Any) -> None:
+    if options.calibration not in ACTIVATION_OBSERVERS:
+        raise UsageError(
+            f"calibration observer {options.calibration!r} is not one of "
+            f"{', '.join(ACTIVATION_OBSERVERS)}"
+        )
+    if options.weight_observer not in WEIGHT_OBSERVERS:
+        raise UsageError(
+            f"weight observer {options.weight_observer!r} is not one of "
+            f"{', '.join(WEIGHT_OBSERVERS)}"
+        )
+    for key in ("wbits", "abits"):
+        if getattr(options, key) not in ALLOWED_BITS:
+            raise UsageError(f"{key} must be 4 or 8, not {getattr(options, key)!r}")
+    if not 0 < float(options.percentile) <= 100:
+        raise UsageError(f"percentile must be in (0, 100], not {options.percentile}")
+
+
+def _apply_quant_config(
+    graph: Graph, regions: list[Region], path: str, ctx: PassContext
+) -> list[str]:
+    """Set `wbits`/`abits` of the layers the override file names (by ONNX node name).
+
+    A name that no op of the graph comes from is a `UsageError` (AK-USAGE-QUANT-CONFIG); the
+    names of nodes that run on the CPU are returned (their settings have no effect).
+    """
+    config = load_quant_config(path)
+    known = {name for op in graph.ops for name in op.origin}
+    unknown = sorted(set(config.layers) - known)
+    if unknown:
+        raise UsageError(
+            f"{config.source} names node(s) {', '.join(unknown)} that the model does not have "
+            "(or that were folded away)",
+            code="AK-USAGE-QUANT-CONFIG",
+        )
+    matched: set[str] = set()
+    for region in regions:
+        for op in region.ops:
+            name, bits = config.bits_for(op.origin)
+            if name is not None:
+                matched.add(name)
+            if bits.wbits is not None and op.kind in NEURAL_KINDS:
+                op.attrs["wbits"] = bits.wbits
+            if bits.abits is not None and op.kind != "akida.concat":
+                op.attrs["abits"] = bits.abits
+    return sorted(set(config.layers) - matched)
+
+
+class _RegionQuantizer:
+    """Quantize one region: bits, desired scales, shared scales, integer variables, borders."""
+
+    def __init__(
+        self, graph: Graph, ctx: PassContext, region: Region, seen: dict[str, list[np.ndarray]]
+    ) -> None:
+        self.graph = graph
+        self.ctx = ctx
+        self.options = ctx.options
+        self.region = region
+        self.seen = seen
+        self.info: dict[int, _ValueQ] = {}
+        self.image_input = False
+        self.exponent: dict[int, int] = {}
+
+    # --------------------------------------------------------------------------- driver
+    def run(self) -> None:
+        self._infer_bits()
+        self._desired_scales()
+        self._solve_scales()
+        self._quantize_input()
+        for op in self.region.ops:
+            if op.kind in NEURAL_KINDS:
+                self._emit_neural(op)
+            elif op.kind == "akida.add":
+                self._emit_add(op)
+            elif op.kind == "akida.concat":
+                self._emit_concat(op)
+            else:
+                raise quant_error(op, "this op kind has no Akida quantization")
+        self._dequantize_output()
+
+    # ----------------------------------------------------------------------------- bits
+    def _bits_attr(self, op: Op, key: str) -> int:
+        value = op.attrs.get(key, getattr(self.options, key))
+        if value not in ALLOWED_BITS:
+            raise quant_error(op, f"{key} = {value!r}; Akida supports 4 or 8 bits")
+        op.attrs[key] = int(value)  # type: ignore[arg-type]
+        return int(value)  # type: ignore[arg-type]
+
+    def _infer_bits(self) -> None:
+        region = self.region
         x = region.input
         assert x is not None
-        in_scale = ranges[x.name] / 127.0
-        scales: dict[str, float] = {}
-        q_type = TensorType("i8", x.type.shape, x.type.layout, Quantization(in_scale, 0, 8, True))
+        if not x.type.dtype.startswith("f"):
+            raise UnsupportedModelError(
+                f"Akida region {region.index} reads '{x.name}' of type {x.type.dtype}; "
+                "quantize expects a float region input",
+                code="AK-QUANT",
+                node=region.ops[0].display_name,
+            )
+        readers = [op for op in region.ops if x in op.inputs]
+        self.image_input = any(op.kind == "akida.input_conv2d" for op in readers)
+        if self.image_input:
+            other = [op for op in readers if op.kind != "akida.input_conv2d"]
+            if other or len(readers) > 1:
+                raise quant_error(
+                    (other or readers)[0],
+                    "the uint8 image input of an InputConv2D cannot feed another layer",
+                )
+        self.info[id(x)] = _ValueQ(8, signed=not self.image_input)
+        for op in region.ops:
+            out = op.outputs[0]
+            if op.kind in NEURAL_KINDS:
+                self._bits_attr(op, "wbits")
+                abits = self._bits_attr(op, "abits")
+                if akida_attr(op, "act") in ("relu", "lut"):
+                    self.info[id(out)] = _ValueQ(abits, abits > 4)
+                elif self._is_raw(op):
+                    self.info[id(out)] = _ValueQ(raw_bits(op.kind), True, raw=True)
+                else:
+                    self.info[id(out)] = _ValueQ(lim.LINEAR_OUTPUT_BITS, True)
+            elif op.kind == "akida.add":
+                self.info[id(out)] = _ValueQ(self._bits_attr(op, "abits"), True)
+            elif op.kind == "akida.concat":
+                self.info[id(out)] = _ValueQ(8, True)
+        self._unify_concat_bits()
+        for op in region.ops:
+            if op.kind in NEURAL_KINDS and op.kind != "akida.input_conv2d":
+                in_bits = self.info[id(op.inputs[0])].bits
+                if int(op.attrs["wbits"]) > in_bits:  # type: ignore[arg-type]
+                    op.attrs["wbits"] = in_bits
+                    self.ctx.sink.warning(
+                        "AK-BITS",
+                        f"layer '{op.display_name}' reads {in_bits}-bit activations, so its "
+                        f"weights are quantized to {in_bits} bits (Akida needs input bits ≥ "
+                        "weight bits)",
+                        node=op.display_name,
+                    )
+
+    def _is_raw(self, op: Op) -> bool:
+        """A layer without activation whose result only leaves the region: raw sum to the host."""
+        out = op.outputs[0]
+        members = {id(member) for member in self.region.ops}
+        return out is self.region.output and not any(id(u) in members for u in out.users)
+
+    def _concat_groups(self) -> _UnionFind:
+        groups = _UnionFind()
+        for op in self.region.ops:
+            if op.kind == "akida.concat":
+                a, b = op.inputs[0], op.inputs[1]
+                groups.union(id(a), id(b))
+                groups.union(id(a), id(op.outputs[0]))
+        return groups
+
+    def _unify_concat_bits(self) -> None:
+        """Concatenate rescales nothing: its inputs and output share one width and signedness."""
+        groups = self._concat_groups()
+        producers = {id(op.outputs[0]): op for op in self.region.ops}
+        members: dict[int, list[int]] = {}
+        for key in self.info:
+            if key in groups.parent:
+                members.setdefault(groups.find(key), []).append(key)
+        for keys in members.values():
+            sources = [k for k in keys if getattr(producers.get(k), "kind", "") != "akida.concat"]
+            bits = max(self.info[k].bits for k in sources)
+            signs = {self.info[k].signed for k in sources}
+            if bits <= 4 and len(signs) > 1:
+                bits = 8  # uint8 0..15 and signed 4-bit Add outputs cannot share a type
+            signed = bits > 4 or True in signs
+            for key in keys:
+                info = self.info[key]
+                producer = producers.get(key)
+                if (info.bits, info.signed) != (bits, signed) and producer is not None:
+                    if producer.kind != "akida.concat":
+                        producer.attrs["abits"] = bits
+                        self.ctx.sink.warning(
+                            "AK-BITS",
+                            f"layer '{producer.display_name}' outputs {bits} bits like the other "
+                            "input of the Concatenate it feeds",
+                            node=producer.display_name,
+                        )
+                info.bits, info.signed = bits, signed
+
+    # -------------------------------------------------------------------------- scales
+    def _range(self, value: Value, bits: int, signed: bool) -> float:
+        arrays = self.seen[value.name]
+        if not signed:
+            arrays = [np.maximum(a, 0) for a in arrays]
+        options = self.options
+        return activation_range(arrays, options.calibration, options.percentile, bits, signed)
+
+    def _desired_scales(self) -> None:
+        x = self.region.input
+        assert x is not None
+        if self.image_input:
+            percentile = 100.0 if self.options.calibration == "minmax" else self.options.percentile
+            low, high = min_max_range(self.seen[x.name], percentile)
+            scale = (high - low) / 255.0
+            info = self.info[id(x)]
+            info.scale = scale
+            info.zero_point = int(np.clip(np.floor(-low / scale + 0.5), 0, 255))
+        else:
+            self.info[id(x)].desired = self._range(x, 8, True) / 127.0
+        for op in self.region.ops:
+            out = op.outputs[0]
+            info = self.info[id(out)]
+            if info.raw or op.kind == "akida.concat":
+                continue
+            top = self._range(out, info.bits, info.signed)
+            ceiling = op.attrs.get("act_max")
+            if op.attrs.get("act") == "relu" and ceiling is not None and not op.attrs.get("gap"):
+                top = min(top, float(ceiling))  # type: ignore[arg-type]
+            if not math.isfinite(top) or top <= 0:
+                raise quant_error(op, f"calibration gave no usable output range ({top})")
+            info.desired = top / output_limit(info.bits, info.signed)
+
+    def _solve_scales(self) -> None:
+        """Concat groups share a scale; Add-connected groups are S · 2^k (module docstring)."""
+        groups = self._concat_groups()
+        keys = [k for k, info in self.info.items() if not info.raw and info.scale == 0.0]
+        desired: dict[int, float] = {}
+        for key in keys:
+            root = groups.find(key)
+            desired[root] = max(desired.get(root, 0.0), self.info[key].desired)
+        domains = _UnionFind()
+        adds = [op for op in self.region.ops if op.kind == "akida.add"]
+        for op in adds:
+            a, b, out = (groups.find(id(v)) for v in (op.inputs[0], op.inputs[1], op.outputs[0]))
+            domains.union(a, b)
+            domains.union(a, out)
+        base: dict[int, float] = {}
+        for root, value in desired.items():
+            domain = domains.find(root)
+            base[domain] = max(base.get(domain, 0.0), value)
+        exponent = {
+            root: math.ceil(math.log2(value / base[domains.find(root)]) - 1e-9)
+            for root, value in desired.items()
+        }
+        self._satisfy_add_rule(adds, groups, exponent)
+        for key in keys:
+            root = groups.find(key)
+            self.info[key].scale = base[domains.find(root)] * 2.0 ** exponent[root]
+            self.exponent[key] = exponent[root]
+
+    def _satisfy_add_rule(
+        self, adds: list[Op], groups: _UnionFind, exponent: dict[int, int]
+    ) -> None:
+        """Raise exponents (coarser scales never clip) until every Add obeys the shift rules."""
+        for _ in range(16 * (len(adds) + 1)):
+            changed = False
+            for op in adds:
+                a, b, out = (groups.find(id(v)) for v in (op.inputs[0], op.inputs[1], op.outputs[0]))
+                high = max(exponent[a], exponent[b])
+                for operand in (a, b):
+                    if exponent[operand] < high - MAX_ADD_OPERAND_SHIFT:
+                        exponent[operand] = high - MAX_ADD_OPERAND_SHIFT
+                        changed = True
+                if high - exponent[out] > ADD_SHIFT_HIGH:
+                    exponent[out] = high - ADD_SHIFT_HIGH
+                    changed = True
+                elif high - exponent[out] < ADD_SHIFT_LOW:
+                    larger = a if exponent[a] >= exponent[b] else b
+                    exponent[larger] = exponent[out] + ADD_SHIFT_LOW
+                    changed = True
+            if not changed:
+                return
+        raise quant_error(adds[0], "no power-of-two input scales satisfy the Add shift rules")
+
+    # ------------------------------------------------------------------------- borders
+    def _retype(self, value: Value) -> None:
+        info = self.info[id(value)]
+        if info.raw:
+            value.type = TensorType("i32", value.type.shape, value.type.layout)
+            return
+        dtype = "i8" if info.signed else "u8"
+        quant = Quantization(info.scale, info.zero_point, info.bits, info.signed)
+        value.type = TensorType(dtype, value.type.shape, value.type.layout, quant)
+
+    def _quantize_input(self) -> None:
+        graph, region = self.graph, self.region
+        x = region.input
+        assert x is not None
+        info = self.info[id(x)]
+        zero_type = np.uint8 if self.image_input else np.int8
         quant = graph.make_op(
             "onnx.QuantizeLinear",
             [
                 x,
-                graph.add_constant(f"{x.name}_scale", np.array(in_scale, np.float32), fresh=True),
-                graph.add_constant(f"{x.name}_zero_point", np.array(0, np.int8), fresh=True),
+                graph.add_constant(f"{x.name}_scale", np.array(info.scale, np.float32), fresh=True),
+                graph.add_constant(
+                    f"{x.name}_zero_point", np.array(info.zero_point, zero_type), fresh=True
+                ),
             ],
-            [q_type],
+            [x.type],
             result_names=[f"{x.name}_q"],
             created_by="quantize",
             fresh_names=True,
             index=graph.ops.index(region.ops[0]),
         )
         xq = quant.outputs[0]
+        self.info[id(xq)] = info
+        if id(x) in self.exponent:
+            self.exponent[id(xq)] = self.exponent[id(x)]
+        self._retype(xq)
         for op in region.ops:
             for i, operand in enumerate(op.inputs):
                 if operand is x:
                     graph.set_input(op, i, xq)
         region.input = xq
-        scales[xq.name] = in_scale
-        for op in region.ops:
-            exported = op.outputs[0] is region.output
-            self._quantize_layer(graph, op, scales, ranges, exported)
-        self._dequantize_output(graph, region)
 
-    def _quantize_layer(
-        self,
-        graph: Graph,
-        op: Op,
-        scales: dict[str, float],
-        ranges: dict[str, float],
-        exported: bool,
-    ) -> None:
-        x, weight = op.inputs[0], op.inputs[1]
-        assert x is not None and weight is not None and weight.const is not None
-        in_scale = scales[x.name]
-        wbits = int(op.attrs.get("wbits", 8))  # type: ignore[arg-type]
-        abits = int(op.attrs.get("abits", 8))  # type: ignore[arg-type]
-        dense = op.kind == "akida.dense"
-        weights_q, weight_scale = quantize_weights(weight.const, wbits, axis=1 if dense else 0)
-        acc_scale = in_scale * weight_scale
-        filters = acc_scale.shape[0]
-        result = op.outputs[0]
-        gap_div = 1.0
-        if op.attrs.get("gap"):
-            pre_gap = op.attrs  # GAP sums H·W values of the conv output; fold 1/(H·W) in
-            in_shape = x.type.shape
-            stride = pre_gap.get("stride", [1, 1])
-            h = -(-int(in_shape[1]) // stride[0])  # type: ignore[index,operator,arg-type]
-            w = -(-int(in_shape[2]) // stride[1])  # type: ignore[index,operator,arg-type]
-            if op.attrs.get("pool") == "max":
-                ps = op.attrs["pool_stride"]
-                h, w = -(-h // ps[0]), -(-w // ps[1])  # type: ignore[index,operator]
-            gap_div = float(h * w)
-        attrs = op.attrs
-        bias_value = op.inputs[2] if len(op.inputs) > 2 else None
-        bias = bias_value.const.astype(np.float64) if bias_value is not None else np.zeros(filters)  # type: ignore[union-attr]
-        attrs["bias"], attrs["bias_shift"] = (DenseAttr(a) for a in encode_bias(bias / acc_scale))
-        in_elems = int(np.prod(x.type.shape[1:])) if dense else int(x.type.shape[-1])  # type: ignore[index,arg-type]
-        attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
-        activated = attrs.get("act") == "relu"
-        if activated:
-            ceiling = attrs.get("act_max")
-            if ceiling is not None:
-                mv, mvs = encode_relu_max(float(ceiling) / acc_scale)  # type: ignore[arg-type]
-            else:
-                mv = np.full(filters, 127, np.uint8)
-                mvs = np.full(filters, 31, np.uint8)
-            attrs["max_value"], attrs["max_value_shift"] = DenseAttr(mv), DenseAttr(mvs)
-        if exported and not activated:
-            bits = RAW_OUTPUT_BITS
-            attrs["output_scales"] = DenseAttr(np.ones(filters, np.uint8))
-            attrs["output_shift"] = DenseAttr(np.zeros(filters, np.int8))
-            out_scale_per_channel = acc_scale / gap_div
-            quant = None
-            dtype = "i32"
-        else:
-            bits = abits if activated else 8
-            limit = activation_limit(bits) if activated else 127
-            observed = ranges[result.name]
-            ceiling = attrs.get("act_max")
-            top = observed
-            if ceiling is not None and not attrs.get("gap"):
-                top = min(float(ceiling), observed)  # type: ignore[arg-type]
-            out_scale = top / limit
-            scales_u8, shifts = encode_scale(acc_scale / (out_scale * gap_div))
-            attrs["output_scales"], attrs["output_shift"] = DenseAttr(scales_u8), DenseAttr(shifts)
-            out_scale_per_channel = np.full(filters, out_scale)
-            signed = bits > 4 or not activated
-            dtype = "i8" if signed else "u8"
-            quant = Quantization(out_scale, 0, bits, signed)
-            scales[result.name] = out_scale
-        attrs["output_bits"] = bits
-        attrs["quantized"] = True
-        attrs["acc_scale"] = DenseAttr(out_scale_per_channel.astype(np.float32))
-        new_weight = graph.add_constant(f"{weight.name}_q", weights_q, fresh=True)
-        graph.set_input(op, 1, new_weight)
-        if bias_value is not None:
-            graph.set_input(op, 2, None)
-            op.inputs.pop()
-        result.type = TensorType(dtype, result.type.shape, result.type.layout, quant)
-
-    @staticmethod
-    def _dequantize_output(graph: Graph, region: Region) -> None:
+    def _dequantize_output(self) -> None:
+        graph, region = self.graph, self.region
         out = region.output
         assert out is not None and out.producer is not None
         producer = out.producer
@@ -187,11 +513,13 @@ class Quantize:
             scale = np.array(out.type.quant.scale, np.float32)
             zero = np.array(0, np.int8 if out.type.dtype == "i8" else np.uint8)
             attrs = {}
-        elif graph.opset_imports.get("", 0) >= 13:
+        elif graph.opset_imports.get("", 0) >= 13 and (out.type.rank or 0) <= 2:
             scale = per_channel.astype(np.float32)
             zero = np.zeros(scale.shape, np.int32)
             attrs = {"axis": (out.type.rank or 1) - 1}
-        else:  # per-axis DequantizeLinear needs opset 13: scale by a broadcast Mul instead
+        else:
+            # per-axis DequantizeLinear needs opset 13, and onnxruntime (1.32) rejects an int32
+            # per-axis one followed by the border Transpose: scale by a broadcast Mul instead
             scale = np.array(1.0, np.float32)
             zero = np.array(0, np.int32)
             attrs = {}
@@ -235,3 +563,151 @@ class Quantize:
                     graph.set_input(user, i, result)
         graph.outputs = [result if v is out else v for v in graph.outputs]
         region.output = out
+
+    # -------------------------------------------------------------------------- layers
+    def _pre_gap_area(self, op: Op) -> int:
+        """H · W that GAP sums over: the conv (and max pooling) output size."""
+        x_shape = [int(d) for d in op.inputs[0].type.shape]  # type: ignore[union-attr,arg-type]
+        kernel = akida_attr(op, "kernel")
+        stride = akida_attr(op, "stride")
+        valid = akida_attr(op, "pad") == "valid"
+        sizes = []
+        for axis in (0, 1):
+            n = x_shape[1 + axis]
+            if op.kind in ("akida.conv2d_transpose", "akida.depthwise_conv2d_transpose"):
+                size = 2 * n
+            elif valid:
+                size = (n - kernel[axis]) // stride[axis] + 1  # type: ignore[index,operator]
+            else:
+                size = -(-n // stride[axis])  # type: ignore[index,operator]
+            if akida_attr(op, "pool") == "max":
+                pool, pool_stride = op.attrs["pool_size"][axis], op.attrs["pool_stride"][axis]  # type: ignore[index]
+                size = (size - pool) // pool_stride + 1 if valid else -(-size // pool_stride)  # type: ignore[operator]
+            sizes.append(size)
+        return sizes[0] * sizes[1]
+
+    def _emit_neural(self, op: Op) -> None:
+        graph, options = self.graph, self.options
+        x, weight = op.inputs[0], op.inputs[1]
+        assert x is not None and weight is not None
+        if weight.const is None:
+            raise quant_error(op, "its weights are not constant")
+        x_info = self.info[id(x)]
+        out = op.outputs[0]
+        info = self.info[id(out)]
+        attrs = op.attrs
+        wbits = int(attrs["wbits"])  # type: ignore[arg-type]
+        axis = weight_axis(op.kind)
+        w = np.asarray(weight.const, np.float64)
+        filters = w.shape[axis]
+        bias_value = op.inputs[2] if len(op.inputs) > 2 else None
+        bias = np.zeros(filters)
+        if bias_value is not None:
+            if bias_value.const is None:
+                raise quant_error(op, "its bias is not constant")
+            bias = np.asarray(bias_value.const, np.float64).reshape(-1)
+        if not (np.isfinite(w).all() and np.isfinite(bias).all()):
+            raise quant_error(op, "its weights or bias hold NaN or infinity")
+        s_in = x_info.scale
+        observer = options.weight_observer
+        if observer == "mse" or (observer == "auto" and wbits <= 4):
+            peaks = mse_weight_peaks(w, wbits, axis)
+        else:
+            peaks = channel_peaks(w, axis)
+        w_scale = np.maximum(peaks / weight_limit(wbits), np.abs(bias) / (s_in * BIAS_ACC_LIMIT))
+        w_scale = np.where(w_scale > 0, w_scale, 1.0)
+        weights_q = quantize_with_scale(w, w_scale, wbits, axis)
+        acc_scale = s_in * w_scale
+        bias_acc = bias / acc_scale
+        if op.kind == "akida.input_conv2d":
+            other_axes = tuple(i for i in range(weights_q.ndim) if i != axis)
+            bias_acc = bias_acc - x_info.zero_point * weights_q.astype(np.int64).sum(other_axes)
+            channels = int(x.type.shape[-1])  # type: ignore[index,arg-type]
+            attrs["padding_value"] = DenseAttr(np.full(channels, x_info.zero_point, np.uint8))
+        else:
+            in_elems = int(np.prod(x.type.shape[1:])) if op.kind == "akida.dense" else int(x.type.shape[-1])  # type: ignore[index,arg-type]
+            attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
+        bias_q, bias_shift = encode_bias(bias_acc)
+        attrs["bias"], attrs["bias_shift"] = DenseAttr(bias_q), DenseAttr(bias_shift)
+        gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
+        act = akida_attr(op, "act")
+        unit = acc_scale
+        if act == "relu":
+            ceiling = attrs.get("act_max")
+            if ceiling is not None:
+                mv, mvs = encode_relu_max(float(ceiling) / acc_scale)  # type: ignore[arg-type]
+            else:
+                mv, mvs = np.full(filters, 127, np.uint8), np.full(filters, 31, np.uint8)
+            attrs["max_value"], attrs["max_value_shift"] = DenseAttr(mv), DenseAttr(mvs)
+        elif act == "lut":
+            unit = self._emit_lut(op, acc_scale)
+        if info.raw:
+            attrs["output_scales"] = DenseAttr(np.ones(filters, np.uint8))
+            attrs["output_shift"] = DenseAttr(np.zeros(filters, np.int8))
+            unit_out = acc_scale / gap_area
+        else:
+            ratio = np.broadcast_to(unit, (filters,)) / (info.scale * gap_area)
+            limit = output_limit(info.bits, info.signed)
+            scales, shifts = encode_scale(ratio, max(MIN_OUTPUT_SHIFT, min_safe_shift(limit)))
+            if np.any((scales == 0) & (ratio > 0)):
+                raise quant_error(
+                    op,
+                    f"its output scale ratio {float(ratio.min()):.3g} is below what an 8-bit "
+                    "multiplier and a shift ≥ −24 can express (the accumulator would saturate)",
+                )
+            attrs["output_scales"], attrs["output_shift"] = DenseAttr(scales), DenseAttr(shifts)
+            unit_out = np.full(filters, info.scale)
+        attrs["output_bits"] = info.bits
+        attrs["quantized"] = True
+        attrs["acc_scale"] = DenseAttr(np.asarray(unit_out, np.float64).astype(np.float32))
+        graph.set_input(op, 1, graph.add_constant(f"{weight.name}_q", weights_q, fresh=True))
+        if bias_value is not None:
+            graph.set_input(op, 2, None)
+            op.inputs.pop()
+        self._retype(out)
+
+    def _emit_lut(self, op: Op, acc_scale: np.ndarray) -> float:
+        """LUT variables from the calibrated pre-activation range; returns the table's unit."""
+        function = str(akida_attr(op, "lut"))
+        if function not in LUT_FUNCTIONS:
+            raise quant_error(op, f"no lookup table for the function {function!r}")
+        alpha = op.attrs.get("lut_alpha")
+        name = preactivation_name(op)
+        if name not in self.seen:
+            raise quant_error(op, "calibration did not observe its pre-activation")
+        percentile = 100.0 if self.options.calibration == "minmax" else self.options.percentile
+        step = index_scale(abs_range(self.seen[name], percentile))
+        scales, shifts = encode_index_scale(acc_scale, step)
+        if np.any(scales == 0):
+            raise quant_error(op, "its accumulator cannot be rescaled to the 11-bit LUT index")
+        table, value_unit = build_table(function, None if alpha is None else float(alpha), step)  # type: ignore[arg-type]
+        op.attrs["activation_scales"] = DenseAttr(scales)
+        op.attrs["activation_shift"] = DenseAttr(shifts)
+        op.attrs["lut_values"] = DenseAttr(table)
+        return value_unit
+
+    def _emit_add(self, op: Op) -> None:
+        a, b, out = op.inputs[0], op.inputs[1], op.outputs[0]
+        assert a is not None and b is not None
+        a_shift, b_shift, out_shift = add_shifts(
+            self.exponent[id(a)], self.exponent[id(b)], self.exponent[id(out)]
+        )
+        info = self.info[id(out)]
+        channels = int(out.type.shape[-1])  # type: ignore[index,arg-type]
+        attrs = op.attrs
+        attrs["a_shift"] = DenseAttr(np.full(channels, a_shift, np.uint8))
+        attrs["b_shift"] = DenseAttr(np.full(channels, b_shift, np.uint8))
+        attrs["output_shift"] = DenseAttr(np.full(channels, out_shift, np.int8))
+        attrs["output_bits"] = info.bits
+        attrs["quantized"] = True
+        attrs["acc_scale"] = DenseAttr(np.full(channels, info.scale, np.float32))
+        self._retype(out)
+
+    def _emit_concat(self, op: Op) -> None:
+        out = op.outputs[0]
+        info = self.info[id(out)]
+        channels = int(out.type.shape[-1])  # type: ignore[index,arg-type]
+        op.attrs["output_bits"] = info.bits
+        op.attrs["quantized"] = True
+        op.attrs["acc_scale"] = DenseAttr(np.full(channels, info.scale, np.float32))
+        self._retype(out)

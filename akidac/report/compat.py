@@ -118,12 +118,11 @@ def build_report(
             for name in op.origin:
                 akida_region.setdefault(name, region_of_op[id(op)])
             continue
+        op_reasons = _cpu_reasons(op, decisions)
         for name in op.origin:
             on_cpu.add(name)
             known = reasons.setdefault(name, [])
-            for reason in _cpu_reasons(op, decisions):
-                if reason not in known:
-                    known.append(reason)
+            known += [reason for reason in op_reasons if reason not in known]
 
     nodes = []
     for name, op_type in original_nodes:
@@ -163,7 +162,9 @@ def build_report(
             "macs_on_akida": macs_on_akida,
             "macs_on_cpu": macs_total - macs_on_akida,
             "regions": len(regions),
-            "transfer_bytes": sum(r["input"]["bytes"] + r["output"]["bytes"] for r in region_records),
+            "transfer_bytes": sum(
+                r["input"]["bytes"] + r["output"]["bytes"] for r in region_records
+            ),
         },
         "shares": {
             "nodes": _shares(counts["akida"], executed),
@@ -224,7 +225,9 @@ def _shares(on_akida: int, total: int) -> dict[str, float]:
     return {"akida": akida, "cpu": round(1.0 - akida, SHARE_DECIMALS)}
 
 
-def _op_type_rows(nodes: list[dict[str, Any]], border: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _op_type_rows(
+    nodes: list[dict[str, Any]], border: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     per_type: dict[str, Counter[str]] = {}
     for node in nodes:
         per_type.setdefault(node["op_type"], Counter())[node["target"]] += 1
@@ -324,14 +327,14 @@ def _border_nodes(graph: Graph, regions: Sequence[Region]) -> list[dict[str, Any
         value = region.input
         while value is not None and value.producer is not None:
             op = value.producer
-            if op.origin or op.dialect != "onnx" or id(op) in side_of:
+            if op.origin or op.dialect != "onnx" or not _converts_input(op):
                 break
             side_of[id(op)] = (region.index, "input")
             value = op.inputs[0] if op.inputs else None
         pending = list(region.output.users) if region.output is not None else []
         while pending:
-            op = pending.pop(0)
-            if op.origin or op.dialect != "onnx" or id(op) in side_of:
+            op = pending.pop()
+            if op.origin or op.dialect != "onnx" or _converts_input(op) or id(op) in side_of:
                 continue
             side_of[id(op)] = (region.index, "output")
             pending.extend(user for out in op.outputs for user in out.users)
@@ -353,6 +356,14 @@ def _border_nodes(graph: Graph, regions: Sequence[Region]) -> list[dict[str, Any
             if _region_output_dtype(out) == "i32" and not per_axis:
                 border.append(_border_record(f"{out.name}_scaled", "Mul", region.index, "output"))
     return border
+
+
+def _converts_input(op: Op) -> bool:
+    """Whether a compiler-added op prepares a region input (QuantizeLinear, Transpose to NHWC)
+    rather than converting a region output back (DequantizeLinear, Mul, Transpose to NCHW)."""
+    if op.op_type == "QuantizeLinear":
+        return True
+    return op.op_type == "Transpose" and op.outputs[0].type.layout == "NHWC"
 
 
 def _border_record(

@@ -1,9 +1,9 @@
 """Rich rendering of the compatibility report for the terminal.
 
-The `report` command prints `print_report` (summary, op types, regions, border nodes, every
-reason of every node not on Akida, diagnostics); `compile` prints `compile_summary_table`. Every
-summary names the device configuration it assumed and counts the border nodes as CPU work.
-Text from the model (node names, messages) is never read as rich markup.
+The `report` command prints `print_report` (summary, op types, regions with their border
+nodes, every reason of every node not on Akida, diagnostics); `compile` prints
+`compile_summary_table`. Every summary names the device configuration it assumed and counts the
+border nodes as CPU work. Text from the model (names, messages) is never read as rich markup.
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("nodes folded away", str(summary["nodes_removed"])))
     rows += [
         ("border nodes added (CPU)", str(summary["border_nodes_added"])),
-        ("share on Akida by nodes", f"{_percent(shares['nodes']['akida'])} (border nodes count as CPU)"),
+        (
+            "share on Akida by nodes",
+            f"{_percent(shares['nodes']['akida'])} (border nodes count as CPU)",
+        ),
         (
             "share on Akida by MACs",
             f"{_percent(shares['macs']['akida'])} "
@@ -49,7 +52,9 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("CPU↔Akida per inference", f"{summary['transfer_bytes']:,} B"),
     ]
     for key, value in sorted(report.get("fidelity", {}).items()):
-        rows.append((f"fidelity: {key}", f"{value:.6f}" if isinstance(value, float) else str(value)))
+        rows.append(
+            (f"fidelity: {key}", f"{value:.6f}" if isinstance(value, float) else str(value))
+        )
     return rows
 
 
@@ -86,91 +91,71 @@ def op_type_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def region_table(report: dict[str, Any]) -> Table:
-    """Per Akida region: its layers, NPs, MACs and the bytes it reads and returns."""
-    table = Table(title="Akida regions")
-    for column in ("region", "layers", "NPs", "MACs", "CPU→Akida", "Akida→CPU"):
-        table.add_column(column, justify="left" if column == "layers" else "right")
+def _heading(text: str) -> Text:
+    return Text(text, style="bold")
+
+
+def region_lines(report: dict[str, Any]) -> Text:
+    """Per Akida region: layers, NPs, MACs, the bytes in and out with why the region starts and
+    ends there, its notes, and the border nodes converting its input and output (CPU work)."""
+    border: dict[tuple[int | None, str | None], list[str]] = {}
+    for node in report["border_nodes"]:
+        mark = "*" if node["predicted"] else ""
+        border.setdefault((node["region"], node["side"]), []).append(node["op_type"] + mark)
+    lines = [_heading(f"Akida regions ({len(report['regions'])})")]
     predicted = False
     for region in report["regions"]:
+        index = region["index"]
         predicted |= region["input"]["predicted"] or region["output"]["predicted"]
-        table.add_row(
-            str(region["index"]),
-            Text(", ".join(layer["name"] for layer in region["layers"])),
-            "-" if region["nps"] is None else str(region["nps"]),
-            f"{region['macs']:,}",
-            Text(_transfer_text(region["input"])),
-            Text(_transfer_text(region["output"])),
-        )
-    if predicted:
-        table.caption = "* as quantize will make it (the report does not quantize)"
-    return table
-
-
-def region_border_table(report: dict[str, Any]) -> Table:
-    """Why each Akida region starts and ends where it does, and what was changed to keep it."""
-    table = Table(title="Akida region borders")
-    for column in ("region", "starts because", "ends because"):
-        table.add_column(column, justify="right" if column == "region" else "left")
-    for region in report["regions"]:
-        ends = "\n".join([region["ends_because"], *region["notes"]])
-        table.add_row(str(region["index"]), Text(region["starts_because"]), Text(ends))
-    return table
-
-
-def border_table(report: dict[str, Any]) -> Table:
-    """The nodes the compiler adds at region borders (CPU work)."""
-    table = Table(title="border nodes added (CPU)")
-    for column in ("node", "op type", "region", "side"):
-        table.add_column(column)
-    for node in report["border_nodes"]:
-        name = node["name"] + (" (predicted)" if node["predicted"] else "")
-        region = "-" if node["region"] is None else str(node["region"])
-        table.add_row(Text(name), node["op_type"], region, node["side"] or "-")
-    return table
-
-
-def rejection_table(report: dict[str, Any]) -> Table:
-    """Every node not on Akida with all of its reasons, each with its hint."""
-    table = Table(title="nodes not on Akida")
-    for column in ("node", "op type", "target", "code", "reason", "hint"):
-        table.add_column(column, overflow="fold", no_wrap=column == "code")
-    for node in report["nodes"]:
-        if node["target"] == "akida":
-            continue
-        for index, reason in enumerate(node["reasons"]):
-            first = index == 0
-            table.add_row(
-                Text(node["name"] if first else ""),
-                Text(node["op_type"] if first else ""),
-                node["target"] if first else "",
-                Text(reason["code"]),
-                Text(reason["message"]),
-                Text(reason["hint"]),
+        nps = "NPs not allocated" if region["nps"] is None else f"{region['nps']} NPs"
+        layers = ", ".join(layer["name"] for layer in region["layers"])
+        lines.append(Text(f"  region {index}: {layers} — {nps}, {region['macs']:,} MACs"))
+        for side, label, why in (
+            ("input", "in ", region["starts_because"]),
+            ("output", "out", region["ends_because"]),
+        ):
+            added = ", ".join(border.pop((index, side), [])) or "none"
+            lines.append(
+                Text(f"    {label} {_transfer_text(region[side])}: {why}; border nodes: {added}")
             )
-    return table
+        lines += [Text(f"    note: {note}") for note in region["notes"]]
+    for op_types in border.values():
+        lines.append(Text(f"  border nodes outside any region: {', '.join(op_types)}"))
+    if predicted:
+        lines.append(Text("  * as quantize will make it (the report does not quantize)"))
+    return Text("\n").join(lines)
 
 
-def diagnostics_table(report: dict[str, Any]) -> Table:
-    table = Table(title="diagnostics")
-    for column in ("severity", "code", "message"):
-        table.add_column(column)
+def rejection_lines(report: dict[str, Any]) -> Text:
+    """Every node not on Akida with all of its reasons, each with its hint."""
+    rejected = [node for node in report["nodes"] if node["target"] != "akida"]
+    lines = [_heading(f"nodes not on Akida ({len(rejected)})")]
+    for node in rejected:
+        lines.append(Text(f"  {node['name']} ({node['op_type']}): {node['target']}"))
+        for reason in node["reasons"]:
+            lines.append(Text.assemble("    ", (reason["code"], "yellow"), f" {reason['message']}"))
+            if reason["hint"]:
+                lines.append(Text(f"      hint: {reason['hint']}"))
+    return Text("\n").join(lines)
+
+
+def diagnostic_lines(report: dict[str, Any]) -> Text:
+    lines = [_heading("diagnostics")]
     for item in report["diagnostics"]:
-        table.add_row(item["severity"], Text(item["code"]), Text(item["message"]))
-    return table
+        lines.append(Text(f"  {item['severity']} {item['code']}: {item['message']}"))
+    return Text("\n").join(lines)
 
 
 def print_report(console: Console, report: dict[str, Any]) -> None:
-    """The whole report: summary, op types, regions and their borders, border nodes, every
-    reason of every node not on Akida, diagnostics."""
+    """The whole report: summary, op types, regions with their border nodes, every reason of
+    every node not on Akida, diagnostics. Long listings are lines, not tables: a table costs
+    about 0.5 ms a row to lay out, too slow for thousand-node models."""
     console.print(summary_table(report))
     console.print(op_type_table(report))
-    if report["regions"]:
-        console.print(region_table(report))
-        console.print(region_border_table(report))
-    if report["border_nodes"]:
-        console.print(border_table(report))
-    if any(node["target"] != "akida" for node in report["nodes"]):
-        console.print(rejection_table(report))
-    if report["diagnostics"]:
-        console.print(diagnostics_table(report))
+    for present, part in (
+        (report["regions"] or report["border_nodes"], region_lines),
+        (any(node["target"] != "akida" for node in report["nodes"]), rejection_lines),
+        (report["diagnostics"], diagnostic_lines),
+    ):
+        if present:
+            console.print(part(report), soft_wrap=True)

@@ -133,10 +133,16 @@ REPORT_SCHEMA: dict[str, Any] = {
             "summary": _object(
                 "Counts over the whole model.",
                 {
-                    "nodes_total": _count("ONNX nodes of the input model (Constant nodes excluded)."),
-                    "nodes_on_akida": _count("Nodes that run on Akida (fused into a region's layer)."),
+                    "nodes_total": _count(
+                        "ONNX nodes of the input model (Constant nodes excluded)."
+                    ),
+                    "nodes_on_akida": _count(
+                        "Nodes that run on Akida (fused into a region's layer)."
+                    ),
                     "nodes_on_cpu": _count("Nodes that run on the CPU, all or in part."),
-                    "nodes_removed": _count("Nodes removed by rewrites (identity, dropout, folding)."),
+                    "nodes_removed": _count(
+                        "Nodes removed by rewrites (identity, dropout, folding)."
+                    ),
                     "border_nodes_added": _count(
                         "Nodes the compiler adds at region borders (Transpose, QuantizeLinear, "
                         "DequantizeLinear, Mul): CPU work, listed in `border_nodes`."
@@ -219,7 +225,9 @@ REPORT_SCHEMA: dict[str, Any] = {
                             "string", "`Transpose`, `QuantizeLinear`, `DequantizeLinear` or `Mul`."
                         ),
                         "region": _field(
-                            ["integer", "null"], "The region whose border it converts.", minimum=0
+                            ["integer", "null"],
+                            "The region whose border it converts (null if it borders none).",
+                            minimum=0,
                         ),
                         "side": _field(
                             ["string", "null"],
@@ -256,8 +264,8 @@ REPORT_SCHEMA: dict[str, Any] = {
                             "MatMul); fused activations and pooling have 0."
                         ),
                         "reasons": _array(
-                            "Every reason it is not on Akida (empty on Akida; never empty on "
-                            "the CPU).",
+                            "Every reason it is not on Akida, all of them: empty on Akida, at "
+                            "least one on the CPU, `AK-FOLDED` when removed.",
                             _REASON,
                         ),
                     },
@@ -269,7 +277,8 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "One diagnostic.",
                     {
                         "severity": _field(
-                            "string", "`note`, `warning` or `error`.",
+                            "string",
+                            "`note`, `warning` or `error`.",
                             enum=["note", "warning", "error"],
                         ),
                         "code": _field("string", "Stable reason code."),
@@ -335,7 +344,9 @@ def validate(data: Any, schema: dict[str, Any] = REPORT_SCHEMA, path: str = "$")
     return errors
 
 
-def field_rows(schema: dict[str, Any] = REPORT_SCHEMA, prefix: str = "") -> list[tuple[str, str, str]]:
+def field_rows(
+    schema: dict[str, Any] = REPORT_SCHEMA, prefix: str = ""
+) -> list[tuple[str, str, str]]:
     """(path, type, meaning) of every documented field, depth first: `regions[].layers[].nps`."""
     rows = []
     required = set(schema.get("required", ()))

@@ -19,6 +19,7 @@ from akidac.backends.akida.program import Program, ProgramTensor
 from akidac.ir.akida_dialect import akida_attr
 from akidac.ir.attributes import DenseAttr
 from akidac.ir.graph import Op, Value
+from akidac.target import limits as lim
 from akidac.target.layer_record import LayerRecord
 
 _TYPE_NAMES = {
@@ -35,9 +36,9 @@ _NP_DTYPES = {"i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32"}
 _PADDING = {"same": "Same", "same_upper": "SameUpper", "valid": "Valid"}
 _ACTIVATIONS = {"none": "NoActivation", "relu": "ReLU", "lut": "LUT"}
 #: accumulator width B: 28 bits on CNPs/FNPs, 32 on the HRC (InputConv2D) and for Add.
-BUFFER_BITS = {"InputConv2D": 32, "Add": 32}
-DEFAULT_BUFFER_BITS = 28
-POST_OP_BUFFER_BITS = 32
+BUFFER_BITS = {"InputConv2D": lim.INPUT_CONV_ACCUMULATOR_BITS, "Add": lim.ADD_ACCUMULATOR_BITS}
+DEFAULT_BUFFER_BITS = lim.ACCUMULATOR_BITS
+POST_OP_BUFFER_BITS = lim.POST_OP_BITS
 _VARIABLES = (
     "input_shift",
     "padding_value",

@@ -286,6 +286,17 @@ def _as_int32(record: LayerRecord, x: np.ndarray, name: str = "input") -> np.nda
     return x.astype(np.int32)
 
 
+#: input dtypes the kernels read directly (each is one numba specialisation); others become int32.
+_KERNEL_INPUT_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int32))
+
+
+def _kernel_input(record: LayerRecord, x: np.ndarray, name: str = "input") -> np.ndarray:
+    """A contiguous int8, uint8 or int32 array for the kernels, or a ProgramError."""
+    if isinstance(x, np.ndarray) and x.dtype in _KERNEL_INPUT_DTYPES:
+        return np.ascontiguousarray(x)
+    return np.ascontiguousarray(_as_int32(record, x, name))
+
+
 def _magnitude_bound(x: np.ndarray) -> int:
     """An upper bound of |x|: from the dtype for 8-bit arrays, else from the values."""
     if x.dtype == np.int8:
@@ -640,7 +651,7 @@ class _ConvExecutor(_LayerExecutor):
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         record = self.record
-        x = _as_int32(record, inputs[0])
+        x = _kernel_input(record, inputs[0])
         _check_input_shape(record, x, self.in_channels)
         n_batch, height, width, _ = x.shape
         k, s = self.kernel, self.stride
@@ -655,7 +666,7 @@ class _ConvExecutor(_LayerExecutor):
         padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
         max_shift = int(self.shifts.max())
         limit = (1 << (self.buffer_bits - 1)) - 1
-        input_bound = max(min(_magnitude_bound(inputs[0]) << max_shift, limit + 1), 0)
+        input_bound = max(min(_magnitude_bound(x) << max_shift, limit + 1), 0)
         input_bound = max(input_bound, int(self.fill.max()))
         chunk = self._chunk_for(input_bound)
         filters4 = self.weights_f32.shape[0]
@@ -697,7 +708,7 @@ class _DepthwiseExecutor(_LayerExecutor):
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         record = self.record
-        x = _as_int32(record, inputs[0])
+        x = _kernel_input(record, inputs[0])
         _check_input_shape(record, x, self.channels)
         n_batch, height, width, channels = x.shape
         k, s = self.kernel, self.stride
@@ -707,6 +718,23 @@ class _DepthwiseExecutor(_LayerExecutor):
         out_w = (width + sum(pads_w) - k) // s + 1
         if out_h < 1 or out_w < 1:
             raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
+        plan = self.epilogue.int32_params
+        if k == 3 and s == 1 and plan is not None:
+            # the common layer: one fused kernel, rows shifted, convolved and requantized in cache
+            out = np.empty((n_batch, out_h, out_w, channels), self.epilogue.kernel_dtype)
+            kernels.depthwise3_fused(
+                x,
+                self.shifts,
+                self.buffer_bits,
+                pads_h[0],
+                pads_w[0],
+                self.weights,
+                plan,
+                self.epilogue.low,
+                self.epilogue.high,
+                out,
+            )
+            return _check_output_dims(record, out.view(self.epilogue.dtype))
         out_w4 = -(-out_w // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
         padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
         xp = np.empty((n_batch, height + sum(pads_h), padded_w, channels), np.int32)
@@ -733,7 +761,7 @@ class _TransposeExecutor(_LayerExecutor):
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         record = self.record
-        x = _as_int32(record, inputs[0])
+        x = _kernel_input(record, inputs[0])
         _check_input_shape(record, x, self.channels)
         n_batch, height, width, channels = x.shape
         xs = np.empty((n_batch, height, width, channels), np.int32)
@@ -757,7 +785,7 @@ class _DenseExecutor(_LayerExecutor):
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         record = self.record
-        x = _as_int32(record, inputs[0])
+        x = _kernel_input(record, inputs[0])
         _check_input_shape(record, x, None)
         n_batch = x.shape[0]
         flat = x.reshape(n_batch, -1)

@@ -303,11 +303,11 @@ def conv_int32(xp, weights, stride, kh, kw, acc):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True)
-def _depthwise3_stride1(xp, weights, acc):  # type: ignore[no-untyped-def]
-    """3×3 stride-1 depthwise on 4 adjacent output pixels at a time: the 6 input pixels of each
-    kernel row are loaded once for 4 outputs. acc: (N, Ho, W4, C), W4 a multiple of 4; xp:
-    (N, Ho + 2, >= W4 + 2, C)."""
-    n_batch, out_h, out_w4, channels = acc.shape
+def _depthwise3_row(r0, r1, r2, weights, acc_row):  # type: ignore[no-untyped-def]
+    """One output row of a 3×3 stride-1 depthwise conv from its three padded input rows, 4
+    adjacent output pixels at a time: the 6 input pixels of each kernel row are loaded once for
+    4 outputs. acc_row: (W4, C), W4 a multiple of 4; r0, r1, r2: (>= W4 + 2, C)."""
+    out_w4, channels = acc_row.shape
     w00 = weights[0, 0]
     w01 = weights[0, 1]
     w02 = weights[0, 2]
@@ -318,98 +318,93 @@ def _depthwise3_stride1(xp, weights, acc):  # type: ignore[no-untyped-def]
     w21 = weights[2, 1]
     w22 = weights[2, 2]
     zero = np.int32(0)
-    for n in range(n_batch):
-        for i in range(out_h):
-            for j in range(0, out_w4, 4):
-                r0 = xp[n, i + 0]
-                px0 = r0[j + 0]
-                px1 = r0[j + 1]
-                px2 = r0[j + 2]
-                px3 = r0[j + 3]
-                px4 = r0[j + 4]
-                px5 = r0[j + 5]
-                r1 = xp[n, i + 1]
-                py0 = r1[j + 0]
-                py1 = r1[j + 1]
-                py2 = r1[j + 2]
-                py3 = r1[j + 3]
-                py4 = r1[j + 4]
-                py5 = r1[j + 5]
-                r2 = xp[n, i + 2]
-                pz0 = r2[j + 0]
-                pz1 = r2[j + 1]
-                pz2 = r2[j + 2]
-                pz3 = r2[j + 3]
-                pz4 = r2[j + 4]
-                pz5 = r2[j + 5]
-                o0 = acc[n, i, j + 0]
-                o1 = acc[n, i, j + 1]
-                o2 = acc[n, i, j + 2]
-                o3 = acc[n, i, j + 3]
-                for c in range(channels):
-                    t00 = w00[c]
-                    t01 = w01[c]
-                    t02 = w02[c]
-                    t10 = w10[c]
-                    t11 = w11[c]
-                    t12 = w12[c]
-                    t20 = w20[c]
-                    t21 = w21[c]
-                    t22 = w22[c]
-                    x0 = px0[c]
-                    x1 = px1[c]
-                    x2 = px2[c]
-                    x3 = px3[c]
-                    x4 = px4[c]
-                    x5 = px5[c]
-                    y0 = py0[c]
-                    y1 = py1[c]
-                    y2 = py2[c]
-                    y3 = py3[c]
-                    y4 = py4[c]
-                    y5 = py5[c]
-                    z0 = pz0[c]
-                    z1 = pz1[c]
-                    z2 = pz2[c]
-                    z3 = pz3[c]
-                    z4 = pz4[c]
-                    z5 = pz5[c]
-                    total = madd32(zero, x0, t00)
-                    total = madd32(total, x1, t01)
-                    total = madd32(total, x2, t02)
-                    total = madd32(total, y0, t10)
-                    total = madd32(total, y1, t11)
-                    total = madd32(total, y2, t12)
-                    total = madd32(total, z0, t20)
-                    total = madd32(total, z1, t21)
-                    o0[c] = madd32(total, z2, t22)
-                    total = madd32(zero, x1, t00)
-                    total = madd32(total, x2, t01)
-                    total = madd32(total, x3, t02)
-                    total = madd32(total, y1, t10)
-                    total = madd32(total, y2, t11)
-                    total = madd32(total, y3, t12)
-                    total = madd32(total, z1, t20)
-                    total = madd32(total, z2, t21)
-                    o1[c] = madd32(total, z3, t22)
-                    total = madd32(zero, x2, t00)
-                    total = madd32(total, x3, t01)
-                    total = madd32(total, x4, t02)
-                    total = madd32(total, y2, t10)
-                    total = madd32(total, y3, t11)
-                    total = madd32(total, y4, t12)
-                    total = madd32(total, z2, t20)
-                    total = madd32(total, z3, t21)
-                    o2[c] = madd32(total, z4, t22)
-                    total = madd32(zero, x3, t00)
-                    total = madd32(total, x4, t01)
-                    total = madd32(total, x5, t02)
-                    total = madd32(total, y3, t10)
-                    total = madd32(total, y4, t11)
-                    total = madd32(total, y5, t12)
-                    total = madd32(total, z3, t20)
-                    total = madd32(total, z4, t21)
-                    o3[c] = madd32(total, z5, t22)
+    for j in range(0, out_w4, 4):
+        px0 = r0[j + 0]
+        px1 = r0[j + 1]
+        px2 = r0[j + 2]
+        px3 = r0[j + 3]
+        px4 = r0[j + 4]
+        px5 = r0[j + 5]
+        py0 = r1[j + 0]
+        py1 = r1[j + 1]
+        py2 = r1[j + 2]
+        py3 = r1[j + 3]
+        py4 = r1[j + 4]
+        py5 = r1[j + 5]
+        pz0 = r2[j + 0]
+        pz1 = r2[j + 1]
+        pz2 = r2[j + 2]
+        pz3 = r2[j + 3]
+        pz4 = r2[j + 4]
+        pz5 = r2[j + 5]
+        o0 = acc_row[j + 0]
+        o1 = acc_row[j + 1]
+        o2 = acc_row[j + 2]
+        o3 = acc_row[j + 3]
+        for c in range(channels):
+            t00 = w00[c]
+            t01 = w01[c]
+            t02 = w02[c]
+            t10 = w10[c]
+            t11 = w11[c]
+            t12 = w12[c]
+            t20 = w20[c]
+            t21 = w21[c]
+            t22 = w22[c]
+            x0 = px0[c]
+            x1 = px1[c]
+            x2 = px2[c]
+            x3 = px3[c]
+            x4 = px4[c]
+            x5 = px5[c]
+            y0 = py0[c]
+            y1 = py1[c]
+            y2 = py2[c]
+            y3 = py3[c]
+            y4 = py4[c]
+            y5 = py5[c]
+            z0 = pz0[c]
+            z1 = pz1[c]
+            z2 = pz2[c]
+            z3 = pz3[c]
+            z4 = pz4[c]
+            z5 = pz5[c]
+            total = madd32(zero, x0, t00)
+            total = madd32(total, x1, t01)
+            total = madd32(total, x2, t02)
+            total = madd32(total, y0, t10)
+            total = madd32(total, y1, t11)
+            total = madd32(total, y2, t12)
+            total = madd32(total, z0, t20)
+            total = madd32(total, z1, t21)
+            o0[c] = madd32(total, z2, t22)
+            total = madd32(zero, x1, t00)
+            total = madd32(total, x2, t01)
+            total = madd32(total, x3, t02)
+            total = madd32(total, y1, t10)
+            total = madd32(total, y2, t11)
+            total = madd32(total, y3, t12)
+            total = madd32(total, z1, t20)
+            total = madd32(total, z2, t21)
+            o1[c] = madd32(total, z3, t22)
+            total = madd32(zero, x2, t00)
+            total = madd32(total, x3, t01)
+            total = madd32(total, x4, t02)
+            total = madd32(total, y2, t10)
+            total = madd32(total, y3, t11)
+            total = madd32(total, y4, t12)
+            total = madd32(total, z2, t20)
+            total = madd32(total, z3, t21)
+            o2[c] = madd32(total, z4, t22)
+            total = madd32(zero, x3, t00)
+            total = madd32(total, x4, t01)
+            total = madd32(total, x5, t02)
+            total = madd32(total, y3, t10)
+            total = madd32(total, y4, t11)
+            total = madd32(total, y5, t12)
+            total = madd32(total, z3, t20)
+            total = madd32(total, z4, t21)
+            o3[c] = madd32(total, z5, t22)
 
 
 @njit(cache=True)
@@ -422,7 +417,9 @@ def depthwise_int32(xp, weights, stride, acc):  # type: ignore[no-untyped-def]
     """
     k = weights.shape[0]
     if k == 3 and stride == 1:
-        _depthwise3_stride1(xp, weights, acc)
+        for n in range(acc.shape[0]):
+            for i in range(acc.shape[1]):
+                _depthwise3_row(xp[n, i], xp[n, i + 1], xp[n, i + 2], weights, acc[n, i])
         return
     n_batch, out_h, _, channels = acc.shape
     out_w = min((xp.shape[2] - k) // stride + 1, acc.shape[2])
@@ -439,6 +436,72 @@ def depthwise_int32(xp, weights, stride, acc):  # type: ignore[no-untyped-def]
                         tap = weights[a, b]
                         for c in range(channels):
                             out[c] = madd32(out[c], pixel[c], tap[c])
+
+
+@njit(cache=True)
+def _shifted_padded_row(x, n, src, shifts, buffer_bits, pad_left, row):  # type: ignore[no-untyped-def]
+    """row[jj] = sat_B(x[n, src, jj - pad_left] << shifts) inside the image, 0 in the pads."""
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    if src < 0 or src >= height:
+        row[:] = 0
+        return
+    high = (np.int64(1) << (buffer_bits - 1)) - 1
+    low = -high - 1
+    first = min(pad_left, row.shape[0])
+    last = min(pad_left + width, row.shape[0])
+    row[:first] = 0
+    image_row = x[n, src]
+    for jj in range(first, last):
+        pixel = image_row[jj - pad_left]
+        out = row[jj]
+        for c in range(channels):
+            out[c] = min(max(np.int64(pixel[c]) << shifts[c], low), high)
+    row[last:] = 0
+
+
+@njit(cache=True)
+def depthwise3_fused(x, shifts, buffer_bits, pad_top, pad_left, weights, params, low, high, out):  # type: ignore[no-untyped-def]
+    """A whole 3×3 stride-1 DepthwiseConv2D layer with the int32 requantization plan.
+
+    Row by row: the shifted, padded input rows live in a ring of three (each built once), the
+    accumulator row stays in cache and is requantized at once (see `finish_clamped_int32`).
+    x: (N, H, W, C) int8/uint8/int32; out: (N, Ho, Wo, C).
+    """
+    n_batch = x.shape[0]
+    channels = x.shape[3]
+    out_h, out_w = out.shape[1], out.shape[2]
+    out_w4 = (out_w + 3) // 4 * 4
+    ring = np.zeros((3, out_w4 + 2, channels), np.int32)
+    acc_row = np.empty((out_w4, channels), np.int32)
+    held = np.full(3, -1, np.int64)
+    lower = params[0]
+    upper = params[1]
+    bias = params[2]
+    scale = params[3]
+    half = params[4]
+    right = params[5]
+    left = params[6]
+    low32 = np.int32(low)
+    high32 = np.int32(high)
+    for n in range(n_batch):
+        held[:] = -1
+        for i in range(out_h):
+            for a in range(3):
+                slot = (i + a) % 3
+                if held[slot] != i + a:
+                    _shifted_padded_row(
+                        x, n, i + a - pad_top, shifts, buffer_bits, pad_left, ring[slot]
+                    )
+                    held[slot] = i + a
+            _depthwise3_row(ring[i % 3], ring[(i + 1) % 3], ring[(i + 2) % 3], weights, acc_row)
+            out_row = out[n, i]
+            for j in range(out_w):
+                src = acc_row[j]
+                dst = out_row[j]
+                for c in range(channels):
+                    value = min(max(src[c], lower[c]), upper[c])
+                    result = requantize32(value, bias[c], scale[c], half[c], right[c], left[c])
+                    dst[c] = min(max(result, low32), high32)
 
 
 @njit(cache=True)
@@ -774,6 +837,24 @@ def finish_layer(  # type: ignore[no-untyped-def]
                     )
 
 
+@njit(cache=True, inline="always")
+def _requantize_int32_row(src, params, low, high, dst):  # type: ignore[no-untyped-def]
+    """One pixel of `finish_clamped_int32`."""
+    lower = params[0]
+    upper = params[1]
+    bias = params[2]
+    scale = params[3]
+    half = params[4]
+    right = params[5]
+    left = params[6]
+    low32 = np.int32(low)
+    high32 = np.int32(high)
+    for f in range(dst.shape[0]):
+        value = min(max(src[f], lower[f]), upper[f])
+        result = requantize32(value, bias[f], scale[f], half[f], right[f], left[f])
+        dst[f] = min(max(result, low32), high32)
+
+
 @njit(cache=True)
 def finish_clamped_int32(acc, out_h, out_w, params, low, high, out):  # type: ignore[no-untyped-def]
     """Steps 3-8 without pooling and with a clamp activation (ReLU or none), in int32.
@@ -784,26 +865,10 @@ def finish_clamped_int32(acc, out_h, out_w, params, low, high, out):  # type: ig
     clip(shift(sat_P(act(sat_P(sat_B(acc) + bias)) · scale)), low, high) and that every
     intermediate fits int32: 16 lanes per vector instead of 8.
     """
-    n_batch = acc.shape[0]
-    filters = out.shape[3]
-    lower = params[0]
-    upper = params[1]
-    bias = params[2]
-    scale = params[3]
-    half = params[4]
-    right = params[5]
-    left = params[6]
-    low32 = np.int32(low)
-    high32 = np.int32(high)
-    for n in range(n_batch):
+    for n in range(acc.shape[0]):
         for i in range(out_h):
             for j in range(out_w):
-                src = acc[n, i, j]
-                dst = out[n, i, j]
-                for f in range(filters):
-                    value = min(max(src[f], lower[f]), upper[f])
-                    result = requantize32(value, bias[f], scale[f], half[f], right[f], left[f])
-                    dst[f] = min(max(result, low32), high32)
+                _requantize_int32_row(acc[n, i, j], params, low, high, out[n, i, j])
 
 
 @njit(cache=True)
@@ -826,6 +891,7 @@ ALL_KERNELS = (
     conv_float32,
     conv_int32,
     depthwise_int32,
+    depthwise3_fused,
     transpose_int32,
     dense_int32,
     finish_layer,

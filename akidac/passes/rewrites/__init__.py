@@ -6,8 +6,13 @@ rule stays in the `onnx` dialect, keeps the ONNX origins of the ops it replaces,
 renames a graph output.
 """
 
-from akidac.passes.rewrites import even_kernel, fold_affine, fold_pad, resize_nearest
-from akidac.passes.rewrites import strided_depthwise
+from akidac.passes.rewrites import (
+    even_kernel,
+    fold_affine,
+    fold_pad,
+    resize_nearest,
+    strided_depthwise,
+)
 from akidac.passes.rewrites.rule import Miss, RewriteMiss, RewriteRule, run_rules
 
 IMPORT_CLEANUP_RULES: tuple[RewriteRule, ...] = (fold_affine.RULE,)

@@ -60,9 +60,9 @@ def even_kernel_to_odd(graph: Graph, op: Op, by: str) -> Outcome:
     name = f"Conv '{op.display_name}'"
     size = "×".join(str(k) for k in kernel)
     if any(kernel[axis] not in EVEN_KERNELS for axis in even):
-        return Miss(f"{name} has a {size} kernel; only even sizes up to 6 become odd ones")
+        return Miss(f"{name} has kernel {size}; only even sizes up to 6 become odd ones")
     if any(dilations[axis] != 1 for axis in even):
-        return Miss(f"{name} has a {size} kernel with dilation {dilations}")
+        return Miss(f"{name} has kernel {size} with dilation {dilations}")
     w = const_of(weight)
     if w is None:
         return Miss(f"the weights of {name} are not constant")

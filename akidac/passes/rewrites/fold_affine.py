@@ -31,6 +31,7 @@ from akidac.passes.rewrites.rule import (
     RewriteRule,
     const_of,
     derived_constant,
+    per_channel,
     replace_value,
     single_consumer,
 )
@@ -75,18 +76,6 @@ def _channels(anchor: Op) -> tuple[int, int] | str:
     return out_rank - 1, int(w.shape[1])
 
 
-def _per_channel(
-    array: np.ndarray, rank: int, axis: int, channels: int
-) -> np.ndarray | None:
-    """`array` as one float64 value per channel when it broadcasts only along `axis`."""
-    if array.ndim > rank or array.size not in (1, channels):
-        return None
-    shape = (1,) * (rank - array.ndim) + tuple(array.shape)
-    if any(d != 1 for i, d in enumerate(shape) if i != axis):
-        return None
-    return np.broadcast_to(array.reshape(-1).astype(np.float64), (channels,)).copy()
-
-
 def _affine_map(
     graph: Graph, op: Op, axis: int, channels: int, rank: int
 ) -> tuple[np.ndarray, np.ndarray | None] | str:
@@ -110,7 +99,7 @@ def _affine_map(
     if found is None:
         return f"{name} has no constant operand"
     constant = found[1]
-    vector = _per_channel(constant, rank, axis, channels)
+    vector = per_channel(constant, rank, axis, channels)
     if vector is None:
         return (
             f"the constant of {name} has shape {list(constant.shape)}; only a scalar or one "
@@ -215,9 +204,10 @@ def _fold(
     if anchor.op_type == "MatMul" and new_bias is not None:
         kind = "onnx.Gemm"
     display = anchor.display_name
+    unscaled = bool(np.all(m == 1.0))
     inputs: list[Value | None] = [
         anchor.inputs[0],
-        derived_constant(graph, weight.name, "folded", new_w.astype(dtype)),
+        weight if unscaled else derived_constant(graph, weight.name, "folded", new_w.astype(dtype)),
     ]
     if new_bias is not None:
         inputs.append(derived_constant(graph, f"{display}_bias", "folded", new_bias.astype(dtype)))

@@ -67,7 +67,9 @@ def fold_pad(graph: Graph, op: Op, by: str) -> Outcome:
     x = op.inputs[0]
     if x is None or x.type.rank != 4 or not padded.users:
         return False
-    convs = [u for u in padded.users if u.kind == "onnx.Conv" and u.inputs[0] is padded]
+    convs = [
+        u for u in padded.users if u.kind == "onnx.Conv" and not u.domain and u.inputs[0] is padded
+    ]
     if not convs:
         return False
     name = f"Pad '{op.display_name}'"
@@ -89,7 +91,7 @@ def fold_pad(graph: Graph, op: Op, by: str) -> Outcome:
             [result.type],
             result_names=[result.name],
             attrs=with_pads(conv.attrs, summed),
-            origin=(*op.origin, *conv.origin),
+            origin=(*conv.origin, *op.origin),
             created_by=by,
             fresh_names=True,
             index=graph.ops.index(conv),
@@ -100,4 +102,3 @@ def fold_pad(graph: Graph, op: Op, by: str) -> Outcome:
 
 
 RULE = RewriteRule("fold-pad-into-conv", frozenset({"Pad"}), fold_pad)
-

@@ -73,7 +73,7 @@ def nearest_index(x: float, mode: str) -> int | None:
 
 def index_map(coordinate_mode: str, nearest_mode: str, n_in: int, scale: float) -> list[int]:
     """The input index each output index reads, clamped to the input as ONNX does."""
-    n_out = int(math.floor(n_in * scale))
+    n_out = math.floor(n_in * scale)
     indices = []
     for i in range(n_out):
         x = source_coordinate(coordinate_mode, i, scale, n_in, n_out)

@@ -104,6 +104,17 @@ def const_of(value: Value | None) -> np.ndarray | None:
     return value.const if value is not None and value.is_constant else None
 
 
+def per_channel(array: np.ndarray, rank: int, axis: int, channels: int) -> np.ndarray | None:
+    """`array` as one float64 value per channel, when it broadcasts against a rank-`rank`
+    tensor only along `axis` (a scalar, or `channels` values on that axis); else None."""
+    if array.ndim > rank or array.size not in (1, channels):
+        return None
+    shape = (1,) * (rank - array.ndim) + tuple(array.shape)
+    if any(d != 1 for i, d in enumerate(shape) if i != axis):
+        return None
+    return np.broadcast_to(array.reshape(-1).astype(np.float64), (channels,)).copy()
+
+
 def single_consumer(graph: Graph, value: Value) -> Op | None:
     """The one op reading `value`, if it is read once and is no graph output."""
     if len(value.users) != 1 or value in graph.outputs:

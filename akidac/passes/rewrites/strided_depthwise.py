@@ -98,7 +98,10 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     )
     eye = np.eye(int(channels), dtype=dtype_to_numpy(weight.type.dtype))  # type: ignore[arg-type]
     identity = derived_constant(
-        graph, op.display_name, "identity", eye.reshape(int(channels), int(channels), 1, 1)  # type: ignore[arg-type]
+        graph,
+        op.display_name,
+        "identity",
+        eye.reshape(int(channels), int(channels), 1, 1),  # type: ignore[arg-type]
     )
     second = graph.make_op(
         "onnx.Conv",
@@ -115,6 +118,4 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     return True
 
 
-RULE = RewriteRule(
-    "split-strided-depthwise", frozenset({"Conv"}), split_strided_depthwise
-)
+RULE = RewriteRule("split-strided-depthwise", frozenset({"Conv"}), split_strided_depthwise)

@@ -625,3 +625,222 @@ def test_the_reference_saturates_exactly_where_the_semantics_intend(case: Satura
         [int(a) != int(b) for a, b in zip(actual.ravel(), without.ravel(), strict=True)]
     )
     np.testing.assert_array_equal(differs.reshape(case.intended.shape), case.intended)
+
+
+# ---------------------------------------------------------------------------------------------
+# The worked examples of docs/integer-semantics.md
+# ---------------------------------------------------------------------------------------------
+
+
+def doc_record(layer_type: str, params: dict, variables: dict) -> LayerRecord:
+    """A record with the defaults of the documented examples (identity requantization)."""
+    defaults = {"buffer_bits": 28, "post_op_buffer_bits": 32, "activation": "NoActivation"}
+    if layer_type in ("Conv2D", "DepthwiseConv2D", "InputConv2D"):
+        defaults.update(kernel_stride=1, padding="Same", pool_type="NoPooling")
+    dtypes = {
+        "weights": np.int8,
+        "bias": np.int8,
+        "output_shift": np.int8,
+        "activation_shift": np.int8,
+        "lut_values": np.int32,
+    }
+    arrays = {key: np.array(value, dtypes.get(key, np.uint8)) for key, value in variables.items()}
+    return LayerRecord("doc", layer_type, [], {**defaults, **params}, arrays)
+
+
+def documented_examples() -> dict[str, tuple[LayerRecord, list[np.ndarray], list]]:
+    identity = {"bias": [0], "bias_shift": [0], "output_scales": [1], "output_shift": [0]}
+    w3 = np.array([[1, 0, -1], [2, 1, 0], [0, -1, 1]]).reshape(3, 3, 1, 1)
+    x3 = np.array([[1, 2, 0], [-1, 3, 1], [0, 1, -2]], np.int8).reshape(1, 3, 3, 1)
+    image = np.arange(10, 170, 10, dtype=np.uint8).reshape(1, 4, 4, 1)
+    depthwise_x = np.stack(
+        [np.arange(1, 10).reshape(3, 3), np.array([[1, 0, -1], [0, 2, 0], [-1, 0, 1]])], -1
+    ).astype(np.int8)[None]
+    depthwise_w = np.zeros((3, 3, 2, 1), np.int8)
+    depthwise_w[1, 2, 0, 0] = 1
+    depthwise_w[1, 1, 1, 0] = -1
+    lut = np.clip(np.arange(-1024, 1024) * 2, -300, 300)
+    return {
+        "conv2d": (
+            doc_record(
+                "Conv2D",
+                {"kernel_size": 3, "activation": "ReLU", "output_bits": 8},
+                {
+                    "weights": w3,
+                    "input_shift": [1],
+                    "bias": [3],
+                    "bias_shift": [2],
+                    "max_value": [3],
+                    "max_value_shift": [3],
+                    "output_scales": [3],
+                    "output_shift": [-2],
+                },
+            ),
+            [x3],
+            [18, 15, 5, 17, 12, 12, 14, 0, 9],
+        ),
+        "max pooling": (
+            doc_record(
+                "Conv2D",
+                {
+                    "kernel_size": 3,
+                    "pool_type": "Max",
+                    "pool_size": 2,
+                    "pool_stride": 2,
+                    "output_bits": 8,
+                },
+                {
+                    "weights": w3,
+                    "input_shift": [1],
+                    "bias": [-3],
+                    "bias_shift": [3],
+                    "output_scales": [1],
+                    "output_shift": [0],
+                },
+            ),
+            [x3],
+            [-8, -20, -18, -24],
+        ),
+        "input conv2d": (
+            doc_record(
+                "InputConv2D",
+                {
+                    "kernel_size": 3,
+                    "kernel_stride": 2,
+                    "buffer_bits": 32,
+                    "activation": "ReLU",
+                    "output_bits": 8,
+                },
+                {
+                    "weights": np.array([[0, 1, 0], [1, -2, 1], [0, 1, 2]]).reshape(3, 3, 1, 1),
+                    "padding_value": [10],
+                    "bias": [-50],
+                    "bias_shift": [0],
+                    "max_value": [127],
+                    "max_value_shift": [31],
+                    "output_scales": [1],
+                    "output_shift": [-2],
+                },
+            ),
+            [image],
+            [73, 13, 20, 0],
+        ),
+        "depthwise": (
+            doc_record(
+                "DepthwiseConv2D",
+                {"kernel_size": 3, "output_bits": 4},
+                {
+                    "weights": depthwise_w,
+                    "input_shift": [0, 2],
+                    "bias": [0, 0],
+                    "bias_shift": [0, 0],
+                    "output_scales": [1, 1],
+                    "output_shift": [0, 0],
+                },
+            ),
+            [depthwise_x],
+            [0, 0, 1, 0, 2, 4, 0, 0, 4, 0, 5, 0, 0, 4, 7, 0, 8, 0],
+        ),
+        "conv2d transpose": (
+            doc_record(
+                "Conv2DTranspose",
+                {"kernel_size": 3, "output_bits": 8},
+                {"weights": np.arange(1, 10).reshape(3, 3, 1, 1), "input_shift": [0], **identity},
+            ),
+            [np.array([2, -1], np.int8).reshape(1, 1, 2, 1)],
+            [2, 4, 5, -2, 8, 10, 8, -5],
+        ),
+        "depthwise transpose": (
+            doc_record(
+                "DepthwiseConv2DTranspose",
+                {"kernel_size": 4, "output_bits": 8},
+                {"weights": np.arange(1, 17).reshape(4, 4, 1, 1), "input_shift": [0], **identity},
+            ),
+            [np.array([3], np.int8).reshape(1, 1, 1, 1)],
+            [18, 21, 30, 33],
+        ),
+        "dense1d": (
+            doc_record(
+                "Dense1D",
+                {"units": 2, "output_bits": 32},
+                {
+                    "weights": [[1, 0], [2, 1], [-1, 3], [0, -2]],
+                    "input_shift": [0, 1, 0, 2],
+                    "bias": [1, -1],
+                    "bias_shift": [4, 0],
+                    "output_scales": [2, 5],
+                    "output_shift": [1, -1],
+                },
+            ),
+            [np.array([1, -2, 3, 4], np.int8).reshape(1, 1, 2, 2)],
+            [24, -70],
+        ),
+        "lut": (
+            doc_record(
+                "Conv2D",
+                {"kernel_size": 1, "activation": "LUT", "output_bits": 16},
+                {
+                    "weights": [[[[3]]]],
+                    "input_shift": [0],
+                    "activation_scales": [5],
+                    "activation_shift": [-2],
+                    "lut_values": lut,
+                    **identity,
+                },
+            ),
+            [np.array([10, -7, 100, 0], np.int8).reshape(1, 1, 4, 1)],
+            [76, -52, 300, 0],
+        ),
+        "gap": (
+            doc_record(
+                "Conv2D",
+                {"kernel_size": 1, "activation": "ReLU", "pool_type": "Average", "output_bits": 8},
+                {
+                    "weights": [[[[1]]]],
+                    "input_shift": [0],
+                    "max_value": [127],
+                    "max_value_shift": [31],
+                    "bias": [0],
+                    "bias_shift": [0],
+                    "output_scales": [1],
+                    "output_shift": [-2],
+                },
+            ),
+            [np.array([100, 120, -50, 90], np.int8).reshape(1, 2, 2, 1)],
+            [78],
+        ),
+        "add": (
+            LayerRecord(
+                "doc",
+                "Add",
+                ["a", "b"],
+                {"output_bits": 8, "buffer_bits": 32},
+                {
+                    "a_shift": np.array([1], np.uint8),
+                    "b_shift": np.array([0], np.uint8),
+                    "output_shift": np.array([-1], np.int8),
+                },
+            ),
+            [
+                np.array([5, -3, 1, 100], np.int8).reshape(1, 1, 4, 1),
+                np.array([2, 7, -2, 100], np.int8).reshape(1, 1, 4, 1),
+            ],
+            [6, 1, 0, 127],
+        ),
+    }
+
+
+DOC_EXAMPLES = documented_examples()
+
+
+@pytest.mark.parametrize("name", sorted(DOC_EXAMPLES))
+def test_the_documented_worked_example_is_what_reference_and_oracle_compute(name: str) -> None:
+    record, inputs, expected = DOC_EXAMPLES[name]
+    assert [int(v) for v in reference.run_layer(record, inputs).ravel()] == expected
+    assert [int(v) for v in oracle_layer(record, inputs).ravel()] == expected
+
+
+def test_the_documented_rounding_table_rounds_half_up() -> None:
+    values = np.array([-5, -3, -1, 1, 3, 5, 7])
+    assert reference.rounding_shift(values, np.array([-1])).tolist() == [-2, -1, 0, 1, 2, 3, 4]
+    assert [shift(int(v), -1) for v in values] == [-2, -1, 0, 1, 2, 3, 4]

@@ -1,0 +1,608 @@
+"""Every rewrite of import-cleanup and canonicalize fires and computes what the model computed.
+
+Each test builds a small ONNX model, runs `import-cleanup` and `canonicalize`, checks which op
+kinds remain (so the rewrite really fired, or really did not), and compares the exported graph
+with the original in onnxruntime (allclose, 1e-5).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from akidac.frontend import import_model
+from akidac.ir.graph import Graph
+from akidac.ir.onnx_export import graph_to_model
+from akidac.ir.verifier import verify_graph
+from akidac.passes import PassContext, PassManager
+from akidac.passes.rewrites.resize_nearest import index_map
+
+TOLERANCE = 1e-5
+
+
+def make_model(
+    nodes: list[onnx.NodeProto],
+    inputs: dict[str, tuple[int, ...]],
+    outputs: list[str],
+    weights: dict[str, np.ndarray] | None = None,
+    opset: int = 17,
+) -> onnx.ModelProto:
+    """A float32 model of `nodes`; the output shapes come from ONNX shape inference."""
+    graph = helper.make_graph(
+        nodes,
+        "rewrite",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [],
+        [numpy_helper.from_array(np.asarray(a), n) for n, a in (weights or {}).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    known = {vi.name: vi for vi in inferred.graph.value_info}
+    model.graph.output.extend(known[name] for name in outputs)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def rand(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def _unique_node_names(model: onnx.ModelProto) -> None:
+    """Rename repeated node names: the exporter names a node after its op's first origin, and a
+    rule that splits one op in two gives both halves that origin (onnxruntime rejects it)."""
+    seen: Counter[str] = Counter()
+    for node in model.graph.node:
+        seen[node.name] += 1
+        if seen[node.name] > 1:
+            node.name = f"{node.name}#{seen[node.name]}"
+
+
+def rewrite(model: onnx.ModelProto) -> tuple[Graph, PassContext]:
+    """Import `model`, run import-cleanup and canonicalize, check the result still computes
+    the model's outputs, and return the graph and the pass context."""
+    graph = import_model(model)
+    ctx = PassContext()
+    PassManager(["import-cleanup", "canonicalize"]).run(graph, ctx)
+    verify_graph(graph)
+    exported = graph_to_model(graph)
+    _unique_node_names(exported)
+    onnx.checker.check_model(exported)
+    _check_types(graph, exported)
+    feeds = {}
+    for index, value in enumerate(model.graph.input):
+        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        feeds[value.name] = rand(*shape, seed=100 + index)
+    expected = _session(model).run(None, feeds)
+    actual = _session(exported).run(None, feeds)
+    assert [o.name for o in exported.graph.output] == [o.name for o in model.graph.output]
+    for want, got in zip(expected, actual, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=TOLERANCE, atol=TOLERANCE)
+    return graph, ctx
+
+
+def _check_types(graph: Graph, exported: onnx.ModelProto) -> None:
+    """The IR's result types agree with ONNX shape inference on the exported model."""
+    inferred = onnx.shape_inference.infer_shapes(exported, strict_mode=True)
+    shapes = {
+        vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+        for vi in [*inferred.graph.value_info, *inferred.graph.output]
+    }
+    for op in graph.ops:
+        for value in op.outputs:
+            if value.name in shapes:
+                assert shapes[value.name] == value.type.shape, value.name
+
+
+def kinds(graph: Graph) -> list[str]:
+    return [op.op_type for op in graph.ops]
+
+
+def misses(ctx: PassContext) -> list[str]:
+    return [str(m) for m in ctx.analyses.get("rewrite_misses", [])]
+
+
+def bn_params(channels: int, seed: int = 7) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "gamma": (rng.standard_normal(channels) + 2).astype(np.float32),
+        "beta": rng.standard_normal(channels).astype(np.float32),
+        "mean": rng.standard_normal(channels).astype(np.float32),
+        "var": (np.abs(rng.standard_normal(channels)) + 0.5).astype(np.float32),
+    }
+
+
+def bn(x: str, y: str, name: str = "bn") -> onnx.NodeProto:
+    return helper.make_node(
+        "BatchNormalization", [x, "gamma", "beta", "mean", "var"], [y], name=name, epsilon=1e-3
+    )
+
+
+# ------------------------------------------------------------------------------ fold-affine
+
+
+def test_a_batchnorm_after_a_conv_folds_into_its_weights_and_bias() -> None:
+    model = make_model(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+            bn("c", "y"),
+        ],
+        {"x": (1, 3, 6, 6)},
+        ["y"],
+        {"w": rand(4, 3, 3, 3), "b": rand(4, seed=1), **bn_params(4)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv"]
+    assert graph.ops[0].origin == ("conv", "bn")
+    assert graph.ops[0].created_by == "import-cleanup"
+    assert graph.outputs[0].name == "y"
+
+
+def test_per_channel_mul_div_add_sub_after_a_biasless_conv_fold_in_one_chain() -> None:
+    model = make_model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="conv", group=2),
+            helper.make_node("Mul", ["scale", "c"], ["m"], name="mul"),
+            helper.make_node("Div", ["m", "two"], ["d"], name="div"),
+            helper.make_node("Add", ["d", "shift"], ["a"], name="add"),
+            helper.make_node("Sub", ["a", "offset"], ["y"], name="sub"),
+        ],
+        {"x": (1, 4, 5, 5)},
+        ["y"],
+        {
+            "w": rand(4, 2, 3, 3),
+            "scale": rand(1, 4, 1, 1, seed=2),
+            "two": np.array(2.0, np.float32),
+            "shift": rand(4, 1, 1, seed=3),
+            "offset": rand(1, seed=4),
+        },
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv"]
+    assert graph.ops[0].origin == ("conv", "mul", "div", "add", "sub")
+
+
+def test_a_batchnorm_after_a_grouped_conv_transpose_folds_per_output_channel() -> None:
+    model = make_model(
+        [
+            helper.make_node(
+                "ConvTranspose", ["x", "w"], ["c"], name="deconv", group=2, strides=[2, 2]
+            ),
+            bn("c", "y"),
+        ],
+        {"x": (1, 4, 3, 3)},
+        ["y"],
+        {"w": rand(4, 3, 3, 3), **bn_params(6)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["ConvTranspose"]
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_a_batchnorm_after_a_gemm_folds_into_b_and_c(trans_b: int) -> None:
+    weight = rand(5, 8) if trans_b else rand(8, 5)
+    model = make_model(
+        [
+            helper.make_node(
+                "Gemm", ["x", "w", "c0"], ["g"], name="fc", transB=trans_b, alpha=0.5, beta=2.0
+            ),
+            bn("g", "y"),
+        ],
+        {"x": (2, 8)},
+        ["y"],
+        {"w": weight, "c0": rand(5, seed=5), **bn_params(5)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Gemm"]
+    assert "beta" not in graph.ops[0].attrs
+
+
+def test_a_batchnorm_after_a_constant_matmul_makes_a_gemm() -> None:
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["mm"], name="fc"), bn("mm", "y")],
+        {"x": (2, 8)},
+        ["y"],
+        {"w": rand(8, 5), **bn_params(5)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Gemm"]
+    assert graph.ops[0].origin == ("fc", "bn")
+
+
+def test_a_scale_after_a_rank3_matmul_folds_into_its_columns() -> None:
+    model = make_model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["mm"], name="fc"),
+            helper.make_node("Mul", ["mm", "scale"], ["y"], name="mul"),
+        ],
+        {"x": (1, 3, 8)},
+        ["y"],
+        {"w": rand(8, 5), "scale": rand(5, seed=6)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["MatMul"]
+
+
+def test_standalone_and_shared_affine_ops_are_left_alone_and_say_why() -> None:
+    model = make_model(
+        [
+            bn("x", "n", name="standalone_bn"),
+            helper.make_node("Conv", ["n", "w"], ["c"], name="conv"),
+            helper.make_node("Mul", ["c", "pixel_scale"], ["m"], name="pixel_mul"),
+            helper.make_node("Conv", ["m", "w2"], ["c2"], name="conv2"),
+            helper.make_node("Add", ["c2", "bias"], ["a"], name="shared_add"),
+            helper.make_node("Relu", ["c2"], ["r"], name="relu"),
+            helper.make_node("Add", ["a", "r"], ["y"], name="sum"),
+        ],
+        {"x": (1, 2, 4, 4)},
+        ["y"],
+        {
+            "w": rand(2, 2, 1, 1),
+            "w2": rand(2, 2, 1, 1, seed=1),
+            "pixel_scale": rand(1, 1, 4, 4, seed=2),
+            "bias": rand(2, 1, 1, seed=3),
+            **bn_params(2),
+        },
+    )
+    graph, ctx = rewrite(model)
+    assert Counter(kinds(graph)) == Counter(
+        ["BatchNormalization", "Conv", "Mul", "Conv", "Add", "Relu", "Add"]
+    )
+    assert misses(ctx) == [
+        "fold-affine 'pixel_mul': the constant of Mul 'pixel_mul' has shape [1, 1, 4, 4]; "
+        "only a scalar or one value per channel (2 on axis 1) folds",
+        "fold-affine 'shared_add': the output of Conv 'conv2' has other readers",
+    ]
+
+
+# --------------------------------------------------------------------------- resize-nearest
+
+
+RESIZE_FORMS = [
+    (11, "asymmetric", "floor", "scales"),
+    (11, "half_pixel", "round_prefer_floor", "sizes"),
+    (13, "pytorch_half_pixel", "round_prefer_ceil", "scales"),
+    (13, "align_corners", "round_prefer_floor", "sizes"),
+    (17, "asymmetric", "round_prefer_floor", "scales"),
+    (19, "half_pixel_symmetric", "round_prefer_floor", "scales"),
+    (18, "tf_half_pixel_for_nn", "floor", "axes"),
+]
+
+
+def resize_model(opset: int, coordinate: str, nearest: str, form: str) -> onnx.ModelProto:
+    weights: dict[str, np.ndarray] = {}
+    attrs: dict[str, object] = {
+        "mode": "nearest",
+        "coordinate_transformation_mode": coordinate,
+        "nearest_mode": nearest,
+    }
+    roi = ""
+    if opset == 11:
+        weights["roi"] = np.zeros(0, np.float32)
+        weights["none"] = np.zeros(0, np.float32)
+        roi = "roi"
+    if form == "scales":
+        weights["scales"] = np.array([1, 1, 2, 2], np.float32)
+        inputs = ["x", roi, "scales"]
+    elif form == "sizes":
+        weights["sizes"] = np.array([1, 3, 10, 14], np.int64)
+        inputs = ["x", roi, "none" if opset == 11 else "", "sizes"]
+    else:
+        weights["scales"] = np.array([2, 2], np.float32)
+        attrs["axes"] = [2, 3]
+        inputs = ["x", "", "scales"]
+    return make_model(
+        [helper.make_node("Resize", inputs, ["y"], name="up", **attrs)],
+        {"x": (1, 3, 5, 7)},
+        ["y"],
+        weights,
+        opset=opset,
+    )
+
+
+@pytest.mark.parametrize("form", RESIZE_FORMS, ids=["-".join(map(str, f)) for f in RESIZE_FORMS])
+def test_a_nearest_2x_resize_becomes_a_depthwise_transposed_conv(form: tuple) -> None:
+    graph, _ = rewrite(resize_model(*form))
+    assert kinds(graph) == ["ConvTranspose"]
+    op = graph.ops[0]
+    assert op.attrs["group"] == 3
+    assert op.inputs[1].const.shape == (3, 1, 4, 4)  # type: ignore[union-attr]
+
+
+def test_a_resize_whose_rounding_does_not_repeat_pixels_stays_and_says_why() -> None:
+    graph, ctx = rewrite(resize_model(17, "asymmetric", "ceil", "scales"))
+    assert kinds(graph) == ["Resize"]
+    assert misses(ctx) == [
+        "resize-nearest-to-transposed-conv 'up': Resize 'up' with coordinate_transformation_mode "
+        "'asymmetric' and nearest_mode 'ceil' does not repeat each pixel twice"
+    ]
+
+
+def test_the_index_map_matches_onnxruntime_for_every_mode_pair() -> None:
+    """The rule's model of ONNX coordinates picks exactly the mode pairs that onnxruntime
+    resolves to pixel repetition (half_pixel_symmetric needs opset 19)."""
+    coordinates = ["asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners"]
+    nearests = ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]
+    x = np.arange(5 * 7, dtype=np.float32).reshape(1, 1, 5, 7)
+    repeated = x.repeat(2, axis=2).repeat(2, axis=3)
+    for coordinate in coordinates:
+        for nearest in nearests:
+            model = make_model(
+                [
+                    helper.make_node(
+                        "Resize",
+                        ["x", "", "scales"],
+                        ["y"],
+                        mode="nearest",
+                        coordinate_transformation_mode=coordinate,
+                        nearest_mode=nearest,
+                    )
+                ],
+                {"x": (1, 1, 5, 7)},
+                ["y"],
+                {"scales": np.array([1, 1, 2, 2], np.float32)},
+            )
+            (y,) = _session(model).run(None, {"x": x})
+            predicted = all(
+                index_map(coordinate, nearest, n, 2.0) == [i // 2 for i in range(2 * n)]
+                for n in (5, 7)
+            )
+            assert predicted == np.array_equal(y, repeated), (coordinate, nearest)
+
+
+# ------------------------------------------------------------------------ even-kernel-to-odd
+
+
+EVEN_CONVS = {
+    "2x2-stride2-patchify": ((1, 2, 8, 8), (3, 2, 2, 2), {"strides": [2, 2]}),
+    "2x2-stride2-odd-input": ((1, 2, 7, 7), (3, 2, 2, 2), {"strides": [2, 2]}),
+    "4x4-same-upper": ((1, 2, 6, 6), (2, 2, 4, 4), {"auto_pad": "SAME_UPPER"}),
+    "4x4-stride2-pads1": ((1, 2, 8, 8), (3, 2, 4, 4), {"strides": [2, 2], "pads": [1] * 4}),
+    "6x6-same-lower": ((1, 1, 9, 9), (2, 1, 6, 6), {"auto_pad": "SAME_LOWER"}),
+    "2x3-rectangular": ((1, 2, 5, 6), (2, 2, 2, 3), {"pads": [0, 1, 1, 1]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVEN_CONVS))
+def test_an_even_kernel_becomes_an_odd_one_with_the_same_result(case: str) -> None:
+    x_shape, w_shape, attrs = EVEN_CONVS[case]
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", **attrs)],
+        {"x": x_shape},
+        ["y"],
+        {"w": rand(*w_shape), "b": rand(w_shape[0], seed=1)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv"]
+    kernel = graph.ops[0].inputs[1].type.shape[2:]  # type: ignore[union-attr,index]
+    assert all(k % 2 == 1 for k in kernel)  # type: ignore[operator]
+    assert "auto_pad" not in graph.ops[0].attrs
+
+
+def test_a_patchify_conv_gets_tf_same_pads_so_akida_can_run_it() -> None:
+    x_shape, w_shape, attrs = EVEN_CONVS["2x2-stride2-patchify"]
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", **attrs)],
+        {"x": x_shape},
+        ["y"],
+        {"w": rand(*w_shape)},
+    )
+    graph, _ = rewrite(model)
+    assert graph.ops[0].attrs["pads"] == [0, 0, 1, 1]
+
+
+# ------------------------------------------------------------------- split-strided-depthwise
+
+
+def depthwise_model(
+    kernel: int, pads: list[int] | None, size: int = 8, auto_pad: str | None = None
+) -> onnx.ModelProto:
+    attrs: dict[str, object] = {"group": 3, "strides": [2, 2]}
+    if pads is not None:
+        attrs["pads"] = pads
+    if auto_pad is not None:
+        attrs["auto_pad"] = auto_pad
+    return make_model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="dw", **attrs)],
+        {"x": (1, 3, size, size)},
+        ["y"],
+        {"w": rand(3, 1, kernel, kernel), "b": rand(3, seed=1)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("kernel", "pads", "size"),
+    [(5, [2] * 4, 8), (5, [2] * 4, 9), (7, [3] * 4, 10), (7, [3, 3, 2, 2], 10), (5, [0] * 4, 9)],
+)
+def test_a_stride2_large_depthwise_conv_becomes_stride1_then_a_1x1_identity(
+    kernel: int, pads: list[int], size: int
+) -> None:
+    graph, _ = rewrite(depthwise_model(kernel, pads, size))
+    assert kinds(graph) == ["Conv", "Conv"]
+    first, second = graph.ops
+    assert first.attrs["strides"] == [1, 1] and first.attrs["group"] == 3
+    assert second.attrs == {"kernel_shape": [1, 1], "strides": [2, 2]}
+    assert first.origin == second.origin == ("dw",)
+
+
+def test_a_stride2_depthwise_conv_with_tf_same_pads_stays_and_says_why() -> None:
+    graph, ctx = rewrite(depthwise_model(5, None, 8, auto_pad="SAME_UPPER"))
+    assert kinds(graph) == ["Conv"]
+    assert misses(ctx) == [
+        "split-strided-depthwise 'dw': depthwise Conv 'dw' has pads [1, 1, 2, 2]; the split "
+        "needs k // 2 before (PyTorch padding) or no padding, on both axes, so that the "
+        "stride-1 layer has Akida 'same' or 'valid' pads"
+    ]
+
+
+def test_an_even_stride2_depthwise_kernel_is_made_odd_then_split() -> None:
+    model = make_model(
+        [
+            helper.make_node(
+                "Conv", ["x", "w"], ["y"], name="dw", group=3, strides=[2, 2], pads=[1] * 4
+            )
+        ],
+        {"x": (1, 3, 8, 8)},
+        ["y"],
+        {"w": rand(3, 1, 4, 4)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv", "Conv"]
+    assert graph.ops[0].inputs[1].type.shape == (3, 1, 5, 5)  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------ fold-pad-into-conv
+
+
+def test_a_zero_pad_before_a_conv_becomes_its_pads() -> None:
+    model = make_model(
+        [
+            helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
+            helper.make_node("Conv", ["p", "w"], ["y"], name="conv", pads=[1, 0, 0, 1]),
+        ],
+        {"x": (1, 2, 5, 6)},
+        ["y"],
+        {"pads": np.array([0, 0, 1, 2, 0, 0, 3, 0], np.int64), "w": rand(2, 2, 3, 3)},
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv"]
+    assert graph.ops[0].attrs["pads"] == [2, 2, 3, 1]
+    assert graph.ops[0].origin == ("conv", "pad")
+
+
+def test_a_pad_with_axes_folds_into_every_conv_that_reads_it() -> None:
+    model = make_model(
+        [
+            helper.make_node("Pad", ["x", "pads", "zero", "axes"], ["p"], name="pad"),
+            helper.make_node("Conv", ["p", "w"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+            helper.make_node("Conv", ["p", "w"], ["b"], name="conv_b", auto_pad="SAME_UPPER"),
+            helper.make_node("Add", ["a", "b"], ["y"], name="sum"),
+        ],
+        {"x": (1, 2, 5, 5)},
+        ["y"],
+        {
+            "pads": np.array([1, 1, 1, 1], np.int64),
+            "zero": np.array(0.0, np.float32),
+            "axes": np.array([-2, -1], np.int64),
+            "w": rand(2, 2, 3, 3),
+        },
+        opset=18,
+    )
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv", "Conv", "Add"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"mode": "reflect"}, "Pad 'pad' has mode 'reflect'; a Conv pads only with zeros"),
+        ({"value": 1.0}, "Pad 'pad' pads with 1; a Conv pads only with zeros"),
+    ],
+)
+def test_a_pad_a_conv_cannot_express_stays_and_says_why(extra: dict, reason: str) -> None:
+    inputs = ["x", "pads", "value"] if "value" in extra else ["x", "pads"]
+    weights = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "w": rand(2, 2, 3, 3)}
+    if "value" in extra:
+        weights["value"] = np.array(extra.pop("value"), np.float32)
+    model = make_model(
+        [
+            helper.make_node("Pad", inputs, ["p"], name="pad", **extra),
+            helper.make_node("Conv", ["p", "w"], ["y"], name="conv"),
+        ],
+        {"x": (1, 2, 5, 5)},
+        ["y"],
+        weights,
+    )
+    graph, ctx = rewrite(model)
+    assert kinds(graph) == ["Pad", "Conv"]
+    assert misses(ctx) == [f"fold-pad-into-conv 'pad': {reason}"]
+
+
+# ------------------------------------------------------------------------------ all together
+
+
+def test_a_block_using_every_rewrite_becomes_akida_shaped_layers() -> None:
+    model = make_model(
+        [
+            helper.make_node("Pad", ["x", "pads"], ["p"], name="pad"),
+            helper.make_node("Conv", ["p", "w"], ["c"], name="dw", group=3, strides=[2, 2]),
+            bn("c", "n"),
+            helper.make_node("Relu", ["n"], ["r"], name="relu"),
+            helper.make_node(
+                "Resize",
+                ["r", "", "scales"],
+                ["y"],
+                name="up",
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            ),
+        ],
+        {"x": (1, 3, 8, 8)},
+        ["y"],
+        {
+            "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+            "w": rand(3, 1, 4, 4),
+            "scales": np.array([1, 1, 2, 2], np.float32),
+            **bn_params(3),
+        },
+    )
+    graph, ctx = rewrite(model)
+    assert kinds(graph) == ["Conv", "Conv", "Relu", "ConvTranspose"]
+    assert graph.ops[0].origin == ("dw", "bn", "pad")
+    assert misses(ctx) == []
+
+
+# ---------------------------------------------------------- the idioms canonicalize normalizes
+
+
+IDIOMS = {
+    "matmul-add-to-gemm": (
+        [
+            helper.make_node("MatMul", ["x", "w"], ["mm"], name="fc"),
+            helper.make_node("Add", ["bias", "mm"], ["y"], name="fc_bias"),
+        ],
+        (2, 8),
+        {"w": rand(8, 5), "bias": rand(1, 5, seed=1)},
+        ["Gemm"],
+    ),
+    "reshape-to-flatten": (
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape")],
+        (1, 2, 3, 4),
+        {"shape": np.array([1, -1], np.int64)},
+        ["Flatten"],
+    ),
+    "reduce-mean-to-gap": (
+        [helper.make_node("ReduceMean", ["x"], ["y"], name="mean", axes=[-1, -2], keepdims=0)],
+        (1, 2, 3, 4),
+        {},
+        ["GlobalAveragePool", "Flatten"],
+    ),
+    "average-pool-to-gap": (
+        [helper.make_node("AveragePool", ["x"], ["y"], name="pool", kernel_shape=[3, 4])],
+        (1, 2, 3, 4),
+        {},
+        ["GlobalAveragePool"],
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(IDIOMS))
+def test_the_idioms_canonicalize_normalizes_keep_their_values(rule: str) -> None:
+    nodes, x_shape, weights, expected = IDIOMS[rule]
+    graph, _ = rewrite(make_model(nodes, {"x": x_shape}, ["y"], weights))
+    assert kinds(graph) == expected
