@@ -87,7 +87,7 @@ def main() -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     total = summary["nodes_total"]
-    table.add_row("device", result.report["device"])
+    table.add_row("device", result.report["device"]["description"])
     table.add_row(
         "nodes on Akida",
         f"{summary['nodes_on_akida']} of {total} ({100 * summary['nodes_on_akida'] / total:.0f}%)",

@@ -193,6 +193,8 @@ class Partition:
     @staticmethod
     def _start_reason(op: Op) -> str:
         x = op.inputs[0]
+        if x is not None and x.producer is not None and x.producer.dialect == "akida":
+            return f"reads '{x.name}' from the previous Akida program ({x.producer.display_name})"
         if x is None or x.producer is None:
             return "reads a graph input"
         return f"reads '{x.name}' from {x.producer.kind} (CPU)"
@@ -286,7 +288,18 @@ class Partition:
         (x,), _ = region_boundary(region.ops, graph)
         region.input = x
         first = region.ops[0]
-        if x is not None and x.type.rank == 4:
+        back = x.producer if x is not None else None
+        if back is not None and back.kind == "onnx.Transpose" and back.created_by == "partition":
+            # the previous region's output, transposed to NCHW: read its NHWC value instead
+            nhwc_value = back.inputs[0]
+            for op in region.ops:
+                for i, operand in enumerate(op.inputs):
+                    if operand is x:
+                        graph.set_input(op, i, nhwc_value)
+            if not x.users and x not in graph.outputs:
+                graph.remove_op(back)
+            region.input = nhwc_value
+        elif x is not None and x.type.rank == 4:
             shape = x.type.shape
             nhwc = TensorType(x.type.dtype, (shape[0], shape[2], shape[3], shape[1]), "NHWC")  # type: ignore[index]
             transpose = graph.make_op(

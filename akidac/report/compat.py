@@ -21,7 +21,7 @@ from akidac.errors import UsageError
 from akidac.ir.diagnostics import Diagnostic
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.types import dtype_to_numpy
-from akidac.passes.layer_candidates import describe_akida_op
+from akidac.ir.akida_candidates import describe_akida_op
 from akidac.target.devices import Device, parse_device
 from akidac.target.footprint import layer_macs
 

@@ -51,11 +51,11 @@ ACT_NONE, ACT_RELU, ACT_LUT = 0, 1, 2
 
 
 @intrinsic
-def madd32(typingctx, acc, a, b):  # type: ignore[no-untyped-def]
+def madd32(typingctx: object, acc: object, a: object, b: object) -> object:
     """`acc + a * b` in wrapping int32 arithmetic (numba would otherwise compute in int64)."""
     sig = types.int32(types.int32, types.int32, types.int32)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: object, builder: object, signature: object, args: object) -> object:
         total, left, right = args
         return builder.add(total, builder.mul(left, right))
 
@@ -63,14 +63,22 @@ def madd32(typingctx, acc, a, b):  # type: ignore[no-untyped-def]
 
 
 @intrinsic
-def requantize32(typingctx, value, bias, scale, half, right, left):  # type: ignore[no-untyped-def]
+def requantize32(
+    typingctx: object,
+    value: object,
+    bias: object,
+    scale: object,
+    half: object,
+    right: object,
+    left: object,
+) -> object:
     """`(((value + bias) · scale + half) >> right) << left` in int32 arithmetic.
 
     Only used where `hwmodel` has proved that no intermediate leaves int32.
     """
     sig = types.int32(types.int32, types.int32, types.int32, types.int32, types.int32, types.int32)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context: object, builder: object, signature: object, args: object) -> object:
         value_, bias_, scale_, half_, right_, left_ = args
         scaled = builder.mul(builder.add(value_, bias_), scale_)
         return builder.shl(builder.ashr(builder.add(scaled, half_), right_), left_)
@@ -84,7 +92,15 @@ def requantize32(typingctx, value, bias, scale, half, right, left):  # type: ign
 
 
 @njit(cache=True)
-def shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xp):  # type: ignore[no-untyped-def]
+def shift_and_pad(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    pad_top: int,
+    pad_left: int,
+    fill: np.ndarray,
+    xp: np.ndarray,
+) -> None:
     """xp[n, pad_top + i, pad_left + j, c] = sat_B(x[n, i, j, c] << shifts[c]); pads = fill[c].
 
     `x` may be any integer type of at most 32 bits; `xp` (int32 or float32) may be larger than
@@ -110,7 +126,7 @@ def shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xp):  # type:
 
 
 @njit(cache=True)
-def shift_flat(x, shifts, buffer_bits, xs):  # type: ignore[no-untyped-def]
+def shift_flat(x: np.ndarray, shifts: np.ndarray, buffer_bits: int, xs: np.ndarray) -> None:
     """xs[n, e] = sat_B(x[n, e] << shifts[e]) for the flattened input of Dense1D."""
     high = (np.int64(1) << (buffer_bits - 1)) - 1
     low = -high - 1
@@ -126,7 +142,7 @@ def shift_flat(x, shifts, buffer_bits, xs):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _fill_row_buffer(xp, n, row0, kh, row_buffer):  # type: ignore[no-untyped-def]
+def _fill_row_buffer(xp: np.ndarray, n: int, row0: int, kh: int, row_buffer: np.ndarray) -> None:
     """row_buffer[jj, a, c] = xp[n, row0 + a, jj, c]: the kh input rows of one output row,
     interleaved so that each output pixel's window is one contiguous run of kw·kh·C values."""
     width = xp.shape[2]
@@ -142,7 +158,17 @@ def _fill_row_buffer(xp, n, row0, kh, row_buffer):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, fastmath=True)
-def conv_float32(xp, weights, start, size, accumulate, stride, kh, kw, acc):  # type: ignore[no-untyped-def]
+def conv_float32(
+    xp: np.ndarray,
+    weights: np.ndarray,
+    start: int,
+    size: int,
+    accumulate: bool,
+    stride: int,
+    kh: int,
+    kw: int,
+    acc: np.ndarray,
+) -> None:
     """acc[n, i, j, f] (+)= Σ_{t in [start, start+size)} window(n, i, j)[t] · weights[f, t].
 
     The window of output pixel (i, j) is xp[n, i·s + a, j·s + b, c] in (b, a, c) order, so
@@ -266,7 +292,9 @@ def conv_float32(xp, weights, start, size, accumulate, stride, kh, kw, acc):  # 
 
 
 @njit(cache=True)
-def conv_int32(xp, weights, stride, kh, kw, acc):  # type: ignore[no-untyped-def]
+def conv_int32(
+    xp: np.ndarray, weights: np.ndarray, stride: int, kh: int, kw: int, acc: np.ndarray
+) -> None:
     """The exact twin of `conv_float32`: the same layouts, wrapping int32 multiply-adds.
 
     xp: (N, Hp, Wp, C) int32; weights: (F4, kw·kh·C) int32; acc: (N, Ho, W4, F4) int32.
@@ -303,7 +331,9 @@ def conv_int32(xp, weights, stride, kh, kw, acc):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True)
-def _depthwise3_row(r0, r1, r2, weights, acc_row):  # type: ignore[no-untyped-def]
+def _depthwise3_row(
+    r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, weights: np.ndarray, acc_row: np.ndarray
+) -> None:
     """One output row of a 3×3 stride-1 depthwise conv from its three padded input rows, 4
     adjacent output pixels at a time: the 6 input pixels of each kernel row are loaded once for
     4 outputs. acc_row: (W4, C), W4 a multiple of 4; r0, r1, r2: (>= W4 + 2, C)."""
@@ -408,7 +438,7 @@ def _depthwise3_row(r0, r1, r2, weights, acc_row):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True)
-def depthwise_int32(xp, weights, stride, acc):  # type: ignore[no-untyped-def]
+def depthwise_int32(xp: np.ndarray, weights: np.ndarray, stride: int, acc: np.ndarray) -> None:
     """acc[n, i, j, c] = wrap32(Σ_{a,b} xp[n, i·s + a, j·s + b, c] · weights[a, b, c]).
 
     xp: (N, Hp, Wp, C) int32; weights: (k, k, C) int32 (already flipped); acc: (N, Ho, W4, C)
@@ -439,7 +469,15 @@ def depthwise_int32(xp, weights, stride, acc):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _shifted_padded_row(x, n, src, shifts, buffer_bits, pad_left, row):  # type: ignore[no-untyped-def]
+def _shifted_padded_row(
+    x: np.ndarray,
+    n: int,
+    src: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    pad_left: int,
+    row: np.ndarray,
+) -> None:
     """row[jj] = sat_B(x[n, src, jj - pad_left] << shifts) inside the image, 0 in the pads."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     if src < 0 or src >= height:
@@ -460,7 +498,18 @@ def _shifted_padded_row(x, n, src, shifts, buffer_bits, pad_left, row):  # type:
 
 
 @njit(cache=True)
-def depthwise3_fused(x, shifts, buffer_bits, pad_top, pad_left, weights, params, low, high, out):  # type: ignore[no-untyped-def]
+def depthwise3_fused(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    pad_top: int,
+    pad_left: int,
+    weights: np.ndarray,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
     """A whole 3×3 stride-1 DepthwiseConv2D layer with the int32 requantization plan.
 
     Row by row: the shifted, padded input rows live in a ring of three (each built once), the
@@ -505,7 +554,7 @@ def depthwise3_fused(x, shifts, buffer_bits, pad_top, pad_left, weights, params,
 
 
 @njit(cache=True)
-def transpose_int32(xs, weights, depthwise, acc):  # type: ignore[no-untyped-def]
+def transpose_int32(xs: np.ndarray, weights: np.ndarray, depthwise: bool, acc: np.ndarray) -> None:
     """acc[n, 2i + a - p, 2j + b - p, f] += xs[n, i, j, c] · w[a, b, c, f], p = (k - 2) // 2.
 
     Wrapping int32; out-of-range contributions are dropped; acc: (N, 2H, 2W, F), zeroed here.
@@ -542,7 +591,7 @@ def transpose_int32(xs, weights, depthwise, acc):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True)
-def dense_int32(xs, weights, acc):  # type: ignore[no-untyped-def]
+def dense_int32(xs: np.ndarray, weights: np.ndarray, acc: np.ndarray) -> None:
     """acc[n, f] = wrap32(Σ_e xs[n, e] · weights[e, f]); xs (N, E) int32, weights int8 (E, F)."""
     n_batch, length = xs.shape
     units = weights.shape[1]
@@ -581,18 +630,26 @@ def dense_int32(xs, weights, acc):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _saturate(value, low, high):  # type: ignore[no-untyped-def]
+def _saturate(value: int, low: int, high: int) -> int:
     return min(max(value, low), high)
 
 
 @njit(cache=True, inline="always")
-def _rounding_shift(value, right, half, left):  # type: ignore[no-untyped-def]
+def _rounding_shift(value: int, right: int, half: int, left: int) -> int:
     """shift(v, s): (v + half) >> right for s < 0 (round half up), v << left for s > 0."""
     return ((value + half) >> right) << left
 
 
 @njit(cache=True, inline="always")
-def _bias_row(src, bias, acc_low, acc_high, post_low, post_high, dst):  # type: ignore[no-untyped-def]
+def _bias_row(
+    src: np.ndarray,
+    bias: np.ndarray,
+    acc_low: int,
+    acc_high: int,
+    post_low: int,
+    post_high: int,
+    dst: np.ndarray,
+) -> None:
     """Steps 3-4 on one pixel: dst = sat_P(sat_B(acc) + bias)."""
     for f in range(dst.shape[0]):
         value = _saturate(np.int64(src[f]), acc_low, acc_high)
@@ -601,18 +658,18 @@ def _bias_row(src, bias, acc_low, acc_high, post_low, post_high, dst):  # type: 
 
 @njit(cache=True, inline="always")
 def _activate_row(
-    values,
-    act_kind,
-    act_low,
-    act_high,
-    act_scales,
-    act_right,
-    act_half,
-    act_left,
-    lut,
-    post_low,
-    post_high,
-):  # type: ignore[no-untyped-def]
+    values: np.ndarray,
+    act_kind: int,
+    act_low: int,
+    act_high: np.ndarray,
+    act_scales: np.ndarray,
+    act_right: np.ndarray,
+    act_half: np.ndarray,
+    act_left: np.ndarray,
+    lut: np.ndarray,
+    post_low: int,
+    post_high: int,
+) -> None:
     """Step 6 on one pixel, in place: a clamp [act_low, act_high[f]] (ReLU, or none with the
     P-bit range) or the LUT."""
     if act_kind == ACT_LUT:
@@ -626,7 +683,18 @@ def _activate_row(
 
 
 @njit(cache=True, inline="always")
-def _requantize_row(values, scales, right, half, left, post_low, post_high, low, high, out):  # type: ignore[no-untyped-def]
+def _requantize_row(
+    values: np.ndarray,
+    scales: np.ndarray,
+    right: np.ndarray,
+    half: np.ndarray,
+    left: np.ndarray,
+    post_low: int,
+    post_high: int,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
     """Step 8 on one pixel: clip(shift(sat_P(v · scale), s), low, high)."""
     for f in range(out.shape[0]):
         scaled = _saturate(values[f] * scales[f], post_low, post_high)
@@ -635,22 +703,22 @@ def _requantize_row(values, scales, right, half, left, post_low, post_high, low,
 
 @njit(cache=True, inline="always")
 def _fused_row(
-    src,
-    bias,
-    acc_low,
-    acc_high,
-    post_low,
-    post_high,
-    act_low,
-    act_high,
-    scales,
-    right,
-    half,
-    left,
-    low,
-    high,
-    out,
-):  # type: ignore[no-untyped-def]
+    src: np.ndarray,
+    bias: np.ndarray,
+    acc_low: int,
+    acc_high: int,
+    post_low: int,
+    post_high: int,
+    act_low: int,
+    act_high: np.ndarray,
+    scales: np.ndarray,
+    right: np.ndarray,
+    half: np.ndarray,
+    left: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
     """Steps 3-8 on one pixel without pooling and with a clamp activation, in one loop."""
     for f in range(out.shape[0]):
         value = _saturate(np.int64(src[f]), acc_low, acc_high)
@@ -661,34 +729,34 @@ def _fused_row(
 
 
 @njit(cache=True)
-def finish_layer(  # type: ignore[no-untyped-def]
-    acc,
-    out_h,
-    out_w,
-    buffer_bits,
-    post_bits,
-    bias,
-    pool_kind,
-    pool_size,
-    pool_stride,
-    pool_top,
-    pool_left,
-    act_kind,
-    act_low,
-    act_high,
-    act_scales,
-    act_right,
-    act_half,
-    act_left,
-    lut,
-    out_scales,
-    out_right,
-    out_half,
-    out_left,
-    low,
-    high,
-    out,
-):
+def finish_layer(
+    acc: np.ndarray,
+    out_h: int,
+    out_w: int,
+    buffer_bits: int,
+    post_bits: int,
+    bias: np.ndarray,
+    pool_kind: int,
+    pool_size: int,
+    pool_stride: int,
+    pool_top: int,
+    pool_left: int,
+    act_kind: int,
+    act_low: int,
+    act_high: np.ndarray,
+    act_scales: np.ndarray,
+    act_right: np.ndarray,
+    act_half: np.ndarray,
+    act_left: np.ndarray,
+    lut: np.ndarray,
+    out_scales: np.ndarray,
+    out_right: np.ndarray,
+    out_half: np.ndarray,
+    out_left: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
     """Steps 3-8 on the int32 accumulator `acc` (N, ≥out_h, ≥out_w, ≥F); result in `out`.
 
     Activation: a clamp to [act_low, act_high[f]] (ReLU: [0, max_value << max_value_shift];
@@ -838,7 +906,9 @@ def finish_layer(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _requantize_int32_row(src, params, low, high, dst):  # type: ignore[no-untyped-def]
+def _requantize_int32_row(
+    src: np.ndarray, params: np.ndarray, low: int, high: int, dst: np.ndarray
+) -> None:
     """One pixel of `finish_clamped_int32`."""
     lower = params[0]
     upper = params[1]
@@ -856,7 +926,15 @@ def _requantize_int32_row(src, params, low, high, dst):  # type: ignore[no-untyp
 
 
 @njit(cache=True)
-def finish_clamped_int32(acc, out_h, out_w, params, low, high, out):  # type: ignore[no-untyped-def]
+def finish_clamped_int32(
+    acc: np.ndarray,
+    out_h: int,
+    out_w: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
     """Steps 3-8 without pooling and with a clamp activation (ReLU or none), in int32.
 
     `params` (7, F) int32 holds per filter: clamp bounds A, B, bias, output scale, rounding term,
@@ -872,7 +950,19 @@ def finish_clamped_int32(acc, out_h, out_w, params, low, high, out):  # type: ig
 
 
 @njit(cache=True)
-def add_layer(a, b, a_shift, b_shift, buffer_bits, right, half, left, low, high, out):  # type: ignore[no-untyped-def]
+def add_layer(
+    a: np.ndarray,
+    b: np.ndarray,
+    a_shift: np.ndarray,
+    b_shift: np.ndarray,
+    buffer_bits: int,
+    right: np.ndarray,
+    half: np.ndarray,
+    left: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
     """Add on (M, C) int32 views: clip(shift(sat_B(sat_B(a << sa) + sat_B(b << sb)), s), lo, hi)."""
     high_b = (np.int64(1) << (buffer_bits - 1)) - 1
     low_b = -high_b - 1
