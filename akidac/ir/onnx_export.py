@@ -61,6 +61,7 @@ class NodeEmitter:
         self.initializers: list[onnx.TensorProto] = []
         self.prefix = prefix
         self.count = 0
+        self.node_names: set[str] = set()
 
     def fresh(self, base: str) -> str:
         self.count += 1
@@ -70,6 +71,15 @@ class NodeEmitter:
         name = self.fresh(base)
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
+
+    def unique_node_name(self, name: str) -> str:
+        """`name`, or `name_N` when an earlier node already took it (ONNX names are unique)."""
+        candidate, count = name, 0
+        while candidate in self.node_names:
+            count += 1
+            candidate = f"{name}_{count}"
+        self.node_names.add(candidate)
+        return candidate
 
     def node(
         self,
@@ -92,7 +102,7 @@ def emit_onnx_op(op: Op, emitter: NodeEmitter) -> None:
         op.op_type,
         ["" if v is None else v.name for v in op.inputs],
         [v.name for v in op.outputs],
-        name=op.origin[0] if op.origin else None,
+        name=emitter.unique_node_name(op.origin[0]) if op.origin else None,
         domain=op.domain or None,
     )
     node.attribute.extend(to_attribute(k, v) for k, v in op.attrs.items())

@@ -24,7 +24,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
@@ -33,7 +33,7 @@ from onnx import TensorProto, helper
 
 from akidac.errors import UsageError
 from akidac.ir.graph import Graph, Value
-from akidac.ir.onnx_export import graph_to_model, preactivation_name
+from akidac.ir.onnx_export import graph_to_model
 from akidac.ir.types import dtype_to_numpy
 from akidac.passes.fixed_point import weight_limit
 
@@ -176,9 +176,7 @@ def load_image_samples(
     if limit is not None:
         files = files[:limit]
     if not files:
-        raise UsageError(
-            f"samples folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})"
-        )
+        raise UsageError(f"samples folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
     images = []
     for path in files:
         pixels, integer_max = read_image(path)
@@ -504,21 +502,26 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(x @ y / norm)
 
 
+class OutputRunner(Protocol):
+    """What `measure_fidelity` runs the hybrid model with: `HybridSession` (or any session with
+    onnxruntime's `run(output_names, feeds)`)."""
+
+    def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[Any]: ...
+
+
 def measure_fidelity(
     float_model: onnx.ModelProto | bytes,
-    hybrid_model: onnx.ModelProto | bytes | str | os.PathLike[str],
+    hybrid: OutputRunner,
     feeds: list[dict[str, np.ndarray]],
 ) -> dict[str, dict[str, float]]:
     """Per graph output: cosine similarity and max |error| of the hybrid model against the float
-    model over all `feeds` (each output's values of every feed concatenated), plus `samples`.
+    model over all `feeds` (each output's values of every feed concatenated).
 
-    Returns {output name: {"cosine": c, "max_abs_error": e, "samples": n}}. Runs the float model
-    in onnxruntime and the hybrid one in `HybridSession` (hardware model for Akida regions).
+    Returns {output name: {"cosine": c, "max_abs_error": e, "samples": n}}. The float model runs
+    in onnxruntime; `hybrid` is a `HybridSession` of the compiled model (passes do not import the
+    runtime, so the caller opens it: `HybridSession(result.model)`).
     """
-    from akidac.runtime.session import HybridSession
-
     float_session = _session(float_model)
-    hybrid = HybridSession(hybrid_model)
     names = [o.name for o in float_session.get_outputs()]
     expected: dict[str, list[np.ndarray]] = {name: [] for name in names}
     actual: dict[str, list[np.ndarray]] = {name: [] for name in names}

@@ -123,7 +123,9 @@ def quantize_with_scale(weights: np.ndarray, scale: np.ndarray, bits: int, axis:
     """int8 weights q = clip(round(w / s_w[f]), −L, L) for given per-channel scales."""
     limit = weight_limit(bits)
     moved = np.moveaxis(np.asarray(weights, dtype=np.float64), axis, 0)
-    q = np.clip(round_half_away(moved / scale.reshape(-1, *([1] * (moved.ndim - 1)))), -limit, limit)
+    q = np.clip(
+        round_half_away(moved / scale.reshape(-1, *([1] * (moved.ndim - 1)))), -limit, limit
+    )
     return np.moveaxis(q, 0, axis).astype(np.int8)
 
 

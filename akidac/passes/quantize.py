@@ -70,7 +70,7 @@ from akidac.passes.fixed_point import (
     weight_limit,
 )
 from akidac.passes.lut import LUT_FUNCTIONS, build_table, encode_index_scale, index_scale
-from akidac.passes.partition import Region
+from akidac.passes.partition import Region, region_boundary
 from akidac.passes.quant_config import ALLOWED_BITS, load_quant_config
 from akidac.target import limits as lim
 
@@ -166,7 +166,7 @@ class Quantize:
         _check_options(options)
         on_cpu = []
         if options.quant_config:
-            on_cpu = _apply_quant_config(graph, regions, options.quant_config, ctx)
+            on_cpu = _apply_quant_config(graph, regions, options.quant_config)
         samples = sample_set(graph, options)
         if samples.random:
             ctx.sink.warning(
@@ -211,9 +211,7 @@ def _check_options(options: Any) -> None:
         raise UsageError(f"percentile must be in (0, 100], not {options.percentile}")
 
 
-def _apply_quant_config(
-    graph: Graph, regions: list[Region], path: str, ctx: PassContext
-) -> list[str]:
+def _apply_quant_config(graph: Graph, regions: list[Region], path: str) -> list[str]:
     """Set `wbits`/`abits` of the layers the override file names (by ONNX node name).
 
     A name that no op of the graph comes from is a `UsageError` (AK-USAGE-QUANT-CONFIG); the
@@ -283,8 +281,9 @@ class _RegionQuantizer:
 
     def _infer_bits(self) -> None:
         region = self.region
-        x = region.input
-        assert x is not None
+        # a region that reads the previous region's output now reads its DequantizeLinear
+        (x,), _ = region_boundary(region.ops, self.graph)
+        region.input = x
         if not x.type.dtype.startswith("f"):
             raise UnsupportedModelError(
                 f"Akida region {region.index} reads '{x.name}' of type {x.type.dtype}; "
@@ -376,8 +375,19 @@ class _RegionQuantizer:
                 info.bits, info.signed = bits, signed
 
     # -------------------------------------------------------------------------- scales
+    def _observed(self, value: Value) -> list[np.ndarray]:
+        """Calibration data of a value, or of what an earlier region's DequantizeLinear restores."""
+        producer = value.producer
+        if value.name not in self.seen and producer is not None:
+            if (
+                producer.kind in ("onnx.DequantizeLinear", "onnx.Mul")
+                and producer.created_by == "quantize"
+            ):
+                return self._observed(producer.inputs[0])  # type: ignore[arg-type]
+        return self.seen[value.name]
+
     def _range(self, value: Value, bits: int, signed: bool) -> float:
-        arrays = self.seen[value.name]
+        arrays = self._observed(value)
         if not signed:
             arrays = [np.maximum(a, 0) for a in arrays]
         options = self.options
@@ -388,7 +398,7 @@ class _RegionQuantizer:
         assert x is not None
         if self.image_input:
             percentile = 100.0 if self.options.calibration == "minmax" else self.options.percentile
-            low, high = min_max_range(self.seen[x.name], percentile)
+            low, high = min_max_range(self._observed(x), percentile)
             scale = (high - low) / 255.0
             info = self.info[id(x)]
             info.scale = scale
@@ -443,7 +453,9 @@ class _RegionQuantizer:
         for _ in range(16 * (len(adds) + 1)):
             changed = False
             for op in adds:
-                a, b, out = (groups.find(id(v)) for v in (op.inputs[0], op.inputs[1], op.outputs[0]))
+                a, b, out = (
+                    groups.find(id(v)) for v in (op.inputs[0], op.inputs[1], op.outputs[0])
+                )
                 high = max(exponent[a], exponent[b])
                 for operand in (a, b):
                     if exponent[operand] < high - MAX_ADD_OPERAND_SHIFT:
@@ -625,7 +637,11 @@ class _RegionQuantizer:
             channels = int(x.type.shape[-1])  # type: ignore[index,arg-type]
             attrs["padding_value"] = DenseAttr(np.full(channels, x_info.zero_point, np.uint8))
         else:
-            in_elems = int(np.prod(x.type.shape[1:])) if op.kind == "akida.dense" else int(x.type.shape[-1])  # type: ignore[index,arg-type]
+            in_elems = (
+                int(np.prod(x.type.shape[1:]))
+                if op.kind == "akida.dense"
+                else int(x.type.shape[-1])
+            )  # type: ignore[index,arg-type]
             attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
         bias_q, bias_shift = encode_bias(bias_acc)
         attrs["bias"], attrs["bias_shift"] = DenseAttr(bias_q), DenseAttr(bias_shift)

@@ -537,6 +537,14 @@ _register(
     "Pass --samples data.npz with representative inputs.",
 )
 _register(
+    "AK-REWRITE-NEAR-MISS",
+    "notice",
+    "A rewrite almost applied",
+    "A rewrite that widens what Akida runs matched the op's type but not one of its conditions; "
+    "the note says which.",
+    "Change the model as the note says if you want the rewrite.",
+)
+_register(
     "AK-FOLDED",
     "notice",
     "Node folded away",

@@ -92,11 +92,15 @@ def test_a_relu_ceiling_is_an_unsigned_mantissa_shifted_left_within_half_an_lsb(
 
 @pytest.mark.parametrize("bits", [4, 8])
 def test_weights_are_symmetric_per_output_channel_within_half_a_step(bits: int) -> None:
-    weights = np.random.default_rng(4).normal(0, 1, (6, 3, 3, 3)) * np.arange(1, 7)[:, None, None, None]
+    weights = (
+        np.random.default_rng(4).normal(0, 1, (6, 3, 3, 3)) * np.arange(1, 7)[:, None, None, None]
+    )
     q, scale = quantize_weights(weights, bits, axis=0)
     limit = 2 ** (bits - 1) - 1
     assert q.dtype == np.int8 and int(np.abs(q).max()) == limit
-    assert (np.abs(q * scale[:, None, None, None] - weights) <= scale[:, None, None, None] / 2 + 1e-12).all()
+    assert (
+        np.abs(q * scale[:, None, None, None] - weights) <= scale[:, None, None, None] / 2 + 1e-12
+    ).all()
     q_t, scale_t = quantize_weights(weights.transpose(1, 0, 2, 3), bits, axis=1)
     np.testing.assert_array_equal(q_t, q.transpose(1, 0, 2, 3))
     np.testing.assert_allclose(scale_t, scale)
@@ -113,7 +117,9 @@ def test_add_shifts_put_the_unit_at_the_finer_operand_and_satisfy_the_rule() -> 
         assert out_shift + max(a_shift, b_shift) == max(k_a, k_b) - k_out
 
 
-@pytest.mark.parametrize("function", ["gelu", "swish", "hardswish", "leaky_relu", "sigmoid", "tanh", "elu"])
+@pytest.mark.parametrize(
+    "function", ["gelu", "swish", "hardswish", "leaky_relu", "sigmoid", "tanh", "elu"]
+)
 def test_a_lut_table_holds_the_function_within_one_lsb(function: str) -> None:
     step = 4.0 / INDEX_LIMIT
     table, unit = build_table(function, None, step)

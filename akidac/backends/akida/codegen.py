@@ -113,7 +113,12 @@ def layer_record(op: Op, inbounds: list[str]) -> LayerRecord:
     }
     if layer_type == "Add":
         return LayerRecord(
-            op.display_name, layer_type, inbounds, params, _variables(op, _ADD_VARIABLES), hwc(output)
+            op.display_name,
+            layer_type,
+            inbounds,
+            params,
+            _variables(op, _ADD_VARIABLES),
+            hwc(output),
         )
     params["weights_bits"] = int(akida_attr(op, "wbits"))  # type: ignore[arg-type]
     params["activation"] = _ACTIVATIONS[str(akida_attr(op, "act"))]

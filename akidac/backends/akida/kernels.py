@@ -4,8 +4,10 @@ Two kinds of accumulator kernels produce `wrap32(Σ xs·w)`, the engine's int32 
 exact int32 kernels (wrapping multiply-adds, exact for every input by construction) and a fast
 float32 convolution that `hwmodel` only uses when a bound proves every partial sum is an exact
 float32 integer. `finish_layer` then applies steps 3-8 of the pipeline (saturation, bias,
-pooling, activation, GAP, requantization) in int64. All kernels are cached on disk; array dtypes
-are fixed (int32/float32/int64) so that each kernel has few specialisations.
+pooling, activation, GAP, requantization) in int64, or `finish_clamped_int32` in int32 under the
+plan `hwmodel` proves safe; `depthwise3_fused` runs a whole common depthwise layer in one pass.
+All kernels are cached on disk; array dtypes are fixed (int8/uint8/int32 inputs, int32/float32
+buffers, int64 parameters) so that each kernel has few specialisations.
 """
 
 from __future__ import annotations

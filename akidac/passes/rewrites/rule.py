@@ -93,6 +93,8 @@ def run_rules(graph: Graph, ctx: PassContext, rules: Sequence[RewriteRule], by: 
     names = {rule.name for rule in rules}
     kept = [m for m in ctx.analyses.get("rewrite_misses", []) if m.rule not in names]
     ctx.analyses["rewrite_misses"] = kept + misses
+    for miss in misses:
+        ctx.sink.note("AK-REWRITE-NEAR-MISS", str(miss), node=miss.node)
     return changed
 
 

@@ -26,7 +26,9 @@ def program(case: str = "conv2d_k3s1_relu_maxval") -> tuple[list[LayerRecord], n
     return copy.deepcopy(loaded.records), loaded.input
 
 
-def corrupted(change: Callable[[LayerRecord], None], case: str = "conv2d_k3s1_relu_maxval"):
+def corrupted(
+    change: Callable[[LayerRecord], object], case: str = "conv2d_k3s1_relu_maxval"
+) -> tuple[list[LayerRecord], np.ndarray]:
     """The program with `change` applied to its last layer."""
     records, x = program(case)
     change(records[-1])
@@ -46,7 +48,7 @@ def test_the_uncorrupted_programs_are_valid() -> None:
         validate_records(records)
 
 
-CORRUPTIONS: dict[str, tuple[Callable[[LayerRecord], None], str]] = {
+CORRUPTIONS: dict[str, tuple[Callable[[LayerRecord], object], str]] = {
     "missing variable": (lambda r: r.variables.pop("bias"), "missing variable 'bias'"),
     "misshapen variable": (
         lambda r: r.variables.__setitem__("output_scales", np.ones(3, np.uint8)),
