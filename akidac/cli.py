@@ -179,9 +179,14 @@ def run(
     """Run a hybrid model (Akida parts on the bit-exact hardware model)."""
 
     def action() -> int:
+        from akidac.backends.akida.kernels import kernels_are_cached
         from akidac.runtime.session import HybridSession
 
         session = HybridSession(model)
+        if session.akida_steps() and not kernels_are_cached():
+            err.print(
+                "compiling hardware-model kernels (first run only; later runs use the cache)…"
+            )
         feeds: dict[str, np.ndarray] = {}
         for path in input:
             feeds.update(_load_npz(path, "--input"))

@@ -35,9 +35,7 @@ def test_every_node_left_on_the_cpu_says_why_with_a_documented_code(name: str, r
             assert node["reasons"], node["name"]
             for reason in node["reasons"]:
                 assert reason["code"] in REASON_CODES
-                assert node["name"] in reason["message"] or reason["code"].startswith(
-                    "AK-REGION"
-                )
+                assert node["name"] in reason["message"] or reason["code"].startswith("AK-REGION")
 
 
 def test_the_three_block_conv_net_keeps_at_least_80_percent_of_its_nodes_on_akida(

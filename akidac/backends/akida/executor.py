@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from akidac.backends.akida import hwmodel
 from akidac.backends.akida.program import Program
 from akidac.errors import ProgramError
 
@@ -21,7 +22,5 @@ def run_program(program: Program, x: np.ndarray) -> np.ndarray:
         )
     if x.dtype != np.dtype(program.input.dtype):
         raise ProgramError(f"program input must be {program.input.dtype}, got {x.dtype}")
-    from akidac.backends.akida import hwmodel
-
     outputs = hwmodel.run_layers(program.layers, x)
     return outputs[program.output_layer]
