@@ -78,6 +78,8 @@ def compile_model(
         regions = []  # a custom pipeline without quantize: everything runs on the CPU
     programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
     hybrid = build_hybrid_model(graph, regions, programs)
+    if regions and options.fidelity_samples > 0:
+        ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options)
     report = build_report(
         graph,
         ctx.analyses,
@@ -90,6 +92,22 @@ def compile_model(
     if output is not None:
         write_model_atomically(hybrid, output)
     return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
+
+
+def _measure_fidelity(
+    proto: onnx.ModelProto, hybrid: onnx.ModelProto, graph: Graph, options: CompileOptions
+) -> dict[str, Any]:
+    """Cosine and max |error| of every output of the hybrid model against the float model."""
+    from akidac.passes.calibration import fidelity_feeds, measure_fidelity
+    from akidac.runtime.session import HybridSession
+
+    feeds, note = fidelity_feeds(graph, options, options.fidelity_samples)
+    figures = measure_fidelity(proto, HybridSession(hybrid), feeds)
+    outputs = [
+        {"name": name, "cosine": f["cosine"], "max_abs_error": f["max_abs_error"]}
+        for name, f in figures.items()
+    ]
+    return {"samples": len(feeds), "note": note, "outputs": outputs}
 
 
 def analyze(

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from akidac.errors import AllocationError, UsageError
+from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.graph import Graph
 from akidac.passes.base import PassContext, PassResult, register_pass
-from akidac.ir.akida_candidates import describe_akida_op
 from akidac.passes.partition import Region
 from akidac.target.devices import parse_device
 from akidac.target.footprint import layer_footprint, minimal_device

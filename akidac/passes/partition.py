@@ -71,6 +71,7 @@ def grow_regions(graph: Graph, start_reasons: dict[int, str] | None = None) -> l
     region_of: dict[int, int] = {}
     depends: dict[int, frozenset[int]] = {}
     regions: list[list[Op]] = []
+    region_reading: dict[int, int] = {}  # id of an outside value → the region it feeds
     for op in graph.ops:
         producers = [v.producer for v in op.inputs if v is not None and v.producer is not None]
         deps: set[int] = set()
@@ -99,9 +100,16 @@ def grow_regions(graph: Graph, start_reasons: dict[int, str] | None = None) -> l
                 f"AK-REGION-CONSUMERS: '{busy.display_name}' feeds {consumer_count(busy)} "
                 f"consumers; an Akida layer has at most {MAX_CONSUMERS}, so its program ends there"
             )
+        external = {id(v) for v in op.inputs if v is not None and not v.is_constant}
+        if target is None and not any(id(p) in region_of for p in producers) and len(external) == 1:
+            # a branch reading the same value as an existing region's input joins that region
+            (value_id,) = external
+            target = region_reading.get(value_id)
         if target is None:
             target = len(regions)
             regions.append([])
+            if len(external) == 1:
+                region_reading.setdefault(next(iter(external)), target)
         regions[target].append(op)
         region_of[id(op)] = target
     return regions

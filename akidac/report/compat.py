@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from akidac.errors import UsageError
+from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.diagnostics import Diagnostic
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.types import dtype_to_numpy
-from akidac.ir.akida_candidates import describe_akida_op
 from akidac.target.devices import Device, parse_device
 from akidac.target.footprint import layer_macs
 

@@ -51,10 +51,13 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("Akida regions", str(summary["regions"])),
         ("CPU↔Akida per inference", f"{summary['transfer_bytes']:,} B"),
     ]
-    for key, value in sorted(report.get("fidelity", {}).items()):
-        rows.append(
-            (f"fidelity: {key}", f"{value:.6f}" if isinstance(value, float) else str(value))
-        )
+    fidelity = report.get("fidelity")
+    if fidelity:
+        for output in fidelity["outputs"]:
+            rows.append((
+                f"fidelity of '{output['name']}' ({fidelity['samples']} held-out inputs)",
+                f"cosine {output['cosine']:.4f}, max abs error {output['max_abs_error']:.4g}",
+            ))
     return rows
 
 

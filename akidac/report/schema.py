@@ -288,11 +288,29 @@ REPORT_SCHEMA: dict[str, Any] = {
                     },
                 ),
             ),
-            "fidelity": {
-                "type": "object",
-                "description": "Stage `compile` only, when measured: how closely the hybrid "
-                "model's outputs follow the float model's (e.g. cosine similarity).",
-            },
+            "fidelity": _object(
+                "Stage `compile` only, when measured: how closely the hybrid model's outputs "
+                "follow the float model's on held-out inputs.",
+                {
+                    "samples": _count("Inputs the figures were measured on."),
+                    "note": _field("string", "Where those inputs came from."),
+                    "outputs": _array(
+                        "One entry per model output.",
+                        _object(
+                            "The figures of one output.",
+                            {
+                                "name": _field("string", "The model output."),
+                                "cosine": _field(
+                                    "number", "Cosine similarity, all inputs together."
+                                ),
+                                "max_abs_error": _field(
+                                    "number", "Largest absolute difference over the inputs."
+                                ),
+                            },
+                        ),
+                    ),
+                },
+            ),
         },
         optional=("fidelity",),
     ),

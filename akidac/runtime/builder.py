@@ -14,7 +14,7 @@ from onnx import helper, numpy_helper
 
 from akidac.backends.akida.codegen import region_program
 from akidac.backends.akida.program import Program, encode_program
-from akidac.ir.graph import Graph
+from akidac.ir.graph import Graph, Value
 from akidac.ir.onnx_export import NodeEmitter, emit_op, type_value_info, value_info
 from akidac.passes.partition import Region
 from akidac.runtime.akida_op import AKIDA_DOMAIN, AKIDA_OPSET, make_akida_node
@@ -43,11 +43,12 @@ def build_hybrid_model(
     region_of = {id(op): region for region in regions for op in region.ops}
     emitted: set[int] = set()
     emitter = NodeEmitter()
-    value_infos: list[onnx.ValueInfoProto] = []
+    typed: list[Value] = []  # every value a node emits: its type goes into value_info
     for op in graph.ops:
         region = region_of.get(id(op))
         if region is None:
             emit_op(op, emitter)
+            typed.extend(op.outputs)
             continue
         if region.index in emitted:
             continue
@@ -65,7 +66,11 @@ def build_hybrid_model(
                 replaced,
             )
         )
-        value_infos.append(value_info(out))
+        typed.append(out)
+    outputs = {v.name for v in graph.outputs}
+    value_infos = [
+        value_info(v) for v in typed if v.name not in outputs and v.type.dtype != "unknown"
+    ]
     used = {name for node in emitter.nodes for name in node.input}
     initializers = [
         numpy_helper.from_array(v.const, v.name)  # type: ignore[arg-type]

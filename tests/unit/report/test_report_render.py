@@ -78,5 +78,11 @@ def test_the_compile_summary_keeps_output_size_and_compile_time(
 
 
 def test_a_measured_fidelity_is_printed(conv_net_analysis: dict[str, Any]) -> None:
-    text = report_text({**conv_net_analysis, "fidelity": {"cosine": 0.9987}})
-    assert "fidelity: cosine" in text and "0.998700" in text
+    fidelity = {
+        "samples": 8,
+        "note": "8 held-out samples",
+        "outputs": [{"name": "softmax", "cosine": 0.9987, "max_abs_error": 0.0123}],
+    }
+    text = report_text({**conv_net_analysis, "fidelity": fidelity})
+    assert "fidelity of 'softmax' (8 held-out inputs)" in text
+    assert "cosine 0.9987" in text and "max abs error 0.0123" in text
