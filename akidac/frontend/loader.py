@@ -117,8 +117,11 @@ def check_inputs_defined(proto: onnx.ModelProto, where: str) -> None:
         for name in node.input:
             if name and name not in defined:
                 label = node.name or f"{node.op_type}_{index}"
-                raise ModelError(f"'{where}': node '{label}' reads '{name}', which no node, "
-                                 "graph input or initializer defines", code="AK-MODEL-INVALID")
+                raise ModelError(
+                    f"'{where}': node '{label}' reads '{name}', which no node, "
+                    "graph input or initializer defines",
+                    code="AK-MODEL-INVALID",
+                )
 
 
 def check_weights(proto: onnx.ModelProto, where: str) -> None:

@@ -54,10 +54,12 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     fidelity = report.get("fidelity")
     if fidelity:
         for output in fidelity["outputs"]:
-            rows.append((
-                f"fidelity of '{output['name']}' ({fidelity['samples']} held-out inputs)",
-                f"cosine {output['cosine']:.4f}, max abs error {output['max_abs_error']:.4g}",
-            ))
+            rows.append(
+                (
+                    f"fidelity of '{output['name']}' ({fidelity['samples']} held-out inputs)",
+                    f"cosine {output['cosine']:.4f}, max abs error {output['max_abs_error']:.4g}",
+                )
+            )
     return rows
 
 
