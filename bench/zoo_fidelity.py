@@ -40,8 +40,9 @@ def measure(name: str, bits: int) -> list[str]:
     if not fidelity:
         return [f"| {name} | {bits} | {share} | — (no Akida region) | | |"]
     return [
-        f"| {name} | {bits} | {share} | {o['name']} | {o['cosine']:.4f} | {o['max_abs_error']:.4g} |"
-        for o in fidelity["outputs"]
+        f"| {name} | {bits} | {share} | {out['name']} | {out['cosine']:.4f} "
+        f"| {out['max_abs_error']:.4g} |"
+        for out in fidelity["outputs"]
     ]
 
 

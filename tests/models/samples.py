@@ -25,15 +25,18 @@ def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _blur(row: np.ndarray) -> np.ndarray:
+    return np.convolve(row, np.ones(3, np.float32) / 3, "same")
+
+
 def smooth_samples(model: onnx.ModelProto, count: int, seed: int) -> dict[str, np.ndarray]:
     """`count` samples per input (batch axis first): blurred noise along the last two axes."""
     rng = np.random.default_rng(seed)
     samples = {}
     for name, shape in input_shapes(model).items():
         noise = rng.standard_normal((count, *shape[1:])).astype(np.float32)
-        kernel = np.ones(3, np.float32) / 3
         for axis in range(max(1, noise.ndim - 2), noise.ndim):
             if noise.shape[axis] >= 3:
-                noise = np.apply_along_axis(lambda r: np.convolve(r, kernel, "same"), axis, noise)
+                noise = np.apply_along_axis(_blur, axis, noise)
         samples[name] = (noise * 1.5).astype(np.float32)
     return samples
