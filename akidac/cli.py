@@ -60,6 +60,15 @@ def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
         raise UsageError(f"{what} file '{path}' is not a NumPy .npz/.npy file: {error}") from None
 
 
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{what} takes comma-separated numbers, not {text!r}") from None
+
+
 @app.command()
 def compile(
     model: Annotated[Path, typer.Argument(help="ONNX model to compile")],
@@ -70,10 +79,35 @@ def compile(
     ] = None,
     samples: Annotated[
         Path | None,
-        typer.Option(help="calibration samples: .npz with one array (N, ...) per input name"),
+        typer.Option(
+            help="calibration samples: an .npz with one array (N, ...) per input name, or a "
+            "folder of images (PNG, PGM/PPM, NPY) for a single image input"
+        ),
     ] = None,
     num_samples: Annotated[int, typer.Option(help="calibration samples to use")] = 32,
+    sample_mean: Annotated[
+        str | None, typer.Option(help="image folder: per-channel mean in [0, 1], e.g. 0.5,0.5,0.5")
+    ] = None,
+    sample_std: Annotated[
+        str | None, typer.Option(help="image folder: per-channel std in [0, 1]")
+    ] = None,
+    wbits: Annotated[int, typer.Option(help="weight bits, 4 or 8")] = 8,
+    abits: Annotated[int, typer.Option(help="activation bits, 4 or 8")] = 8,
+    quant_config: Annotated[
+        Path | None, typer.Option(help="per-layer bit overrides (TOML or JSON)")
+    ] = None,
+    calibration: Annotated[
+        str, typer.Option(help="activation observer: auto, percentile, minmax or mse")
+    ] = "auto",
+    percentile: Annotated[float, typer.Option(help="percentile of |x| for 'percentile'")] = 99.99,
+    weight_observer: Annotated[
+        str, typer.Option(help="weight observer: auto, minmax or mse")
+    ] = "auto",
+    fidelity_samples: Annotated[
+        int, typer.Option(help="held-out samples to measure fidelity on (0: skip)")
+    ] = 8,
     device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")] = "akida2-12n",
+    sram_kib: Annotated[int | None, typer.Option(help="input SRAM per NP, KiB")] = None,
     passes: Annotated[
         str | None, typer.Option(help="comma-separated pass list instead of the default pipeline")
     ] = None,
@@ -106,8 +140,34 @@ def compile(
             VerifyInstrument,
         )
 
-        options = CompileOptions(device=device, num_samples=num_samples)
-        if samples is not None:
+        for name, bits in (("--wbits", wbits), ("--abits", abits)):
+            if bits not in (4, 8):
+                raise UsageError(f"{name} must be 4 or 8, not {bits}")
+        if calibration not in ("auto", "percentile", "minmax", "mse"):
+            raise UsageError(
+                f"--calibration must be auto, percentile, minmax or mse, not {calibration!r}"
+            )
+        if weight_observer not in ("auto", "minmax", "mse"):
+            raise UsageError(
+                f"--weight-observer must be auto, minmax or mse, not {weight_observer!r}"
+            )
+        options = CompileOptions(
+            device=device,
+            sram_kib=sram_kib,
+            num_samples=num_samples,
+            wbits=wbits,
+            abits=abits,
+            calibration=calibration,
+            percentile=percentile,
+            weight_observer=weight_observer,
+            fidelity_samples=fidelity_samples,
+            quant_config=str(quant_config) if quant_config else None,
+            sample_mean=_floats(sample_mean, "--sample-mean"),
+            sample_std=_floats(sample_std, "--sample-std"),
+        )
+        if samples is not None and samples.is_dir():
+            options.samples_dir = str(samples)
+        elif samples is not None:
             options.samples = _load_npz(samples, "--samples")
         pipeline = [p.strip() for p in passes.split(",") if p.strip()] if passes else None
         instruments: list[Any] = []

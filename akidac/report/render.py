@@ -56,10 +56,11 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         for output in fidelity["outputs"]:
             rows.append(
                 (
-                    f"fidelity of '{output['name']}' ({fidelity['samples']} held-out inputs)",
+                    f"fidelity of '{output['name']}'",
                     f"cosine {output['cosine']:.4f}, max abs error {output['max_abs_error']:.4g}",
                 )
             )
+        rows.append(("fidelity measured on", fidelity["note"]))
     return rows
 
 

@@ -84,5 +84,5 @@ def test_a_measured_fidelity_is_printed(conv_net_analysis: dict[str, Any]) -> No
         "outputs": [{"name": "softmax", "cosine": 0.9987, "max_abs_error": 0.0123}],
     }
     text = report_text({**conv_net_analysis, "fidelity": fidelity})
-    assert "fidelity of 'softmax' (8 held-out inputs)" in text
+    assert "fidelity of 'softmax'" in text and "8 held-out samples" in text
     assert "cosine 0.9987" in text and "max abs error 0.0123" in text
