@@ -34,10 +34,16 @@ class ModelBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attrs))
         return name
 
-    def conv(self, x: str, name: str, cin: int, cout: int, k: int = 3, stride: int = 1) -> str:
-        w = self.weight(f"{name}.weight", (cout, cin, k, k), cin * k * k)
+    def conv(
+        self, x: str, name: str, cin: int, cout: int, k: int = 3, stride: int = 1, group: int = 1
+    ) -> str:
+        """A k×k Conv with bias and "same" pads; `group` > 1 makes it grouped (depthwise when it
+        equals `cin` and `cout`)."""
+        fan_in = cin // group * k * k
+        w = self.weight(f"{name}.weight", (cout, cin // group, k, k), fan_in)
         b = self.bias(f"{name}.bias", cout)
         pad = k // 2
+        grouped = {"group": group} if group > 1 else {}
         return self.node(
             "Conv",
             [x, w, b],
@@ -45,6 +51,7 @@ class ModelBuilder:
             kernel_shape=[k, k],
             strides=[stride, stride],
             pads=[pad, pad, pad, pad],
+            **grouped,
         )
 
     def gemm(self, x: str, name: str, n_in: int, n_out: int) -> str:

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,18 +25,9 @@ from rich.console import Console
 from akidac.api import analyze
 from akidac.models import chain_net
 from akidac.report.render import print_report
+from bench.compile_time import median_seconds
 
 TARGET_SECONDS = 0.5
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    action()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -60,4 +60,5 @@ def describe_akida_op(op: Op) -> LayerCandidate:
         weight_bits=int(attrs.get("wbits", 8)),  # type: ignore[arg-type]
         act_bits=int(attrs.get("abits", 8)),  # type: ignore[arg-type]
         groups=c if kind.startswith("depthwise") else 1,
+        num_inputs=sum(v is not None for v in op.inputs) if kind in ("add", "concatenate") else 1,
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from akidac.ir.attributes import AttrValue, DenseAttr
 from akidac.ir.graph import Op
+from akidac.target.layer_record import ADD_VARIABLES, LAYER_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -101,92 +102,47 @@ def _verify_dense(op: Op) -> list[str]:
     return []
 
 
-OP_DEFS: dict[str, OpDef] = {}
+#: the convolution ops: all read `x` and `weight` (and an optional `bias`) and fuse alike.
+_CONV_OP_DOCS = {
+    "akida.input_conv2d": "Input convolution on the HRC (uint8 image input, first layer only).",
+    "akida.conv2d": "Convolution on a CNP with fused bias, max pooling, activation and GAP.",
+    "akida.depthwise_conv2d": "Depthwise convolution on a CNP.",
+    "akida.conv2d_transpose": "Stride-2 transposed convolution on a CNP (kernel 3 or 4).",
+    "akida.depthwise_conv2d_transpose": "Stride-2 depthwise transposed convolution on a CNP.",
+}
 
-
-def _define(op_def: OpDef) -> None:
-    OP_DEFS[op_def.kind] = op_def
-
-
-_define(
-    OpDef(
-        "akida.input_conv2d",
-        "Input convolution on the HRC (uint8 image input, first layer only).",
-        ("x", "weight"),
-        ("bias",),
-        _CONV_ATTRS,
-        _verify_conv,
+OP_DEFS: dict[str, OpDef] = {
+    op_def.kind: op_def
+    for op_def in (
+        *(
+            OpDef(kind, doc, ("x", "weight"), ("bias",), _CONV_ATTRS, _verify_conv)
+            for kind, doc in _CONV_OP_DOCS.items()
+        ),
+        OpDef(
+            "akida.dense",
+            "Fully connected layer on an FNP (Dense1D); a 4-D input is "
+            "flattened in the IR's NCHW order.",
+            ("x", "weight"),
+            ("bias",),
+            (*_ACTIVATION_ATTRS, *_BITS_ATTRS),
+            _verify_dense,
+        ),
+        OpDef(
+            "akida.add",
+            "Elementwise sum of two layers, done by the consuming CNP through its skip DMA.",
+            ("a", "b"),
+            (),
+            (AttrSpec("abits", "int", 8, "output bits"),),
+        ),
+        OpDef(
+            "akida.concat",
+            "Channel concatenation of two layers.",
+            ("a", "b"),
+            (),
+            (AttrSpec("axis", "int", 1, "concatenation axis (channels)"),),
+        ),
     )
-)
-_define(
-    OpDef(
-        "akida.conv2d",
-        "Convolution on a CNP with fused bias, max pooling, activation and GAP.",
-        ("x", "weight"),
-        ("bias",),
-        _CONV_ATTRS,
-        _verify_conv,
-    )
-)
-_define(
-    OpDef(
-        "akida.depthwise_conv2d",
-        "Depthwise convolution on a CNP.",
-        ("x", "weight"),
-        ("bias",),
-        _CONV_ATTRS,
-        _verify_conv,
-    )
-)
-_define(
-    OpDef(
-        "akida.conv2d_transpose",
-        "Stride-2 transposed convolution on a CNP (kernel 3 or 4).",
-        ("x", "weight"),
-        ("bias",),
-        _CONV_ATTRS,
-        _verify_conv,
-    )
-)
-_define(
-    OpDef(
-        "akida.depthwise_conv2d_transpose",
-        "Stride-2 depthwise transposed convolution on a CNP.",
-        ("x", "weight"),
-        ("bias",),
-        _CONV_ATTRS,
-        _verify_conv,
-    )
-)
-_define(
-    OpDef(
-        "akida.dense",
-        "Fully connected layer on an FNP (Dense1D); a 4-D input is "
-        "flattened in the IR's NCHW order.",
-        ("x", "weight"),
-        ("bias",),
-        (*_ACTIVATION_ATTRS, *_BITS_ATTRS),
-        _verify_dense,
-    )
-)
-_define(
-    OpDef(
-        "akida.add",
-        "Elementwise sum of two layers, done by the consuming CNP through its skip DMA.",
-        ("a", "b"),
-        (),
-        (AttrSpec("abits", "int", 8, "output bits"),),
-    )
-)
-_define(
-    OpDef(
-        "akida.concat",
-        "Channel concatenation of two layers.",
-        ("a", "b"),
-        (),
-        (AttrSpec("axis", "int", 1, "concatenation axis (channels)"),),
-    )
-)
+}
 
 _KIND_CHECKS: dict[str, Callable[[AttrValue], bool]] = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -201,21 +157,10 @@ _KIND_CHECKS: dict[str, Callable[[AttrValue], bool]] = {
 #: vendor's names, see akidac.target.layer_record), so the verifier accepts them.
 QUANT_ATTRS = frozenset(
     {
+        *LAYER_VARIABLES,
+        *ADD_VARIABLES,
         "quantized",
-        "input_shift",
-        "bias",
-        "bias_shift",
-        "max_value",
-        "max_value_shift",
-        "activation_scales",
-        "activation_shift",
-        "lut_values",
-        "output_scales",
-        "output_shift",
         "output_bits",
-        "a_shift",
-        "b_shift",
-        "padding_value",
         "input_bits",
         "input_signed",
         "acc_scale",

@@ -7,8 +7,10 @@ internal error: a pass broke the IR) listing every problem, each naming the op a
 from __future__ import annotations
 
 from akidac.errors import InternalError
+from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.akida_dialect import verify_akida_op
 from akidac.ir.graph import Graph, Op
+from akidac.target.constraints import check_layer
 
 
 class VerificationError(InternalError):
@@ -57,7 +59,11 @@ def verify_graph(graph: Graph) -> None:
             names.add(value.name)
             defined.add(id(value))
         if op.dialect == "akida":
-            problems.extend(f"{_where(op)}: {p}" for p in verify_akida_op(op))
+            structural = verify_akida_op(op)
+            problems.extend(f"{_where(op)}: {p}" for p in structural)
+            if not structural:
+                # the hardware rules: one source of truth, akidac.target.constraints
+                problems.extend(f"{_where(op)}: {v}" for v in check_layer(describe_akida_op(op)))
     for op in graph.ops:
         for value in op.outputs:
             for user in value.users:

@@ -29,6 +29,7 @@ from akidac.passes.rewrites.rule import (
     RewriteRule,
     const_of,
     per_channel,
+    replace_ops,
     replace_value,
     run_rules,
     single_consumer,
@@ -65,17 +66,7 @@ def matmul_add_to_gemm(graph: Graph, op: Op, by: str) -> Outcome:
             inputs.append(bias)
             replaced.append(add)
     final = replaced[-1].outputs[0]
-    gemm = graph.make_op(
-        "onnx.Gemm",
-        inputs,
-        [final.type],
-        result_names=[f"{final.name}_gemm"],
-        origin=tuple(n for r in replaced for n in r.origin),
-        created_by=by,
-        fresh_names=True,
-        index=graph.ops.index(replaced[-1]),
-    )
-    replace_value(graph, replaced, final, gemm.outputs[0])
+    replace_ops(graph, replaced, "onnx.Gemm", inputs, by, result_name=f"{final.name}_gemm")
     return True
 
 
@@ -88,19 +79,7 @@ def reshape_to_flatten(graph: Graph, op: Op, by: str) -> Outcome:
         return False
     if out.type.rank != 2 or out.type.shape[0] != x.type.shape[0]:  # type: ignore[index]
         return False
-    flatten = graph.make_op(
-        "onnx.Flatten",
-        [x],
-        [out.type],
-        result_names=[f"{out.name}_flat"],
-        attrs={"axis": 1},
-        origin=op.origin,
-        created_by=by,
-        fresh_names=True,
-        index=graph.ops.index(op),
-    )
-    replace_value(graph, [op], out, flatten.outputs[0])
-    return True
+    return _flatten(graph, op, x, by)
 
 
 def reduce_mean_to_gap(graph: Graph, op: Op, by: str) -> Outcome:
@@ -128,33 +107,33 @@ def _to_gap(graph: Graph, op: Op, keepdims: bool, by: str) -> bool:
     x = op.inputs[0]
     out = op.outputs[0]
     n, c = x.type.shape[0], x.type.shape[1]  # type: ignore[union-attr,index]
-    gap_type = out.type.with_shape((n, c, 1, 1))
-    index = graph.ops.index(op)
     gap = graph.make_op(
         "onnx.GlobalAveragePool",
         [x],
-        [gap_type],
+        [out.type.with_shape((n, c, 1, 1))],
         result_names=[f"{out.name}_gap"],
         origin=op.origin,
         created_by=by,
         fresh_names=True,
-        index=index,
+        index=graph.ops.index(op),
     )
-    result = gap.outputs[0]
     if not keepdims:
-        flatten = graph.make_op(
-            "onnx.Flatten",
-            [result],
-            [out.type],
-            result_names=[f"{out.name}_flat"],
-            attrs={"axis": 1},
-            origin=op.origin,
-            created_by=by,
-            fresh_names=True,
-            index=index + 1,
-        )
-        result = flatten.outputs[0]
-    replace_value(graph, [op], out, result)
+        return _flatten(graph, op, gap.outputs[0], by)
+    replace_value(graph, [op], out, gap.outputs[0])
+    return True
+
+
+def _flatten(graph: Graph, op: Op, x: Value, by: str) -> bool:
+    """Replace `op` by `Flatten(x, axis = 1)`."""
+    replace_ops(
+        graph,
+        [op],
+        "onnx.Flatten",
+        [x],
+        by,
+        attrs={"axis": 1},
+        result_name=f"{op.outputs[0].name}_flat",
+    )
     return True
 
 

@@ -17,7 +17,7 @@ After it, no op is "fusable": each is "akida" (an `akida.*` op) or "cpu" with re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -274,12 +274,30 @@ class Fuse:
             )
             fused: list[Op] = []
             tail = out
+            shape = out.type.shape or (1, 1, 1, 1)
+            identity = LayerCandidate(
+                node_name=merge.display_name,
+                op_type=merge.op_type,
+                kind="conv2d",
+                in_channels=int(shape[1]),
+                filters=int(shape[1]),  # type: ignore[arg-type]
+                input_hw=(int(shape[2]), int(shape[3])),  # type: ignore[arg-type]
+            )
             match = match_activation(graph, out)
             if match is not None and _all_fusable(match.ops):
-                attrs.update(match.attrs)
-                fused, tail = list(match.ops), match.tail
-                gap = _single_fusable_user(graph, tail)
-                if gap is not None and gap.kind == "onnx.GlobalAveragePool":
+                violations = judge(identity, activation=match.family)
+                if violations:
+                    match.ops[0].meta["near_miss"] = violations
+                else:
+                    attrs.update(match.attrs)
+                    fused, tail = list(match.ops), match.tail
+                    identity = replace(identity, activation=match.family)
+            gap = _single_fusable_user(graph, tail) if fused else None
+            if gap is not None and gap.kind == "onnx.GlobalAveragePool":
+                violations = judge(identity, gap=True)
+                if violations:
+                    gap.meta["near_miss"] = violations
+                else:
                     attrs["gap"] = True
                     fused.append(gap)
                     tail = gap.outputs[0]

@@ -380,6 +380,20 @@ def _can_max_pool(limits: LayerLimits) -> bool:
     return bool(limits.max_pools)
 
 
+def _bits_allowed(
+    bits: int, allowed: tuple[int, ...], what: str, key: str, limits: LayerLimits
+) -> Unmet | None:
+    """`None` when `bits` is one of the `allowed` widths of the layer's `what` (weights or
+    activations), else the `Unmet` that reports it under `key`."""
+    if bits in allowed:
+        return None
+    return Unmet(
+        f"has {bits}-bit {what}; {limits.akida_layer} {what} have "
+        f"{_alternatives([str(b) for b in allowed])} bits",
+        {key: bits, "allowed": list(allowed)},
+    )
+
+
 def _activation_family(activation: str) -> str | None:
     """ "relu", "relu_max", "none", "lut" (for `lut:<name>` with a name), else None."""
     if activation.startswith("lut:"):
@@ -793,13 +807,7 @@ def activation_supported(c: LayerCandidate, limits: LayerLimits) -> Unmet | None
 )
 def weight_bits_supported(c: LayerCandidate, limits: LayerLimits) -> Unmet | None:
     """{layer} weights have {weight_bits} bits."""
-    if c.weight_bits in lim.WEIGHT_BITS:
-        return None
-    return Unmet(
-        f"has {c.weight_bits}-bit weights; {limits.akida_layer} weights have "
-        f"{_alternatives([str(b) for b in lim.WEIGHT_BITS])} bits",
-        {"weight_bits": c.weight_bits, "allowed": list(lim.WEIGHT_BITS)},
-    )
+    return _bits_allowed(c.weight_bits, lim.WEIGHT_BITS, "weights", "weight_bits", limits)
 
 
 @constraint(
@@ -825,13 +833,7 @@ def input_bits_cover_weight_bits(c: LayerCandidate, limits: LayerLimits) -> Unme
 )
 def activation_bits_supported(c: LayerCandidate, limits: LayerLimits) -> Unmet | None:
     """{layer} activations have {act_bits} bits."""
-    if c.act_bits in lim.ACTIVATION_BITS:
-        return None
-    return Unmet(
-        f"has {c.act_bits}-bit activations; {limits.akida_layer} activations have "
-        f"{_alternatives([str(b) for b in lim.ACTIVATION_BITS])} bits",
-        {"act_bits": c.act_bits, "allowed": list(lim.ACTIVATION_BITS)},
-    )
+    return _bits_allowed(c.act_bits, lim.ACTIVATION_BITS, "activations", "act_bits", limits)
 
 
 @constraint(

@@ -30,6 +30,23 @@ LAYER_TYPES: tuple[str, ...] = (
     "Concatenate",
 )
 
+#: the integer variables of a layer besides its `weights`, in the engine's names and order.
+LAYER_VARIABLES: tuple[str, ...] = (
+    "input_shift",
+    "padding_value",
+    "bias",
+    "bias_shift",
+    "max_value",
+    "max_value_shift",
+    "activation_scales",
+    "activation_shift",
+    "lut_values",
+    "output_scales",
+    "output_shift",
+)
+#: the integer variables of an Add: the shifts of its two inputs and of its output.
+ADD_VARIABLES: tuple[str, ...] = ("a_shift", "b_shift", "output_shift")
+
 #: enum-valued parameters and their allowed names (stored by name, as the vendor's engine does).
 ENUM_PARAMS: dict[str, tuple[str, ...]] = {
     "activation": ("NoActivation", "ReLU", "LUT"),

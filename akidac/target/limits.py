@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 # ---------------------------------------------------------------------------------------------
 # The machine (AKIDA.md, "The machine")
@@ -223,152 +223,102 @@ _NO_CHANNEL_TABLE: Final = MappingProxyType({})
 _CHIP_INPUT_DTYPES: Final = FLOAT_DTYPES + INTEGER_INPUT_DTYPES
 #: the input conv reads uint8 images; a float model input is quantized to uint8 on the host.
 _INPUT_CONV_DTYPES: Final = (*FLOAT_DTYPES, MODEL_INPUT_DTYPE)
+_SAME_PADDINGS: Final = ("same", "same_upper")
+#: what a kind has unless its entry in `LAYER_LIMITS` says otherwise: a CNP layer with weights
+#: and no kernel, any channel count up to the maximum, every activation, no pooling.
+_USUAL_LIMITS: Final = MappingProxyType(
+    {
+        "np_type": "CNP",
+        "strides_by_kernel": _NO_KERNEL,
+        "paddings": (),
+        "in_channels": None,
+        "max_in_channels": MAX_IN_CHANNELS,
+        "max_in_channels_by_kernel": _NO_CHANNEL_TABLE,
+        "max_filters": MAX_FILTERS,
+        "depthwise": False,
+        "has_weights": True,
+        "max_pools": (),
+        "gap": False,
+        "activations": ACTIVATIONS,
+        "input_dtypes": _CHIP_INPUT_DTYPES,
+    }
+)
+
+
+def _limits(kind: str, akida_layer: str, **unusual: Any) -> LayerLimits:
+    """The limits of `kind`: the `unusual` ones as given, every other one from `_USUAL_LIMITS`."""
+    return LayerLimits(kind=kind, akida_layer=akida_layer, **{**_USUAL_LIMITS, **unusual})
+
 
 #: the limits of every layer kind, by kind name. Which kinds fuse pooling follows the vendor
 #: engine's parameters (vectors): only InputConv2D, Conv2D and DepthwiseConv2D carry `pool_type`
 #: (Max or Average = GAP); Add and Concatenate carry no activation.
 LAYER_LIMITS: Final[MappingProxyType[str, LayerLimits]] = MappingProxyType(
     {
-        "input_conv2d": LayerLimits(
-            kind="input_conv2d",
-            akida_layer="InputConv2D",
-            np_type="HRC",
-            strides_by_kernel=INPUT_CONV_STRIDES_BY_KERNEL,
-            paddings=("same", "same_upper"),
-            in_channels=INPUT_CONV_CHANNELS,
-            max_in_channels=None,
-            max_in_channels_by_kernel=_NO_CHANNEL_TABLE,
-            max_filters=INPUT_CONV_MAX_FILTERS,
-            depthwise=False,
-            has_weights=True,
-            max_pools=INPUT_CONV_MAX_POOLS,
-            gap=True,
-            activations=ACTIVATIONS,
-            input_dtypes=_INPUT_CONV_DTYPES,
-            input_height_range=(INPUT_CONV_MIN_HEIGHT, INPUT_CONV_MAX_HEIGHT),
-        ),
-        "conv2d": LayerLimits(
-            kind="conv2d",
-            akida_layer="Conv2D",
-            np_type="CNP",
-            strides_by_kernel=CONV_STRIDES_BY_KERNEL,
-            paddings=("same", "same_upper"),
-            in_channels=None,
-            max_in_channels=MAX_IN_CHANNELS,
-            max_in_channels_by_kernel=EMPIRICAL_MAX_IN_CHANNELS_BY_KERNEL,
-            max_filters=MAX_FILTERS,
-            depthwise=False,
-            has_weights=True,
-            max_pools=CNP_MAX_POOLS,
-            gap=True,
-            activations=ACTIVATIONS,
-            input_dtypes=_CHIP_INPUT_DTYPES,
-        ),
-        "depthwise_conv2d": LayerLimits(
-            kind="depthwise_conv2d",
-            akida_layer="DepthwiseConv2D",
-            np_type="CNP",
-            strides_by_kernel=DEPTHWISE_STRIDES_BY_KERNEL,
-            paddings=("same", "same_upper"),
-            in_channels=None,
-            max_in_channels=MAX_IN_CHANNELS,
-            max_in_channels_by_kernel=_NO_CHANNEL_TABLE,
-            max_filters=MAX_FILTERS,
-            depthwise=True,
-            has_weights=True,
-            max_pools=CNP_MAX_POOLS,
-            gap=True,
-            activations=ACTIVATIONS,
-            input_dtypes=_CHIP_INPUT_DTYPES,
-        ),
-        "conv2d_transpose": LayerLimits(
-            kind="conv2d_transpose",
-            akida_layer="Conv2DTranspose",
-            np_type="CNP",
-            strides_by_kernel=TRANSPOSE_STRIDES_BY_KERNEL,
-            paddings=("same",),
-            in_channels=None,
-            max_in_channels=MAX_IN_CHANNELS,
-            max_in_channels_by_kernel=EMPIRICAL_MAX_IN_CHANNELS_BY_KERNEL,
-            max_filters=MAX_FILTERS,
-            depthwise=False,
-            has_weights=True,
-            max_pools=(),
-            gap=False,
-            activations=ACTIVATIONS,
-            input_dtypes=_CHIP_INPUT_DTYPES,
-        ),
-        "depthwise_conv2d_transpose": LayerLimits(
-            kind="depthwise_conv2d_transpose",
-            akida_layer="DepthwiseConv2DTranspose",
-            np_type="CNP",
-            strides_by_kernel=TRANSPOSE_STRIDES_BY_KERNEL,
-            paddings=("same",),
-            in_channels=None,
-            max_in_channels=MAX_IN_CHANNELS,
-            max_in_channels_by_kernel=_NO_CHANNEL_TABLE,
-            max_filters=MAX_FILTERS,
-            depthwise=True,
-            has_weights=True,
-            max_pools=(),
-            gap=False,
-            activations=ACTIVATIONS,
-            input_dtypes=_CHIP_INPUT_DTYPES,
-        ),
-        "dense1d": LayerLimits(
-            kind="dense1d",
-            akida_layer="Dense1D",
-            np_type="FNP",
-            strides_by_kernel=_NO_KERNEL,
-            paddings=(),
-            in_channels=None,
-            max_in_channels=None,
-            max_in_channels_by_kernel=_NO_CHANNEL_TABLE,
-            max_filters=MAX_FILTERS,
-            depthwise=False,
-            has_weights=True,
-            max_pools=(),
-            gap=False,
-            activations=ACTIVATIONS,
-            input_dtypes=_CHIP_INPUT_DTYPES,
-            max_input_features=DENSE_MAX_INPUTS,
-        ),
-        "add": LayerLimits(
-            kind="add",
-            akida_layer="Add",
-            np_type="CNP",
-            strides_by_kernel=_NO_KERNEL,
-            paddings=(),
-            in_channels=None,
-            max_in_channels=MAX_IN_CHANNELS,
-            max_in_channels_by_kernel=_NO_CHANNEL_TABLE,
-            max_filters=MAX_FILTERS,
-            depthwise=False,
-            has_weights=False,
-            max_pools=(),
-            gap=False,
-            activations=("none",),
-            input_dtypes=_CHIP_INPUT_DTYPES,
-            merges=True,
-        ),
-        "concatenate": LayerLimits(
-            kind="concatenate",
-            akida_layer="Concatenate",
-            np_type="CNP",
-            strides_by_kernel=_NO_KERNEL,
-            paddings=(),
-            in_channels=None,
-            max_in_channels=MAX_IN_CHANNELS,
-            max_in_channels_by_kernel=_NO_CHANNEL_TABLE,
-            max_filters=MAX_FILTERS,
-            depthwise=False,
-            has_weights=False,
-            max_pools=(),
-            gap=False,
-            activations=("none",),
-            input_dtypes=_CHIP_INPUT_DTYPES,
-            merges=True,
-            concat_axis=CONCAT_AXIS,
-        ),
+        limits.kind: limits
+        for limits in (
+            _limits(
+                "input_conv2d",
+                "InputConv2D",
+                np_type="HRC",
+                strides_by_kernel=INPUT_CONV_STRIDES_BY_KERNEL,
+                paddings=_SAME_PADDINGS,
+                in_channels=INPUT_CONV_CHANNELS,
+                max_in_channels=None,
+                max_filters=INPUT_CONV_MAX_FILTERS,
+                max_pools=INPUT_CONV_MAX_POOLS,
+                gap=True,
+                input_dtypes=_INPUT_CONV_DTYPES,
+                input_height_range=(INPUT_CONV_MIN_HEIGHT, INPUT_CONV_MAX_HEIGHT),
+            ),
+            _limits(
+                "conv2d",
+                "Conv2D",
+                strides_by_kernel=CONV_STRIDES_BY_KERNEL,
+                paddings=_SAME_PADDINGS,
+                max_in_channels_by_kernel=EMPIRICAL_MAX_IN_CHANNELS_BY_KERNEL,
+                max_pools=CNP_MAX_POOLS,
+                gap=True,
+            ),
+            _limits(
+                "depthwise_conv2d",
+                "DepthwiseConv2D",
+                strides_by_kernel=DEPTHWISE_STRIDES_BY_KERNEL,
+                paddings=_SAME_PADDINGS,
+                depthwise=True,
+                max_pools=CNP_MAX_POOLS,
+                gap=True,
+            ),
+            _limits(
+                "conv2d_transpose",
+                "Conv2DTranspose",
+                strides_by_kernel=TRANSPOSE_STRIDES_BY_KERNEL,
+                paddings=("same",),
+                max_in_channels_by_kernel=EMPIRICAL_MAX_IN_CHANNELS_BY_KERNEL,
+            ),
+            _limits(
+                "depthwise_conv2d_transpose",
+                "DepthwiseConv2DTranspose",
+                strides_by_kernel=TRANSPOSE_STRIDES_BY_KERNEL,
+                paddings=("same",),
+                depthwise=True,
+            ),
+            _limits(
+                "dense1d",
+                "Dense1D",
+                np_type="FNP",
+                max_in_channels=None,
+                max_input_features=DENSE_MAX_INPUTS,
+            ),
+            _limits("add", "Add", has_weights=False, activations=("none",), merges=True),
+            _limits(
+                "concatenate",
+                "Concatenate",
+                has_weights=False,
+                activations=("none",),
+                merges=True,
+                concat_axis=CONCAT_AXIS,
+            ),
+        )
     }
 )

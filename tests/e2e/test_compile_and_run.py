@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from models import conv_net, tiny_conv_model
+from models.agreement import assert_hardware_model_equals_reference
 
 from akidac.api import compile_model
-from akidac.backends.akida import hwmodel
 from akidac.demo import cosine, smooth_images
-from akidac.ir import reference
 from akidac.passes import CompileOptions, VerifyInstrument
 from akidac.runtime.akida_op import AKIDA_DOMAIN, is_akida_node
 from akidac.runtime.session import HybridSession
@@ -58,16 +56,8 @@ def test_the_hybrid_model_stays_faithful_to_the_float_model(compiled) -> None:
 def test_the_hardware_model_equals_the_reference_interpreter_on_the_compiled_program(
     compiled,
 ) -> None:
-    session = HybridSession(compiled[1])
-    env = session.run_all({"input": smooth_images(1, seed=3)})
-    ((_, program, input_name),) = session.akida_steps()
-    x = env[input_name].reshape(1, *program.input.dims)
-    hw = hwmodel.run_layers(program.layers, x)
-    ref = reference.run_layers(program.layers, x)
-    assert set(hw) == set(ref)
-    for name in ref:
-        assert hw[name].dtype == ref[name].dtype
-        np.testing.assert_array_equal(hw[name], ref[name])
+    feeds = {"input": smooth_images(1, seed=3)}
+    assert assert_hardware_model_equals_reference(compiled[1], feeds) == 1
 
 
 def test_compiling_twice_gives_byte_identical_models(tmp_path: Path) -> None:

@@ -39,18 +39,13 @@ class ZooBuilder(ModelBuilder):
         return self.node("BatchNormalization", [x, scale, bias, mean, var], name, epsilon=1e-5)
 
     def depthwise(self, x: str, name: str, channels: int, k: int = 3, stride: int = 1) -> str:
-        w = self.weight(f"{name}.weight", (channels, 1, k, k), k * k)
-        b = self.bias(f"{name}.bias", channels)
-        pad = k // 2
-        return self.node(
-            "Conv",
-            [x, w, b],
-            name,
-            kernel_shape=[k, k],
-            strides=[stride, stride],
-            pads=[pad, pad, pad, pad],
-            group=channels,
-        )
+        return self.conv(x, name, channels, channels, k, stride, group=channels)
+
+    def gap_dense(self, x: str, name: str, channels: int, classes: int) -> str:
+        """GlobalAveragePool, Flatten and a dense layer `name` of `classes` units."""
+        x = self.node("GlobalAveragePool", [x], "gap")
+        x = self.node("Flatten", [x], "flatten", axis=1)
+        return self.gemm(x, name, channels, classes)
 
     def conv_bn_relu(
         self, x: str, name: str, cin: int, cout: int, k: int = 3, stride: int = 1
@@ -84,9 +79,7 @@ def mobilenet_like(seed: int = 0) -> onnx.ModelProto:
         y = b.batchnorm(y, f"pw{i}_bn", cout)
         x = b.node("Relu", [y], f"pw{i}_relu")
         channels = cout
-    x = b.node("GlobalAveragePool", [x], "gap")
-    x = b.node("Flatten", [x], "flatten", axis=1)
-    x = b.gemm(x, "classifier", channels, 10)
+    x = b.gap_dense(x, "classifier", channels, 10)
     return b.model("mobilenet_like", [_io("input", [1, 3, 32, 32])], [_io(x, [1, 10])])
 
 
@@ -100,9 +93,7 @@ def resnet_like(seed: int = 0) -> onnx.ModelProto:
         y = b.batchnorm(y, f"block{i}_b_bn", 16)
         y = b.node("Add", [x, y], f"block{i}_add")
         x = b.node("Relu", [y], f"block{i}_relu")
-    x = b.node("GlobalAveragePool", [x], "gap")
-    x = b.node("Flatten", [x], "flatten", axis=1)
-    x = b.gemm(x, "fc", 16, 10)
+    x = b.gap_dense(x, "fc", 16, 10)
     return b.model("resnet_like", [_io("input", [1, 3, 16, 16])], [_io(x, [1, 10])])
 
 
@@ -180,9 +171,7 @@ def audio_1d(seed: int = 0) -> onnx.ModelProto:
         x = b.node("Conv", [x, w, bias], f"a{i}", kernel_shape=[1, 9], pads=[0, 4, 0, 4])
         x = b.node("Relu", [x], f"a{i}_relu")
         cin = cout
-    x = b.node("GlobalAveragePool", [x], "gap")
-    x = b.node("Flatten", [x], "flatten", axis=1)
-    x = b.gemm(x, "fc", 16, 4)
+    x = b.gap_dense(x, "fc", 16, 4)
     return b.model("audio_1d", [_io("input", [1, 1, 1, 64])], [_io(x, [1, 4])])
 
 

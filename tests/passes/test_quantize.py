@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import pytest
+from models.agreement import assert_hardware_model_equals_reference
 
-from akidac.backends.akida import hwmodel
 from akidac.backends.akida.program import Program
 from akidac.errors import UnsupportedModelError
-from akidac.ir import reference
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import graph_to_model
 from akidac.ir.types import TensorType
@@ -178,19 +177,6 @@ def fidelity(compiled: Compiled, held_out: np.ndarray) -> float:
     return figures["cosine"]
 
 
-def assert_hardware_model_equals_reference(compiled: Compiled, sample: np.ndarray) -> None:
-    session = HybridSession(compiled.hybrid)
-    env = session.run_all({"x": sample})
-    for _, program, input_name in session.akida_steps():
-        x = env[input_name].reshape(1, *program.input.dims)
-        hw = hwmodel.run_layers(program.layers, x)
-        ref = reference.run_layers(program.layers, x)
-        assert set(hw) == set(ref)
-        for name in ref:
-            assert hw[name].dtype == ref[name].dtype
-            np.testing.assert_array_equal(hw[name], ref[name])
-
-
 Builder = Callable[[Net], Value]
 
 
@@ -252,7 +238,7 @@ def test_every_layer_kind_quantized_to_8_bits_stays_faithful_to_the_float_model(
     assert len(compiled.programs) == 1  # one program holds the whole network
     score = fidelity(compiled, held_out)
     assert score >= 0.99, f"{kind}: cosine {score:.4f}"
-    assert_hardware_model_equals_reference(compiled, held_out[:1])
+    assert_hardware_model_equals_reference(compiled.hybrid, {"x": held_out[:1]})
 
 
 #: 4-bit weights and activations: a looser bound. 4-bit outputs are unsigned 0..15, so the
@@ -267,7 +253,7 @@ def test_every_layer_kind_quantized_to_4_bits_keeps_a_useful_fidelity(kind: str)
     compiled, held_out = compile_kind(kind, wbits=4, abits=4)
     score = fidelity(compiled, held_out)
     assert score >= FOUR_BIT_FLOORS.get(kind, FOUR_BIT_FLOOR), f"{kind}: cosine {score:.4f}"
-    assert_hardware_model_equals_reference(compiled, held_out[:1])
+    assert_hardware_model_equals_reference(compiled.hybrid, {"x": held_out[:1]})
 
 
 def test_add_shifts_obey_the_hardware_rule_and_operand_scales_differ_by_a_power_of_two() -> None:

@@ -20,7 +20,7 @@ from akidac.ir.akida_dialect import akida_attr
 from akidac.ir.attributes import DenseAttr
 from akidac.ir.graph import Op, Value
 from akidac.target import limits as lim
-from akidac.target.layer_record import LayerRecord
+from akidac.target.layer_record import ADD_VARIABLES, LAYER_VARIABLES, LayerRecord
 
 _TYPE_NAMES = {
     "akida.conv2d": "Conv2D",
@@ -39,20 +39,6 @@ _ACTIVATIONS = {"none": "NoActivation", "relu": "ReLU", "lut": "LUT"}
 BUFFER_BITS = {"InputConv2D": lim.INPUT_CONV_ACCUMULATOR_BITS, "Add": lim.ADD_ACCUMULATOR_BITS}
 DEFAULT_BUFFER_BITS = lim.ACCUMULATOR_BITS
 POST_OP_BUFFER_BITS = lim.POST_OP_BITS
-_VARIABLES = (
-    "input_shift",
-    "padding_value",
-    "bias",
-    "bias_shift",
-    "max_value",
-    "max_value_shift",
-    "activation_scales",
-    "activation_shift",
-    "lut_values",
-    "output_scales",
-    "output_shift",
-)
-_ADD_VARIABLES = ("a_shift", "b_shift", "output_shift")
 
 
 def hwc(value: Value) -> tuple[int, int, int]:
@@ -117,7 +103,7 @@ def layer_record(op: Op, inbounds: list[str]) -> LayerRecord:
             layer_type,
             inbounds,
             params,
-            _variables(op, _ADD_VARIABLES),
+            _variables(op, ADD_VARIABLES),
             hwc(output),
         )
     params["weights_bits"] = int(akida_attr(op, "wbits"))  # type: ignore[arg-type]
@@ -140,7 +126,7 @@ def layer_record(op: Op, inbounds: list[str]) -> LayerRecord:
             params["pool_type"] = "Average" if akida_attr(op, "gap") else "NoPooling"
             params["pool_size"] = -1
             params["pool_stride"] = -1
-    variables = {"weights": weights, **_variables(op, _VARIABLES)}
+    variables = {"weights": weights, **_variables(op, LAYER_VARIABLES)}
     return LayerRecord(
         name=op.display_name,
         layer_type=layer_type,

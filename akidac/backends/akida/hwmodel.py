@@ -603,17 +603,20 @@ class _ConvExecutor(_LayerExecutor):
         self.stride = int(record.params["kernel_stride"])
         self.padding = str(record.params["padding"])
         self.buffer_bits = int(record.params["buffer_bits"])
-        filters4 = -(-self.filters // kernels.TILE_FILTERS) * kernels.TILE_FILTERS
-        # (F, b, a, c): one output pixel's window is contiguous in the row buffer.
-        ordered = weights.transpose(3, 1, 0, 2).reshape(self.filters, -1)
-        padded = np.zeros((filters4, ordered.shape[1]), np.int64)
-        padded[: self.filters] = ordered
-        self.weights_f32 = padded.astype(np.float32)
-        self.weights_i32 = padded.astype(np.int32)
+        # float32 kernel: rows in (a, b, c) order, filters padded to whole vectors.
+        terms = weights.reshape(-1, self.filters)
+        lanes = kernels.VECTOR_LANES
+        self.weights_f32 = np.zeros((terms.shape[0], -(-self.filters // lanes) * lanes), np.float32)
+        self.weights_f32[:, : self.filters] = terms
         self.abs_prefix = np.concatenate(
-            [np.zeros((self.filters, 1), np.int64), np.cumsum(np.abs(ordered), axis=1)], axis=1
+            [np.zeros((self.filters, 1), np.int64), np.cumsum(np.abs(terms), axis=0).T], axis=1
         )
-        self.max_abs_weight = int(np.abs(ordered).max())
+        self.max_abs_weight = int(np.abs(terms).max())
+        # int32 kernel: (F, b, a, c), one output pixel's window is contiguous in its row buffer.
+        ordered = weights.transpose(3, 1, 0, 2).reshape(self.filters, -1)
+        filters4 = -(-self.filters // kernels.TILE_FILTERS) * kernels.TILE_FILTERS
+        self.weights_i32 = np.zeros((filters4, ordered.shape[1]), np.int32)
+        self.weights_i32[: self.filters] = ordered
         if record.layer_type == "InputConv2D":
             self.shifts = np.zeros(self.in_channels, np.int64)
             self.fill = record.variables["padding_value"].astype(np.int64)
@@ -626,9 +629,10 @@ class _ConvExecutor(_LayerExecutor):
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
 
-        With |xs| <= input_bound, a chunk is exact when input_bound · Σ|w| over the chunk is
-        below 2^24 for every filter: every partial sum, in any order, is then an integer of
-        magnitude < 2^24, which float32 represents exactly.
+        With |xs| <= input_bound, a chunk (of terms in the (a, b, c) order of `weights_f32`)
+        is exact when input_bound · Σ|w| over the chunk is below 2^24 for every filter: every
+        partial sum, in any order, is then an integer of magnitude < 2^24, which float32
+        represents exactly.
         """
         if input_bound in self._chunks:
             return self._chunks[input_bound]
@@ -669,18 +673,26 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(min(_magnitude_bound(x) << max_shift, limit + 1), 0)
         input_bound = max(input_bound, int(self.fill.max()))
         chunk = self._chunk_for(input_bound)
-        filters4 = self.weights_f32.shape[0]
-        acc = np.empty((n_batch, out_h, out_w4, filters4), np.int32)
-        if chunk > 0:
+        if chunk > 0 and k == 1 and s == 1:
+            # a GEMM over all the pixels of the batch: (N·H·W, C) × (C, F)
+            pixels = n_batch * height * width
+            pixels4 = -(-pixels // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
+            filters = self.weights_f32.shape[1]
+            xp = np.empty((1, 1, pixels4, self.in_channels), np.float32)
+            flat = x.reshape(1, 1, pixels, self.in_channels)
+            kernels.shift_and_pad(flat, self.shifts, self.buffer_bits, 0, 0, self.fill, xp)
+            acc = np.empty((1, 1, pixels4, filters), np.int32)
+            kernels.conv_float32(xp, self.weights_f32, chunk, 1, 1, 1, acc)
+            acc = acc[0, 0, :pixels].reshape(n_batch, out_h, out_w, filters)
+        elif chunk > 0:
             xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.float32)
             kernels.shift_and_pad(
                 x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp
             )
-            length = self.weights_f32.shape[1]
-            for start in range(0, length, chunk):
-                size = min(chunk, length - start)
-                kernels.conv_float32(xp, self.weights_f32, start, size, start > 0, s, k, k, acc)
+            acc = np.empty((n_batch, out_h, out_w4, self.weights_f32.shape[1]), np.int32)
+            kernels.conv_float32(xp, self.weights_f32, chunk, s, k, k, acc)
         else:
+            acc = np.empty((n_batch, out_h, out_w4, self.weights_i32.shape[0]), np.int32)
             xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.int32)
             kernels.shift_and_pad(
                 x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp

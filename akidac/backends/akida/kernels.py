@@ -33,14 +33,35 @@ def _configure_cache_dir() -> None:
 
 _configure_cache_dir()
 
+import llvmlite.binding as llvm  # noqa: E402
 import numpy as np  # noqa: E402
+from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
-from numba.extending import intrinsic  # noqa: E402
+from numba.core import cgutils, config  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
 
 #: float32 holds every integer of magnitude up to 2^24 exactly.
 FLOAT32_EXACT_LIMIT = 1 << 24
-#: tile of the float32 convolution: output pixels × filters per inner loop.
+
+
+def _vector_lanes() -> int:
+    """float32 lanes of the widest vector register numba compiles for: 16, 8 or 4."""
+    features = config.CPU_FEATURES
+    if features is None:
+        features = llvm.get_host_cpu_features().flatten()
+    enabled = {feature[1:] for feature in features.split(",") if feature.startswith("+")}
+    if "avx512f" in enabled:
+        return 16
+    return 8 if "avx" in enabled else 4
+
+
+#: float32 lanes of one vector register of the compile target (numba's cache is per target).
+VECTOR_LANES = _vector_lanes()
+#: tile of the float32 convolution: TILE_PIXELS output pixels × up to TILE_VECTORS vectors of
+#: VECTOR_LANES filters, all accumulators in registers (16 of 32 with AVX-512, 8 of 16 else).
 TILE_PIXELS = 4
+TILE_VECTORS = 4 if VECTOR_LANES == 16 else 2
+#: filter tile of the int32 convolution.
 TILE_FILTERS = 4
 
 #: codes passed to `finish_layer`.
@@ -159,138 +180,191 @@ def _fill_row_buffer(xp: np.ndarray, n: int, row0: int, kh: int, row_buffer: np.
                 row_buffer[offset + c] = src[c]
 
 
-@njit(cache=True, fastmath=True)
+@intrinsic
+def _float32_tile(
+    typingctx: object,
+    x: object,
+    x0: object,
+    pixel_step: object,
+    row_step: object,
+    w: object,
+    w0: object,
+    w_stride: object,
+    span: object,
+    start: object,
+    stop: object,
+    acc: object,
+    acc0: object,
+    acc_stride: object,
+    accumulate: object,
+    pixels: object,
+    vectors: object,
+) -> object:
+    """One register tile of the float32 convolution, written directly in LLVM IR.
+
+    For p < pixels, q < vectors · VECTOR_LANES and the terms g = r · span + t of [start, stop)
+    (kernel row r, term t of that row), with flat C-order indices into the arrays:
+
+        acc[acc0 + p · acc_stride + q] (+)= Σ_g x[x0 + p · pixel_step + r · row_step + t]
+                                               · w[g · w_stride + w0 + q]
+
+    The pixels × vectors float32 accumulators live in vector registers: per term, `vectors`
+    weight vectors are loaded, each input value is broadcast and multiply-added into its row of
+    accumulators (`llvm.fmuladd`: one rounding or two, see `conv_float32` for why it is exact).
+    At the end each accumulator is converted to int32 and stored, or with `accumulate` added to
+    the int32 already there (a wrapping int32 addition). `pixels` and `vectors` are literal.
+    """
+    if not isinstance(pixels, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral):
+        return None
+    for array, dtype in ((x, types.float32), (w, types.float32), (acc, types.int32)):
+        if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
+            return None
+    n_pixels, n_vectors = pixels.literal_value, vectors.literal_value
+    lanes = VECTOR_LANES
+    i64 = types.int64
+    sig = types.void(
+        x, i64, i64, i64, w, i64, i64, i64, i64, i64, acc, i64, i64, types.boolean, pixels, vectors
+    )
+
+    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+        x_arg, x0_, pixel_step_, row_step_, w_arg, w0_, w_stride_, span_ = args[:8]
+        start_, stop_, acc_arg, acc0_, acc_stride_, accumulate_ = args[8:14]
+        x_ptr = context.make_array(signature.args[0])(context, builder, x_arg).data
+        w_ptr = context.make_array(signature.args[4])(context, builder, w_arg).data
+        acc_ptr = context.make_array(signature.args[10])(context, builder, acc_arg).data
+        int64 = ir.IntType(64)
+        int32 = ir.IntType(32)
+        floats = ir.VectorType(ir.FloatType(), lanes)
+        ints = ir.VectorType(int32, lanes)
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(floats, [floats, floats, floats]),
+            f"llvm.fmuladd.v{lanes}f32",
+        )
+
+        def const(value: int) -> ir.Constant:
+            return ir.Constant(int64, value)
+
+        # accumulators as stack slots: LLVM promotes them to registers (mem2reg)
+        slots = [
+            [cgutils.alloca_once(builder, floats) for _ in range(n_vectors)]
+            for _ in range(n_pixels)
+        ]
+        for row in slots:
+            for slot in row:
+                builder.store(ir.Constant(floats, [0.0] * lanes), slot)
+        splat_mask = ir.Constant(ints, [0] * lanes)
+        first_row = builder.sdiv(start_, span_)
+        end_row = builder.sdiv(builder.add(stop_, builder.sub(span_, const(1))), span_)
+        with cgutils.for_range_slice(builder, first_row, end_row, const(1)) as (r, _):
+            row_first = builder.mul(r, span_)
+            t_low = builder.sub(start_, row_first)
+            t_low = builder.select(builder.icmp_signed("<", t_low, const(0)), const(0), t_low)
+            t_high = builder.sub(stop_, row_first)
+            t_high = builder.select(builder.icmp_signed(">", t_high, span_), span_, t_high)
+            x_row = builder.add(x0_, builder.mul(r, row_step_))
+            with cgutils.for_range_slice(builder, t_low, t_high, const(1)) as (t, _):
+                x_term = builder.add(x_row, t)
+                w_term = builder.add(builder.mul(builder.add(row_first, t), w_stride_), w0_)
+                weights = []
+                for v in range(n_vectors):
+                    pointer = builder.gep(w_ptr, [builder.add(w_term, const(v * lanes))])
+                    weights.append(builder.load(builder.bitcast(pointer, floats.as_pointer()), align=4))
+                for p in range(n_pixels):
+                    offset = builder.add(x_term, builder.mul(pixel_step_, const(p)))
+                    value = builder.load(builder.gep(x_ptr, [offset]), align=4)
+                    single = builder.insert_element(
+                        ir.Constant(floats, ir.Undefined), value, ir.Constant(int32, 0)
+                    )
+                    splat = builder.shuffle_vector(
+                        single, ir.Constant(floats, ir.Undefined), splat_mask
+                    )
+                    for v in range(n_vectors):
+                        total = builder.call(fmuladd, [splat, weights[v], builder.load(slots[p][v])])
+                        builder.store(total, slots[p][v])
+        zeros = ir.Constant(ints, [0] * lanes)
+        for p in range(n_pixels):
+            row_offset = builder.add(acc0_, builder.mul(acc_stride_, const(p)))
+            for v in range(n_vectors):
+                pointer = builder.gep(acc_ptr, [builder.add(row_offset, const(v * lanes))])
+                pointer = builder.bitcast(pointer, ints.as_pointer())
+                value = builder.fptosi(builder.load(slots[p][v]), ints)
+                previous = builder.select(accumulate_, builder.load(pointer, align=4), zeros)
+                builder.store(builder.add(previous, value), pointer, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
 def conv_float32(
     xp: np.ndarray,
     weights: np.ndarray,
-    start: int,
-    size: int,
-    accumulate: bool,
+    chunk: int,
     stride: int,
     kh: int,
     kw: int,
     acc: np.ndarray,
 ) -> None:
-    """acc[n, i, j, f] (+)= Σ_{t in [start, start+size)} window(n, i, j)[t] · weights[f, t].
+    """acc[n, i, j, f] = wrap32(Σ_{a,b,c} xp[n, i·s + a, j·s + b, c] · weights[(a, b, c), f]).
 
-    The window of output pixel (i, j) is xp[n, i·s + a, j·s + b, c] in (b, a, c) order, so
-    the full sum is Σ_{b,a,c} xp[n, i·s + a, j·s + b, c] · weights[f, (b, a, c)]. xp: (N, Hp,
-    Wp, C) float32, padded and wide enough for every tile; weights: (F4, kw·kh·C) float32 with
-    F4 a multiple of 4; acc: (N, Ho, W4, F4) int32 with W4 a multiple of 4. The caller has
-    proved the float32 partial sums of the term range exact (|Σ| < 2^24 in any order); the
-    result is stored, or with `accumulate` added, in wrapping int32: summing ranges this way
-    gives wrap32 of the whole sum, the engine's int32 accumulator. The 4 × 4 tile of output
-    pixels × filters keeps 16 float32 reductions in registers.
+    xp: (N, Hp, Wp, C) float32, padded and wide enough for every tile ((W4 - 1)·s + kw <= Wp);
+    weights: (kh·kw·C, F') float32, rows in (a, b, c) order, F' a multiple of VECTOR_LANES;
+    acc: (N, Ho, W4, F') int32 with W4 a multiple of TILE_PIXELS.
+
+    Each kernel row's window of an output pixel is one contiguous run of kw·C values of xp, so
+    a tile of output pixels × filters is a small GEMM read straight from xp (no im2col):
+    `_float32_tile` broadcasts input values against contiguous weight vectors.
+
+    Exactness: the caller has proved that over every run of `chunk` consecutive terms (in
+    (a, b, c) order) max|xp| · Σ|w| < 2^24 for every filter. Every product is then an integer
+    of magnitude < 2^24 and so is every partial sum of the run, whatever the order of the
+    additions and whether a multiply-add rounds once or twice: each intermediate result is a
+    sum of a subset of the terms, an integer float32 holds exactly, so no step rounds. Each
+    run's float32 sum is converted to int32 exactly and the runs are added in wrapping int32,
+    which gives wrap32 of the whole sum, the engine's int32 accumulator.
+
+    Loop order: filter blocks outermost, so that one block of weights stays in cache while all
+    the pixels of the image pass.
     """
-    n_batch, out_h, out_w4, filters4 = acc.shape
-    channels = xp.shape[3]
-    span = kh * channels
-    width = xp.shape[2]
-    row_buffer = np.empty(width * span, np.float32)
+    n_batch, out_h, out_w4, filters = acc.shape
+    height, width, channels = xp.shape[1], xp.shape[2], xp.shape[3]
+    span = kw * channels
+    length = kh * span
+    pixel_step = stride * channels
+    row_step = width * channels
     for n in range(n_batch):
-        for i in range(out_h):
-            if kh == 1:
-                flat = xp[n, i * stride].ravel()
+        f0 = 0
+        while f0 < filters:
+            vectors = min((filters - f0) // VECTOR_LANES, TILE_VECTORS)
+            for i in range(out_h):
+                x_row = (n * height + i * stride) * row_step
+                acc_row = ((n * out_h + i) * out_w4) * filters + f0
+                for j in range(0, out_w4, TILE_PIXELS):
+                    x0 = x_row + j * pixel_step
+                    acc0 = acc_row + j * filters
+                    for start in range(0, length, chunk):
+                        stop = min(start + chunk, length)
+                        later = start > 0
+                        if vectors == TILE_VECTORS:
+                            _float32_tile(
+                                xp, x0, pixel_step, row_step, weights, f0, filters, span,
+                                start, stop, acc, acc0, filters, later, TILE_PIXELS, TILE_VECTORS,
+                            )
+                        elif vectors >= 2:
+                            _float32_tile(
+                                xp, x0, pixel_step, row_step, weights, f0, filters, span,
+                                start, stop, acc, acc0, filters, later, TILE_PIXELS, 2,
+                            )
+                        else:
+                            _float32_tile(
+                                xp, x0, pixel_step, row_step, weights, f0, filters, span,
+                                start, stop, acc, acc0, filters, later, TILE_PIXELS, 1,
+                            )
+            if vectors == TILE_VECTORS:
+                f0 += TILE_VECTORS * VECTOR_LANES
             else:
-                _fill_row_buffer(xp, n, i * stride, kh, row_buffer)
-                flat = row_buffer
-            out_row = acc[n, i]
-            for j in range(0, out_w4, 4):
-                b0 = (j + 0) * stride * span + start
-                x0 = flat[b0 : b0 + size]
-                b1 = (j + 1) * stride * span + start
-                x1 = flat[b1 : b1 + size]
-                b2 = (j + 2) * stride * span + start
-                x2 = flat[b2 : b2 + size]
-                b3 = (j + 3) * stride * span + start
-                x3 = flat[b3 : b3 + size]
-                for f in range(0, filters4, 4):
-                    w0 = weights[f + 0, start : start + size]
-                    w1 = weights[f + 1, start : start + size]
-                    w2 = weights[f + 2, start : start + size]
-                    w3 = weights[f + 3, start : start + size]
-                    s00 = s01 = s02 = s03 = np.float32(0)
-                    s10 = s11 = s12 = s13 = np.float32(0)
-                    s20 = s21 = s22 = s23 = np.float32(0)
-                    s30 = s31 = s32 = s33 = np.float32(0)
-                    for t in range(size):
-                        a0 = x0[t]
-                        a1 = x1[t]
-                        a2 = x2[t]
-                        a3 = x3[t]
-                        c0 = w0[t]
-                        c1 = w1[t]
-                        c2 = w2[t]
-                        c3 = w3[t]
-                        s00 += a0 * c0
-                        s01 += a0 * c1
-                        s02 += a0 * c2
-                        s03 += a0 * c3
-                        s10 += a1 * c0
-                        s11 += a1 * c1
-                        s12 += a1 * c2
-                        s13 += a1 * c3
-                        s20 += a2 * c0
-                        s21 += a2 * c1
-                        s22 += a2 * c2
-                        s23 += a2 * c3
-                        s30 += a3 * c0
-                        s31 += a3 * c1
-                        s32 += a3 * c2
-                        s33 += a3 * c3
-                    if accumulate:
-                        # int64 sums truncated by np.int32: wrapping int32 additions
-                        out_row[j, f] = np.int32(np.int64(out_row[j, f]) + np.int64(s00))
-                        out_row[j, f + 1] = np.int32(np.int64(out_row[j, f + 1]) + np.int64(s01))
-                        out_row[j, f + 2] = np.int32(np.int64(out_row[j, f + 2]) + np.int64(s02))
-                        out_row[j, f + 3] = np.int32(np.int64(out_row[j, f + 3]) + np.int64(s03))
-                        out_row[j + 1, f] = np.int32(np.int64(out_row[j + 1, f]) + np.int64(s10))
-                        out_row[j + 1, f + 1] = np.int32(
-                            np.int64(out_row[j + 1, f + 1]) + np.int64(s11)
-                        )
-                        out_row[j + 1, f + 2] = np.int32(
-                            np.int64(out_row[j + 1, f + 2]) + np.int64(s12)
-                        )
-                        out_row[j + 1, f + 3] = np.int32(
-                            np.int64(out_row[j + 1, f + 3]) + np.int64(s13)
-                        )
-                        out_row[j + 2, f] = np.int32(np.int64(out_row[j + 2, f]) + np.int64(s20))
-                        out_row[j + 2, f + 1] = np.int32(
-                            np.int64(out_row[j + 2, f + 1]) + np.int64(s21)
-                        )
-                        out_row[j + 2, f + 2] = np.int32(
-                            np.int64(out_row[j + 2, f + 2]) + np.int64(s22)
-                        )
-                        out_row[j + 2, f + 3] = np.int32(
-                            np.int64(out_row[j + 2, f + 3]) + np.int64(s23)
-                        )
-                        out_row[j + 3, f] = np.int32(np.int64(out_row[j + 3, f]) + np.int64(s30))
-                        out_row[j + 3, f + 1] = np.int32(
-                            np.int64(out_row[j + 3, f + 1]) + np.int64(s31)
-                        )
-                        out_row[j + 3, f + 2] = np.int32(
-                            np.int64(out_row[j + 3, f + 2]) + np.int64(s32)
-                        )
-                        out_row[j + 3, f + 3] = np.int32(
-                            np.int64(out_row[j + 3, f + 3]) + np.int64(s33)
-                        )
-                    else:
-                        out_row[j, f] = np.int32(s00)
-                        out_row[j, f + 1] = np.int32(s01)
-                        out_row[j, f + 2] = np.int32(s02)
-                        out_row[j, f + 3] = np.int32(s03)
-                        out_row[j + 1, f] = np.int32(s10)
-                        out_row[j + 1, f + 1] = np.int32(s11)
-                        out_row[j + 1, f + 2] = np.int32(s12)
-                        out_row[j + 1, f + 3] = np.int32(s13)
-                        out_row[j + 2, f] = np.int32(s20)
-                        out_row[j + 2, f + 1] = np.int32(s21)
-                        out_row[j + 2, f + 2] = np.int32(s22)
-                        out_row[j + 2, f + 3] = np.int32(s23)
-                        out_row[j + 3, f] = np.int32(s30)
-                        out_row[j + 3, f + 1] = np.int32(s31)
-                        out_row[j + 3, f + 2] = np.int32(s32)
-                        out_row[j + 3, f + 3] = np.int32(s33)
+                f0 += (2 if vectors >= 2 else 1) * VECTOR_LANES
 
 
 @njit(cache=True)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from numbers import Integral
+from typing import TypeVar
 
 import numpy as np
 
@@ -84,6 +86,7 @@ _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _I64 = struct.Struct("<q")
+_Item = TypeVar("_Item")
 
 
 @dataclass
@@ -325,17 +328,47 @@ def _encode_in_out(program: Program, layer_indices: dict[str, int]) -> bytes:
     return bytes(writer.buffer)
 
 
-def _encode_np_assignment(program: Program, layer_indices: dict[str, int]) -> bytes:
+def _encode_layer_lists(
+    mapping: dict[str, list],
+    layer_indices: dict[str, int],
+    what: str,
+    *,
+    count_what: str,
+    item_count_what: str,
+    write_item: Callable[[_Writer, str, object], None],
+) -> bytes:
+    """A map from layer names to lists (NP assignment, origins), in name order: its size, then
+    per layer its name, the length of its list and each item (`write_item(writer, name, item)`).
+    `what` names the map in messages."""
     writer = _Writer()
-    writer.u32(len(program.np_assignment), "NP assignment count")
-    for name in _sorted_keys(program.np_assignment, "np_assignment"):
-        _check_layer_name(name, layer_indices, "np_assignment")
-        writer.string(name, "np_assignment layer name")
-        indices = program.np_assignment[name]
-        writer.u32(len(indices), "NP count")
-        for index in indices:
-            writer.u32(_as_int(index, f"NP index of {name!r}"), f"NP index of {name!r}")
+    writer.u32(len(mapping), count_what)
+    for name in _sorted_keys(mapping, what):
+        _check_layer_name(name, layer_indices, what)
+        writer.string(name, f"{what} layer name")
+        items = mapping[name]
+        writer.u32(len(items), item_count_what)
+        for item in items:
+            write_item(writer, name, item)
     return bytes(writer.buffer)
+
+
+def _write_np_index(writer: _Writer, name: str, index: object) -> None:
+    writer.u32(_as_int(index, f"NP index of {name!r}"), f"NP index of {name!r}")
+
+
+def _write_origin_node(writer: _Writer, name: str, node: object) -> None:
+    writer.string(node, f"ONNX node name of {name!r}")  # type: ignore[arg-type]
+
+
+def _encode_np_assignment(program: Program, layer_indices: dict[str, int]) -> bytes:
+    return _encode_layer_lists(
+        program.np_assignment,
+        layer_indices,
+        "np_assignment",
+        count_what="NP assignment count",
+        item_count_what="NP count",
+        write_item=_write_np_index,
+    )
 
 
 def _encode_passes(program: Program, layer_indices: dict[str, int]) -> bytes:
@@ -350,16 +383,14 @@ def _encode_passes(program: Program, layer_indices: dict[str, int]) -> bytes:
 
 
 def _encode_origins(program: Program, layer_indices: dict[str, int]) -> bytes:
-    writer = _Writer()
-    writer.u32(len(program.origins), "origin count")
-    for name in _sorted_keys(program.origins, "origins"):
-        _check_layer_name(name, layer_indices, "origins")
-        writer.string(name, "origins layer name")
-        nodes = program.origins[name]
-        writer.u32(len(nodes), "origin node count")
-        for node in nodes:
-            writer.string(node, f"ONNX node name of {name!r}")
-    return bytes(writer.buffer)
+    return _encode_layer_lists(
+        program.origins,
+        layer_indices,
+        "origins",
+        count_what="origin count",
+        item_count_what="origin node count",
+        write_item=_write_origin_node,
+    )
 
 
 def _layer_indices(program: Program) -> dict[str, int]:
@@ -632,19 +663,45 @@ def _read_variables(reader: _Reader, records: list[LayerRecord]) -> None:
         record.variables[name] = array.reshape(shape).astype(dtype)
 
 
-def _read_np_assignment(reader: _Reader, layer_indices: dict[str, int]) -> dict[str, list[int]]:
-    assignment: dict[str, list[int]] = {}
+def _read_layer_lists(
+    reader: _Reader,
+    layer_indices: dict[str, int],
+    *,
+    count_what: str,
+    name_what: str,
+    out_of_order: str,
+    item_count_what: str,
+    item_size: int,
+    read_item: Callable[[str], _Item],
+) -> dict[str, list[_Item]]:
+    """What `_encode_layer_lists` wrote: per layer, in strictly increasing name order, a list of
+    items of at least `item_size` bytes each (`read_item(name)`). `out_of_order` and
+    `item_count_what` are messages with `{name}` (and `{offset}`) to fill in."""
+    lists: dict[str, list[_Item]] = {}
     previous: str | None = None
-    for _ in range(reader.count("NP assignment count", 6)):
-        name, offset = _read_layer_name(reader, layer_indices, "NP assignment layer")
+    # Smallest entry: empty name (2) + item count (4).
+    for _ in range(reader.count(count_what, 6)):
+        name, offset = _read_layer_name(reader, layer_indices, name_what)
         if previous is not None and name <= previous:
-            raise _corrupt(
-                f"NP assignment of layer {name!r} at byte {offset} is duplicated or out of order"
-            )
+            raise _corrupt(out_of_order.format(name=name, offset=offset))
         previous = name
-        count = reader.count(f"NP count of layer {name!r}", 4)
-        assignment[name] = [reader.u32(f"NP index of layer {name!r}") for _ in range(count)]
-    return assignment
+        count = reader.count(item_count_what.format(name=name), item_size)
+        lists[name] = [read_item(name) for _ in range(count)]
+    return lists
+
+
+def _read_np_assignment(reader: _Reader, layer_indices: dict[str, int]) -> dict[str, list[int]]:
+    return _read_layer_lists(
+        reader,
+        layer_indices,
+        count_what="NP assignment count",
+        name_what="NP assignment layer",
+        out_of_order="NP assignment of layer {name!r} at byte {offset} is duplicated or out of "
+        "order",
+        item_count_what="NP count of layer {name!r}",
+        item_size=4,
+        read_item=lambda name: reader.u32(f"NP index of layer {name!r}"),
+    )
 
 
 def _read_passes(reader: _Reader, layer_indices: dict[str, int]) -> list[list[str]]:
@@ -661,18 +718,16 @@ def _read_passes(reader: _Reader, layer_indices: dict[str, int]) -> list[list[st
 
 
 def _read_origins(reader: _Reader, layer_indices: dict[str, int]) -> dict[str, list[str]]:
-    origins: dict[str, list[str]] = {}
-    previous: str | None = None
-    for _ in range(reader.count("origin count", 6)):
-        name, offset = _read_layer_name(reader, layer_indices, "origins layer")
-        if previous is not None and name <= previous:
-            raise _corrupt(
-                f"origins of layer {name!r} at byte {offset} are duplicated or out of order"
-            )
-        previous = name
-        count = reader.count(f"origin node count of layer {name!r}", 2)
-        origins[name] = [reader.string(f"ONNX node name of {name!r}")[0] for _ in range(count)]
-    return origins
+    return _read_layer_lists(
+        reader,
+        layer_indices,
+        count_what="origin count",
+        name_what="origins layer",
+        out_of_order="origins of layer {name!r} at byte {offset} are duplicated or out of order",
+        item_count_what="origin node count of layer {name!r}",
+        item_size=2,
+        read_item=lambda name: reader.string(f"ONNX node name of {name!r}")[0],
+    )
 
 
 def _decode_v1(data: bytes, total_length: int) -> Program:
@@ -701,35 +756,26 @@ def _decode_v1(data: bytes, total_length: int) -> Program:
         file_reader.zero_padding(f"padding after the {region}")
     file_reader.finish()
 
-    device_reader = sections[b"DEVC"]
-    device = device_reader.string("device")[0]
-    device_reader.finish()
+    def read(tag: bytes, read_section: Callable[[_Reader], _Item]) -> _Item:
+        """Read one whole section: what `read_section` leaves unread is corrupt."""
+        value = read_section(sections[tag])
+        sections[tag].finish()
+        return value
 
-    layer_reader = sections[b"LAYR"]
-    records, layer_indices = _read_layers(layer_reader)
-    layer_reader.finish()
-
-    variable_reader = sections[b"VARS"]
-    _read_variables(variable_reader, records)
-    variable_reader.finish()
-
-    io_reader = sections[b"INOU"]
-    program_input = _read_tensor(io_reader, "input")
-    output_layer = _read_layer_name(io_reader, layer_indices, "output_layer")[0]
-    program_output = _read_tensor(io_reader, "output")
-    io_reader.finish()
-
-    np_reader = sections[b"NPAS"]
-    np_assignment = _read_np_assignment(np_reader, layer_indices)
-    np_reader.finish()
-
-    pass_reader = sections[b"PASS"]
-    passes = _read_passes(pass_reader, layer_indices)
-    pass_reader.finish()
-
-    origin_reader = sections[b"ORIG"]
-    origins = _read_origins(origin_reader, layer_indices)
-    origin_reader.finish()
+    device = read(b"DEVC", lambda reader: reader.string("device")[0])
+    records, layer_indices = read(b"LAYR", _read_layers)
+    read(b"VARS", lambda reader: _read_variables(reader, records))
+    program_input, output_layer, program_output = read(
+        b"INOU",
+        lambda reader: (
+            _read_tensor(reader, "input"),
+            _read_layer_name(reader, layer_indices, "output_layer")[0],
+            _read_tensor(reader, "output"),
+        ),
+    )
+    np_assignment = read(b"NPAS", lambda reader: _read_np_assignment(reader, layer_indices))
+    passes = read(b"PASS", lambda reader: _read_passes(reader, layer_indices))
+    origins = read(b"ORIG", lambda reader: _read_origins(reader, layer_indices))
 
     return Program(
         device=device,

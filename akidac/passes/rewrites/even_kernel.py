@@ -24,7 +24,7 @@ from akidac.passes.rewrites.rule import (
     conv_geometry,
     derived_constant,
     explicit_conv_pads,
-    replace_value,
+    replace_ops,
     static_hw,
     with_pads,
 )
@@ -84,19 +84,8 @@ def even_kernel_to_odd(graph: Graph, op: Op, by: str) -> Outcome:
     attrs = with_pads(op.attrs, new_pads)
     if "kernel_shape" in attrs:
         attrs["kernel_shape"] = new_kernel
-    result = op.outputs[0]
-    new = graph.make_op(
-        "onnx.Conv",
-        [x, derived_constant(graph, weight.name, "odd", new_w), *op.inputs[2:]],
-        [result.type],
-        result_names=[result.name],
-        attrs=attrs,
-        origin=op.origin,
-        created_by=by,
-        fresh_names=True,
-        index=graph.ops.index(op),
-    )
-    replace_value(graph, [op], result, new.outputs[0])
+    new_weight = derived_constant(graph, weight.name, "odd", new_w)
+    replace_ops(graph, [op], "onnx.Conv", [x, new_weight, *op.inputs[2:]], by, attrs=attrs)
     return True
 
 

@@ -32,7 +32,7 @@ from akidac.passes.rewrites.rule import (
     const_of,
     derived_constant,
     per_channel,
-    replace_value,
+    replace_ops,
     single_consumer,
 )
 
@@ -147,19 +147,7 @@ def fold_affine(graph: Graph, op: Op, by: str) -> Outcome:
     if anchor.op_type == "MatMul" and a is not None and rank != 2:
         return Miss(f"{layer} has a rank-{rank} input; only a 2-D MatMul gains a bias (Gemm)")
     inputs, attrs, kind = _fold(graph, anchor, m, a)
-    result = op.outputs[0]
-    new = graph.make_op(
-        kind,
-        inputs,
-        [result.type],
-        result_names=[y.name],
-        attrs=attrs,
-        origin=(*anchor.origin, *op.origin),
-        created_by=by,
-        fresh_names=True,
-        index=graph.ops.index(op),
-    )
-    replace_value(graph, [anchor, op], result, new.outputs[0])
+    replace_ops(graph, [anchor, op], kind, inputs, by, attrs=attrs, result_name=y.name)
     return True
 
 

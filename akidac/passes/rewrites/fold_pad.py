@@ -21,7 +21,7 @@ from akidac.passes.rewrites.rule import (
     RewriteRule,
     const_of,
     explicit_conv_pads,
-    replace_value,
+    replace_ops,
     static_hw,
     with_pads,
 )
@@ -83,20 +83,16 @@ def fold_pad(graph: Graph, op: Op, by: str) -> Outcome:
     if any(p is None for p in conv_pads):
         return Miss(f"{name} feeds a Conv whose auto_pad cannot be resolved")
     for conv, pads in zip(convs, conv_pads, strict=True):
-        result = conv.outputs[0]
         summed = [a + b for a, b in zip(pads, extra, strict=True)]  # type: ignore[arg-type]
-        new = graph.make_op(
+        replace_ops(
+            graph,
+            [conv],
             "onnx.Conv",
             [x, *conv.inputs[1:]],
-            [result.type],
-            result_names=[result.name],
+            by,
             attrs=with_pads(conv.attrs, summed),
             origin=(*conv.origin, *op.origin),
-            created_by=by,
-            fresh_names=True,
-            index=graph.ops.index(conv),
         )
-        replace_value(graph, [conv], result, new.outputs[0])
     graph.remove_op(op)
     return True
 

@@ -31,7 +31,7 @@ from akidac.passes.rewrites.rule import (
     const_of,
     derived_constant,
     int_list,
-    replace_value,
+    replace_ops,
     static_hw,
 )
 
@@ -141,18 +141,8 @@ def resize_nearest(graph: Graph, op: Op, by: str) -> Outcome:
     kernel = np.outer(TAPS, TAPS).astype(dtype_to_numpy(x.type.dtype))
     weights = np.broadcast_to(kernel, (channels, 1, 4, 4))
     weight = derived_constant(graph, op.display_name, "upsample", weights)
-    new = graph.make_op(
-        "onnx.ConvTranspose",
-        [x, weight],
-        [result.type],
-        result_names=[result.name],
-        attrs={"group": channels, "kernel_shape": [4, 4], "strides": [2, 2], "pads": [1, 1, 1, 1]},
-        origin=op.origin,
-        created_by=by,
-        fresh_names=True,
-        index=graph.ops.index(op),
-    )
-    replace_value(graph, [op], result, new.outputs[0])
+    attrs = {"group": channels, "kernel_shape": [4, 4], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    replace_ops(graph, [op], "onnx.ConvTranspose", [x, weight], by, attrs=attrs)
     return True
 
 

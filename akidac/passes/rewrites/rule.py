@@ -136,6 +136,37 @@ def replace_value(graph: Graph, old_ops: Sequence[Op], old: Value, new: Value) -
         graph.remove_op(dead)
 
 
+def replace_ops(
+    graph: Graph,
+    old_ops: Sequence[Op],
+    kind: str,
+    inputs: Sequence[Value | None],
+    by: str,
+    *,
+    attrs: dict | None = None,
+    result_name: str | None = None,
+    origin: tuple[str, ...] | None = None,
+) -> None:
+    """Replace `old_ops` by one new `kind` op reading `inputs`, made by pass `by`, where the
+    last of them stands: it computes that op's result, with the same type and (by
+    `replace_value`) the same name. `result_name` seeds the fresh name the replaced result is
+    left with (default: the result's own name); `origin` defaults to the origins of `old_ops`."""
+    last = old_ops[-1]
+    result = last.outputs[0]
+    new = graph.make_op(
+        kind,
+        inputs,
+        [result.type],
+        result_names=[result.name if result_name is None else result_name],
+        attrs=attrs,
+        origin=tuple(n for old in old_ops for n in old.origin) if origin is None else origin,
+        created_by=by,
+        fresh_names=True,
+        index=graph.ops.index(last),
+    )
+    replace_value(graph, old_ops, result, new.outputs[0])
+
+
 _DERIVED = re.compile(r"_(folded|odd|upsample|identity)(_\d+)?$")
 
 

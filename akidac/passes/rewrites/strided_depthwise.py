@@ -28,7 +28,7 @@ from akidac.passes.rewrites.rule import (
     conv_geometry,
     derived_constant,
     explicit_conv_pads,
-    replace_value,
+    replace_ops,
     static_hw,
     with_pads,
 )
@@ -82,7 +82,6 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     pad_h, pad_w = stride1
     mid_hw = [in_hw[a] + 2 * (pad_h, pad_w)[a] - kernel[a] + 1 for a in (0, 1)]
     n, channels = result.type.shape[0], result.type.shape[1]  # type: ignore[index]
-    index = graph.ops.index(op)
     attrs = with_pads(op.attrs, [pad_h, pad_w, pad_h, pad_w])  # type: ignore[list-item]
     attrs["strides"] = [1, 1]
     first = graph.make_op(
@@ -94,7 +93,7 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
         origin=op.origin,
         created_by=by,
         fresh_names=True,
-        index=index,
+        index=graph.ops.index(op),
     )
     eye = np.eye(int(channels), dtype=dtype_to_numpy(weight.type.dtype))  # type: ignore[arg-type]
     identity = derived_constant(
@@ -103,18 +102,8 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
         "identity",
         eye.reshape(int(channels), int(channels), 1, 1),  # type: ignore[arg-type]
     )
-    second = graph.make_op(
-        "onnx.Conv",
-        [first.outputs[0], identity],
-        [result.type],
-        result_names=[result.name],
-        attrs={"kernel_shape": [1, 1], "strides": [2, 2]},
-        origin=op.origin,
-        created_by=by,
-        fresh_names=True,
-        index=index + 1,
-    )
-    replace_value(graph, [op], result, second.outputs[0])
+    second_attrs = {"kernel_shape": [1, 1], "strides": [2, 2]}
+    replace_ops(graph, [op], "onnx.Conv", [first.outputs[0], identity], by, attrs=second_attrs)
     return True
 
 
