@@ -216,6 +216,19 @@ class Graph:
         self.constants[result.name] = constant
         return constant
 
+    def redirect_uses(self, old: Value, new: Value, *, skip: Op | None = None) -> None:
+        """Make every user of `old` except `skip` read `new`, graph outputs included. A graph
+        output's name never changes: when `old` is one, the two values swap names."""
+        if old in self.outputs:
+            new.name, old.name = old.name, new.name
+        for user in list(dict.fromkeys(old.users)):
+            if user is skip:
+                continue
+            for index, operand in enumerate(user.inputs):
+                if operand is old:
+                    self.set_input(user, index, new)
+        self.outputs = [new if v is old else v for v in self.outputs]
+
     def remove_unused_constants(self) -> None:
         for name in [n for n, v in self.constants.items() if not v.users]:
             if self.constants[name] not in self.outputs:

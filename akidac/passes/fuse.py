@@ -25,7 +25,7 @@ import numpy as np
 from akidac.ir.attributes import AttrValue
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import same_pads
-from akidac.passes.activations import match_activation
+from akidac.passes.activations import ActivationMatch, match_activation
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.layer_candidates import describe_anchor, judge
 from akidac.passes.legalize import record, unsupported
@@ -51,6 +51,19 @@ def _single_fusable_user(graph: Graph, value: Value) -> Op | None:
 
 def _all_fusable(ops: list[Op]) -> bool:
     return all(op.annotations.get("target") == "fusable" for op in ops)
+
+
+def _legal_activation(graph: Graph, value: Value, cand: LayerCandidate) -> ActivationMatch | None:
+    """The activation after `value` if the layer `cand` may fuse it; a near miss is recorded
+    on the activation's first op."""
+    match = match_activation(graph, value)
+    if match is None or not _all_fusable(match.ops):
+        return None
+    violations = judge(cand, activation=match.family)
+    if violations:
+        match.ops[0].meta["near_miss"] = violations
+        return None
+    return match
 
 
 def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[int] | None:
@@ -232,15 +245,11 @@ class Fuse:
             "abits": ctx.options.abits,
         }
         tail = op.outputs[0]
-        match = match_activation(graph, tail)
-        if match is not None and _all_fusable(match.ops):
-            violations = judge(cand, activation=match.family)
-            if violations:
-                match.ops[0].meta["near_miss"] = violations
-            else:
-                attrs.update(match.attrs)
-                fused.extend(match.ops)
-                tail = match.tail
+        match = _legal_activation(graph, tail, cand)
+        if match is not None:
+            attrs.update(match.attrs)
+            fused.extend(match.ops)
+            tail = match.tail
         base = op.display_name
         operands: list[Value | None] = [x, graph.add_constant(f"{base}_weight", weight, fresh=True)]
         if bias is not None:
@@ -283,15 +292,11 @@ class Fuse:
                 filters=int(shape[1]),  # type: ignore[arg-type]
                 input_hw=(int(shape[2]), int(shape[3])),  # type: ignore[arg-type]
             )
-            match = match_activation(graph, out)
-            if match is not None and _all_fusable(match.ops):
-                violations = judge(identity, activation=match.family)
-                if violations:
-                    match.ops[0].meta["near_miss"] = violations
-                else:
-                    attrs.update(match.attrs)
-                    fused, tail = list(match.ops), match.tail
-                    identity = replace(identity, activation=match.family)
+            match = _legal_activation(graph, out, identity)
+            if match is not None:
+                attrs.update(match.attrs)
+                fused, tail = list(match.ops), match.tail
+                identity = replace(identity, activation=match.family)
             gap = _single_fusable_user(graph, tail) if fused else None
             if gap is not None and gap.kind == "onnx.GlobalAveragePool":
                 violations = judge(identity, gap=True)
@@ -395,16 +400,7 @@ class Fuse:
             fresh_names=True,
             index=graph.ops.index(anchor) + 1,
         )
-        result = identity.outputs[0]
-        if tail in graph.outputs:
-            result.name, tail.name = tail.name, result.name
-        for user in list(dict.fromkeys(tail.users)):
-            if user is identity:
-                continue
-            for i, operand in enumerate(user.inputs):
-                if operand is tail:
-                    graph.set_input(user, i, result)
-        graph.outputs = [result if v is tail else v for v in graph.outputs]
+        graph.redirect_uses(tail, identity.outputs[0], skip=identity)
         for op in reversed(fused):
             graph.remove_op(op)
         record(ctx, identity, "akida", [])
@@ -434,10 +430,7 @@ class Fuse:
             fresh_names=True,
             index=graph.ops.index(fused[-1]) + 1,
         )
-        result = new.outputs[0]
-        if tail in graph.outputs:
-            result.name, tail.name = tail.name, result.name
-        graph.replace_all_uses(tail, result)
+        graph.redirect_uses(tail, new.outputs[0])
         for op in reversed(fused):
             graph.remove_op(op)
         record(ctx, new, "akida", [])

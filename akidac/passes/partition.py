@@ -265,10 +265,7 @@ class Partition:
             index=index + 1,
         )
         # the akida op now yields the unpooled map; the CPU pool produces the old value
-        new_result = pool_op.outputs[0]
-        if pooled in graph.outputs:
-            new_result.name, pooled.name = pooled.name, new_result.name
-        graph.replace_all_uses(pooled, new_result)
+        graph.redirect_uses(pooled, pool_op.outputs[0])
         pooled.type = unpooled_type
         _append(pool_op, pooled)
         message = (
@@ -347,10 +344,7 @@ class Partition:
                 fresh_names=True,
                 index=graph.ops.index(last) + 1,
             )  # type: ignore[arg-type]
-            back = transpose.outputs[0]
-            if out in graph.outputs:
-                back.name, out.name = out.name, back.name
-            graph.replace_all_uses(out, back)
+            graph.redirect_uses(out, transpose.outputs[0])
             _append(transpose, out)
 
 

@@ -565,15 +565,7 @@ class _RegionQuantizer:
                 fresh_names=True,
                 index=graph.ops.index(dq) + 1,
             )
-        result = dq.outputs[0]
-        if out in graph.outputs:
-            result.name, out.name = out.name, result.name
-        users = [u for u in out.users if u is not dequantize]
-        for user in users:
-            for i, operand in enumerate(user.inputs):
-                if operand is out:
-                    graph.set_input(user, i, result)
-        graph.outputs = [result if v is out else v for v in graph.outputs]
+        graph.redirect_uses(out, dq.outputs[0], skip=dequantize)
         region.output = out
 
     # -------------------------------------------------------------------------- layers
