@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from models import chain_net, conv_net, odd_attributes_model, tiny_conv_model
+from models.zoo import ZOO
 
 from akidac.frontend import import_model
 from akidac.frontend.importer import proto_to_graph
@@ -29,6 +30,7 @@ MODELS = {
     "tiny_conv": tiny_conv_model,
     "conv_net": conv_net,
     "chain_net": lambda: chain_net(5),
+    **{name: build for name, (build, _) in ZOO.items()},
 }
 
 
