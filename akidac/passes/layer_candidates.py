@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from akidac.ir.graph import Op
+from akidac.ir.graph import Op, Value
 from akidac.ir.onnx_export import same_pads
 from akidac.ir.types import dtype_to_numpy
 from akidac.target.constraints import LayerCandidate, Violation, check_layer
@@ -58,6 +58,18 @@ def _numpy_name(dtype: str) -> str:
         return dtype_to_numpy(dtype).name
     except ValueError:
         return dtype
+
+
+def _as_input_conv(candidate: LayerCandidate, x: Value) -> LayerCandidate:
+    """The first conv of a model, reading a 1- or 3-channel graph input, runs on the HRC as an
+    InputConv2D (uint8 input, zero point folded into bias and padding) when the input-conv
+    rules allow; otherwise it stays a regular Conv2D."""
+    if candidate.kind != "conv2d" or x.producer is not None or x.is_constant:
+        return candidate
+    if candidate.in_channels not in (1, 3):
+        return candidate
+    as_input = replace(candidate, kind="input_conv2d")
+    return as_input if not check_layer(as_input) else candidate
 
 
 def _describe_conv_transpose(op: Op, base: dict[str, Any]) -> LayerCandidate | None:
@@ -146,7 +158,7 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
         dilation = list(op.attrs.get("dilations", [1, 1]))  # type: ignore[arg-type]
         in_hw = (int(x.type.shape[2]), int(x.type.shape[3]))  # type: ignore[index,arg-type]
         depthwise = groups > 1 and groups == in_channels and filters == in_channels
-        return LayerCandidate(
+        candidate = LayerCandidate(
             **base,
             kind="depthwise_conv2d" if depthwise else "conv2d",
             kernel=tuple(kernel),
@@ -160,6 +172,7 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
             input_hw=in_hw,
             input_features=int(in_channels) * in_hw[0] * in_hw[1],  # type: ignore[arg-type]
         )
+        return _as_input_conv(candidate, x)
     if op.kind == "onnx.ConvTranspose":
         return _describe_conv_transpose(op, base)
     if op.kind in ("onnx.Add", "onnx.Concat"):

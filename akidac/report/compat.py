@@ -257,6 +257,12 @@ def _itemsize(dtype: str) -> int:
         return 0
 
 
+def _region_input_dtype(region: Any) -> str:
+    """The dtype `quantize` gives a region input: uint8 images for an input convolution, int8
+    otherwise."""
+    return "u8" if region.ops and region.ops[0].kind == "akida.input_conv2d" else "i8"
+
+
 def _region_output_dtype(value: Value) -> str:
     """The dtype `quantize` gives a region output: raw int32 sums unless the last layer is
     activated (then int8, or uint8 for activations of 4 bits or fewer)."""
@@ -311,7 +317,7 @@ def _region_record(region: Region) -> dict[str, Any]:
         "starts_because": region.starts_because,
         "ends_because": region.ends_because,
         "notes": list(region.notes),
-        "input": _transfer(region.input, "i8"),
+        "input": _transfer(region.input, _region_input_dtype(region)),
         "output": _transfer(region.output, output_dtype),
         "macs": sum(layer["macs"] for layer in layers),
         "nps": sum(len(layer["nps"]) for layer in layers) if allocated else None,

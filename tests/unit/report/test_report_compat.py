@@ -50,12 +50,12 @@ def test_conv_net_macs_per_node_match_the_hand_computation(
         assert report["regions"][0]["macs"] == sum(CONV_NET_MACS.values())
 
 
-def test_conv_net_transfers_the_int8_image_in_and_ten_int32_sums_out(
+def test_conv_net_transfers_the_uint8_image_in_and_ten_int32_sums_out(
     conv_net_analysis: dict[str, Any], conv_net_compiled: CompileResult
 ) -> None:
     for report in both_reports(conv_net_analysis, conv_net_compiled):
         (region,) = report["regions"]
-        assert (region["input"]["dtype"], region["input"]["bytes"]) == ("int8", 3072)
+        assert (region["input"]["dtype"], region["input"]["bytes"]) == ("uint8", 3072)
         assert (region["output"]["dtype"], region["output"]["bytes"]) == ("int32", 40)
         assert report["summary"]["transfer_bytes"] == CONV_NET_TRANSFER
     assert conv_net_analysis["regions"][0]["input"]["predicted"]

@@ -43,7 +43,7 @@ def test_the_report_lists_op_types_regions_and_border_nodes(
     text = report_text(conv_net_analysis)
     assert "op types" in text and "Softmax" in text
     assert "conv1, conv2, conv3, conv4, fc1, fc2" in text
-    assert "3,072 B int8* 1×32×32×3" in text and "40 B int32* 1×10" in text
+    assert "3,072 B uint8* 1×32×32×3" in text and "40 B int32* 1×10" in text
     assert "reads a graph input" in text
     for op_type in ("Transpose", "QuantizeLinear", "DequantizeLinear"):
         assert op_type in text
