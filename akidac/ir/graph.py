@@ -177,7 +177,8 @@ class Graph:
             self.ops.insert(index, op)
 
     def remove_op(self, op: Op) -> None:
-        """Remove an op whose results are no longer used."""
+        """Remove an op whose results are no longer used (it is marked `meta["removed"]`, so
+        a pass iterating over a copy of `ops` can skip it in O(1))."""
         for value in op.outputs:
             if value.users or value in self.outputs:
                 raise ValueError(f"cannot remove {op!r}: result {value.name!r} is still used")
@@ -185,6 +186,7 @@ class Graph:
             if value is not None:
                 value.users.remove(op)
         self.ops.remove(op)
+        op.meta["removed"] = True
 
     def set_input(self, op: Op, index: int, value: Value | None) -> None:
         """Replace operand `index` of `op`, keeping use lists right."""
@@ -213,6 +215,7 @@ class Graph:
             if value is not None:
                 value.users.remove(op)
         self.ops.remove(op)
+        op.meta["removed"] = True
         self.constants[result.name] = constant
         return constant
 
@@ -246,6 +249,7 @@ class Graph:
             work.extend(v.producer for v in op.inputs if v is not None and v.producer)
         dead = [op for op in self.ops if id(op) not in live]
         for op in reversed(dead):
+            op.meta["removed"] = True
             for value in op.inputs:
                 if value is not None:
                     value.users.remove(op)

@@ -115,7 +115,7 @@ class Fuse:
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         changed = False
         for op in list(graph.ops):
-            if op not in graph.ops or op.annotations.get("target") != "akida":
+            if op.meta.get("removed") or op.annotations.get("target") != "akida":
                 continue
             if op.dialect != "onnx":
                 continue
