@@ -44,7 +44,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    console = Console()
+    console = Console(width=110)
     model = conv_net()
     folder = Path(tempfile.mkdtemp(prefix="akidac-demo-"))
     float_path, hybrid_path = folder / "conv_net.onnx", folder / "conv_net.hybrid.onnx"
