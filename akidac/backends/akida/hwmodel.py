@@ -703,12 +703,14 @@ class _ConvExecutor(_LayerExecutor):
 
 
 class _DepthwiseExecutor(_LayerExecutor):
-    """DepthwiseConv2D: flipped kernel, exact int32 kernel."""
+    """DepthwiseConv2D: flipped kernel; float32 sums when provably exact, else int32."""
 
     def __init__(self, record: LayerRecord) -> None:
         super().__init__(record)
         weights = record.variables["weights"].astype(np.int64)[::-1, ::-1, :, 0]
         self.weights = np.ascontiguousarray(weights.astype(np.int32))
+        #: the largest Σ|w| of one channel's window: the float32 bound of the fused kernel.
+        self.max_abs_window = int(np.abs(weights).sum(axis=(0, 1)).max())
         self.kernel = weights.shape[0]
         self.channels = weights.shape[2]
         self.stride = int(record.params["kernel_stride"])
@@ -717,6 +719,17 @@ class _DepthwiseExecutor(_LayerExecutor):
         self.shifts = record.variables["input_shift"].astype(np.int64)
         self.fill = np.zeros(self.channels, np.int64)
         self.epilogue = _Epilogue.from_record(record, self.channels)
+        self.max_shift = int(self.shifts.max())
+        plan = self.epilogue.int32_params
+        self.float32_weights = self.float32_params = None
+        if self.kernel == 3 and plan is not None:
+            # the fused float32 kernel's operands, channels padded to whole vectors
+            lanes = kernels.VECTOR_LANES
+            padded = -(-self.channels // lanes) * lanes
+            self.float32_weights = np.zeros((3, 3, padded), np.float32)
+            self.float32_weights[:, :, : self.channels] = weights
+            self.float32_params = np.zeros((plan.shape[0], padded), np.int32)
+            self.float32_params[:, : self.channels] = plan
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         record = self.record
@@ -732,16 +745,21 @@ class _DepthwiseExecutor(_LayerExecutor):
             raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
         plan = self.epilogue.int32_params
         if k == 3 and s == 1 and plan is not None:
-            # the common layer: one fused kernel, rows shifted, convolved and requantized in cache
+            # the common layer: one fused kernel, rows shifted, convolved and requantized in
+            # cache; float32 sums when |xs| · Σ|w| < 2^24 for every channel
+            limit = (1 << (self.buffer_bits - 1)) - 1
+            input_bound = min(_magnitude_bound(x) << self.max_shift, limit + 1)
+            exact = input_bound * self.max_abs_window < kernels.FLOAT32_EXACT_LIMIT
             out = np.empty((n_batch, out_h, out_w, channels), self.epilogue.kernel_dtype)
-            kernels.depthwise3_fused(
+            fused = kernels.depthwise3_fused_float32 if exact else kernels.depthwise3_fused
+            fused(
                 x,
                 self.shifts,
                 self.buffer_bits,
                 pads_h[0],
                 pads_w[0],
-                self.weights,
-                plan,
+                self.float32_weights if exact else self.weights,
+                self.float32_params if exact else plan,
                 self.epilogue.low,
                 self.epilogue.high,
                 out,

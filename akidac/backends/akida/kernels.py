@@ -1,13 +1,16 @@
 """Numba kernels of the hardware model: the integer arithmetic of Akida layers, NHWC, one thread.
 
 Two kinds of accumulator kernels produce `wrap32(Σ xs·w)`, the engine's int32 accumulator:
-exact int32 kernels (wrapping multiply-adds, exact for every input by construction) and a fast
-float32 convolution that `hwmodel` only uses when a bound proves every partial sum is an exact
-float32 integer. `finish_layer` then applies steps 3-8 of the pipeline (saturation, bias,
-pooling, activation, GAP, requantization) in int64, or `finish_clamped_int32` in int32 under the
-plan `hwmodel` proves safe; `depthwise3_fused` runs a whole common depthwise layer in one pass.
-All kernels are cached on disk; array dtypes are fixed (int8/uint8/int32 inputs, int32/float32
-buffers, int64 parameters) so that each kernel has few specialisations.
+exact int32 kernels (wrapping multiply-adds, exact for every input by construction) and fast
+float32 kernels that `hwmodel` only uses when a bound proves every partial sum is an exact
+float32 integer: `conv_float32`, register tiles of output pixels × filter vectors written in
+LLVM IR (`_float32_tile`), and `depthwise3_fused_float32`. `finish_layer` then applies steps 3-8
+of the pipeline (saturation, bias, pooling, activation, GAP, requantization) in int64, or
+`finish_clamped_int32` in int32 under the plan `hwmodel` proves safe; `depthwise3_fused` and
+`depthwise3_fused_float32` run a whole common depthwise layer in one pass. No kernel is
+parallel and none calls BLAS. All kernels are cached on disk (per compile target: the vector
+width follows it); array dtypes are fixed (int8/uint8/int32 inputs, int32/float32 buffers,
+int64 parameters) so that each kernel has few specialisations.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np  # noqa: E402
 from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
 from numba.core import cgutils, config  # noqa: E402
-from numba.extending import intrinsic, overload  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 #: float32 holds every integer of magnitude up to 2^24 exactly.
 FLOAT32_EXACT_LIMIT = 1 << 24
@@ -58,9 +61,10 @@ def _vector_lanes() -> int:
 #: float32 lanes of one vector register of the compile target (numba's cache is per target).
 VECTOR_LANES = _vector_lanes()
 #: tile of the float32 convolution: TILE_PIXELS output pixels × up to TILE_VECTORS vectors of
-#: VECTOR_LANES filters, all accumulators in registers (16 of 32 with AVX-512, 8 of 16 else).
+#: VECTOR_LANES filters, accumulators, weight vectors and a broadcast all in registers (16 + 4
+#: + 1 of 32 with AVX-512, 12 + 3 + 1 of 16 with AVX2).
 TILE_PIXELS = 4
-TILE_VECTORS = 4 if VECTOR_LANES == 16 else 2
+TILE_VECTORS = 4 if VECTOR_LANES == 16 else 3
 #: filter tile of the int32 convolution.
 TILE_FILTERS = 4
 
@@ -142,7 +146,7 @@ def shift_and_pad(
                 if 0 <= si < height and 0 <= sj < width:
                     pixel = x[n, si, sj]
                     for c in range(channels):
-                        out[c] = min(max(np.int64(pixel[c]) << shifts[c], low), high)
+                        out[c] = np.int32(min(max(np.int64(pixel[c]) << shifts[c], low), high))
                 else:
                     for c in range(channels):
                         out[c] = fill[c]
@@ -180,30 +184,37 @@ def _fill_row_buffer(xp: np.ndarray, n: int, row0: int, kh: int, row_buffer: np.
                 row_buffer[offset + c] = src[c]
 
 
+#: the integers `_float32_tile` takes, in order, as one tuple.
+TILE_GEOMETRY = (
+    "x0",
+    "pixel_step",
+    "row_step",
+    "w0",
+    "w_stride",
+    "span",
+    "start",
+    "stop",
+    "acc0",
+    "acc_stride",
+)
+
+
 @intrinsic
 def _float32_tile(
     typingctx: object,
     x: object,
-    x0: object,
-    pixel_step: object,
-    row_step: object,
     w: object,
-    w0: object,
-    w_stride: object,
-    span: object,
-    start: object,
-    stop: object,
     acc: object,
-    acc0: object,
-    acc_stride: object,
+    geometry: object,
     accumulate: object,
     pixels: object,
     vectors: object,
 ) -> object:
     """One register tile of the float32 convolution, written directly in LLVM IR.
 
-    For p < pixels, q < vectors · VECTOR_LANES and the terms g = r · span + t of [start, stop)
-    (kernel row r, term t of that row), with flat C-order indices into the arrays:
+    With `geometry` = (x0, pixel_step, row_step, w0, w_stride, span, start, stop, acc0,
+    acc_stride), for p < pixels, q < vectors · VECTOR_LANES and the terms g = r · span + t of
+    [start, stop) (kernel row r, term t of that row), and flat C-order indices into the arrays:
 
         acc[acc0 + p · acc_stride + q] (+)= Σ_g x[x0 + p · pixel_step + r · row_step + t]
                                                · w[g · w_stride + w0 + q]
@@ -214,24 +225,26 @@ def _float32_tile(
     At the end each accumulator is converted to int32 and stored, or with `accumulate` added to
     the int32 already there (a wrapping int32 addition). `pixels` and `vectors` are literal.
     """
-    if not isinstance(pixels, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral):
+    literals = (pixels, vectors)
+    if not all(isinstance(value, types.IntegerLiteral) for value in literals):
         return None
     for array, dtype in ((x, types.float32), (w, types.float32), (acc, types.int32)):
         if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
             return None
+    if geometry != types.UniTuple(types.int64, len(TILE_GEOMETRY)):
+        return None
     n_pixels, n_vectors = pixels.literal_value, vectors.literal_value
     lanes = VECTOR_LANES
-    i64 = types.int64
-    sig = types.void(
-        x, i64, i64, i64, w, i64, i64, i64, i64, i64, acc, i64, i64, types.boolean, pixels, vectors
-    )
+    sig = types.void(x, w, acc, geometry, types.boolean, pixels, vectors)
 
     def codegen(context: object, builder: object, signature: object, args: object) -> object:
-        x_arg, x0_, pixel_step_, row_step_, w_arg, w0_, w_stride_, span_ = args[:8]
-        start_, stop_, acc_arg, acc0_, acc_stride_, accumulate_ = args[8:14]
+        x_arg, w_arg, acc_arg, geometry_arg, accumulate_ = args[:5]
         x_ptr = context.make_array(signature.args[0])(context, builder, x_arg).data
-        w_ptr = context.make_array(signature.args[4])(context, builder, w_arg).data
-        acc_ptr = context.make_array(signature.args[10])(context, builder, acc_arg).data
+        w_ptr = context.make_array(signature.args[1])(context, builder, w_arg).data
+        acc_ptr = context.make_array(signature.args[2])(context, builder, acc_arg).data
+        (x0_, pixel_step_, row_step_, w0_, w_stride_, span_, start_, stop_, acc0_, acc_stride_) = (
+            cgutils.unpack_tuple(builder, geometry_arg, len(TILE_GEOMETRY))
+        )
         int64 = ir.IntType(64)
         int32 = ir.IntType(32)
         floats = ir.VectorType(ir.FloatType(), lanes)
@@ -269,7 +282,9 @@ def _float32_tile(
                 weights = []
                 for v in range(n_vectors):
                     pointer = builder.gep(w_ptr, [builder.add(w_term, const(v * lanes))])
-                    weights.append(builder.load(builder.bitcast(pointer, floats.as_pointer()), align=4))
+                    weights.append(
+                        builder.load(builder.bitcast(pointer, floats.as_pointer()), align=4)
+                    )
                 for p in range(n_pixels):
                     offset = builder.add(x_term, builder.mul(pixel_step_, const(p)))
                     value = builder.load(builder.gep(x_ptr, [offset]), align=4)
@@ -280,7 +295,9 @@ def _float32_tile(
                         single, ir.Constant(floats, ir.Undefined), splat_mask
                     )
                     for v in range(n_vectors):
-                        total = builder.call(fmuladd, [splat, weights[v], builder.load(slots[p][v])])
+                        total = builder.call(
+                            fmuladd, [splat, weights[v], builder.load(slots[p][v])]
+                        )
                         builder.store(total, slots[p][v])
         zeros = ir.Constant(ints, [0] * lanes)
         for p in range(n_pixels):
@@ -345,22 +362,18 @@ def conv_float32(
                     acc0 = acc_row + j * filters
                     for start in range(0, length, chunk):
                         stop = min(start + chunk, length)
+                        geometry = (
+                            x0, pixel_step, row_step, f0, filters, span, start, stop, acc0, filters
+                        )  # fmt: skip
                         later = start > 0
                         if vectors == TILE_VECTORS:
                             _float32_tile(
-                                xp, x0, pixel_step, row_step, weights, f0, filters, span,
-                                start, stop, acc, acc0, filters, later, TILE_PIXELS, TILE_VECTORS,
+                                xp, weights, acc, geometry, later, TILE_PIXELS, TILE_VECTORS
                             )
                         elif vectors >= 2:
-                            _float32_tile(
-                                xp, x0, pixel_step, row_step, weights, f0, filters, span,
-                                start, stop, acc, acc0, filters, later, TILE_PIXELS, 2,
-                            )
+                            _float32_tile(xp, weights, acc, geometry, later, TILE_PIXELS, 2)
                         else:
-                            _float32_tile(
-                                xp, x0, pixel_step, row_step, weights, f0, filters, span,
-                                start, stop, acc, acc0, filters, later, TILE_PIXELS, 1,
-                            )
+                            _float32_tile(xp, weights, acc, geometry, later, TILE_PIXELS, 1)
             if vectors == TILE_VECTORS:
                 f0 += TILE_VECTORS * VECTOR_LANES
             else:
@@ -569,7 +582,7 @@ def _shifted_padded_row(
         pixel = image_row[jj - pad_left]
         out = row[jj]
         for c in range(channels):
-            out[c] = min(max(np.int64(pixel[c]) << shifts[c], low), high)
+            out[c] = np.int32(min(max(np.int64(pixel[c]) << shifts[c], low), high))
     row[last:] = 0
 
 
@@ -627,6 +640,169 @@ def depthwise3_fused(
                     value = min(max(src[c], lower[c]), upper[c])
                     result = requantize32(value, bias[c], scale[c], half[c], right[c], left[c])
                     dst[c] = min(max(result, low32), high32)
+
+
+@intrinsic
+def _depthwise3_float32_row(
+    typingctx: object,
+    ring: object,
+    slot0: object,
+    slot1: object,
+    slot2: object,
+    weights: object,
+    params: object,
+    low: object,
+    high: object,
+    out_row: object,
+) -> object:
+    """One output row of a 3×3 stride-1 depthwise layer, requantized, in LLVM IR vectors.
+
+    ring: (3, >= Wo + 2, C') float32, the padded input rows i, i + 1, i + 2 in slots slot0,
+    slot1, slot2; weights: (3, 3, C') float32 (flipped); params: (7, C') int32, the plan of
+    `finish_clamped_int32`; out_row: (Wo, C') int8, int16 or int32; C' a multiple of
+    VECTOR_LANES. For each block of VECTOR_LANES channels the 9 weight vectors and the 7
+    parameter vectors stay in registers while the row passes: per output pixel, 9 float32
+    multiply-adds of ring vectors, an exact conversion to int32 (see `depthwise3_fused_float32`
+    for why the float32 sum is exact), then clip(shift((clip(acc, A, B) + bias) · scale), low,
+    high) in int32 and a store.
+    """
+    arrays = ((ring, types.float32, 3), (weights, types.float32, 3), (params, types.int32, 2))
+    for array, dtype, ndim in arrays:
+        if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
+            return None
+        if array.ndim != ndim:
+            return None
+    if not isinstance(out_row, types.Array) or out_row.ndim != 2 or out_row.layout != "C":
+        return None
+    if not isinstance(out_row.dtype, types.Integer) or not out_row.dtype.signed:
+        return None
+    lanes = VECTOR_LANES
+    i64 = types.int64
+    sig = types.void(ring, i64, i64, i64, weights, params, i64, i64, out_row)
+
+    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+        ring_arg, slot0_, slot1_, slot2_, weights_arg, params_arg, low_, high_, out_arg = args
+        ring_struct = context.make_array(signature.args[0])(context, builder, ring_arg)
+        out_struct = context.make_array(signature.args[8])(context, builder, out_arg)
+        ring_ptr = ring_struct.data
+        w_ptr = context.make_array(signature.args[4])(context, builder, weights_arg).data
+        p_ptr = context.make_array(signature.args[5])(context, builder, params_arg).data
+        out_ptr = out_struct.data
+        ring_width, channels = cgutils.unpack_tuple(builder, ring_struct.shape, 3)[1:]
+        out_w = cgutils.unpack_tuple(builder, out_struct.shape, 2)[0]
+        int64 = ir.IntType(64)
+        int32 = ir.IntType(32)
+        floats = ir.VectorType(ir.FloatType(), lanes)
+        ints = ir.VectorType(int32, lanes)
+        stored = ir.VectorType(ir.IntType(signature.args[8].dtype.bitwidth), lanes)
+        fmuladd = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(floats, [floats, floats, floats]),
+            f"llvm.fmuladd.v{lanes}f32",
+        )
+
+        def const(value: int) -> ir.Constant:
+            return ir.Constant(int64, value)
+
+        def load(pointer: object, index: object, vector: ir.VectorType) -> object:
+            address = builder.bitcast(builder.gep(pointer, [index]), vector.as_pointer())
+            return builder.load(address, align=4)
+
+        def splat(value: object) -> object:
+            value = builder.trunc(value, int32)
+            single = builder.insert_element(ir.Constant(ints, ir.Undefined), value, const(0))
+            return builder.shuffle_vector(
+                single, ir.Constant(ints, ir.Undefined), ir.Constant(ints, [0] * lanes)
+            )
+
+        def clip(value: object, lower: object, upper: object) -> object:
+            value = builder.select(builder.icmp_signed("<", value, lower), lower, value)
+            return builder.select(builder.icmp_signed(">", value, upper), upper, value)
+
+        low_vector, high_vector = splat(low_), splat(high_)
+        slots = (slot0_, slot1_, slot2_)
+        with cgutils.for_range_slice(builder, const(0), channels, const(lanes)) as (c0, _):
+            taps = [
+                load(w_ptr, builder.add(builder.mul(const(tap), channels), c0), floats)
+                for tap in range(9)
+            ]
+            lower, upper, bias, scale, half, right, left = (
+                load(p_ptr, builder.add(builder.mul(const(k), channels), c0), ints)
+                for k in range(7)
+            )
+            with cgutils.for_range(builder, out_w) as loop:
+                j = loop.index
+                total = ir.Constant(floats, [0.0] * lanes)
+                for a in range(3):
+                    pixel = builder.add(builder.mul(slots[a], ring_width), j)
+                    for b in range(3):
+                        index = builder.mul(builder.add(pixel, const(b)), channels)
+                        value = load(ring_ptr, builder.add(index, c0), floats)
+                        total = builder.call(fmuladd, [value, taps[3 * a + b], total])
+                acc = clip(builder.fptosi(total, ints), lower, upper)
+                scaled = builder.add(builder.mul(builder.add(acc, bias), scale), half)
+                result = clip(
+                    builder.shl(builder.ashr(scaled, right), left), low_vector, high_vector
+                )
+                address = builder.add(builder.mul(j, channels), c0)
+                target = builder.bitcast(builder.gep(out_ptr, [address]), stored.as_pointer())
+                value = builder.trunc(result, stored) if stored != ints else result
+                builder.store(value, target, align=stored.element.width // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def depthwise3_fused_float32(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    pad_top: int,
+    pad_left: int,
+    weights: np.ndarray,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """`depthwise3_fused` with float32 sums, for layers where they are provably exact.
+
+    weights: (3, 3, C') float32, flipped, channels zero-padded to C', a multiple of
+    VECTOR_LANES; params: (7, C') int32, the plan of `finish_clamped_int32`, padded alike.
+
+    Exactness: the caller has proved max|xs| · Σ_{a,b} |w[a, b, c]| < 2^24 for every channel,
+    so every product and every partial sum of a window is an integer of magnitude < 2^24 that
+    float32 holds exactly, whatever the order and whether a multiply-add rounds once or twice;
+    the int32 conversion is then exact and no int32 wrap can occur. Float32 vectors do 16
+    multiply-adds per instruction with AVX-512 where int32 multiplies are slow.
+    """
+    n_batch = x.shape[0]
+    channels = x.shape[3]
+    padded = weights.shape[2]
+    out_h, out_w = out.shape[1], out.shape[2]
+    ring = np.zeros((3, out_w + 2, padded), np.float32)
+    out_row = np.empty((out_w, padded), out.dtype)
+    held = np.full(3, -1, np.int64)
+    for n in range(n_batch):
+        held[:] = -1
+        for i in range(out_h):
+            for a in range(3):
+                slot = (i + a) % 3
+                if held[slot] != i + a:
+                    _shifted_padded_row(
+                        x, n, i + a - pad_top, shifts, buffer_bits, pad_left, ring[slot]
+                    )
+                    held[slot] = i + a
+            if padded == channels:
+                _depthwise3_float32_row(
+                    ring, i % 3, (i + 1) % 3, (i + 2) % 3, weights, params, low, high, out[n, i]
+                )
+            else:
+                _depthwise3_float32_row(
+                    ring, i % 3, (i + 1) % 3, (i + 2) % 3, weights, params, low, high, out_row
+                )
+                out[n, i] = out_row[:, :channels]
 
 
 @njit(cache=True)
@@ -1058,6 +1234,7 @@ ALL_KERNELS = (
     conv_int32,
     depthwise_int32,
     depthwise3_fused,
+    depthwise3_fused_float32,
     transpose_int32,
     dense_int32,
     finish_layer,

@@ -1,0 +1,132 @@
+"""The hardware model takes its fast kernels where they are provably exact, and only there.
+
+The speed of `bench/hwmodel.py` rests on three choices: float32 register tiles for convolutions
+(one GEMM over the whole batch for 1×1 stride-1 layers), and the fused float32 kernel for 3×3
+stride-1 depthwise layers. These tests pin each choice on realistic 8-bit layers, pin the int32
+fallback where the float32 bound fails, and check every result against the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from akidac.backends.akida import hwmodel, kernels
+from akidac.ir import reference
+from akidac.target.layer_record import LayerRecord
+
+KERNEL_NAMES = (
+    "conv_float32",
+    "conv_int32",
+    "depthwise3_fused",
+    "depthwise3_fused_float32",
+    "depthwise_int32",
+)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple]]:
+    """Every call of the accumulator kernels, by name, with its arguments."""
+    seen: dict[str, list[tuple]] = {name: [] for name in KERNEL_NAMES}
+
+    def spy(name: str, kernel: Callable) -> Callable:
+        def wrapper(*args: object) -> object:
+            seen[name].append(args)
+            return kernel(*args)
+
+        return wrapper
+
+    for name in KERNEL_NAMES:
+        monkeypatch.setattr(kernels, name, spy(name, getattr(kernels, name)))
+    return seen
+
+
+def quantized_layer(
+    layer_type: str, kernel: int, channels: int, filters: int, seed: int = 0
+) -> LayerRecord:
+    """A realistic 8-bit ReLU layer, as a quantizer emits it."""
+    rng = np.random.default_rng(seed)
+    depthwise = layer_type == "DepthwiseConv2D"
+    filters = channels if depthwise else filters
+    shape = (kernel, kernel, channels, 1 if depthwise else filters)
+    return LayerRecord(
+        "layer",
+        layer_type,
+        [],
+        {
+            "kernel_size": kernel,
+            "kernel_stride": 1,
+            "padding": "Same",
+            "activation": "ReLU",
+            "output_bits": 8,
+            "buffer_bits": 28,
+            "post_op_buffer_bits": 32,
+        },
+        {
+            "weights": rng.integers(-128, 128, shape).astype(np.int8),
+            "input_shift": np.zeros(channels, np.uint8),
+            "bias": rng.integers(-64, 64, filters).astype(np.int8),
+            "bias_shift": np.full(filters, 4, np.uint8),
+            "max_value": np.full(filters, 127, np.uint8),
+            "max_value_shift": np.full(filters, 31, np.uint8),
+            "output_scales": rng.integers(64, 256, filters).astype(np.uint8),
+            "output_shift": np.full(filters, -18, np.int8),
+        },
+    )
+
+
+def run_and_check(record: LayerRecord, x: np.ndarray) -> None:
+    expected = reference.run_layer(record, [x])
+    actual = hwmodel.run_layer(record, [x])
+    assert actual.dtype == expected.dtype
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_the_vector_width_is_one_numba_targets() -> None:
+    assert kernels.VECTOR_LANES in (4, 8, 16)
+    assert kernels.TILE_VECTORS in (3, 4)
+
+
+def test_a_3x3_conv_runs_on_float32_tiles(calls: dict[str, list[tuple]]) -> None:
+    record = quantized_layer("Conv2D", 3, 24, 40)
+    x = np.random.default_rng(1).integers(-128, 128, (1, 9, 11, 24)).astype(np.int8)
+    run_and_check(record, x)
+    assert len(calls["conv_float32"]) == 1 and not calls["conv_int32"]
+    xp, weights, chunk = calls["conv_float32"][0][:3]
+    assert chunk == weights.shape[0] == 3 * 3 * 24, "one exact float32 chunk per window"
+    assert weights.shape[1] % kernels.VECTOR_LANES == 0
+    assert xp.dtype == np.float32
+
+
+def test_a_1x1_stride_1_conv_is_one_gemm_over_the_batch(calls: dict[str, list[tuple]]) -> None:
+    record = quantized_layer("Conv2D", 1, 20, 70)
+    x = np.random.default_rng(2).integers(-128, 128, (2, 5, 7, 20)).astype(np.int8)
+    run_and_check(record, x)
+    xp = calls["conv_float32"][0][0]
+    pixels = 2 * 5 * 7
+    assert xp.shape[:2] == (1, 1)
+    assert pixels <= xp.shape[2] < pixels + kernels.TILE_PIXELS
+
+
+def test_a_3x3_depthwise_layer_runs_the_fused_float32_kernel(
+    calls: dict[str, list[tuple]],
+) -> None:
+    record = quantized_layer("DepthwiseConv2D", 3, 40, 40)
+    x = np.random.default_rng(3).integers(-128, 128, (2, 7, 6, 40)).astype(np.int8)
+    run_and_check(record, x)
+    assert len(calls["depthwise3_fused_float32"]) == 1
+    assert not calls["depthwise3_fused"] and not calls["depthwise_int32"]
+
+
+def test_inputs_beyond_the_float32_bound_take_the_int32_kernels(
+    calls: dict[str, list[tuple]],
+) -> None:
+    rng = np.random.default_rng(4)
+    # 2^26 · Σ|w| is far above 2^24: float32 sums could round, int32 ones wrap exactly
+    x = rng.integers(-(1 << 26), 1 << 26, (1, 6, 6, 8)).astype(np.int32)
+    run_and_check(quantized_layer("Conv2D", 3, 8, 8), x)
+    run_and_check(quantized_layer("DepthwiseConv2D", 3, 8, 8), x)
+    assert len(calls["conv_int32"]) == 1 and not calls["conv_float32"]
+    assert len(calls["depthwise3_fused"]) == 1 and not calls["depthwise3_fused_float32"]
