@@ -241,6 +241,20 @@ def validate_records(records: Sequence[LayerRecord]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _window_geometry(
+    record: LayerRecord, height: int, width: int, k: int, s: int, padding: str
+) -> tuple[tuple[int, int], tuple[int, int], int, int]:
+    """(pads_h, pads_w, out_h, out_w) of a k×k stride-s window; a window that does not fit the
+    input is a `ProgramError`."""
+    pads_h = padding_pads(height, k, s, padding)
+    pads_w = padding_pads(width, k, s, padding)
+    out_h = (height + sum(pads_h) - k) // s + 1
+    out_w = (width + sum(pads_w) - k) // s + 1
+    if out_h < 1 or out_w < 1:
+        raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
+    return pads_h, pads_w, out_h, out_w
+
+
 def padding_pads(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
     """(before, after) pads: Same (extra pixel after), SameUpper (extra before) or Valid."""
     if padding == "Valid":
@@ -659,12 +673,7 @@ class _ConvExecutor(_LayerExecutor):
         _check_input_shape(record, x, self.in_channels)
         n_batch, height, width, _ = x.shape
         k, s = self.kernel, self.stride
-        pads_h = padding_pads(height, k, s, self.padding)
-        pads_w = padding_pads(width, k, s, self.padding)
-        out_h = (height + sum(pads_h) - k) // s + 1
-        out_w = (width + sum(pads_w) - k) // s + 1
-        if out_h < 1 or out_w < 1:
-            raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
+        pads_h, pads_w, out_h, out_w = _window_geometry(record, height, width, k, s, self.padding)
         out_w4 = -(-out_w // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
         padded_h = height + sum(pads_h)
         padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
@@ -737,12 +746,7 @@ class _DepthwiseExecutor(_LayerExecutor):
         _check_input_shape(record, x, self.channels)
         n_batch, height, width, channels = x.shape
         k, s = self.kernel, self.stride
-        pads_h = padding_pads(height, k, s, self.padding)
-        pads_w = padding_pads(width, k, s, self.padding)
-        out_h = (height + sum(pads_h) - k) // s + 1
-        out_w = (width + sum(pads_w) - k) // s + 1
-        if out_h < 1 or out_w < 1:
-            raise _fail(record, f"a {k}×{k} kernel does not fit the {height}×{width} input")
+        pads_h, pads_w, out_h, out_w = _window_geometry(record, height, width, k, s, self.padding)
         plan = self.epilogue.int32_params
         if k == 3 and s == 1 and plan is not None:
             # the common layer: one fused kernel, rows shifted, convolved and requantized in
