@@ -306,6 +306,15 @@ class _RegionQuantizer:
             if op.kind in NEURAL_KINDS:
                 self._bits_attr(op, "wbits")
                 abits = self._bits_attr(op, "abits")
+                if abits <= 4 and _lut_goes_negative(op):
+                    abits = op.attrs["abits"] = 8
+                    self.ctx.sink.warning(
+                        "AK-BITS",
+                        f"layer '{op.display_name}' ends in a {akida_attr(op, 'lut')} lookup "
+                        "table with negative values, which a 4-bit (unsigned 0..15) output "
+                        "would clip: its output stays 8 bits",
+                        node=op.display_name,
+                    )
                 if akida_attr(op, "act") in ("relu", "lut"):
                     self.info[id(out)] = _ValueQ(abits, abits > 4)
                 elif self._is_raw(op):
@@ -719,3 +728,11 @@ class _RegionQuantizer:
         op.attrs["quantized"] = True
         op.attrs["acc_scale"] = DenseAttr(np.full(channels, info.scale, np.float32))
         self._retype(out)
+
+
+#: LUT functions that take negative values (a 4-bit activated output is unsigned 0..15).
+NEGATIVE_LUTS = frozenset({"gelu", "swish", "hardswish", "leaky_relu", "tanh", "elu", "identity"})
+
+
+def _lut_goes_negative(op: Op) -> bool:
+    return akida_attr(op, "act") == "lut" and akida_attr(op, "lut") in NEGATIVE_LUTS
