@@ -35,6 +35,7 @@ from akidac.report.compat import assumed_device, build_report
 from akidac.report.tagged import tag_model
 from akidac.runtime.builder import build_hybrid_model, build_programs
 
+UNBOUNDED_NODES = 1 << 20
 ANALYZE_PIPELINE = ("import-cleanup", "canonicalize", "legalize", "fuse", "partition")
 
 
@@ -48,6 +49,11 @@ class CompileResult:
     report: dict[str, Any]
     diagnostics: DiagnosticSink
     analyses: dict[str, Any] = field(default_factory=dict)
+
+
+def _where(model: object) -> str:
+    """How messages name the model: its path, or '<model>' for an in-memory one."""
+    return str(model) if isinstance(model, str | os.PathLike) else "<model>"
 
 
 def _original_nodes(proto: onnx.ModelProto) -> list[tuple[str, str]]:
@@ -75,7 +81,7 @@ def compile_model(
     options = options or CompileOptions()
     ctx = PassContext(options=options)
     proto = load_model(model)
-    graph = import_model(proto, input_shapes, ctx.sink)
+    graph = import_model(proto, input_shapes, ctx.sink, where=_where(model))
     instruments = list(instruments)
     if verify_each and not any(isinstance(i, VerifyInstrument) for i in instruments):
         # measured: +9% compile time on an 800-node model (bench/compile_time.py), so on
@@ -133,7 +139,7 @@ def analyze(
     ctx = PassContext(options=options)
     device = assumed_device(options.device, options.sram_kib)
     proto = load_model(model)
-    graph = import_model(proto, input_shapes, ctx.sink)
+    graph = import_model(proto, input_shapes, ctx.sink, where=_where(model))
     graph = PassManager(list(ANALYZE_PIPELINE)).run(graph, ctx).graph
     report = build_report(
         graph,
@@ -156,12 +162,11 @@ def estimate_device(
 ) -> dict[str, Any]:
     """The smallest device preset that holds every Akida program of the model, and the NPs
     each layer takes (legality, partition and allocation; no quantization)."""
-    from akidac.target.devices import preset_devices
-
-    largest = preset_devices(sram_kib)[-1]
-    options = CompileOptions(device=largest.name, sram_kib=sram_kib)
+    # allocate on a device too large to fail, so every layer's footprint is reported even
+    # when no preset holds the model
+    options = CompileOptions(device=f"custom:{UNBOUNDED_NODES}", sram_kib=sram_kib)
     ctx = PassContext(options=options)
-    graph = import_model(load_model(model), input_shapes, ctx.sink)
+    graph = import_model(load_model(model), input_shapes, ctx.sink, where=_where(model))
     PassManager([*ANALYZE_PIPELINE, "allocate"]).run(graph, ctx)
     minimal = ctx.analyses.get("minimal_device")
     return {

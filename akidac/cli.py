@@ -6,9 +6,12 @@ docs/cli.md); anything else is a bug, reported with exit code 1 and a hint to fi
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +19,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from akidac.errors import AkidacError, UsageError
@@ -33,13 +37,14 @@ def _guard(action: Callable[[], int | None]) -> None:
     try:
         code = action() or 0
     except AkidacError as error:
-        err.print(f"[bold red]error[/] {error}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except Exception as error:  # a bug: say so, in one line
         err.print(
-            f"[bold red]internal error[/] {type(error).__name__}: {error} — this is a bug "
+            f"[bold red]internal error[/] {type(error).__name__}: "
+            f"{escape(' '.join(str(error).split()))} — this is a bug "
             "in akidac; please report it with the command line and the model",
             highlight=False,
             soft_wrap=True,
@@ -49,15 +54,31 @@ def _guard(action: Callable[[], int | None]) -> None:
 
 
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise UsageError(f"{what} file '{path}' does not exist")
+    """Arrays of an .npz (by name) or an .npy (keyed '' for the single input)."""
+    if not path.is_file():
+        raise UsageError(f"{what} file '{path}' does not exist or is not a file")
     try:
-        if path.suffix == ".npy":
-            return {"": np.load(path, allow_pickle=False)}
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"": loaded}
+        with loaded as data:
             return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{what} file '{path}' is not a NumPy .npz/.npy file: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(
+            f"{what} file '{path}' is not a readable NumPy .npz/.npy file ({first})"
+        ) from None
+
+
+def check_output_path(path: Path | None, what: str) -> None:
+    """Refuse an output path whose folder is missing or which is a folder, before any work."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{what} '{path}' is a folder; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{what} '{path}': folder '{folder}' does not exist")
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
@@ -141,6 +162,12 @@ def compile(
             TimingInstrument,
         )
 
+        check_output_path(output, "--output")
+        check_output_path(report_json, "--report-json")
+        if num_samples < 1:
+            raise UsageError(f"--num-samples must be at least 1, not {num_samples}")
+        if fidelity_samples < 0:
+            raise UsageError(f"--fidelity-samples must be 0 or more, not {fidelity_samples}")
         for name, bits in (("--wbits", wbits), ("--abits", abits)):
             if bits not in (4, 8):
                 raise UsageError(f"{name} must be 4 or 8, not {bits}")
@@ -199,7 +226,7 @@ def compile(
         seconds = time.perf_counter() - start
         for item in result.diagnostics.items:
             err.print(
-                f"[yellow]{item.severity}[/] {item.code}: {item.message}",
+                f"[yellow]{item.severity}[/] {item.code}: {escape(item.message)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -239,14 +266,17 @@ def run(
     """Run a hybrid model (Akida parts on the bit-exact hardware model)."""
 
     def action() -> int:
-        from akidac.backends.akida.kernels import kernels_are_cached
+        from akidac.api import write_bytes_atomically
+        from akidac.backends.akida.kernels import (
+            kernels_are_cached,
+            kernels_compiled_in_this_process,
+        )
         from akidac.runtime.session import HybridSession
 
+        check_output_path(save, "--save")
         session = HybridSession(model)
         if session.akida_steps() and not kernels_are_cached():
-            err.print(
-                "compiling hardware-model kernels (first run only; later runs use the cache)…"
-            )
+            err.print("hardware-model kernels may compile on this first run (cached afterwards)…")
         feeds: dict[str, np.ndarray] = {}
         for path in input:
             feeds.update(_load_npz(path, "--input"))
@@ -271,10 +301,18 @@ def run(
                 ]
             table.add_row(*row)
         out.print(table)
-        if save is not None:
-            np.savez(
-                save, **{i.name: v for i, v in zip(session.get_outputs(), outputs, strict=True)}
+        compiled = kernels_compiled_in_this_process()
+        if compiled:
+            err.print(
+                f"compiled {compiled} hardware-model kernel(s) on this first run; later "
+                "runs load them from the cache"
             )
+        if save is not None:
+            buffer = io.BytesIO()
+            np.savez(
+                buffer, **{i.name: v for i, v in zip(session.get_outputs(), outputs, strict=True)}
+            )
+            write_bytes_atomically(buffer.getvalue(), save)
         return 0
 
     _guard(action)
@@ -338,6 +376,7 @@ def report(
         from akidac.passes import CompileOptions
         from akidac.report.render import print_report
 
+        check_output_path(tagged, "--tagged")
         data = analyze(
             model,
             options=CompileOptions(device=device),

@@ -150,10 +150,13 @@ def import_model(
     source: str | os.PathLike[str] | onnx.ModelProto | bytes,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     sink: DiagnosticSink | None = None,
+    where: str | None = None,
 ) -> Graph:
-    """Load, validate, make static, infer shapes and import a model into the IR."""
+    """Load, validate, make static, infer shapes and import a model into the IR. `where`
+    names the model in messages (default: its path, or '<model>')."""
     sink = sink if sink is not None else DiagnosticSink()
-    where = str(source) if isinstance(source, str | os.PathLike) else "<model>"
+    if where is None:
+        where = str(source) if isinstance(source, str | os.PathLike) else "<model>"
     proto = load_model(source)
     proto_copy = onnx.ModelProto()
     proto_copy.CopyFrom(proto)

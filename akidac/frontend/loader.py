@@ -44,7 +44,7 @@ def read_model(source: str | os.PathLike[str] | onnx.ModelProto | bytes) -> onnx
     proto = _parse(data, str(path))
     try:
         onnx.external_data_helper.load_external_data_for_model(proto, str(path.parent))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, onnx.checker.ValidationError) as error:
         raise ModelError(
             f"'{path}': cannot load external weight data: {_first_line(error)}",
             code="AK-MODEL-EXTERNAL-DATA",
@@ -124,9 +124,46 @@ def check_inputs_defined(proto: onnx.ModelProto, where: str) -> None:
                 )
 
 
+#: operator domains onnxruntime runs: a node of any other domain cannot run on the CPU.
+RUNNABLE_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+
+
+def check_interface(proto: onnx.ModelProto, where: str) -> None:
+    """Graph outputs exist; inputs and outputs are tensors; every node's domain is one that
+    onnxruntime can run (the CPU fallback)."""
+    graph = proto.graph
+    if not graph.output:
+        raise ModelError(f"'{where}' has no graph outputs", code="AK-MODEL-INVALID")
+    for value in [*graph.input, *graph.output]:
+        if not value.type.HasField("tensor_type"):
+            kind = value.type.WhichOneof("value") or "untyped"
+            raise UnsupportedModelError(
+                f"'{where}': input/output '{value.name}' is a {kind.replace('_type', '')}, not "
+                "a tensor; akidac compiles tensor models only",
+                code="AK-UNSUPPORTED",
+            )
+    for index, node in enumerate(graph.node):
+        if node.domain not in RUNNABLE_DOMAINS:
+            label = node.name or f"{node.op_type}_{index}"
+            raise UnsupportedModelError(
+                f"'{where}': node '{label}' is {node.domain}:{node.op_type}, an operator "
+                "onnxruntime cannot run (custom domain); akidac needs every node that stays on "
+                "the CPU to run in onnxruntime",
+                code="AK-UNSUPPORTED",
+                node=label,
+            )
+
+
 def check_weights(proto: onnx.ModelProto, where: str) -> None:
     """Reject float initializers holding NaN: no quantization or comparison is possible."""
-    for tensor in proto.graph.initializer:
+    constants = [
+        attr.t
+        for node in proto.graph.node
+        if node.op_type == "Constant"
+        for attr in node.attribute
+        if attr.name == "value"
+    ]
+    for tensor in [*proto.graph.initializer, *constants]:
         if tensor.data_type not in (
             onnx.TensorProto.FLOAT,
             onnx.TensorProto.DOUBLE,
@@ -151,5 +188,6 @@ def load_model(source: str | os.PathLike[str] | onnx.ModelProto | bytes) -> onnx
     proto = read_model(source)
     check_opset(proto, where)
     proto = check_graph(proto, where)
+    check_interface(proto, where)
     check_weights(proto, where)
     return proto

@@ -110,7 +110,7 @@ def infer_shapes(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
     """ONNX shape inference with data propagation (so Reshape targets resolve)."""
     try:
         return onnx.shape_inference.infer_shapes(
-            proto, check_type=True, strict_mode=False, data_prop=True
+            proto, check_type=True, strict_mode=True, data_prop=True
         )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
         first = str(error).strip().splitlines()[0]

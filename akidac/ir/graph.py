@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import onnx
 
-from akidac.ir.attributes import AttrValue
+from akidac.ir.attributes import AttrValue, GraphAttr
 from akidac.ir.types import TensorType, dtype_from_numpy
 
 
@@ -87,6 +88,7 @@ class Graph:
         self.metadata: dict[str, str] = {}
         self._names: set[str] = set()
         self._counters: dict[str, int] = {}
+        self._captured: frozenset[str] | None = None
 
     # ----------------------------------------------------------------- naming
     def fresh_name(self, base: str) -> str:
@@ -219,10 +221,30 @@ class Graph:
         self.constants[result.name] = constant
         return constant
 
+    def captured_names(self) -> frozenset[str]:
+        """Names the ops' subgraphs (If/Loop/Scan bodies) read from this graph. Passes never
+        add subgraph ops, so this is computed once."""
+        if self._captured is None:
+            from akidac.ir.subgraphs import free_names
+
+            names: set[str] = set()
+            for op in self.ops:
+                for value in op.attrs.values():
+                    for item in value if isinstance(value, list) else [value]:
+                        if isinstance(item, GraphAttr):
+                            names |= free_names(onnx.GraphProto.FromString(item.proto_bytes))
+            self._captured = frozenset(names)
+        return self._captured
+
+    def is_pinned(self, value: Value) -> bool:
+        """A graph output, or a value a subgraph reads by name: it must keep its name and its
+        producer's result, and is used outside any region."""
+        return value in self.outputs or value.name in self.captured_names()
+
     def redirect_uses(self, old: Value, new: Value, *, skip: Op | None = None) -> None:
         """Make every user of `old` except `skip` read `new`, graph outputs included. A graph
         output's name never changes: when `old` is one, the two values swap names."""
-        if old in self.outputs:
+        if self.is_pinned(old):
             new.name, old.name = old.name, new.name
         for user in list(dict.fromkeys(old.users)):
             if user is skip:

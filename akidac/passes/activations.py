@@ -38,7 +38,7 @@ def _scalar(value: Value | None) -> float | None:
 
 def _only_user(graph: Graph, value: Value) -> Op | None:
     users = list(dict.fromkeys(value.users))
-    if len(users) != 1 or value in graph.outputs:
+    if len(users) != 1 or graph.is_pinned(value):
         return None
     return users[0]
 
@@ -79,7 +79,7 @@ def _lut(name: str, ops: list[Op], tail: Value, alpha: float | None = None) -> A
 
 def match_activation(graph: Graph, value: Value) -> ActivationMatch | None:
     """The activation applied to `value`, if its users form one Akida can fuse."""
-    if value in graph.outputs:
+    if graph.is_pinned(value):
         return None
     users = list(dict.fromkeys(value.users))
     if len(users) == 2:

@@ -57,11 +57,20 @@ class Allocate:
             fitting = minimal_device(candidates, ctx.options.sram_kib)
             smallest.append(fitting)
             if next_np > device.nps:
-                hint = f"; {fitting.name} holds it" if fitting else ""
+                largest = sorted(region.ops, key=lambda op: -len(assignment[op.display_name]))
+                layers = ", ".join(
+                    f"'{op.display_name}' {len(assignment[op.display_name])}" for op in largest[:3]
+                )
+                hint = (
+                    f"; {fitting.name} holds it (choose it with --device)"
+                    if fitting
+                    else "; no preset holds it (try custom:NODES, or keep layers on the CPU)"
+                )
                 raise AllocationError(
                     f"Akida region {region.index} needs {next_np} NPs but {device.name} has "
-                    f"{device.nps}{hint} (choose it with --device)",
+                    f"{device.nps} (largest layers, NPs: {layers}){hint}",
                     code="AK-DEVICE-TOO-SMALL",
+                    node=largest[0].display_name,
                 )
         ctx.analyses["device"] = device
         ctx.analyses["np_assignment"] = assignment

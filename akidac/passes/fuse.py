@@ -43,7 +43,7 @@ CNP_KINDS = frozenset(
 
 def _single_fusable_user(graph: Graph, value: Value) -> Op | None:
     users = list(dict.fromkeys(value.users))
-    if len(users) != 1 or value in graph.outputs:
+    if len(users) != 1 or graph.is_pinned(value):
         return None
     user = users[0]
     return user if user.annotations.get("target") == "fusable" else None
@@ -223,6 +223,7 @@ class Fuse:
             and producer.op_type == "Flatten"
             and producer.annotations.get("target") == "fusable"
             and len(x.users) == 1  # type: ignore[union-attr]
+            and not graph.is_pinned(x)  # type: ignore[arg-type]
             and producer.attrs.get("axis", 1) == 1
             and producer.inputs[0] is not None
             and producer.inputs[0].type.rank == 4
@@ -272,7 +273,7 @@ class Fuse:
         for merge in [op for op in graph.ops if op.kind in ("akida.add", "akida.concat")]:
             out = merge.outputs[0]
             users = list(dict.fromkeys(out.users))
-            if users and all(u.kind in CNP_KINDS for u in users) and out not in graph.outputs:
+            if users and all(u.kind in CNP_KINDS for u in users) and not graph.is_pinned(out):
                 continue
             attrs = self._identity_attrs(ctx)
             ctx.sink.note(

@@ -85,7 +85,7 @@ class ImportCleanup:
     @staticmethod
     def _bypass(graph: Graph, op: Op) -> bool:
         source, result = op.inputs[0], op.outputs[0]
-        if source is None or result in graph.outputs:
+        if source is None or graph.is_pinned(result):
             return False
         if op.op_type == "Dropout" and len(op.outputs) > 1 and op.outputs[1].users:
             return False

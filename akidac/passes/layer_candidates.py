@@ -60,6 +60,11 @@ def _numpy_name(dtype: str) -> str:
         return dtype
 
 
+def _constant_operands(op: Op) -> bool:
+    """Weights and bias (or Gemm's C) must be constants: Akida stores them in the program."""
+    return all(v is None or v.is_constant for v in op.inputs[1:])
+
+
 def _as_input_conv(candidate: LayerCandidate, x: Value) -> LayerCandidate:
     """The first conv of a model, reading a 1- or 3-channel graph input, runs on the HRC as an
     InputConv2D (uint8 input, zero point folded into bias and padding) when the input-conv
@@ -68,6 +73,8 @@ def _as_input_conv(candidate: LayerCandidate, x: Value) -> LayerCandidate:
         return candidate
     if candidate.in_channels not in (1, 3):
         return candidate
+    if len({id(user) for user in x.users}) != 1:
+        return candidate  # the uint8 image feeds only its input convolution
     as_input = replace(candidate, kind="input_conv2d")
     return as_input if not check_layer(as_input) else candidate
 
@@ -146,6 +153,8 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
         "op_type": op.op_type,
         "input_dtype": _numpy_name(x.type.dtype),
     }
+    if op.kind in ("onnx.Conv", "onnx.ConvTranspose", "onnx.Gemm") and not _constant_operands(op):
+        return None
     if op.kind == "onnx.Conv":
         weight = op.inputs[1]
         if weight is None or weight.type.rank != 4 or x.type.rank != 4 or not x.type.is_static:

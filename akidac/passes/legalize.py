@@ -68,7 +68,8 @@ def unsupported(op: Op, sentence: str, hint: str) -> Violation:
 
 
 def weight_is_constant(op: Op) -> bool:
-    return len(op.inputs) > 1 and op.inputs[1] is not None and op.inputs[1].is_constant
+    """Weights and bias (Gemm: B and C) are constants, as Akida stores them in the program."""
+    return len(op.inputs) > 1 and all(v is None or v.is_constant for v in op.inputs[1:])
 
 
 def describe_operands(op: Op) -> str:
@@ -130,6 +131,20 @@ class Legalize:
                         message=f"Add '{name}' adds tensors of shapes "
                         f"{' and '.join(str(list(v.type.shape or [])) for v in op.inputs if v)}; "
                         "Akida adds two 4-D maps of the same shape",
+                        hint="it runs on the CPU",
+                        values={},
+                    )
+                ]
+            if (
+                candidate is None
+                and op.op_type == "Concat"
+                and any(v is not None and v.is_constant for v in op.inputs)
+            ):
+                return "cpu", [
+                    Violation(
+                        code="AK-NOT-CONSTANT",
+                        message=f"Concat '{name}' joins a constant tensor; Akida concatenates two "
+                        "computed maps",
                         hint="it runs on the CPU",
                         values={},
                     )

@@ -55,7 +55,7 @@ def region_boundary(ops: list[Op], graph: Graph) -> tuple[list[Value], list[Valu
             if value.producer is None or id(value.producer) not in members:
                 inputs.append(value)
         for value in op.outputs:
-            if value in graph.outputs or any(id(u) not in members for u in value.users):
+            if graph.is_pinned(value) or any(id(u) not in members for u in value.users):
                 outputs.append(value)
     return inputs, outputs
 
@@ -124,6 +124,7 @@ class Partition:
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         start_reasons: dict[int, str] = {}
+        end_reasons: dict[int, str] = {}
         pending = grow_regions(graph, start_reasons)
         regions: list[Region] = []
         while pending:
@@ -145,16 +146,17 @@ class Partition:
                 pending[0:0] = [piece for piece in pieces if piece]
                 continue
             if len(outputs) > 1:
+                # cut after the earliest exported value; both pieces are checked again
                 cut = ops.index(outputs[0].producer) + 1  # type: ignore[arg-type]
-                pending.insert(0, ops[cut:])
-                ops = ops[:cut]
-                inputs, outputs = region_boundary(ops, graph)
-                ends = (
+                end_reasons[id(ops[cut - 1])] = (
                     f"AK-REGION-OUTPUTS: a program has one output; '{outputs[0].name}' is also "
                     "used outside, so the program ends there"
                 )
-            else:
-                ends = "the next op cannot run on Akida or starts another region"
+                pending[0:0] = [ops[:cut], ops[cut:]]
+                continue
+            ends = end_reasons.get(
+                id(ops[-1]), "the next op cannot run on Akida or starts another region"
+            )
             if not outputs:
                 continue
             region = Region(
@@ -301,7 +303,7 @@ class Partition:
                 for i, operand in enumerate(op.inputs):
                     if operand is x:
                         graph.set_input(op, i, nhwc_value)
-            if not x.users and x not in graph.outputs:
+            if not x.users and not graph.is_pinned(x):
                 graph.remove_op(back)
             region.input = nhwc_value
         elif x is not None and x.type.rank == 4:

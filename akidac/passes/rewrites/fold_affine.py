@@ -87,7 +87,7 @@ def _affine_map(
             return f"the statistics of {name} are not constant"
         if op.attrs.get("training_mode", 0):
             return f"{name} is in training mode"
-        if any(v.users or v in graph.outputs for v in op.outputs[1:]):
+        if any(v.users or graph.is_pinned(v) for v in op.outputs[1:]):
             return f"the running statistics of {name} are read"
         if axis != 1:
             return f"{name} normalizes axis 1, but the layer's channels are on axis {axis}"

@@ -73,7 +73,7 @@ def fold_pad(graph: Graph, op: Op, by: str) -> Outcome:
     if not convs:
         return False
     name = f"Pad '{op.display_name}'"
-    if len(convs) != len(padded.users) or padded in graph.outputs:
+    if len(convs) != len(padded.users) or graph.is_pinned(padded):
         return Miss(f"{name} is also read by ops other than a Conv's data input")
     extra = _spatial_pads(op)
     if isinstance(extra, str):

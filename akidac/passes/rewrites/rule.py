@@ -119,7 +119,7 @@ def per_channel(array: np.ndarray, rank: int, axis: int, channels: int) -> np.nd
 
 def single_consumer(graph: Graph, value: Value) -> Op | None:
     """The one op reading `value`, if it is read once and is no graph output."""
-    if len(value.users) != 1 or value in graph.outputs:
+    if len(value.users) != 1 or graph.is_pinned(value):
         return None
     return value.users[0]
 
