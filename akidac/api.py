@@ -30,6 +30,7 @@ from akidac.passes import (
     PassManager,
     VerifyInstrument,
 )
+from akidac.passes.calibration import validate_sample_options
 from akidac.passes.manager import Instrument
 from akidac.report.compat import assumed_device, build_report
 from akidac.report.tagged import tag_model
@@ -79,6 +80,7 @@ def compile_model(
     The IR verifier runs after every pass unless `verify_each=False` (it costs about 9% of
     the compile time)."""
     options = options or CompileOptions()
+    validate_sample_options(options)
     ctx = PassContext(options=options)
     proto = load_model(model)
     graph = import_model(proto, input_shapes, ctx.sink, where=_where(model))

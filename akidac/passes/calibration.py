@@ -1,8 +1,10 @@
 """Calibration: samples (user arrays, a folder of images, or seeded random), observers, fidelity.
 
-Samples. `samples` maps each graph input to an array (N, ...); `samples_dir` is a folder of
-images (PNG, PGM/PPM, NPY/NPZ; JPEG when Pillow is installed) resized to the input's H × W and
-normalised; without either, seeded standard-normal inputs are used and the quantize pass warns.
+Samples. `samples` maps each graph input (or "", a single `.npy`, to the only one) to an array
+(N, ...) with the input's shape after the batch axis (cast to its dtype when no value changes;
+anything else is a `UsageError`); `samples_dir` is a folder of images (PNG, PGM/PPM, NPY/NPZ;
+JPEG when Pillow is installed) resized to the input's H × W and normalised; without either,
+seeded standard-normal inputs are used and the quantize pass warns.
 The first `num_samples` calibrate; those after them are held out to measure fidelity.
 
 Observers (what range each value is given):
@@ -19,8 +21,10 @@ pre-activation of every LUT layer, as extra outputs and run in onnxruntime one s
 
 from __future__ import annotations
 
+import math
 import os
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +35,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from akidac.errors import UsageError
+from akidac.errors import UnsupportedModelError, UsageError
 from akidac.ir.graph import Graph, Value
 from akidac.ir.onnx_export import graph_to_model
 from akidac.ir.types import dtype_to_numpy
@@ -57,19 +61,125 @@ class SampleSet:
     source: str = "samples"
 
 
+def validate_sample_options(options: Any) -> None:
+    """`num_samples` ≥ 1 and `fidelity_samples` ≥ 0, both integers; else a `UsageError`."""
+    for key, least in (("num_samples", 1), ("fidelity_samples", 0)):
+        value = getattr(options, key, least)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise UsageError(f"{key} must be an integer >= {least}, not {value!r}")
+
+
+def _shape_text(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _batch(value: Value) -> int:
+    """Samples one feed of the input takes: its static batch size (1 for a rank-0 input)."""
+    shape = value.type.shape or ()
+    return int(shape[0]) if shape and isinstance(shape[0], int) and shape[0] > 0 else 1  # type: ignore[arg-type]
+
+
+def _cast_samples(array: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    """`array` as `dtype` when no value changes (any float to float); else a `UsageError`."""
+    source = array.dtype
+    if source == dtype:
+        return array
+    if source.kind == "f" and dtype.kind == "f":
+        with np.errstate(all="ignore"):
+            return array.astype(dtype)
+    if source.kind in "biu" and dtype.kind in "biuf":
+        if np.can_cast(source, dtype, "safe"):
+            return array.astype(dtype)
+        with np.errstate(all="ignore"):
+            converted = array.astype(dtype)
+            if dtype.kind in "iu":
+                info = np.iinfo(dtype)
+                fits = array.size == 0 or (array.min() >= info.min and array.max() <= info.max)
+            else:
+                fits = True
+            if fits and np.array_equal(converted.astype(source), array):
+                return converted
+        raise UsageError(
+            f"{what} has dtype {source}, whose values do not all fit the input's {dtype}"
+        )
+    raise UsageError(
+        f"{what} has dtype {source}; the input takes {dtype} (only integer arrays whose values "
+        "fit, and float arrays into float inputs, are converted)"
+    )
+
+
+def check_samples(
+    graph: Graph, samples: dict[str, Any], what: str = "--samples"
+) -> dict[str, np.ndarray]:
+    """User arrays keyed by input name, checked and converted to the inputs' dtypes.
+
+    The key "" (a single `.npy` file) stands for the model's only input. Each array is
+    (N, ...) with the input's static shape after the batch axis, N at least the input's batch
+    size, finite when it is float. Anything else is a one-line `UsageError`.
+    """
+    samples = dict(samples)
+    if "" in samples:
+        if len(graph.inputs) != 1:
+            names = ", ".join(v.name for v in graph.inputs)
+            raise UsageError(
+                f"a single {what} array feeds one input, but the model has {len(graph.inputs)} "
+                f"({names}); pass an .npz with one array per input name"
+            )
+        name = graph.inputs[0].name
+        if name in samples:
+            raise UsageError(f"{what} gives input '{name}' twice (by name and as a single array)")
+        samples[name] = samples.pop("")
+    missing = [v.name for v in graph.inputs if v.name not in samples]
+    if missing:
+        given = ", ".join(repr(k) for k in samples) or "none"
+        raise UsageError(
+            f"{what} has no array for input(s) {', '.join(missing)} (arrays given: {given})"
+        )
+    checked: dict[str, np.ndarray] = {}
+    for value in graph.inputs:
+        label = f"{what} array for input '{value.name}'"
+        try:
+            array = np.asarray(samples[value.name])
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"{label} is not a NumPy array: {error}") from None
+        shape = tuple(value.type.shape or ())
+        batch = _batch(value)
+        expected = ("N", *shape[1:]) if shape else ("N",)
+        if array.ndim != len(expected) or tuple(array.shape[1:]) != tuple(expected[1:]):
+            raise UsageError(
+                f"{label} has shape {_shape_text(array.shape)}; expected {_shape_text(expected)}"
+            )
+        if array.shape[0] < batch:
+            least = "at least 1 sample" if batch == 1 else f"N >= the input's batch {batch}"
+            raise UsageError(
+                f"{label} has shape {_shape_text(array.shape)}; expected "
+                f"{_shape_text(expected)} with {least}"
+            )
+        array = _cast_samples(array, dtype_to_numpy(value.type.dtype), label)
+        if array.dtype.kind == "f":
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise UsageError(f"{label} holds {bad} non-finite value(s) (NaN or inf)")
+        checked[value.name] = array
+    return checked
+
+
+def _sample_count(graph: Graph, samples: dict[str, np.ndarray]) -> int:
+    """Feeds the checked arrays make: the fewest whole batches over the inputs."""
+    return min(len(samples[v.name]) // _batch(v) for v in graph.inputs)
+
+
 def _feeds_from_arrays(
     graph: Graph, samples: dict[str, np.ndarray], start: int, stop: int
 ) -> list[dict[str, np.ndarray]]:
     feeds = []
     for i in range(start, stop):
-        feeds.append(
-            {
-                v.name: np.asarray(samples[v.name][i : i + 1])
-                .astype(dtype_to_numpy(v.type.dtype))
-                .reshape(v.type.shape)  # type: ignore[arg-type]
-                for v in graph.inputs
-            }
-        )
+        feed = {}
+        for v in graph.inputs:
+            batch = _batch(v)
+            rows = samples[v.name][i * batch : (i + 1) * batch]
+            feed[v.name] = np.ascontiguousarray(rows).reshape(tuple(v.type.shape or ()))  # type: ignore[arg-type]
+        feeds.append(feed)
     return feeds
 
 
@@ -78,11 +188,9 @@ def calibration_samples(
 ) -> tuple[list[dict[str, np.ndarray]], bool]:
     """Per-sample feeds (batch 1 each) and whether they are random."""
     if samples:
-        missing = [v.name for v in graph.inputs if v.name not in samples]
-        if missing:
-            raise UsageError(f"--samples has no array for input(s) {', '.join(missing)}")
-        total = min(len(samples[v.name]) for v in graph.inputs)
-        return _feeds_from_arrays(graph, samples, 0, min(total, count)), False
+        checked = check_samples(graph, samples)
+        total = min(_sample_count(graph, checked), count)
+        return _feeds_from_arrays(graph, checked, 0, total), False
     rng = np.random.default_rng(seed)
     return [{v.name: random_input(v, rng) for v in graph.inputs} for _ in range(count)], True
 
@@ -91,18 +199,21 @@ def sample_set(graph: Graph, options: Any, held_out: int = 0) -> SampleSet:
     """Calibration and held-out feeds from `CompileOptions` (samples, samples_dir or random).
 
     Held-out feeds are the samples after the first `num_samples` (at most `held_out` of them);
-    there are none when the user gave no more than `num_samples`.
+    there are none when the user gave no more than `num_samples`. Bad options or arrays are a
+    `UsageError` (see `validate_sample_options`, `check_samples`).
     """
+    validate_sample_options(options)
     count = int(options.num_samples)
     samples = options.samples
-    source = "samples"
+    source, what = "samples", "--samples"
     if not samples and getattr(options, "samples_dir", None):
         samples = {_single_input(graph).name: _directory_samples(graph, options, count + held_out)}
-        source = f"directory {options.samples_dir}"
+        source, what = f"directory {options.samples_dir}", f"samples folder '{options.samples_dir}'"
     if samples:
-        feeds, _ = calibration_samples(graph, samples, count, options.seed)
-        total = min(len(samples[v.name]) for v in graph.inputs)
-        rest = _feeds_from_arrays(graph, samples, len(feeds), min(total, len(feeds) + held_out))
+        checked = check_samples(graph, samples, what)
+        total = _sample_count(graph, checked)
+        feeds = _feeds_from_arrays(graph, checked, 0, min(total, count))
+        rest = _feeds_from_arrays(graph, checked, len(feeds), min(total, len(feeds) + held_out))
         return SampleSet(feeds, rest, False, source)
     feeds, _ = calibration_samples(graph, None, count, options.seed)
     return SampleSet(feeds, [], True, "random")
@@ -172,7 +283,14 @@ def load_image_samples(
         raise UsageError(f"samples folder '{folder}' does not exist or is not a folder")
     if resize not in ("area", "nearest"):
         raise UsageError(f"resize must be 'area' or 'nearest', not {resize!r}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    offset = _channel_constants(mean, "mean", channels)
+    divisor = _channel_constants(std, "std", channels)
+    if divisor is not None and not divisor.all():
+        raise UsageError(f"std must not be 0, got {tuple(float(v) for v in divisor.ravel())}")
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as error:
+        raise UsageError(f"cannot list samples folder '{folder}': {error.strerror}") from None
     if limit is not None:
         files = files[:limit]
     if not files:
@@ -180,42 +298,90 @@ def load_image_samples(
     images = []
     for path in files:
         pixels, integer_max = read_image(path)
+        if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+            raise UsageError(f"image '{path}' is empty ({pixels.shape[0]} x {pixels.shape[1]})")
+        if integer_max is None and not np.isfinite(pixels).all():
+            raise UsageError(f"image '{path}' holds non-finite values (NaN or inf)")
         image = _to_channels(pixels, channels, path)
         image = resize_image(image, size, resize)
         if integer_max is not None:
             image = image / integer_max
-            if mean is not None:
-                image = image - np.asarray(mean, np.float64).reshape(1, 1, -1)
-            if std is not None:
-                image = image / np.asarray(std, np.float64).reshape(1, 1, -1)
+            if offset is not None:
+                image = image - offset
+            if divisor is not None:
+                image = image / divisor
         images.append(image.transpose(2, 0, 1))
     return np.stack(images).astype(np.float32)
 
 
+def _channel_constants(values: Any, what: str, channels: int) -> np.ndarray | None:
+    """`mean`/`std` as a (1, 1, 1 or C) array: one finite number, or one per channel."""
+    if values is None:
+        return None
+    try:
+        array = np.asarray(values, np.float64).reshape(-1)
+    except (ValueError, TypeError):
+        raise UsageError(f"{what} must be numbers, got {values!r}") from None
+    if array.size not in (1, channels):
+        raise UsageError(
+            f"{what} has {array.size} values; expected 1 or one per channel ({channels})"
+        )
+    if not np.isfinite(array).all():
+        raise UsageError(f"{what} must be finite numbers, got {values!r}")
+    return array.reshape(1, 1, -1)
+
+
+#: what a corrupt or truncated NPY/NPZ/PNG/PGM raises while it is decoded.
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    KeyError,
+    IndexError,
+)
+
+
 def read_image(path: Path) -> tuple[np.ndarray, int | None]:
-    """(pixels (H, W, C) or (H, W), the integer maximum or None for float arrays)."""
+    """(pixels (H, W, C) or (H, W), the integer maximum or None for float arrays).
+
+    A file that cannot be read or decoded is a `UsageError` naming it.
+    """
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                if not data.files:
-                    raise UsageError(f"'{path}' holds no array")
-                array = data[data.files[0]]
+        if suffix in (".npy", ".npz"):
+            array = _load_array(path)
         elif suffix in (".pgm", ".ppm", ".pnm"):
             return decode_netpbm(path.read_bytes(), str(path))
         elif suffix == ".png":
             return decode_png(path.read_bytes(), str(path)), 255
         else:
             return _read_with_pillow(path), 255
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read image '{path}': {error}") from None
+    except _DECODE_ERRORS as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise UsageError(f"cannot read image '{path}': {reason}") from None
     if array.ndim not in (2, 3):
         raise UsageError(f"'{path}' holds a {array.ndim}-D array; expected (H, W) or (H, W, C)")
-    if array.dtype.kind in "iub":
+    if array.dtype.kind not in "biuf":
+        raise UsageError(f"'{path}' holds a {array.dtype} array; expected integer or float pixels")
+    if array.dtype.kind == "b":
+        return array.astype(np.float64), 1
+    if array.dtype.kind in "iu":
         return array.astype(np.float64), 255 if array.dtype.itemsize == 1 else 65535
     return array.astype(np.float64), None
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """The array of an NPY file, or the first array of an NPZ (by content, not suffix)."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return np.asarray(loaded)
+    with loaded as data:
+        if not data.files:
+            raise UsageError(f"'{path}' holds no array")
+        return np.asarray(data[data.files[0]])
 
 
 def _read_with_pillow(path: Path) -> np.ndarray:
@@ -225,8 +391,11 @@ def _read_with_pillow(path: Path) -> np.ndarray:
         raise UsageError(
             f"'{path}' is a JPEG: install Pillow to read JPEG, or convert the images to PNG/NPY"
         ) from None
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.float64)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.float64)
+    except (*_DECODE_ERRORS, SyntaxError, Image.DecompressionBombError) as error:
+        raise UsageError(f"cannot read image '{path}': {error}") from None
 
 
 def _to_channels(pixels: np.ndarray, channels: int, path: Path) -> np.ndarray:
@@ -420,65 +589,113 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in arrays])
 
 
-def abs_range(arrays: list[np.ndarray], percentile: float) -> float:
-    """The `percentile` of |x| over all samples (max when percentile ≥ 100), never 0."""
-    flat = np.abs(_flat(arrays))
-    value = float(flat.max() if percentile >= 100 else np.percentile(flat, percentile))
+def _finite(value: float, name: str | None) -> float:
+    """`value` when finite; else AK-QUANT naming the value whose observations were not."""
+    if not math.isfinite(value):
+        label = f"'{name}'" if name else "a value"
+        raise UnsupportedModelError(
+            f"the calibrated range of {label} is {value}: the float model computes non-finite "
+            "values (inf or NaN) there on the calibration samples; check the samples and the model",
+            code="AK-QUANT",
+            node=name,
+        )
+    return value
+
+
+def abs_range(arrays: list[np.ndarray], percentile: float, *, name: str | None = None) -> float:
+    """The `percentile` of |x| over all samples (max when percentile ≥ 100), never 0.
+
+    A non-finite result (inf or NaN observed) is AK-QUANT naming `name`.
+    """
+    with np.errstate(all="ignore"):
+        flat = np.abs(_flat(arrays))
+        value = float(flat.max() if percentile >= 100 else np.percentile(flat, percentile))
+    _finite(value, name)
     return value if value > 0 else 1e-6
 
 
-def min_max_range(arrays: list[np.ndarray], percentile: float) -> tuple[float, float]:
+def min_max_range(
+    arrays: list[np.ndarray], percentile: float, *, name: str | None = None
+) -> tuple[float, float]:
     """(low, high) percentiles of x (min and max when percentile ≥ 100), always spanning 0."""
-    flat = _flat(arrays)
-    if percentile >= 100:
-        low, high = float(flat.min()), float(flat.max())
-    else:
-        low, high = (float(v) for v in np.percentile(flat, [100 - percentile, percentile]))
+    with np.errstate(all="ignore"):
+        flat = _flat(arrays)
+        if percentile >= 100:
+            low, high = float(flat.min()), float(flat.max())
+        else:
+            low, high = (float(v) for v in np.percentile(flat, [100 - percentile, percentile]))
+    _finite(low, name)
+    _finite(high, name)
     low, high = min(low, 0.0), max(high, 0.0)
     return (low, high) if high > low else (low, low + 1e-6)
 
 
-def mse_range(arrays: list[np.ndarray], bits: int, signed: bool) -> float:
+def mse_range(
+    arrays: list[np.ndarray], bits: int, signed: bool, *, name: str | None = None
+) -> float:
     """The clip c minimising the mean squared error of `bits`-bit quantization of x.
 
     Levels: signed values use [−L, L] with L = 2^(bits−1) − 1, unsigned [0, 2^bits − 1] (their
     negatives clip to 0 and cost the same for every c). 40 candidates in (0.05, 1] × max |x|.
     """
-    flat = _flat(arrays)
-    if flat.size > MSE_MAX_ELEMENTS:
-        flat = flat[:: -(-flat.size // MSE_MAX_ELEMENTS)]
-    data = np.abs(flat) if signed else np.maximum(flat, 0.0)
-    peak = float(data.max())
-    if peak <= 0:
-        return 1e-6
-    levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
-    best, best_error = peak, np.inf
-    for ratio in np.linspace(0.05, 1.0, 40):
-        clip = peak * ratio
-        step = clip / levels
-        error = float(np.mean((np.minimum(np.floor(data / step + 0.5), levels) * step - data) ** 2))
-        if error < best_error:
-            best, best_error = clip, error
+    with np.errstate(all="ignore"):
+        flat = _flat(arrays)
+        if flat.size > MSE_MAX_ELEMENTS:
+            flat = flat[:: -(-flat.size // MSE_MAX_ELEMENTS)]
+        data = np.abs(flat) if signed else np.maximum(flat, 0.0)
+        peak = _finite(float(data.max()), name)
+        if peak <= 0:
+            return 1e-6
+        levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+        best, best_error = peak, np.inf
+        for ratio in np.linspace(0.05, 1.0, 40):
+            clip = peak * ratio
+            step = clip / levels
+            q = np.minimum(np.floor(data / step + 0.5), levels) * step
+            error = float(np.mean((q - data) ** 2))
+            if error < best_error:
+                best, best_error = clip, error
     return best
 
 
 def activation_range(
-    arrays: list[np.ndarray], method: str, percentile: float, bits: int, signed: bool
+    arrays: list[np.ndarray],
+    method: str,
+    percentile: float,
+    bits: int,
+    signed: bool,
+    *,
+    name: str | None = None,
 ) -> float:
-    """The range one activation is quantized to, by the chosen observer."""
+    """The range one activation is quantized to, by the chosen observer.
+
+    A non-finite range (inf or NaN observed) is AK-QUANT naming `name`.
+    """
     if method == "auto":
         method = "mse" if bits <= 4 else "percentile"
     if method == "mse":
-        return mse_range(arrays, bits, signed)
-    return abs_range(arrays, 100.0 if method == "minmax" else percentile)
+        return mse_range(arrays, bits, signed, name=name)
+    return abs_range(arrays, 100.0 if method == "minmax" else percentile, name=name)
 
 
-def mse_weight_peaks(weights: np.ndarray, bits: int, axis: int) -> np.ndarray:
-    """Per output channel, the clip r · max |w| (r in WEIGHT_CLIP_RATIOS) of least squared error."""
+def mse_weight_peaks(
+    weights: np.ndarray, bits: int, axis: int, *, name: str | None = None
+) -> np.ndarray:
+    """Per output channel, the clip r · max |w| (r in WEIGHT_CLIP_RATIOS) of least squared error.
+
+    Non-finite weights are AK-QUANT naming `name`.
+    """
     limit = weight_limit(bits)
     moved = np.moveaxis(np.asarray(weights, np.float64), axis, 0)
     flat = moved.reshape(moved.shape[0], -1)
-    peaks = np.abs(flat).max(axis=1)
+    if not np.isfinite(flat).all():
+        label = f"'{name}'" if name else "a layer"
+        raise UnsupportedModelError(
+            f"the weights of {label} hold non-finite values (inf or NaN)",
+            code="AK-QUANT",
+            node=name,
+        )
+    peaks = np.abs(flat).max(axis=1) if flat.size else np.zeros(flat.shape[0])
     best = peaks.copy()
     best_error = np.full(peaks.shape, np.inf)
     for ratio in WEIGHT_CLIP_RATIOS:
@@ -496,10 +713,11 @@ def mse_weight_peaks(weights: np.ndarray, bits: int, axis: int) -> np.ndarray:
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity of two arrays, flattened (1.0 when both are zero)."""
     x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
-    if norm == 0:
-        return 1.0 if not x.any() and not y.any() else 0.0
-    return float(x @ y / norm)
+    with np.errstate(all="ignore"):
+        norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+        if norm == 0:
+            return 1.0 if not x.any() and not y.any() else 0.0
+        return float(x @ y / norm)
 
 
 class OutputRunner(Protocol):
@@ -535,9 +753,11 @@ def measure_fidelity(
         if not feeds:
             continue
         want, got = np.concatenate(expected[name]), np.concatenate(actual[name])
+        with np.errstate(all="ignore"):
+            error = float(np.abs(got - want).max()) if want.size else 0.0
         result[name] = {
             "cosine": round(cosine(got, want), 6),
-            "max_abs_error": float(np.abs(got - want).max()) if want.size else 0.0,
+            "max_abs_error": error,
             "samples": len(feeds),
         }
     return result

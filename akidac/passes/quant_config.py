@@ -114,7 +114,13 @@ def load_quant_config(path: str | os.PathLike[str]) -> QuantConfig:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise UsageError(
-            f"cannot read quantization config '{file}': {error.strerror}",
+            f"cannot read quantization config '{file}': {error.strerror or error}",
+            code="AK-USAGE-QUANT-CONFIG",
+        ) from None
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"quantization config '{file}' is not UTF-8 text "
+            f"(byte 0x{error.object[error.start]:02x} at offset {error.start})",
             code="AK-USAGE-QUANT-CONFIG",
         ) from None
     try:
@@ -122,7 +128,7 @@ def load_quant_config(path: str | os.PathLike[str]) -> QuantConfig:
             data = json.loads(text)
         else:
             data = tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as error:
         raise UsageError(
             f"quantization config '{file}' is not valid {file.suffix.lstrip('.').upper() or 'TOML'}"
             f": {error}",

@@ -55,6 +55,7 @@ from akidac.passes.calibration import (
     mse_weight_peaks,
     observe,
     sample_set,
+    validate_sample_options,
 )
 from akidac.passes.fixed_point import (
     ADD_SHIFT_HIGH,
@@ -194,6 +195,7 @@ class Quantize:
 
 
 def _check_options(options: Any) -> None:
+    validate_sample_options(options)
     if options.calibration not in ACTIVATION_OBSERVERS:
         raise UsageError(
             f"calibration observer {options.calibration!r} is not one of "
@@ -400,14 +402,16 @@ class _RegionQuantizer:
         if not signed:
             arrays = [np.maximum(a, 0) for a in arrays]
         options = self.options
-        return activation_range(arrays, options.calibration, options.percentile, bits, signed)
+        return activation_range(
+            arrays, options.calibration, options.percentile, bits, signed, name=value.name
+        )
 
     def _desired_scales(self) -> None:
         x = self.region.input
         assert x is not None
         if self.image_input:
             percentile = 100.0 if self.options.calibration == "minmax" else self.options.percentile
-            low, high = min_max_range(self._observed(x), percentile)
+            low, high = min_max_range(self._observed(x), percentile, name=x.name)
             scale = (high - low) / 255.0
             info = self.info[id(x)]
             info.scale = scale
@@ -624,7 +628,7 @@ class _RegionQuantizer:
         s_in = x_info.scale
         observer = options.weight_observer
         if observer == "mse" or (observer == "auto" and wbits <= 4):
-            peaks = mse_weight_peaks(w, wbits, axis)
+            peaks = mse_weight_peaks(w, wbits, axis, name=op.display_name)
         else:
             peaks = channel_peaks(w, axis)
         w_scale = np.maximum(peaks / weight_limit(wbits), np.abs(bias) / (s_in * BIAS_ACC_LIMIT))
@@ -693,7 +697,7 @@ class _RegionQuantizer:
         if name not in self.seen:
             raise quant_error(op, "calibration did not observe its pre-activation")
         percentile = 100.0 if self.options.calibration == "minmax" else self.options.percentile
-        step = index_scale(abs_range(self.seen[name], percentile))
+        step = index_scale(abs_range(self.seen[name], percentile, name=op.display_name))
         scales, shifts = encode_index_scale(acc_scale, step)
         if np.any(scales == 0):
             raise quant_error(op, "its accumulator cannot be rescaled to the 11-bit LUT index")

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from models import conv_net, tiny_conv_model
+from onnx import TensorProto, helper
 
 from akidac.api import compile_model
-from akidac.errors import UsageError
+from akidac.errors import UnsupportedModelError, UsageError
 from akidac.frontend import import_model
 from akidac.passes import CompileOptions
 from akidac.passes.calibration import (
     abs_range,
     activation_range,
+    calibration_samples,
+    check_samples,
     decode_netpbm,
     decode_png,
     fidelity_feeds,
@@ -25,8 +30,10 @@ from akidac.passes.calibration import (
     min_max_range,
     mse_range,
     mse_weight_peaks,
+    read_image,
     resize_image,
     sample_set,
+    validate_sample_options,
 )
 from akidac.passes.fixed_point import quantize_weights
 from akidac.runtime.session import HybridSession
@@ -204,3 +211,252 @@ def test_fidelity_reports_cosine_and_max_error_per_output() -> None:
     assert figures[output]["samples"] == 4
     same = measure_fidelity(model, HybridSession(model.SerializeToString()), feeds)
     assert same[output]["cosine"] == pytest.approx(1.0) and same[output]["max_abs_error"] == 0.0
+
+
+# ------------------------------------------------------------------ bad calibration inputs
+def _two_input_model() -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"], name="add")],
+        "two",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return model
+
+
+def _int_input_model() -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["x"], ["f"], name="cast", to=TensorProto.FLOAT),
+            helper.make_node("Relu", ["f"], ["y"], name="relu"),
+        ],
+        "ints",
+        [helper.make_tensor_value_info("x", TensorProto.INT16, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return model
+
+
+def test_a_single_npy_array_feeds_the_only_input_of_the_model() -> None:
+    graph = import_model(tiny_conv_model())
+    samples = np.random.default_rng(5).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    sets = sample_set(graph, CompileOptions(samples={"": samples}, num_samples=3), held_out=1)
+    assert [list(feed) for feed in sets.feeds] == [["x"]] * 3 and not sets.random
+    np.testing.assert_array_equal(sets.held_out[0]["x"], samples[3:4])
+    feeds, random = calibration_samples(graph, {"": samples}, 2, 0)
+    assert len(feeds) == 2 and not random
+
+
+def test_a_single_npy_array_for_a_model_with_several_inputs_is_a_usage_error() -> None:
+    graph = import_model(_two_input_model())
+    with pytest.raises(UsageError, match=r"the model has 2 \(a, b\); pass an .npz"):
+        check_samples(graph, {"": np.zeros((2, 4), np.float32)})
+    with pytest.raises(UsageError, match=r"no array for input\(s\) b \(arrays given: 'a'\)"):
+        check_samples(graph, {"a": np.zeros((2, 4), np.float32)})
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((3, 8, 8), "has shape (3, 8, 8); expected (N, 3, 8, 8)"),
+        ((), "has shape (); expected (N, 3, 8, 8)"),
+        ((5, 3, 8, 9), "has shape (5, 3, 8, 9); expected (N, 3, 8, 8)"),
+        ((5, 1, 3, 8, 8), "has shape (5, 1, 3, 8, 8); expected (N, 3, 8, 8)"),
+        ((0, 3, 8, 8), "has shape (0, 3, 8, 8); expected (N, 3, 8, 8) with at least 1 sample"),
+    ],
+)
+def test_a_samples_array_of_the_wrong_shape_is_a_usage_error_naming_both_shapes(
+    shape: tuple[int, ...], message: str
+) -> None:
+    graph = import_model(tiny_conv_model())
+    with pytest.raises(UsageError) as caught:
+        check_samples(graph, {"": np.zeros(shape, np.float32)})
+    assert str(caught.value) == f"AK-USAGE: --samples array for input 'x' {message}"
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+
+
+def test_a_compile_with_a_wrongly_shaped_samples_array_stops_with_a_usage_error() -> None:
+    samples = {"input": np.zeros((3, 32, 32), np.float32)}
+    with pytest.raises(UsageError, match=r"has shape \(3, 32, 32\); expected \(N, 3, 32, 32\)"):
+        compile_model(conv_net(), options=CompileOptions(samples=samples, num_samples=2))
+
+
+def test_samples_are_cast_to_the_input_dtype_only_when_no_value_changes() -> None:
+    graph = import_model(tiny_conv_model())
+    doubles = np.random.default_rng(6).standard_normal((2, 3, 8, 8))
+    checked = check_samples(graph, {"x": doubles})
+    assert checked["x"].dtype == np.float32
+    np.testing.assert_allclose(checked["x"], doubles, rtol=1e-6)
+    pixels = np.full((2, 3, 8, 8), 200, np.uint8)
+    assert check_samples(graph, {"x": pixels})["x"].dtype == np.float32
+    with pytest.raises(UsageError, match="dtype complex128; the input takes float32"):
+        check_samples(graph, {"x": doubles.astype(np.complex128)})
+    with pytest.raises(UsageError, match="dtype <U1"):
+        check_samples(graph, {"x": np.full((2, 3, 8, 8), "a")})
+    with pytest.raises(UsageError, match="do not all fit the input's float32"):
+        check_samples(graph, {"x": np.full((2, 3, 8, 8), 2**24 + 1, np.int64)})
+    ints = import_model(_int_input_model())
+    assert check_samples(ints, {"x": np.array([[1, -2, 3, 4]], np.int64)})["x"].dtype == np.int16
+    with pytest.raises(UsageError, match="do not all fit the input's int16"):
+        check_samples(ints, {"x": np.array([[1, 2, 3, 70000]], np.int64)})
+    with pytest.raises(UsageError, match="dtype float32; the input takes int16"):
+        check_samples(ints, {"x": np.ones((1, 4), np.float32)})
+
+
+def test_samples_with_nan_or_inf_are_a_usage_error() -> None:
+    graph = import_model(tiny_conv_model())
+    samples = np.zeros((2, 3, 8, 8), np.float32)
+    samples[1, 0, 0, :2] = [np.nan, np.inf]
+    with pytest.raises(UsageError, match="input 'x' holds 2 non-finite value"):
+        check_samples(graph, {"x": samples})
+
+
+def test_an_input_with_a_static_batch_takes_that_many_samples_per_feed() -> None:
+    graph = import_model(tiny_conv_model(batch=2))
+    samples = np.random.default_rng(7).standard_normal((5, 3, 8, 8)).astype(np.float32)
+    sets = sample_set(graph, CompileOptions(samples={"x": samples}, num_samples=1), held_out=4)
+    assert len(sets.feeds) == 1 and len(sets.held_out) == 1
+    np.testing.assert_array_equal(sets.held_out[0]["x"], samples[2:4])
+    with pytest.raises(UsageError, match=r"with N >= the input's batch 2"):
+        check_samples(graph, {"x": samples[:1]})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("num_samples", 0, "num_samples must be an integer >= 1, not 0"),
+        ("num_samples", 2.5, "num_samples must be an integer >= 1, not 2.5"),
+        ("fidelity_samples", -1, "fidelity_samples must be an integer >= 0, not -1"),
+    ],
+)
+def test_sample_counts_out_of_range_are_usage_errors(key: str, value: object, message: str) -> None:
+    options = CompileOptions(**{key: value})  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=message):
+        validate_sample_options(options)
+    with pytest.raises(UsageError, match=message):
+        sample_set(import_model(tiny_conv_model()), options)
+    validate_sample_options(CompileOptions(num_samples=1, fidelity_samples=0))
+
+
+def test_a_compile_with_zero_samples_stops_with_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="num_samples must be an integer >= 1"):
+        compile_model(tiny_conv_model(), options=CompileOptions(num_samples=0))
+
+
+def _corrupt_files(folder: Path) -> list[str]:
+    """Corrupt image files: truncated NPY, empty/non-zip/damaged NPZ, bad PNG and PGM."""
+    np.save(folder / "whole.npy", np.zeros((4, 4), np.uint8))
+    (folder / "truncated.npy").write_bytes((folder / "whole.npy").read_bytes()[:-5])  # ValueError
+    (folder / "empty.npz").write_bytes(b"")  # EOFError
+    (folder / "bad.npz").write_bytes(b"PK\x03\x04 this is not a zip archive")  # BadZipFile
+    np.savez_compressed(folder / "whole.npz", a=np.arange(4096, dtype=np.uint8).reshape(64, 64))
+    zipped = bytearray((folder / "whole.npz").read_bytes())
+    start = zipped.index(b"a.npy") + len(b"a.npy")
+    zipped[start + 40 : start + 80] = b"\xff" * 40  # the deflated member: zlib.error
+    (folder / "inflate.npz").write_bytes(bytes(zipped))
+    png = encode_png(np.zeros((4, 4, 3), np.uint8), [0])
+    idat = png.index(b"IDAT") + 4
+    (folder / "inflate.png").write_bytes(png[:idat] + b"\xff\xfe" + png[idat + 2 :])  # zlib.error
+    (folder / "header.png").write_bytes(png[:8] + struct.pack(">I4s", 3, b"IHDR") + b"abc")
+    (folder / "header.pgm").write_bytes(b"P5 4 x 255\n")  # ValueError
+    return [
+        "truncated.npy",
+        "empty.npz",
+        "bad.npz",
+        "inflate.npz",
+        "inflate.png",
+        "header.png",
+        "header.pgm",
+    ]
+
+
+def test_a_corrupt_npy_npz_png_or_pgm_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
+    for name in _corrupt_files(tmp_path):
+        with pytest.raises(UsageError) as caught:
+            read_image(tmp_path / name)
+        assert f"'{tmp_path / name}'" in str(caught.value), name
+        assert "\n" not in str(caught.value)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.npy").write_bytes((tmp_path / "truncated.npy").read_bytes())
+    with pytest.raises(UsageError, match=r"cannot read image .*a\.npy"):
+        load_image_samples(folder, (4, 4))
+
+
+def test_npy_and_npz_files_are_read_by_their_content_whatever_their_suffix(tmp_path: Path) -> None:
+    np.savez(tmp_path / "zipped.npz", np.full((2, 2), 7, np.uint8))
+    (tmp_path / "zipped.npy").write_bytes((tmp_path / "zipped.npz").read_bytes())
+    np.save(tmp_path / "plain.npy", np.full((2, 2), 0.5, np.float32))
+    (tmp_path / "plain.npz").write_bytes((tmp_path / "plain.npy").read_bytes())
+    assert read_image(tmp_path / "zipped.npy")[0].tolist() == [[7, 7], [7, 7]]
+    pixels, integer_max = read_image(tmp_path / "plain.npz")
+    assert pixels.tolist() == [[0.5, 0.5], [0.5, 0.5]] and integer_max is None
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "message"),
+    [
+        ((0.5, 0.5), None, "mean has 2 values; expected 1 or one per channel \\(3\\)"),
+        (None, (0.2, 0.2, 0.2, 0.2), "std has 4 values; expected 1 or one per channel \\(3\\)"),
+        (None, (0.0,), "std must not be 0"),
+        (("a",), None, "mean must be numbers"),
+    ],
+)
+def test_mean_and_std_take_one_value_or_one_per_channel(
+    tmp_path: Path, mean: object, std: object, message: str
+) -> None:
+    _image_folder(tmp_path)
+    with pytest.raises(UsageError, match=message):
+        load_image_samples(tmp_path, (8, 8), mean, std)  # type: ignore[arg-type]
+    assert load_image_samples(tmp_path, (8, 8), (0.5,), (0.25,)).shape == (4, 3, 8, 8)
+
+
+def test_a_folder_for_a_model_with_bad_mean_stops_the_compile_with_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    _image_folder(tmp_path)
+    options = CompileOptions(samples_dir=str(tmp_path), num_samples=2, sample_mean=(0.5, 0.5))
+    with pytest.raises(UsageError, match="mean has 2 values"):
+        compile_model(tiny_conv_model(), options=options)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_observers_reject_non_finite_activations_by_name_without_a_runtime_warning(
+    bad: float,
+) -> None:
+    data = [np.array([0.5, bad, bad, bad], np.float32), np.array([2.0], np.float32)]
+    calls = [
+        lambda: abs_range(data, 100, name="conv1"),
+        lambda: abs_range(data, 50, name="conv1"),
+        lambda: min_max_range(data, 100, name="conv1"),
+        lambda: min_max_range(data, 50, name="conv1"),
+        lambda: mse_range(data, 4, True, name="conv1"),
+        lambda: activation_range(data, "auto", 99.99, 8, True, name="conv1"),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for call in calls:
+            with pytest.raises(
+                UnsupportedModelError, match=r"range of 'conv1' is (-?inf|nan)"
+            ) as e:
+                call()
+            assert e.value.code == "AK-QUANT" and e.value.node == "conv1"
+        weights = np.ones((2, 3))
+        weights[1, 2] = bad
+        with pytest.raises(UnsupportedModelError, match="weights of 'fc' hold non-finite"):
+            mse_weight_peaks(weights, 4, axis=0, name="fc")
+
+
+def test_fidelity_figures_of_infinite_outputs_print_no_runtime_warning() -> None:
+    from akidac.passes.calibration import cosine
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(cosine(np.array([np.inf, 1.0]), np.array([np.inf, 1.0])))

@@ -78,3 +78,16 @@ def test_a_layer_takes_the_entry_of_its_first_named_node_over_the_defaults(tmp_p
     (tmp_path / "bad.toml").write_text("layers = [")
     with pytest.raises(UsageError, match="not valid TOML"):
         load_quant_config(tmp_path / "bad.toml")
+
+
+def test_a_config_file_that_is_not_utf8_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "bits.toml"
+    config.write_bytes(b"wbits = 4\n# \xff\xfe latin-1 comment \xe9\n")
+    with pytest.raises(
+        UsageError, match=r"bits.toml' is not UTF-8 text \(byte 0xff at offset 12\)"
+    ):
+        load_quant_config(config)
+    try:
+        load_quant_config(config)
+    except UsageError as error:
+        assert error.code == "AK-USAGE-QUANT-CONFIG" and error.exit_code == 2
