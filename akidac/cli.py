@@ -70,6 +70,18 @@ def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
         ) from None
 
 
+def _report_kernel_compilation() -> None:
+    """Say so when this process compiled hardware-model kernels (a first run, ~1–2 s each)."""
+    from akidac.backends.akida.kernels import kernels_compiled_in_this_process
+
+    compiled = kernels_compiled_in_this_process()
+    if compiled:
+        err.print(
+            f"note: compiled {compiled} hardware-model kernel(s) on this first run; later runs "
+            "load them from the cache"
+        )
+
+
 def check_output_path(path: Path | None, what: str) -> None:
     """Refuse an output path whose folder is missing or which is a folder, before any work."""
     if path is None:
@@ -224,6 +236,7 @@ def compile(
                 verify_each=verify_each,
             )
         seconds = time.perf_counter() - start
+        _report_kernel_compilation()
         for item in result.diagnostics.items:
             err.print(
                 f"[yellow]{item.severity}[/] {item.code}: {escape(item.message)}",
@@ -267,16 +280,10 @@ def run(
 
     def action() -> int:
         from akidac.api import write_bytes_atomically
-        from akidac.backends.akida.kernels import (
-            kernels_are_cached,
-            kernels_compiled_in_this_process,
-        )
         from akidac.runtime.session import HybridSession
 
         check_output_path(save, "--save")
         session = HybridSession(model)
-        if session.akida_steps() and not kernels_are_cached():
-            err.print("hardware-model kernels may compile on this first run (cached afterwards)…")
         feeds: dict[str, np.ndarray] = {}
         for path in input:
             feeds.update(_load_npz(path, "--input"))
@@ -301,12 +308,7 @@ def run(
                 ]
             table.add_row(*row)
         out.print(table)
-        compiled = kernels_compiled_in_this_process()
-        if compiled:
-            err.print(
-                f"compiled {compiled} hardware-model kernel(s) on this first run; later "
-                "runs load them from the cache"
-            )
+        _report_kernel_compilation()
         if save is not None:
             buffer = io.BytesIO()
             np.savez(

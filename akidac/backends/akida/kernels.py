@@ -1258,3 +1258,22 @@ def kernels_are_cached() -> bool:
     except (AttributeError, OSError, TypeError, IndexError, ValueError):
         return False
     return True
+
+
+def kernels_compiled_in_this_process() -> int:
+    """How many kernel specialisations this process compiled (numba cache misses) so far.
+
+    The sum over this module's numba dispatchers of `len(dispatcher.stats.cache_misses)`: a
+    caller compares it before and after a run to say whether the run compiled kernels (the
+    first run on a machine, or after a numba/akidac upgrade) or loaded them all from the cache.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    dispatchers = {id(v): v for v in globals().values() if isinstance(v, Dispatcher)}
+    total = 0
+    for dispatcher in dispatchers.values():
+        try:
+            total += len(dispatcher.stats.cache_misses)
+        except AttributeError:  # a dispatcher without a cache (numba internals changed)
+            total += len(getattr(dispatcher, "_cache_misses", ()))
+    return total
