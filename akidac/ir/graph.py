@@ -260,9 +260,12 @@ class Graph:
                 del self.constants[name]
 
     def remove_dead_ops(self) -> bool:
-        """Remove ops none of whose results reach an output. Returns whether any went."""
+        """Remove ops none of whose results reach an output (or a subgraph that reads them by
+        name). Returns whether any went."""
         live: set[int] = set()
-        work = [v.producer for v in self.outputs if v.producer is not None]
+        captured = self.captured_names()
+        roots = [*self.outputs, *(v for op in self.ops for v in op.outputs if v.name in captured)]
+        work = [v.producer for v in roots if v.producer is not None]
         while work:
             op = work.pop()
             if id(op) in live:

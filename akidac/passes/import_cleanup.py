@@ -5,7 +5,8 @@ whose inputs are all constants (and whose result is small) has become a constant
 `Shape` of a static value, so exporter-made shape arithmetic disappears — and every
 BatchNormalization, and every Mul/Div/Add/Sub by a per-channel constant, that follows a Conv,
 ConvTranspose, Gemm or MatMul with constant weights and no other reader is folded into it
-(`rewrites.fold_affine`):
+(`rewrites.fold_affine`); ops whose results reach no graph output (nor a subgraph that reads
+them by name) are removed:
 
     y = γ · (W∗x + b − μ) / √(σ² + ε) + β  =  (W · k) ∗ x + (b − μ) · k + β,   k = γ / √(σ² + ε)
 """
@@ -77,6 +78,8 @@ class ImportCleanup:
                     graph.replace_with_constant(op, result)
                     changed = True
         if run_rules(graph, ctx, IMPORT_CLEANUP_RULES, self.name):
+            changed = True
+        if graph.remove_dead_ops():
             changed = True
         if changed:
             graph.remove_unused_constants()

@@ -400,6 +400,11 @@ class HybridSession:
         options = self._options or ort.SessionOptions()
         if self._options is None:
             options.log_severity_level = 3
+            if any(_has_subgraph(node) for node in nodes):
+                # onnxruntime 1.32's graph optimizers abort the process (a failed assertion)
+                # on DequantizeLinear → Transpose values read inside an If/Loop subgraph; such
+                # CPU parts run unoptimized
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(
                 model.SerializeToString(),
@@ -559,3 +564,10 @@ class HybridSession:
             error.node = step.name
             raise
         return y.reshape(y.shape[0], *step.output_shape[1:])
+
+
+def _has_subgraph(node: onnx.NodeProto) -> bool:
+    return any(
+        attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for attr in node.attribute
+    )
