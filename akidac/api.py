@@ -18,6 +18,7 @@ from typing import Any
 import onnx
 
 from akidac.backends.akida.program import Program
+from akidac.errors import UsageError
 from akidac.frontend.importer import import_model
 from akidac.frontend.loader import load_model
 from akidac.ir.diagnostics import DiagnosticSink
@@ -194,6 +195,10 @@ def write_bytes_atomically(data: bytes, path: str | os.PathLike[str]) -> None:
     write), then rename it into place: a failure never leaves half a file behind."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"output '{target}' is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"output '{target}': folder '{folder}' does not exist")
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
