@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/compile_time.py
 	$(BIN)/python bench/hwmodel.py
+	$(BIN)/python bench/report_time.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
