@@ -338,6 +338,28 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if norm == 0 else float(x @ y / norm)
 
 
+@app.command()
+def inspect(
+    model: Annotated[Path, typer.Argument(help="hybrid ONNX model")],
+) -> None:
+    """Decode and describe every Akida program embedded in a hybrid model."""
+
+    def action() -> int:
+        from akidac.backends.akida.program import program_summary
+        from akidac.runtime.session import HybridSession
+
+        session = HybridSession(model)
+        steps = session.akida_steps()
+        if not steps:
+            out.print(f"{model} holds no AkidaOp: it runs entirely on the CPU")
+        for name, program, input_name in steps:
+            out.print(f"[bold]{escape(name)}[/] (reads '{escape(input_name)}')")
+            out.print(escape(program_summary(program)), highlight=False, soft_wrap=True)
+        return 0
+
+    _guard(action)
+
+
 @app.command(name="passes")
 def list_passes() -> None:
     """List the registered passes with their one-line descriptions."""
