@@ -19,7 +19,7 @@ import onnx
 
 from akidac.backends.akida.program import Program
 from akidac.errors import UsageError
-from akidac.frontend.importer import import_model
+from akidac.frontend.importer import import_validated
 from akidac.frontend.loader import load_model
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph
@@ -84,7 +84,7 @@ def compile_model(
     validate_sample_options(options)
     ctx = PassContext(options=options)
     proto = load_model(model)
-    graph = import_model(proto, input_shapes, ctx.sink, where=_where(model))
+    graph = import_validated(proto, input_shapes, ctx.sink, _where(model))
     instruments = list(instruments)
     if verify_each and not any(isinstance(i, VerifyInstrument) for i in instruments):
         # measured: +9% compile time on an 800-node model (bench/compile_time.py), so on
@@ -142,7 +142,7 @@ def analyze(
     ctx = PassContext(options=options)
     device = assumed_device(options.device, options.sram_kib)
     proto = load_model(model)
-    graph = import_model(proto, input_shapes, ctx.sink, where=_where(model))
+    graph = import_validated(proto, input_shapes, ctx.sink, _where(model))
     graph = PassManager(list(ANALYZE_PIPELINE)).run(graph, ctx).graph
     report = build_report(
         graph,
@@ -169,7 +169,7 @@ def estimate_device(
     # when no preset holds the model
     options = CompileOptions(device=f"custom:{UNBOUNDED_NODES}", sram_kib=sram_kib)
     ctx = PassContext(options=options)
-    graph = import_model(load_model(model), input_shapes, ctx.sink, where=_where(model))
+    graph = import_validated(load_model(model), input_shapes, ctx.sink, _where(model))
     PassManager([*ANALYZE_PIPELINE, "allocate"]).run(graph, ctx)
     minimal = ctx.analyses.get("minimal_device")
     return {

@@ -154,10 +154,20 @@ def import_model(
 ) -> Graph:
     """Load, validate, make static, infer shapes and import a model into the IR. `where`
     names the model in messages (default: its path, or '<model>')."""
-    sink = sink if sink is not None else DiagnosticSink()
     if where is None:
         where = str(source) if isinstance(source, str | os.PathLike) else "<model>"
-    proto = load_model(source)
+    return import_validated(load_model(source), input_shapes, sink, where)
+
+
+def import_validated(
+    proto: onnx.ModelProto,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    sink: DiagnosticSink | None = None,
+    where: str = "<model>",
+) -> Graph:
+    """Make static, infer shapes and import a model that `load_model` already validated (so
+    callers that keep the validated proto do not run the ONNX checker twice)."""
+    sink = sink if sink is not None else DiagnosticSink()
     proto_copy = onnx.ModelProto()
     proto_copy.CopyFrom(proto)
     fix_input_shapes(proto_copy, dict(input_shapes or {}), sink)
