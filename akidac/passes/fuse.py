@@ -389,22 +389,18 @@ class Fuse:
         weight = graph.add_constant(f"{after.display_name}_identity", eye, fresh=True)
         if origin is None:
             origin = (*after.origin[:1], *(n for f in fused for n in f.origin))
-        anchor = fused[-1] if fused else after
-        identity = graph.make_op(
+        Fuse._emit(
+            graph,
+            ctx,
             "akida.conv2d",
             [source, weight],
-            [tail.type],
-            result_names=[f"{tail.name}_identity"],
-            attrs=attrs,
-            origin=origin,
-            created_by="fuse",
-            fresh_names=True,
-            index=graph.ops.index(anchor) + 1,
+            attrs,
+            origin,
+            fused,
+            tail,
+            after=fused[-1] if fused else after,
+            suffix="identity",
         )
-        graph.redirect_uses(tail, identity.outputs[0], skip=identity)
-        for op in reversed(fused):
-            graph.remove_op(op)
-        record(ctx, identity, "akida", [])
 
     # ---------------------------------------------------------------- shared
     @staticmethod
@@ -420,18 +416,38 @@ class Fuse:
         # the anchor names the layer; a fused Flatten before it comes after it
         ordered = sorted(fused, key=lambda f: f.op_type == "Flatten")
         origin = tuple(name for f in ordered for name in f.origin)
+        Fuse._emit(
+            graph, ctx, kind, operands, attrs, origin, fused, tail, after=fused[-1], suffix="akida"
+        )
+
+    @staticmethod
+    def _emit(
+        graph: Graph,
+        ctx: PassContext,
+        kind: str,
+        operands: list[Value | None],
+        attrs: dict[str, AttrValue],
+        origin: tuple[str, ...],
+        fused: list[Op],
+        tail: Value,
+        *,
+        after: Op,
+        suffix: str,
+    ) -> None:
+        """Insert the akida op after `after`, make it the producer of what `tail` was (its
+        users, its name if pinned), and drop the `fused` ops it replaces."""
         new = graph.make_op(
             kind,
             operands,
             [tail.type],
-            result_names=[f"{tail.name}_akida"],
+            result_names=[f"{tail.name}_{suffix}"],
             attrs=attrs,
             origin=origin,
             created_by="fuse",
             fresh_names=True,
-            index=graph.ops.index(fused[-1]) + 1,
+            index=graph.ops.index(after) + 1,
         )
-        graph.redirect_uses(tail, new.outputs[0])
+        graph.redirect_uses(tail, new.outputs[0], skip=new)
         for op in reversed(fused):
             graph.remove_op(op)
         record(ctx, new, "akida", [])
