@@ -115,16 +115,23 @@ def compile_model(
 def _measure_fidelity(
     proto: onnx.ModelProto, hybrid: onnx.ModelProto, graph: Graph, options: CompileOptions
 ) -> dict[str, Any]:
-    """Cosine and max |error| of every output of the hybrid model against the float model."""
-    from akidac.passes.calibration import fidelity_feeds, measure_fidelity
+    """The fidelity figures of every output of the hybrid model against the float model
+    (`akidac.runtime.compare`): SQNR, Pearson, top-1 agreement, max |error|, cosine."""
+    from akidac.passes.calibration import fidelity_feeds
+    from akidac.runtime.compare import measure_fidelity
     from akidac.runtime.session import HybridSession
 
     feeds, note = fidelity_feeds(graph, options, options.fidelity_samples)
     figures = measure_fidelity(proto, HybridSession(hybrid), feeds)
-    outputs = [
-        {"name": name, "cosine": f["cosine"], "max_abs_error": f["max_abs_error"]}
-        for name, f in figures.items()
-    ]
+    keys = (
+        "sqnr_db",
+        "pearson",
+        "top1_agreement",
+        "max_abs_error",
+        "cosine",
+        "constant_sqnr_db",
+    )
+    outputs = [{"name": name, **{k: f[k] for k in keys}} for name, f in figures.items()]
     return {"samples": len(feeds), "note": note, "outputs": outputs}
 
 

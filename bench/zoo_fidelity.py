@@ -38,12 +38,18 @@ def measure(name: str, bits: int) -> list[str]:
     share = f"{summary['nodes_on_akida']}/{summary['nodes_total']}"
     fidelity = result.report.get("fidelity")
     if not fidelity:
-        return [f"| {name} | {bits} | {share} | — (no Akida region) | | |"]
+        return [f"| {name} | {bits} | {share} | — (no Akida region) | | | | | | |"]
     return [
-        f"| {name} | {bits} | {share} | {out['name']} | {out['cosine']:.4f} "
-        f"| {out['max_abs_error']:.4g} |"
+        f"| {name} | {bits} | {share} | {out['name']} | {out['sqnr_db']:.1f} "
+        f"| {out['constant_sqnr_db']:.1f} | {out['pearson']:.4f} | {_top1(out)} "
+        f"| {out['cosine']:.4f} | {out['max_abs_error']:.4g} |"
         for out in fidelity["outputs"]
     ]
+
+
+def _top1(output: dict) -> str:
+    share = output.get("top1_agreement")
+    return "-" if share is None else f"{share:.0%}"
 
 
 def main() -> None:
@@ -51,8 +57,11 @@ def main() -> None:
     parser.add_argument("--bits", type=int, nargs="+", default=[8, 4])
     args = parser.parse_args()
     print(f"calibration {CALIBRATION} samples, held-out {HELD_OUT} samples, same distribution")
-    print("| model | bits | nodes on Akida | output | cosine | max abs error |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| model | bits | nodes on Akida | output | SQNR dB (min) | constant-output SQNR dB "
+        "| Pearson (min) | top-1 | cosine (joined) | max abs error |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for bits in args.bits:
         for name in sorted(ZOO):
             try:

@@ -57,11 +57,23 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(
                 (
                     f"fidelity of '{output['name']}'",
-                    f"cosine {output['cosine']:.4f}, max abs error {output['max_abs_error']:.4g}",
+                    _fidelity_text(output),
                 )
             )
         rows.append(("fidelity measured on", fidelity["note"]))
     return rows
+
+
+def _fidelity_text(output: dict[str, Any]) -> str:
+    """`SQNR 34.1 dB (constant output: 3.2 dB), Pearson 0.9995, top-1 100%, max |err| 0.01`."""
+    parts = [
+        f"SQNR {output['sqnr_db']:.1f} dB (a constant output: {output['constant_sqnr_db']:.1f} dB)",
+        f"Pearson {output['pearson']:.4f}",
+    ]
+    if output.get("top1_agreement") is not None:
+        parts.append(f"top-1 agreement {_percent(output['top1_agreement'])}")
+    parts.append(f"max abs error {output['max_abs_error']:.4g}")
+    return ", ".join(parts)
 
 
 def summary_table(report: dict[str, Any], title: str = "akidac report") -> Table:

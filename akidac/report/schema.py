@@ -300,11 +300,33 @@ REPORT_SCHEMA: dict[str, Any] = {
                             "The figures of one output.",
                             {
                                 "name": _field("string", "The model output."),
-                                "cosine": _field(
-                                    "number", "Cosine similarity, all inputs together."
+                                "sqnr_db": _field(
+                                    "number",
+                                    "Signal-to-quantization-noise ratio in dB, the minimum over "
+                                    "the inputs (each input measured on its own; 200 = equal).",
+                                ),
+                                "pearson": _field(
+                                    "number",
+                                    "Pearson correlation with the float output, the minimum over "
+                                    "the inputs.",
+                                ),
+                                "top1_agreement": _field(
+                                    ["number", "null"],
+                                    "Share of inputs whose arg-max agrees, for 2-D outputs with "
+                                    "more than one class; null for other outputs.",
                                 ),
                                 "max_abs_error": _field(
                                     "number", "Largest absolute difference over the inputs."
+                                ),
+                                "cosine": _field(
+                                    "number",
+                                    "Cosine similarity, all inputs joined (secondary: a constant "
+                                    "output can score above 0.99 on it).",
+                                ),
+                                "constant_sqnr_db": _field(
+                                    "number",
+                                    "The SQNR an output equal to the mean float output would "
+                                    "score: the baseline the figure must clear.",
                                 ),
                             },
                         ),
