@@ -81,8 +81,20 @@ def test_a_measured_fidelity_is_printed(conv_net_analysis: dict[str, Any]) -> No
     fidelity = {
         "samples": 8,
         "note": "8 held-out samples",
-        "outputs": [{"name": "softmax", "cosine": 0.9987, "max_abs_error": 0.0123}],
+        "outputs": [
+            {
+                "name": "softmax",
+                "sqnr_db": 31.25,
+                "constant_sqnr_db": 3.5,
+                "pearson": 0.9987,
+                "top1_agreement": 1.0,
+                "cosine": 0.9999,
+                "max_abs_error": 0.0123,
+            }
+        ],
     }
     text = report_text({**conv_net_analysis, "fidelity": fidelity})
     assert "fidelity of 'softmax'" in text and "8 held-out samples" in text
-    assert "cosine 0.9987" in text and "max abs error 0.0123" in text
+    assert "SQNR 31.2 dB" in text and "constant output: 3.5 dB" in text
+    assert "Pearson 0.9987" in text and "top-1 agreement 100%" in text
+    assert "max abs error 0.0123" in text
