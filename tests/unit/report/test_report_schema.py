@@ -100,7 +100,17 @@ def test_a_measured_fidelity_passes_through_and_validates() -> None:
     fidelity = {
         "samples": 8,
         "note": "8 held-out samples",
-        "outputs": [{"name": "y", "cosine": 0.998, "max_abs_error": 0.01}],
+        "outputs": [
+            {
+                "name": "y",
+                "sqnr_db": 30.0,
+                "constant_sqnr_db": 2.0,
+                "pearson": 0.999,
+                "top1_agreement": None,
+                "cosine": 0.998,
+                "max_abs_error": 0.01,
+            }
+        ],
     }
     report = build_report(
         Graph(), {"fidelity": fidelity}, [], parse_device("akida2-2n"), stage="compile"
