@@ -12,7 +12,6 @@ NumPy arrays between them. It mirrors `onnxruntime.InferenceSession`: `get_input
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - the module of ORT's exception types moved
     _OrtInvalidArgument = ()  # type: ignore[assignment,misc]
 
-from akidac.backends.akida.executor import run_program
+from akidac.backends.akida.executor import PreparedProgram
 from akidac.backends.akida.program import Program, decode_program
 from akidac.errors import AkidacError, ModelError, ProgramError, UsageError
 from akidac.runtime.akida_op import is_akida_node, program_bytes
@@ -67,11 +66,31 @@ class _CpuStep:
 
 @dataclass
 class _AkidaStep:
+    """One AkidaOp, its program decoded, validated and prepared for the hardware model once.
+
+    `input_shape` and `output_shape` are the border values' shapes in the hybrid model (batch
+    first); their dims after the batch are the program's NHWC dims, or (C,) for a 1×1×C tensor.
+    """
+
     name: str
     program: Program
     input: str
     output: str
+    input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
+    prepared: PreparedProgram
+    #: the program's input dims batch excluded, and whether the border value is a flat (N, C)
+    #: vector that the hardware model takes as (N, 1, 1, C)
+    input_dims: tuple[int, ...] = ()
+    output_item: tuple[int, ...] = ()
+    flat_input: bool = False
+    flat_output: bool = False
+
+    def __post_init__(self) -> None:
+        self.input_dims = self.prepared.input_dims
+        self.output_item = self.output_shape[1:]
+        self.flat_input = self.input_shape[1:] != self.input_dims
+        self.flat_output = self.output_item != self.prepared.output_dims
 
 
 def ort_type_name(elem_type: int) -> str:
@@ -112,6 +131,11 @@ def _info(value: onnx.ValueInfoProto) -> TensorInfo:
 
 def _shape_text(dims: Iterable[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _border_forms(dims: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """The per-item shapes an AkidaOp border value may have for a program tensor of `dims`."""
+    return (dims, (dims[2],)) if len(dims) == 3 and dims[:2] == (1, 1) else (dims,)
 
 
 def _one_line(error: BaseException) -> str:
@@ -295,9 +319,17 @@ class HybridSession:
             error.message = f"AkidaOp '{node.name}': {error.message}"
             error.node = node.name
             raise
+        input_shape = self._check_akida_input(node, program)
         output_shape = self._check_akida_output(node, program)
-        self._check_akida_input(node, program)
-        return _AkidaStep(node.name, program, node.input[0], node.output[0], output_shape)
+        try:
+            prepared = PreparedProgram(program)
+        except ProgramError as error:
+            error.message = f"AkidaOp '{node.name}': {error.message}"
+            error.node = node.name
+            raise
+        return _AkidaStep(
+            node.name, program, node.input[0], node.output[0], input_shape, output_shape, prepared
+        )
 
     def _akida_type(self, node: onnx.NodeProto, name: str, role: str) -> onnx.TypeProto.Tensor:
         value = self._value_types.get(name)
@@ -309,12 +341,19 @@ class HybridSession:
             )
         return value.type.tensor_type
 
-    def _check_akida_output(self, node: onnx.NodeProto, program: Program) -> tuple[int, ...]:
-        name = node.output[0]
-        tensor = self._akida_type(node, name, "output")
+    def _border_dims(
+        self, node: onnx.NodeProto, role: str, program_dims: tuple[int, ...]
+    ) -> tuple[int, tuple[int, ...]]:
+        """(batch, per-item dims) of an AkidaOp border value, exactly the program's NHWC dims.
+
+        The per-item dims must be the program's `(H, W, C)`, or `(C,)` when the program's tensor
+        is 1×1×C (a Dense vector, the same bytes in the same order): comparing element counts
+        alone would let a wrong layout (NCHW for NHWC, a transposed image) run silently.
+        """
+        name = node.input[0] if role == "input" else node.output[0]
+        tensor = self._akida_type(node, name, role)
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        expected = tuple(program.output.dims)
-        where = f"AkidaOp '{node.name}' output '{name}'"
+        where = f"AkidaOp '{node.name}' {role} '{name}'"
         if not tensor.HasField("shape") or not dims or None in dims:
             raise ProgramError(
                 f"{where} must have a static shape (batch first), has {_shape_text(dims)}",
@@ -322,46 +361,45 @@ class HybridSession:
                 node=node.name,
             )
         shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
-        if math.prod(shape[1:]) != math.prod(expected):
+        if shape[1:] not in _border_forms(program_dims):
+            verb = "takes" if role == "input" else "outputs"
             raise ProgramError(
-                f"{where} has shape {_shape_text(shape)} ({math.prod(shape[1:])} elements per "
-                f"batch item) but the program outputs {_shape_text(expected)} "
-                f"({math.prod(expected)})",
+                f"{where} has shape {_shape_text(shape)} but the program {verb} "
+                f"{_shape_text(program_dims)} (NHWC) per batch item: the dims after the batch "
+                f"must be {_shape_text(program_dims)}"
+                + (f" or [{program_dims[2]}]" if program_dims[:2] == (1, 1) else ""),
                 code="AK-PROGRAM-MODEL",
                 node=node.name,
             )
+        return shape[0], shape[1:]
+
+    def _check_akida_output(self, node: onnx.NodeProto, program: Program) -> tuple[int, ...]:
+        """The output value's shape (batch first); its dims and type checked against the program."""
+        name = node.output[0]
+        batch, item = self._border_dims(node, "output", tuple(program.output.dims))
+        tensor = self._akida_type(node, name, "output")
         if _elem_name(tensor.elem_type) != program.output.dtype:
             raise ProgramError(
-                f"{where} is {_elem_name(tensor.elem_type)} but the program outputs "
-                f"{program.output.dtype}",
+                f"AkidaOp '{node.name}' output '{name}' is {_elem_name(tensor.elem_type)} but "
+                f"the program outputs {program.output.dtype}",
                 code="AK-PROGRAM-MODEL",
                 node=node.name,
             )
-        return shape
+        return (batch, *item)
 
-    def _check_akida_input(self, node: onnx.NodeProto, program: Program) -> None:
+    def _check_akida_input(self, node: onnx.NodeProto, program: Program) -> tuple[int, ...]:
+        """The input value's shape (batch first); its type and dims checked against the program."""
         name = node.input[0]
         tensor = self._akida_type(node, name, "input")
-        where = f"AkidaOp '{node.name}' input '{name}'"
-        expected = tuple(program.input.dims)
         if _elem_name(tensor.elem_type) != program.input.dtype:
             raise ProgramError(
-                f"{where} is {_elem_name(tensor.elem_type)} but the program takes "
-                f"{program.input.dtype}",
+                f"AkidaOp '{node.name}' input '{name}' is {_elem_name(tensor.elem_type)} but "
+                f"the program takes {program.input.dtype}",
                 code="AK-PROGRAM-MODEL",
                 node=node.name,
             )
-        if not tensor.HasField("shape"):
-            return  # unknown rank: checked at run time
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        per_item = dims[1:]
-        if not dims or (None not in per_item and math.prod(per_item) != math.prod(expected)):  # type: ignore[arg-type]
-            raise ProgramError(
-                f"{where} has shape {_shape_text(dims)} but the program takes "
-                f"{_shape_text(expected)} per batch item",
-                code="AK-PROGRAM-MODEL",
-                node=node.name,
-            )
+        batch, item = self._border_dims(node, "input", tuple(program.input.dims))
+        return (batch, *item)
 
     def _cpu_step(
         self, nodes: list[onnx.NodeProto], needed_after: set[str], indices: list[int]
@@ -549,21 +587,28 @@ class HybridSession:
 
     @staticmethod
     def _run_akida(step: _AkidaStep, x: np.ndarray) -> np.ndarray:
-        dims = tuple(step.program.input.dims)
-        where = f"AkidaOp '{step.name}'"
-        if x.ndim == 0 or math.prod(x.shape[1:]) != math.prod(dims):
+        """Run one AkidaOp on its border value `x`: exactly (N, *program input dims), or (N, C)
+        for a 1×1×C program input; anything else is a ProgramError naming both shapes."""
+        shape = x.shape
+        if shape[1:] != step.input_shape[1:] or x.dtype != step.prepared.input_dtype:
             raise ProgramError(
-                f"{where} input '{step.input}' has shape {_shape_text(x.shape)}, the program "
-                f"takes {_shape_text(dims)} per batch item",
+                f"AkidaOp '{step.name}' input '{step.input}' is {x.dtype.name} "
+                f"{_shape_text(shape)}, the program takes {step.prepared.input_dtype.name} "
+                f"{_shape_text(step.input_shape[1:])} per batch item",
+                code="AK-PROGRAM-MODEL",
                 node=step.name,
             )
+        if step.flat_input:
+            x = x.reshape(shape[0], *step.input_dims)
         try:
-            y = run_program(step.program, x.reshape(x.shape[0], *dims))
+            y = step.prepared.model.run_to(x, step.prepared.output_index)
         except ProgramError as error:
-            error.message = f"{where}: {error.message}"
+            error.message = f"AkidaOp '{step.name}': {error.message}"
             error.node = step.name
             raise
-        return y.reshape(y.shape[0], *step.output_shape[1:])
+        if step.flat_output:
+            return y.reshape(shape[0], *step.output_item)
+        return y
 
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:

@@ -901,29 +901,46 @@ class HardwareModel:
     """A validated, prepared program of layer records that runs on the CPU bit-exactly.
 
     Construction validates every record (`ProgramError` on the first problem) and prepares the
-    weights; `run_layers(x)` returns every layer's output by name and `run(x)` the last one.
+    weights, requantization plans, clips and LUTs of every layer once; `run_layers(x)` returns
+    every layer's output by name, `run(x)` the last one and `run_to(x, index)` one layer's.
+    Running does only arithmetic: keep the model and call it again rather than rebuilding it
+    (a hybrid session builds one per AkidaOp when it loads). Every executor takes a whole
+    batch (N, H, W, C) at once, and a sample's result does not depend on the others in its
+    batch (the float32/int32 path choice can, but both are exact).
     """
+
+    #: how many HardwareModels this process has built (tests check that running builds none).
+    constructions = 0
 
     def __init__(self, records: Sequence[LayerRecord]) -> None:
         records = list(records)
         validate_records(records)
+        HardwareModel.constructions += 1
         self.records = records
         self._executors = [_EXECUTORS[record.layer_type](record) for record in records]
+        index = {record.name: i for i, record in enumerate(records)}
+        #: per layer, the indices of its inbound layers (empty: it reads the program input).
+        self._sources = [tuple(index[name] for name in record.inbounds) for record in records]
+        self.index = index
+
+    def _run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        outputs: list[np.ndarray] = []
+        append = outputs.append
+        for executor, sources in zip(self._executors, self._sources, strict=True):
+            append(executor.run([outputs[i] for i in sources] if sources else [x]))
+        return outputs
 
     def run_layers(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run every layer on the program input `x` (NHWC); outputs by layer name."""
-        outputs: dict[str, np.ndarray] = {}
-        for record, executor in zip(self.records, self._executors, strict=True):
-            if record.inbounds:
-                inputs = [outputs[name] for name in record.inbounds]
-            else:
-                inputs = [x]
-            outputs[record.name] = executor.run(inputs)
-        return outputs
+        return {r.name: y for r, y in zip(self.records, self._run_all(x), strict=True)}
+
+    def run_to(self, x: np.ndarray, index: int) -> np.ndarray:
+        """Run every layer on `x` (NHWC) and return the output of layer number `index`."""
+        return self._run_all(x)[index]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The output of the last layer."""
-        return self.run_layers(x)[self.records[-1].name]
+        return self._run_all(x)[-1]
 
 
 def run_layers(records: Sequence[LayerRecord], x: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,0 +1,225 @@
+"""Benchmark: a whole hybrid model in `HybridSession` against the float model in onnxruntime.
+
+For every model of the test zoo (tests/models/zoo.py) it compiles the model with defaults
+(calibrated on smooth random samples), then times one batch-1 inference of
+
+- the hybrid model in `HybridSession` (CPU parts in onnxruntime, AkidaOps on the hardware model),
+- the float model in onnxruntime,
+- the same float model quantized by onnxruntime (`quantize_static`, QDQ, calibrated on a few
+  random samples of the same distribution), in onnxruntime,
+
+all on one thread (`intra_op_num_threads=1`; the hardware model always runs on one thread).
+The three are timed in turn, round after round, and each figure is the median of its rounds
+after a warm-up, so that a burst of load on a shared machine hits all of them alike. Ratios are
+hybrid time / ORT time, so < 1 means the hybrid model is faster. Target (DESIGN.md): hybrid
+≤ 3× ORT float on models whose MACs are ≥ 90% on Akida.
+
+It also prints the per-call overhead of one AkidaOp step: the Akida step of a program of one
+1×1 convolution on a 1×1×8 input, whose arithmetic is a few dozen multiply-adds.
+
+Run: `python bench/e2e_runtime.py [--rounds N] [--models a b ...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from models.samples import smooth_samples  # noqa: E402
+from models.zoo import ZOO  # noqa: E402
+
+from akidac.api import compile_model  # noqa: E402
+from akidac.passes import CompileOptions  # noqa: E402
+from akidac.runtime.session import HybridSession, _AkidaStep  # noqa: E402
+
+
+def _one_thread() -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+class _Reader:
+    """A `CalibrationDataReader` over a few samples (batch 1 each)."""
+
+    def __init__(self, samples: dict[str, np.ndarray]) -> None:
+        count = len(next(iter(samples.values())))
+        self._feeds = iter(
+            [{name: array[i : i + 1] for name, array in samples.items()} for i in range(count)]
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def quantized_int8(model: onnx.ModelProto, samples: dict[str, np.ndarray]) -> bytes | None:
+    """The model quantized by onnxruntime (QDQ, int8 weights and activations), or None."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, once per model
+    with tempfile.TemporaryDirectory() as folder:
+        src, dst = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+        onnx.save(model, src)
+        try:
+            quantize_static(
+                str(src),
+                str(dst),
+                _Reader(samples),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+            )
+        except Exception as error:  # a figure script reports and goes on
+            print(f"  (ORT int8 quantization failed: {type(error).__name__}: {error})")
+            return None
+        return dst.read_bytes()
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e3
+
+
+def time_interleaved(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median ms of each callable, timed in turn round after round, after two warm-up rounds."""
+    for _ in range(2):
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: _median_ms(t) for name, t in times.items()}
+
+
+def measure(name: str, rounds: int) -> str:
+    model = ZOO[name][0]()
+    data = smooth_samples(model, 40, seed=7)
+    calibration = {k: v[:32] for k, v in data.items()}
+    feed = {k: v[32:33] for k, v in data.items()}
+    result = compile_model(
+        model, options=CompileOptions(samples=calibration, num_samples=32, fidelity_samples=0)
+    )
+    summary = result.report["summary"]
+    macs = summary["macs_on_akida"] / max(summary["macs_total"], 1)
+    hybrid = HybridSession(result.model, sess_options=_one_thread())
+    float_session = ort.InferenceSession(
+        model.SerializeToString(), _one_thread(), providers=["CPUExecutionProvider"]
+    )
+    runs: dict[str, Callable[[], object]] = {
+        "hybrid": lambda: hybrid.run(None, feed),
+        "float": lambda: float_session.run(None, feed),
+    }
+    int8 = quantized_int8(model, {k: v[:8] for k, v in calibration.items()})
+    if int8 is not None:
+        int8_session = ort.InferenceSession(int8, _one_thread(), providers=["CPUExecutionProvider"])
+        runs["int8"] = lambda: int8_session.run(None, feed)
+    ms = time_interleaved(runs, rounds)
+    regions = sum(isinstance(s, _AkidaStep) for s in hybrid.steps)
+    int8_ms = f"{ms['int8']:.3f}" if "int8" in ms else "—"
+    int8_ratio = f"{ms['hybrid'] / ms['int8']:.2f}×" if "int8" in ms else "—"
+    target = ""
+    if macs >= 0.9:
+        target = "yes" if ms["hybrid"] <= 3 * ms["float"] else "NO"
+    return (
+        f"| {name} | {macs:.0%} | {regions} | {ms['hybrid']:.3f} | {ms['float']:.3f} | {int8_ms} "
+        f"| {ms['hybrid'] / ms['float']:.2f}× | {int8_ratio} | {target} |"
+    )
+
+
+def tiny_model() -> onnx.ModelProto:
+    """One 1×1 convolution with a ReLU on a 1×8×1×1 input: an AkidaOp with almost no work."""
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(
+        (rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32), "w"
+    )
+    bias = numpy_helper.from_array(np.zeros(8, np.float32), "b")
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 1, 1])],
+        [weights, bias],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def akida_op_overhead(rounds: int) -> str:
+    """Median µs of the Akida step alone (and of the whole session run) on the tiny program."""
+    model = tiny_model()
+    samples = smooth_samples(model, 16, seed=1)
+    result = compile_model(
+        model, options=CompileOptions(samples=samples, num_samples=16, fidelity_samples=0)
+    )
+    session = HybridSession(result.model, sess_options=_one_thread())
+    steps = [s for s in session.steps if isinstance(s, _AkidaStep)]
+    if len(steps) != 1:
+        return f"the tiny model compiled to {len(steps)} AkidaOps, not 1: no figure"
+    step = steps[0]
+    env = session.run_all({"x": samples["x"][:1]})
+    x = env[step.input]
+    run_step = session._run_akida
+    repeat = 200
+    times, whole = [], []
+    for _ in range(max(rounds, 5)):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            run_step(step, x)
+        times.append((time.perf_counter() - start) / repeat)
+        start = time.perf_counter()
+        for _ in range(repeat):
+            session.run(None, {"x": samples["x"][:1]})
+        whole.append((time.perf_counter() - start) / repeat)
+    step_us = statistics.median(times) * 1e6
+    whole_us = statistics.median(whole) * 1e6
+    return (
+        f"per-AkidaOp overhead (one 1×1 conv on 1×1×8, input {x.dtype} {x.shape}): "
+        f"{step_us:.1f} µs per step; whole session run {whole_us:.1f} µs "
+        f"({len(session.steps)} steps)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--models", nargs="*", default=sorted(ZOO))
+    args = parser.parse_args()
+    print(f"batch 1, one thread, medians of {args.rounds} interleaved rounds after 2 warm-ups")
+    print(
+        "| model | MACs on Akida | AkidaOps | hybrid ms | ORT float ms | ORT int8 ms "
+        "| hybrid/float | hybrid/int8 | ≤ 3× float (≥ 90% MACs) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.models:
+        try:
+            row = measure(name, args.rounds)
+        except Exception as error:  # a figure script reports and goes on
+            row = f"| {name} | error: {type(error).__name__}: {error} | | | | | | | |"
+        print(row, flush=True)
+    print(akida_op_overhead(args.rounds))
+
+
+if __name__ == "__main__":
+    main()
