@@ -15,7 +15,8 @@ from onnx import AttributeProto, numpy_helper
 
 from akidac.errors import ModelError, UnsupportedModelError
 from akidac.frontend.loader import load_model
-from akidac.frontend.shapes import fix_input_shapes, infer_shapes
+from akidac.frontend.shapes import clear_dynamic_output_dims, fix_input_shapes, infer_shapes
+from akidac.frontend.validate import check_inferred, check_memory
 from akidac.ir.attributes import AttrValue, DenseAttr, GraphAttr, TypedList
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph, Value
@@ -171,6 +172,10 @@ def import_validated(
     proto_copy = onnx.ModelProto()
     proto_copy.CopyFrom(proto)
     fix_input_shapes(proto_copy, dict(input_shapes or {}), sink)
+    check_memory(proto_copy, where)  # the static inputs, before inference derives anything
+    clear_dynamic_output_dims(proto_copy)
     del proto_copy.graph.value_info[:]
     inferred = infer_shapes(proto_copy, where)
+    check_inferred(inferred, where)
+    check_memory(inferred, where)
     return proto_to_graph(inferred)

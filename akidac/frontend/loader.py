@@ -180,8 +180,34 @@ def check_weights(proto: onnx.ModelProto, where: str) -> None:
             )
 
 
+def _nonpositive_dims(proto: onnx.ModelProto) -> list[onnx.TensorShapeProto.Dimension]:
+    dims = []
+    for value_info in [*proto.graph.input, *proto.graph.output]:
+        tensor_type = value_info.type.tensor_type
+        if value_info.type.HasField("tensor_type") and tensor_type.HasField("shape"):
+            dims.extend(
+                d for d in tensor_type.shape.dim if d.HasField("dim_value") and d.dim_value <= 0
+            )
+    return dims
+
+
+def mark_dynamic_dims(proto: onnx.ModelProto, copy: bool) -> onnx.ModelProto:
+    """Graph input/output dims written as -1 or 0 (how Paddle and some other exporters write
+    "dynamic") become unknown dims, as onnxruntime treats -1 (it would take 0 literally, as an
+    empty batch). A copy when `copy` and anything changes; else `proto` itself."""
+    if not _nonpositive_dims(proto):
+        return proto
+    if copy:
+        original, proto = proto, onnx.ModelProto()
+        proto.CopyFrom(original)
+    for dim in _nonpositive_dims(proto):
+        dim.Clear()
+    return proto
+
+
 def load_model(source: str | os.PathLike[str] | onnx.ModelProto | bytes) -> onnx.ModelProto:
-    """Read and validate a model; every failure is a one-sentence `AkidacError`."""
+    """Read and validate a model; every failure is a one-sentence `AkidacError`. Input and
+    output dims of -1 or 0 come back as dynamic (unknown) dims."""
     where = "<ModelProto>" if isinstance(source, onnx.ModelProto) else str(source)
     if isinstance(source, bytes):
         where = "<bytes>"
@@ -190,4 +216,4 @@ def load_model(source: str | os.PathLike[str] | onnx.ModelProto | bytes) -> onnx
     proto = check_graph(proto, where)
     check_interface(proto, where)
     check_weights(proto, where)
-    return proto
+    return mark_dynamic_dims(proto, copy=proto is source)

@@ -248,14 +248,52 @@ def _directory_samples(graph: Graph, options: Any, limit: int) -> np.ndarray:
 
 
 def random_input(value: Value, rng: np.random.Generator) -> np.ndarray:
-    """A random tensor of the value's type: standard normal floats, small integers."""
+    """A random tensor of the value's type: standard-normal floats; false/true for bool;
+    small non-negative integers for integer inputs — below the size of the axis they index
+    when the input (through Cast/Reshape/Squeeze/Unsqueeze/Flatten/Identity) is the indices
+    of a Gather or GatherElements, else in [0, 10)."""
     dtype = dtype_to_numpy(value.type.dtype)
     shape = tuple(int(d) for d in value.type.shape or ())  # type: ignore[arg-type]
     if dtype.kind == "f":
         return rng.standard_normal(shape).astype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, shape).astype(dtype)
-    return rng.integers(0, 10, shape).astype(dtype)
+    high = 10
+    bound = index_bound(value)
+    if bound is not None:
+        high = max(1, min(high, bound))
+    if dtype.kind == "u" or dtype.kind == "i":
+        high = min(high, int(np.iinfo(dtype).max) + 1)
+    return rng.integers(0, high, shape).astype(dtype)
+
+
+#: ops that pass integer values through unchanged (so the values still index what they feed).
+_PASS_THROUGH = frozenset({"Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"})
+
+
+def index_bound(value: Value, depth: int = 8) -> int | None:
+    """The smallest static size of an axis the value's elements index (Gather/GatherElements
+    indices, possibly through value-preserving ops), or None."""
+    bounds = []
+    for op in value.users:
+        if op.dialect != "onnx":
+            continue
+        if op.op_type in ("Gather", "GatherElements") and len(op.inputs) > 1:
+            data = op.inputs[0]
+            if op.inputs[1] is not value or data is None or not data.type.shape:
+                continue
+            axis = op.attrs.get("axis", 0)
+            rank = len(data.type.shape)
+            if not isinstance(axis, int) or not -rank <= axis < rank:
+                continue
+            size = data.type.shape[axis]
+            if isinstance(size, int) and size > 0:
+                bounds.append(size)
+        elif op.op_type in _PASS_THROUGH and depth > 0 and op.inputs and op.inputs[0] is value:
+            inner = index_bound(op.outputs[0], depth - 1)
+            if inner is not None:
+                bounds.append(inner)
+    return min(bounds) if bounds else None
 
 
 # ------------------------------------------------------------------------------------- images
@@ -580,7 +618,9 @@ def observe(
 def _session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    options.log_severity_level = 3
+    # 4 = fatal only: at 3 onnxruntime still prints its ANSI-coloured error lines on stderr
+    # (e.g. a failing node) before the exception that akidac turns into its one-line message
+    options.log_severity_level = 4
     data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 

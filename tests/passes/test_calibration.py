@@ -460,3 +460,38 @@ def test_fidelity_figures_of_infinite_outputs_print_no_runtime_warning() -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isnan(cosine(np.array([np.inf, 1.0]), np.array([np.inf, 1.0])))
+
+
+def test_random_samples_suit_each_input_type() -> None:
+    """Floats are standard normal; bool inputs false/true; int64 inputs (a scalar sample rate)
+    small non-negative integers, below the table size when they index a Gather."""
+    from models.frontend_models import multi_input_model
+
+    graph = import_model(multi_input_model())
+    feeds, random = calibration_samples(graph, None, 64, seed=0)
+    assert random
+    stacked = {name: np.stack([f[name] for f in feeds]) for name in feeds[0]}
+    assert stacked["image"].dtype == np.float32 and stacked["image"].shape == (64, 1, 3, 16, 16)
+    assert abs(float(stacked["state"].std()) - 1.0) < 0.1
+    assert stacked["sr"].dtype == np.int64 and stacked["sr"].shape == (64,)
+    assert stacked["sr"].min() >= 0 and stacked["sr"].max() < 10
+    assert len(np.unique(stacked["sr"])) > 1
+    assert stacked["index"].dtype == np.int64
+    assert set(np.unique(stacked["index"])) == {0, 1, 2, 3}  # the table has 4 rows
+    assert stacked["flag"].dtype == np.bool_ and set(np.unique(stacked["flag"])) == {False, True}
+
+
+def test_a_model_with_state_scalar_and_index_inputs_compiles_on_random_samples() -> None:
+    from models.frontend_models import multi_input_model
+
+    result = compile_model(multi_input_model(), options=CompileOptions(num_samples=8))
+    feeds = {
+        "image": np.zeros((1, 3, 16, 16), np.float32),
+        "state": np.ones((2, 1, 128), np.float32),
+        "sr": np.array(8000, np.int64),
+        "index": np.array([2], np.int64),
+        "flag": np.array([False]),
+    }
+    out, state = HybridSession(result.model).run(None, feeds)
+    np.testing.assert_array_equal(out, np.zeros((1, 8), np.float32))
+    np.testing.assert_allclose(state, np.full((2, 1, 128), 1.8), rtol=1e-5)
