@@ -1,0 +1,587 @@
+"""Compile real models that nobody in this project designed, as a new user would, and measure them.
+
+    .venv/bin/python bench/realworld.py [--models a,b] [--list] [--markdown] [--json FILE]
+                                        [--cache DIR] [--device DEVICE] [--timeout S]
+
+The models are torchvision and timm networks with random weights (seed 0, BatchNorm statistics
+set by a few train-mode passes on random inputs), ONNX files that PyPI wheels ship (ddddocr's OCR
+and detection models, silero-vad's voice activity detector) and a log-mel keyword-spotting front
+end written in torch. torch, torchvision and timm never enter akidac's venv: on first use the
+script creates a separate environment (CACHE/venv, default ~/.cache/akidac-realworld) and
+exports the models there with bench/realworld_export.py into CACHE/models/*.onnx, which are then
+reused. No weights are downloaded.
+
+Each model is then compiled by the CLI in a subprocess with a timeout,
+
+    akidac compile MODEL -o CACHE/work/NAME/hybrid.onnx --report-json CACHE/work/NAME/report.json
+                   --samples CACHE/work/NAME/calib.npz [--input-shape NAME=...]
+
+(`--input-shape` for inputs with a dynamic dimension, `--samples` 32 calibration inputs of the
+model's input distribution, seed 1; `--no-samples` leaves akidac's random default). Compiled models
+are run (another subprocess) in `akidac.HybridSession` and the float model in onnxruntime on 8
+held-out inputs of the same distribution (seed 1234, batch 1): SQNR (dB, per sample and output,
+the minimum), top-1 agreement (2-D float outputs with more than one class), and the median of a
+few interleaved timed runs of each after a warm-up, both on one onnxruntime thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+AKIDAC = Path(sys.executable).parent / "akidac"
+DEFAULT_CACHE = Path.home() / ".cache" / "akidac-realworld"
+
+# The separate environment. torchvision's PyPI wheels are CUDA builds: torch 2.14.1 from PyPI
+# pulls several GB of nvidia-* wheels, so the CPU-only torch wheel on this machine's disk is used
+# with the torchvision release built for it (its C extension is not needed: see the export script).
+ENV_STEPS = [
+    [
+        "torch==2.13.0+cpu",
+        "torchvision==0.28.0",
+        "onnx",
+        "onnxscript",
+        "pyyaml",
+        "safetensors",
+        "huggingface_hub",
+        "numpy",
+        "pillow",
+    ],
+    ["--no-deps", "timm==1.0.31", "ddddocr==1.6.1", "silero-vad==6.2.3"],
+]
+ENV_STAMP = "akidac-realworld-env-v1"
+
+CALIBRATION, HELD_OUT, TIMED_ROUNDS = 32, 8, 5
+
+IMAGENET = "imagenet"  # uniform [0, 1] pixels normalised with ImageNet's mean and std
+
+
+def _tv(name, size=224, **kwargs):
+    return {
+        "name": name,
+        "source": "torchvision",
+        "kind": "torchvision",
+        "arch": name,
+        "size": size,
+        "kwargs": kwargs,
+        "dist": IMAGENET,
+    }
+
+
+def _timm(arch, size=224):
+    return {
+        "name": f"timm_{arch}",
+        "source": "timm",
+        "kind": "timm",
+        "arch": arch,
+        "size": size,
+        "dist": IMAGENET,
+    }
+
+
+MODELS: list[dict] = [
+    _tv("resnet18"),
+    _tv("resnet50", 160),
+    _tv("mobilenet_v2"),
+    _tv("mobilenet_v3_small"),
+    _tv("mobilenet_v3_large"),
+    _tv("efficientnet_b0"),
+    _tv("squeezenet1_1"),
+    _tv("shufflenet_v2_x1_0"),
+    _tv("mnasnet1_0"),
+    _tv("regnet_y_400mf"),
+    _tv("densenet121", 160),
+    _tv("googlenet", aux_logits=False, init_weights=True),
+    {
+        "name": "lraspp_mobilenet_v3_large",
+        "source": "torchvision seg",
+        "kind": "torchvision-seg",
+        "arch": "lraspp_mobilenet_v3_large",
+        "size": 224,
+        "dist": IMAGENET,
+    },
+    _timm("mobilenetv4_conv_small"),
+    _timm("efficientnet_lite0"),
+    _timm("lcnet_050"),
+    _timm("ghostnet_100"),
+    {
+        "name": "ddddocr_common_old",
+        "source": "ddddocr wheel",
+        "kind": "wheel",
+        "package": "ddddocr",
+        "file": "common_old.onnx",
+        "dist": "unit",
+        "shapes": {"input1": [1, 1, 64, 160]},
+    },
+    {
+        "name": "ddddocr_common",
+        "source": "ddddocr wheel",
+        "kind": "wheel",
+        "package": "ddddocr",
+        "file": "common.onnx",
+        "dist": "unit",
+        "shapes": {"input1": [1, 1, 64, 160]},
+    },
+    {
+        "name": "ddddocr_common_det",
+        "source": "ddddocr wheel",
+        "kind": "wheel",
+        "package": "ddddocr",
+        "file": "common_det.onnx",
+        "dist": "pixels255",
+    },
+    {
+        "name": "silero_vad",
+        "source": "silero-vad wheel",
+        "kind": "wheel",
+        "package": "silero_vad",
+        "file": "data/silero_vad.onnx",
+        "dist": "audio",
+        "shapes": {"input": [1, 512], "state": [2, 1, 128]},
+        "fill": {"state": 0.0, "sr": 16000},
+    },
+    {
+        "name": "logmel_frontend",
+        "source": "torch (KWS front end)",
+        "kind": "logmel",
+        "arch": "logmel",
+        "size": 16000,
+        "dist": "audio",
+    },
+]
+BY_NAME = {m["name"]: m for m in MODELS}
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def ensure_env(cache: Path) -> Path:
+    """Create CACHE/venv with torch, torchvision, timm, onnx and the wheels, once."""
+    venv = cache / "venv"
+    python = venv / "bin" / "python"
+    stamp = venv / ENV_STAMP
+    if stamp.exists():
+        return python
+    print(f"creating the export environment {venv} (once; about a minute)", file=sys.stderr)
+    if not python.exists():
+        subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
+    for args in ENV_STEPS:
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], check=True)
+    stamp.write_text("\n".join(" ".join(a) for a in ENV_STEPS) + "\n")
+    return python
+
+
+def ensure_models(cache: Path, models: list[dict]) -> dict[str, str]:
+    """Export (or copy) the models whose ONNX file is not cached yet; returns export failures."""
+    out_dir = cache / "models"
+    missing = [m for m in models if not (out_dir / f"{m['name']}.onnx").exists()]
+    if not missing:
+        return {}
+    python = ensure_env(cache)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = out_dir / "export-spec.json"
+    spec.write_text(json.dumps(missing, indent=1))
+    print(f"exporting {len(missing)} model(s) to {out_dir}", file=sys.stderr)
+    log = out_dir / "export.log"
+    with log.open("w") as err:
+        proc = subprocess.run(
+            [str(python), str(HERE / "realworld_export.py"), str(out_dir), str(spec)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    failures = {}
+    for line in proc.stdout.splitlines():
+        print(f"  {line}", file=sys.stderr)
+        if line.startswith("fail "):
+            name, _, why = line[5:].partition(": ")
+            failures[name] = why
+    return failures
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _static_shape(model: dict, name: str, shape: list) -> list[int]:
+    fixed = model.get("shapes", {}).get(name)
+    if fixed is not None:
+        return list(fixed)
+    dims = []
+    for i, d in enumerate(shape):
+        if isinstance(d, int) and d > 0:
+            dims.append(d)
+        elif i == 0:
+            dims.append(1)
+        else:
+            raise ValueError(f"input {name!r} dim {i} is dynamic ({d!r}); add it to 'shapes'")
+    return dims
+
+
+def _is_dynamic(shape: list) -> bool:
+    return any(not (isinstance(d, int) and d > 0) for d in shape)
+
+
+def _sample(dist: str, shape: list[int], rng: np.random.Generator) -> np.ndarray:
+    if dist == IMAGENET and len(shape) == 4 and shape[1] == 3:
+        mean = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+        std = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+        return ((rng.random(shape) - mean) / std).astype(np.float32)
+    if dist == "pixels255":
+        return rng.integers(0, 256, size=shape).astype(np.float32)
+    if dist == "audio":  # speech-like: harmonics of a random pitch with an envelope, plus noise
+        samples = shape[-1]
+        t = np.arange(samples) / 16000.0
+        f0 = rng.uniform(90, 300)
+        x = sum(np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 6.28)) / h for h in range(1, 8))
+        env = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 6) * t + rng.uniform(0, 6.28))
+        x = 0.3 * x * env + 0.02 * rng.normal(size=samples)
+        return np.broadcast_to(np.clip(x, -1, 1), shape).astype(np.float32)
+    return rng.random(shape).astype(np.float32)  # "unit": uniform [0, 1] (e.g. OCR grey levels)
+
+
+def input_specs(model: dict, path: Path) -> list[tuple[str, list, list[int], str]]:
+    """(name, declared shape, static shape, element type) of every graph input."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return [
+        (i.name, list(i.shape), _static_shape(model, i.name, list(i.shape)), i.type)
+        for i in session.get_inputs()
+    ]
+
+
+def make_feeds(
+    model: dict, specs, count: int, seed: int, concat: bool = False
+) -> dict[str, np.ndarray]:
+    """`count` samples of every input, stacked on a new leading axis (held-out inputs), or with
+    `concat` joined along the input's own first (batch) axis, as akidac's --samples wants."""
+    rng = np.random.default_rng(seed)
+    fill = model.get("fill", {})
+    feeds: dict[str, list] = {name: [] for name, *_ in specs}
+    for _ in range(count):
+        for name, _, shape, dtype in specs:
+            np_type = np.int64 if "int64" in dtype else np.float32
+            if name in fill:
+                feeds[name].append(np.full(shape, fill[name], dtype=np_type))
+            else:
+                feeds[name].append(_sample(model["dist"], shape, rng).astype(np_type))
+    join = {
+        name: np.concatenate if concat and arrays[0].ndim else np.stack
+        for name, arrays in feeds.items()
+    }
+    return {name: join[name](arrays) for name, arrays in feeds.items()}
+
+
+# ----------------------------------------------------------------------------- measurement
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    ref = ref.astype(np.float64)
+    noise = float(np.sum((ref - got.astype(np.float64)) ** 2))
+    signal = float(np.sum(ref**2))
+    if noise == 0.0:
+        return 200.0
+    if signal == 0.0:
+        return -200.0
+    return min(200.0, 10.0 * math.log10(signal / noise))
+
+
+def evaluate(float_path: str, hybrid_path: str, feeds_path: str) -> dict:
+    """Run in a subprocess: fidelity and timing of the hybrid model against the float model."""
+    import onnxruntime as ort
+
+    import akidac
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    ref_session = ort.InferenceSession(float_path, options, providers=["CPUExecutionProvider"])
+    hybrid = akidac.HybridSession(hybrid_path, sess_options=options)
+    data = np.load(feeds_path)
+    names = [i.name for i in ref_session.get_inputs()]
+    count = len(data[names[0]])
+    samples = [{n: data[n][k] for n in names} for k in range(count)]
+    out_names = [o.name for o in ref_session.get_outputs()]
+    sqnrs, agree, classified = [], 0, 0
+    per_output: dict[str, float] = {}
+    for feed in samples:
+        ref = ref_session.run(None, feed)
+        got = hybrid.run(out_names, feed)
+        for name, r, g in zip(out_names, ref, got, strict=True):
+            value = sqnr_db(r, np.asarray(g))
+            sqnrs.append(value)
+            per_output[name] = min(per_output.get(name, 200.0), value)
+            if r.ndim == 2 and r.shape[1] > 1 and np.issubdtype(r.dtype, np.floating):
+                classified += r.shape[0]
+                agree += int(np.sum(np.argmax(r, 1) == np.argmax(np.asarray(g), 1)))
+    # timing: interleaved, median after one warm-up of each
+    feed = samples[0]
+    hybrid_ms, float_ms = [], []
+    rounds = TIMED_ROUNDS
+    for k in range(rounds + 1):
+        t0 = time.perf_counter()
+        hybrid.run(out_names, feed)
+        t1 = time.perf_counter()
+        ref_session.run(None, feed)
+        t2 = time.perf_counter()
+        if k:
+            hybrid_ms.append((t1 - t0) * 1e3)
+            float_ms.append((t2 - t1) * 1e3)
+        if k == 0 and t1 - t0 > 5.0:
+            rounds = 2  # a slow hardware model: fewer rounds keep the whole run short
+        if k >= rounds:
+            break
+    return {
+        "sqnr_db": min(sqnrs) if sqnrs else None,
+        "sqnr_db_per_output": per_output,
+        "top1": agree / classified if classified else None,
+        "hybrid_ms": statistics.median(hybrid_ms),
+        "float_ms": statistics.median(float_ms),
+    }
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("error", "internal error")):
+            return line
+    return lines[-1] if lines else ""
+
+
+def _get(obj, *keys):
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _hardware_passes(report: dict):
+    """Hardware passes, when the report has them (a newer schema may add them)."""
+    summary = report.get("summary") or {}
+    for key in ("hardware_passes", "passes", "hw_passes"):
+        if isinstance(summary.get(key), int):
+            return summary[key]
+    regions = report.get("regions") or []
+    counts = [r.get("passes", r.get("hardware_passes")) for r in regions if isinstance(r, dict)]
+    if regions and all(isinstance(c, int) for c in counts):
+        return sum(counts)
+    return None
+
+
+def run_model(model: dict, cache: Path, args) -> dict:
+    name = model["name"]
+    row: dict = {"model": name, "source": model["source"]}
+    path = cache / "models" / f"{name}.onnx"
+    work = cache / "work" / name
+    work.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        row.update(compiled="export failed", error=model.get("export_error", "not exported"))
+        return row
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    row["nodes"] = sum(1 for n in proto.graph.node if n.op_type != "Constant")
+    del proto
+    specs = input_specs(model, path)
+    hybrid, report_path = work / "hybrid.onnx", work / "report.json"
+    for stale in (hybrid, report_path):
+        stale.unlink(missing_ok=True)
+    command = [str(AKIDAC), "compile", str(path), "-o", str(hybrid)]
+    command += ["--report-json", str(report_path)]
+    for input_name, declared, shape, _ in specs:
+        if declared and _is_dynamic(declared):
+            command += ["--input-shape", f"{input_name}={'x'.join(map(str, shape))}"]
+    if not args.no_samples:
+        calib = work / "calib.npz"
+        np.savez(calib, **make_feeds(model, specs, CALIBRATION, seed=1, concat=True))
+        command += ["--samples", str(calib)]
+    if args.device:
+        command += ["--device", args.device]
+    command += args.akidac_arg
+    row["command"] = " ".join(command)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+        code, stderr = proc.returncode, proc.stderr
+    except subprocess.TimeoutExpired:
+        code, stderr = "timeout", f"timed out after {args.timeout} s"
+    row["compile_s"] = time.perf_counter() - t0
+    row["compiled"] = code
+    (work / "compile.stderr").write_text(stderr)
+    if code != 0:
+        row["error"] = _error_line(stderr)
+    if report_path.exists():
+        report = json.loads(report_path.read_text())
+        row["akida_nodes_share"] = _get(report, "shares", "nodes", "akida")
+        row["akida_macs_share"] = _get(report, "shares", "macs", "akida")
+        row["regions"] = _get(report, "summary", "regions")
+        row["hw_passes"] = _hardware_passes(report)
+        row["transfer_bytes"] = _get(report, "summary", "transfer_bytes")
+        row["nodes"] = _get(report, "summary", "nodes_total") or row["nodes"]
+        reasons: dict[str, int] = {}
+        for node in report.get("nodes") or []:
+            for reason in node.get("reasons") or []:
+                code_ = reason.get("code")
+                if code_ and code_ != "AK-FOLDED":
+                    reasons[code_] = reasons.get(code_, 0) + 1
+        row["cpu_reasons"] = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+    if code != 0 or not hybrid.exists():
+        return row
+    feeds = work / "heldout.npz"
+    np.savez(feeds, **make_feeds(model, specs, HELD_OUT, seed=1234))
+    evaluate_cmd = [sys.executable, str(Path(__file__).resolve()), "--_evaluate"]
+    evaluate_cmd += [str(path), str(hybrid), str(feeds)]
+    try:
+        proc = subprocess.run(evaluate_cmd, capture_output=True, text=True, timeout=args.timeout)
+        if proc.returncode == 0:
+            row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        else:
+            row["run_error"] = f"exit {proc.returncode}: {_error_line(proc.stderr)}"
+    except subprocess.TimeoutExpired:
+        row["run_error"] = f"hybrid run timed out after {args.timeout} s"
+    return row
+
+
+# ----------------------------------------------------------------------------- table
+
+
+COLUMNS = [
+    ("model", "model"),
+    ("source", "source"),
+    ("nodes", "nodes"),
+    ("compiled", "compiled"),
+    ("akida_nodes_share", "Akida nodes"),
+    ("akida_macs_share", "Akida MACs"),
+    ("regions", "regions"),
+    ("hw_passes", "HW passes"),
+    ("transfer_bytes", "CPU<->Akida B"),
+    ("sqnr_db", "SQNR dB min"),
+    ("top1", "top-1"),
+    ("compile_s", "compile s"),
+    ("hybrid_ms", "hybrid ms"),
+    ("float_ms", "ORT ms"),
+    ("ratio", "ratio"),
+]
+
+
+def _cell(key: str, row: dict) -> str:
+    if key == "ratio":
+        h, f = row.get("hybrid_ms"), row.get("float_ms")
+        return f"{h / f:.1f}x" if isinstance(h, float) and isinstance(f, float) and f else "-"
+    value = row.get(key)
+    if value is None:
+        return "-"
+    if key in ("akida_nodes_share", "akida_macs_share", "top1"):
+        return f"{value:.0%}" if isinstance(value, (int, float)) else str(value)
+    if key == "sqnr_db":
+        return f"{value:.1f}"
+    if key == "compile_s":
+        return f"{value:.1f}"
+    if key in ("hybrid_ms", "float_ms"):
+        return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+    if key == "transfer_bytes":
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(rows: list[dict], markdown: bool) -> None:
+    header = [title for _, title in COLUMNS]
+    cells = [[_cell(key, row) for key, _ in COLUMNS] for row in rows]
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join(" --- " for _ in header) + "|")
+        for line in cells:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        for line in cells:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
+    problems = [r for r in rows if r.get("error") or r.get("run_error")]
+    if problems:
+        print()
+        print("failures (exit code: first error line of stderr):")
+        for row in problems:
+            if row.get("error"):
+                print(f"- {row['model']}: {row['compiled']}: {row['error']}")
+            if row.get("run_error"):
+                print(f"- {row['model']}: hybrid run failed: {row['run_error']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", help="comma-separated subset of the models (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the models and exit")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--json", type=Path, help="also save the rows to this JSON file")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder")
+    parser.add_argument("--device", help="akidac --device (default: akidac's default)")
+    parser.add_argument("--timeout", type=float, default=600, help="per compile / run, seconds")
+    parser.add_argument(
+        "--no-samples", action="store_true", help="no --samples: akidac's random calibration"
+    )
+    parser.add_argument(
+        "--akidac-arg", action="append", default=[], help="extra argument for akidac compile"
+    )
+    parser.add_argument("--_evaluate", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._evaluate:
+        print(json.dumps(evaluate(*args._evaluate)))
+        return 0
+    if args.list:
+        for m in MODELS:
+            size = f" {m['size']}" if m.get("size") and m["kind"] != "logmel" else ""
+            print(f"{m['name']:28} {m['source']}{size}")
+        return 0
+    models = MODELS
+    if args.models:
+        wanted = [n.strip() for n in args.models.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in BY_NAME]
+        if unknown:
+            parser.error(f"unknown model(s) {', '.join(unknown)}; see --list")
+        models = [BY_NAME[n] for n in wanted]
+    cache = args.cache.expanduser().resolve()
+    failures = ensure_models(cache, models)
+    rows = []
+    for model in models:
+        if model["name"] in failures:
+            model = {**model, "export_error": failures[model["name"]]}
+        print(f"[{len(rows) + 1}/{len(models)}] {model['name']}", file=sys.stderr, flush=True)
+        try:
+            rows.append(run_model(model, cache, args))
+        except Exception as error:  # a benchmark reports and goes on
+            rows.append(
+                {
+                    "model": model["name"],
+                    "source": model["source"],
+                    "compiled": "bench error",
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            )
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+    device = args.device or "akidac default (akida2-12n)"
+    calib = "akidac's random default" if args.no_samples else f"{CALIBRATION} samples"
+    print(f"device {device}; calibration {calib}; {HELD_OUT} held-out inputs; cache {cache}")
+    print_table(rows, args.markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
