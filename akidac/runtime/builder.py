@@ -37,9 +37,15 @@ def build_programs(
 
 
 def build_hybrid_model(
-    graph: Graph, regions: list[Region], programs: list[Program]
+    graph: Graph,
+    regions: list[Region],
+    programs: list[Program],
+    source: onnx.ModelProto | None = None,
 ) -> onnx.ModelProto:
-    """The hybrid model of a compiled graph (regions quantized, programs built)."""
+    """The hybrid model of a compiled graph (regions quantized, programs built).
+
+    With `source` (the float model as the user gave it), inputs whose batch was dynamic there
+    keep a symbolic batch (`mark_dynamic_batch`), so that `HybridSession` runs any batch."""
     region_of = {id(op): region for region in regions for op in region.ops}
     emitted: set[int] = set()
     emitter = NodeEmitter()
@@ -104,4 +110,70 @@ def build_hybrid_model(
     for key, text in sorted(metadata.items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, text
+    if source is not None:
+        mark_dynamic_batch(model, source)
     return model
+
+
+#: metadata key of a hybrid model whose inputs accept any batch: a JSON object, input name →
+#: the batch size the model was compiled for (the frontend uses 1 for a dynamic batch).
+DYNAMIC_BATCH_KEY = "akidac.dynamic_batch"
+
+
+def _batch_is_dynamic(value: onnx.ValueInfoProto) -> bool:
+    """Dim 0 of a tensor of rank ≥ 2 is symbolic, unknown, -1 or 0 (exporters' "dynamic")."""
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        return False
+    dims = tensor.shape.dim
+    return len(dims) >= 2 and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
+
+
+def _static_batch(value: onnx.ValueInfoProto) -> int | None:
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not tensor.HasField("shape"):
+        return None
+    dims = tensor.shape.dim
+    if len(dims) < 2 or not dims[0].HasField("dim_value") or dims[0].dim_value <= 0:
+        return None
+    return int(dims[0].dim_value)
+
+
+def _make_symbolic_batch(value: onnx.ValueInfoProto) -> None:
+    dim = value.type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_param = "N"
+
+
+def mark_dynamic_batch(hybrid: onnx.ModelProto, source: onnx.ModelProto) -> onnx.ModelProto:
+    """Give the hybrid model back the dynamic batch of the float model `source` (in place).
+
+    The compiler fixes a dynamic batch to 1 (Akida programs are compiled for one sample), so
+    the hybrid model's values are typed for batch 1. For every graph input whose batch was
+    dynamic in `source`, this writes dim 0 as the symbol 'N', records the compiled batch in
+    the metadata (`DYNAMIC_BATCH_KEY`) and makes dim 0 of the graph outputs symbolic where the
+    float model's was not a fixed size; inner values (value_info) keep the compiled batch, as
+    the programs do. `HybridSession` then runs any batch: whole, when every CPU part is made
+    of per-sample operators, else one compiled batch at a time, outputs concatenated.
+    """
+    initializers = {t.name for t in source.graph.initializer}
+    original = {v.name: v for v in source.graph.input if v.name not in initializers}
+    compiled: dict[str, int] = {}
+    for value in hybrid.graph.input:
+        before = original.get(value.name)
+        batch = _static_batch(value)
+        if before is not None and batch is not None and _batch_is_dynamic(before):
+            compiled[value.name] = batch
+            _make_symbolic_batch(value)
+    if not compiled or len(set(compiled.values())) != 1:
+        return hybrid
+    batch = next(iter(compiled.values()))
+    outputs = {v.name: v for v in source.graph.output}
+    for value in hybrid.graph.output:
+        before = outputs.get(value.name)
+        fixed = before is not None and _static_batch(before) is not None
+        if not fixed and _static_batch(value) == batch:
+            _make_symbolic_batch(value)
+    entry = hybrid.metadata_props.add()
+    entry.key, entry.value = DYNAMIC_BATCH_KEY, json.dumps(compiled, sort_keys=True)
+    return hybrid

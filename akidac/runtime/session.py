@@ -12,6 +12,7 @@ NumPy arrays between them. It mirrors `onnxruntime.InferenceSession`: `get_input
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
+from onnx import helper, numpy_helper
 
 try:
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as _OrtInvalidArgument
@@ -56,12 +57,31 @@ class ModelMetadata:
     custom_metadata_map: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
 class _CpuStep:
-    session: ort.InferenceSession
-    inputs: list[str]
-    outputs: list[str]
-    label: str
+    """One onnxruntime session running a maximal run of CPU nodes between AkidaOps.
+
+    `run(output_names, feeds, run_options)` is onnxruntime's C++ session's own `run` when the
+    binding exposes it: the Python wrapper re-validates the feed names (checked here already)
+    and costs ~5 µs per call, a quarter of a small CPU part.
+    """
+
+    def __init__(
+        self, session: ort.InferenceSession, inputs: list[str], outputs: list[str], label: str
+    ) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.label = label
+        self.session = session
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        return self._session
+
+    @session.setter
+    def session(self, session: ort.InferenceSession) -> None:
+        self._session = session
+        inner = getattr(session, "_sess", None)
+        self.run = getattr(inner, "run", None) or session.run
 
 
 @dataclass
@@ -182,11 +202,165 @@ def _node_label(node: onnx.NodeProto, index: int) -> str:
     return f"'{node.name}'" if node.name else f"#{index} ({node.op_type})"
 
 
+#: metadata key of a hybrid model whose inputs accept any batch (written by
+#: `akidac.runtime.builder.mark_dynamic_batch`): JSON, input name → compiled batch.
+DYNAMIC_BATCH_KEY = "akidac.dynamic_batch"
+
+#: operators that compute each sample of a batch-major tensor from that sample alone, whatever
+#: their attributes (constants broadcast over the batch): a CPU part made only of these, and of
+#: the operators `_per_sample` accepts for their attributes, runs a whole batch at once.
+_PER_SAMPLE_OPS = frozenset(
+    [
+        "Abs",
+        "Acos",
+        "Acosh",
+        "Add",
+        "And",
+        "Asin",
+        "Asinh",
+        "Atan",
+        "Atanh",
+        "AveragePool",
+        "BatchNormalization",
+        "BitShift",
+        "Cast",
+        "Ceil",
+        "Celu",
+        "Clip",
+        "Conv",
+        "ConvInteger",
+        "ConvTranspose",
+        "Cos",
+        "Cosh",
+        "DequantizeLinear",
+        "Div",
+        "Dropout",
+        "Elu",
+        "Equal",
+        "Erf",
+        "Exp",
+        "Floor",
+        "Gelu",
+        "GlobalAveragePool",
+        "GlobalLpPool",
+        "GlobalMaxPool",
+        "Greater",
+        "GreaterOrEqual",
+        "HardSigmoid",
+        "HardSwish",
+        "Identity",
+        "InstanceNormalization",
+        "IsInf",
+        "IsNaN",
+        "LeakyRelu",
+        "Less",
+        "LessOrEqual",
+        "Log",
+        "LpPool",
+        "MaxPool",
+        "Max",
+        "Mean",
+        "Min",
+        "Mish",
+        "Mod",
+        "Mul",
+        "Neg",
+        "Not",
+        "Or",
+        "PRelu",
+        "Pow",
+        "QLinearConv",
+        "QuantizeLinear",
+        "Reciprocal",
+        "Relu",
+        "Round",
+        "Selu",
+        "Shrink",
+        "Sigmoid",
+        "Sign",
+        "Sin",
+        "Sinh",
+        "Softplus",
+        "Softsign",
+        "Sqrt",
+        "Sub",
+        "Sum",
+        "Tan",
+        "Tanh",
+        "ThresholdedRelu",
+        "Where",
+        "Xor",
+    ]
+)
+
+
+def _int_attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    for attr in node.attribute:
+        if attr.name == name:
+            return int(attr.i)
+    return default
+
+
+def _per_sample(
+    node: onnx.NodeProto, rank: dict[str, int], constants: dict[str, onnx.TensorProto]
+) -> bool:
+    """Whether `node` maps a batch-major input to batch-major outputs sample by sample, so
+    that it may run on a batch of any size; False when unsure (then the model runs per sample).
+    """
+    op = node.op_type
+    if node.domain not in ("", "ai.onnx") or _has_subgraph(node):
+        return False
+    if op in ("QuantizeLinear", "DequantizeLinear"):
+        return _int_attr(node, "axis", 1) != 0  # per-axis along the batch would not broadcast
+    if op in _PER_SAMPLE_OPS:
+        return True
+    first = rank.get(node.input[0]) if node.input else None
+    if op == "Transpose":
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        return bool(perm) and perm[0] == 0
+    if op in ("Softmax", "LogSoftmax", "Hardmax", "Flatten", "Concat", "LayerNormalization"):
+        default = {"Flatten": 1, "Concat": 0, "LayerNormalization": -1}.get(op, -1)
+        axis = _int_attr(node, "axis", default)
+        if axis < 0:
+            return first is not None and axis + first > 0
+        return axis > 0
+    if op in ("Gemm", "MatMul", "MatMulInteger"):
+        # the batch-major operand first, a constant matrix second
+        weights = constants.get(node.input[1]) if len(node.input) > 1 else None
+        transposed = op == "Gemm" and _int_attr(node, "transA", 0) != 0
+        return weights is not None and len(weights.dims) == 2 and first == 2 and not transposed
+    if op == "Reshape":
+        # only a shape that copies the batch (0) and fixes the rest
+        shape = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if shape is None or _int_attr(node, "allowzero", 0):
+            return False
+        dims = numpy_helper.to_array(shape).tolist()
+        return bool(dims) and dims[0] == 0 and -1 not in dims[1:]
+    return False
+
+
 class HybridSession:
     """Run a hybrid model from a path, bytes or `ModelProto`.
 
     `sess_options`, `providers`, `provider_options` and any other keyword argument are passed to
-    every onnxruntime session the model's CPU parts run in.
+    every onnxruntime session the model's CPU parts run in: their threads are those of
+    `sess_options` (onnxruntime's defaults otherwise). The hardware model runs every AkidaOp on
+    the calling thread, one thread per session: its numba kernels are not parallel and call no
+    BLAS, so no thread setting changes it (parallel numba collapses on a busy machine, see
+    DESIGN.md); run several sessions in several processes to use more cores.
+
+    Loading decodes, validates and prepares every program once (`PreparedProgram`: weights in
+    kernel layout, requantization plans, clips, LUTs); `run` does the arithmetic and small
+    per-step work (about 10–20 µs per AkidaOp, `bench/e2e_runtime.py`).
+
+    Batches: the hybrid model's values are typed for the batch it was compiled for (1 for a
+    dynamic batch). When its metadata says that an input's batch was dynamic in the float
+    model (`DYNAMIC_BATCH_KEY`, written by the compiler), `run` takes any batch size there:
+    the whole batch at once when every CPU part is made of per-sample operators (`_per_sample`:
+    elementwise, convolutions, Q/DQ, Transpose/Softmax/Flatten off the batch axis, ...) —
+    the hardware model runs N samples in one call — and otherwise one compiled batch at a time,
+    the outputs concatenated along axis 0 (a Reshape baked for batch 1 would mix samples).
+    Either way a sample's result is the one it has alone, bit for bit.
     """
 
     def __init__(
@@ -210,7 +384,24 @@ class HybridSession:
         self._outputs = [_info(v) for v in graph.output]
         self._value_types = {v.name: v for v in [*graph.value_info, *graph.output, *graph.input]}
         self._check_model()
+        self._compiled_batch, self._dynamic_inputs = self._read_dynamic_batch()
+        self._dynamic_outputs = [
+            o.name for o in self._outputs if o.shape and not isinstance(o.shape[0], int)
+        ]
+        #: whether a batch other than the compiled one runs whole (every CPU part per-sample)
+        self.batched = bool(self._dynamic_inputs) and self._all_cpu_nodes_per_sample()
         self.steps: list[_CpuStep | _AkidaStep] = self._split()
+        self._output_names = [o.name for o in self._outputs]
+        self._feed_specs = [
+            (
+                info.name,
+                self._input_types[info.name],
+                _elem_np_dtype(self._input_types[info.name]),
+                tuple(info.shape) if all(isinstance(d, int) for d in info.shape) else None,
+                info,
+            )
+            for info in self._inputs
+        ]
 
     @staticmethod
     def _load(model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
@@ -273,6 +464,46 @@ class HybridSession:
                 f"the hybrid model is not a valid ONNX model: {_one_line(error)}",
                 code="AK-PROGRAM-MODEL",
             ) from None
+
+    def _read_dynamic_batch(self) -> tuple[int, list[str]]:
+        """(compiled batch, inputs with a dynamic batch) from the model's metadata."""
+        props = self.model.metadata_props
+        text = next((p.value for p in props if p.key == DYNAMIC_BATCH_KEY), None)
+        if text is None:
+            return 1, []
+        try:
+            entries = json.loads(text)
+            valid = isinstance(entries, dict) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in entries.values()
+            )
+        except ValueError:
+            valid = False
+        names = {info.name: info for info in self._inputs}
+        if not valid or len(set(entries.values())) != 1:
+            raise ProgramError(
+                f"metadata '{DYNAMIC_BATCH_KEY}' must map input names to one batch size, "
+                f"is {text[:80]!r}",
+                code="AK-PROGRAM-MODEL",
+            )
+        for name in entries:
+            info = names.get(name)
+            if info is None or not info.shape or isinstance(info.shape[0], int):
+                raise ProgramError(
+                    f"metadata '{DYNAMIC_BATCH_KEY}' names '{name}', which is not a model input "
+                    "with a symbolic batch dimension",
+                    code="AK-PROGRAM-MODEL",
+                )
+        return next(iter(entries.values())), sorted(entries)
+
+    def _all_cpu_nodes_per_sample(self) -> bool:
+        graph = self.model.graph
+        constants = {t.name: t for t in graph.initializer}
+        rank = {
+            v.name: len(v.type.tensor_type.shape.dim)
+            for v in self._value_types.values()
+            if v.type.tensor_type.HasField("shape")
+        }
+        return all(is_akida_node(node) or _per_sample(node, rank, constants) for node in graph.node)
 
     def _split(self) -> list[_CpuStep | _AkidaStep]:
         graph = self.model.graph
@@ -464,9 +695,20 @@ class HybridSession:
         return _CpuStep(session, consumed, outputs, label)
 
     def _typed(self, name: str) -> onnx.ValueInfoProto:
-        if name in self._value_types:
-            return self._value_types[name]
-        return helper.make_empty_tensor_value_info(name)
+        """A CPU part's input or output type: the model's, with a symbolic batch when every CPU
+        part runs whole batches (all its values are then batch-major)."""
+        value = self._value_types.get(name)
+        if value is None:
+            return helper.make_empty_tensor_value_info(name)
+        dims = value.type.tensor_type.shape.dim
+        if self.batched and value.type.HasField("tensor_type") and len(dims) >= 1:
+            relaxed = onnx.ValueInfoProto()
+            relaxed.CopyFrom(value)
+            dim = relaxed.type.tensor_type.shape.dim[0]
+            dim.Clear()
+            dim.dim_param = "N"
+            return relaxed
+        return value
 
     # ------------------------------------------------------------------- InferenceSession API
     def get_inputs(self) -> list[TensorInfo]:
@@ -515,16 +757,47 @@ class HybridSession:
         run_options: ort.RunOptions | None = None,
     ) -> list[np.ndarray]:
         """Run the hybrid model; returns the requested outputs (all when None)."""
-        names = list(output_names) if output_names else [o.name for o in self._outputs]
-        known = [o.name for o in self._outputs]
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            raise UsageError(
-                f"unknown output {', '.join(repr(n) for n in unknown)}: "
-                f"the model's outputs are {', '.join(known)}"
-            )
-        env = self.run_all(input_feed, run_options)
-        return [env[name] for name in names]
+        if output_names:
+            names = list(output_names)
+            unknown = [name for name in names if name not in self._output_names]
+            if unknown:
+                raise UsageError(
+                    f"unknown output {', '.join(repr(n) for n in unknown)}: "
+                    f"the model's outputs are {', '.join(self._output_names)}"
+                )
+        else:
+            names = self._output_names
+        feeds = self._check_feeds(input_feed)
+        batch = self._batch_of(feeds)
+        if batch == self._compiled_batch or (self.batched and batch > 0):
+            env = self._walk(feeds, run_options)
+            if batch != self._compiled_batch:
+                self._check_batched_outputs(env, names, batch)
+            return [env[name] for name in names]
+        chunks = [self._walk(part, run_options) for part in self._per_sample_feeds(feeds, batch)]
+        return [self._join(name, [env[name] for env in chunks], batch) for name in names]
+
+    def run_dataset(
+        self,
+        feeds: Iterable[dict[str, np.ndarray]],
+        output_names: list[str] | None = None,
+        run_options: ort.RunOptions | None = None,
+    ) -> list[np.ndarray]:
+        """Run every feed of an iterable (each one batch, e.g. one sample) and return each
+        requested output stacked along axis 0 over the whole set (all outputs when None).
+
+        Any iterable of feed dicts works: a list, a generator reading files, or
+        `({"x": data[i : i + 1]} for i in range(len(data)))` over an npz array, so a whole
+        validation set runs without holding its inputs in memory at once.
+        """
+        names = list(output_names) if output_names else list(self._output_names)
+        parts: list[list[np.ndarray]] = [[] for _ in names]
+        for feed in feeds:
+            for part, value in zip(parts, self.run(names, feed, run_options), strict=True):
+                part.append(value)
+        if not parts or not parts[0]:
+            raise UsageError("run_dataset was given no feed")
+        return [np.concatenate(part, axis=0) for part in parts]
 
     def akida_steps(self) -> list[tuple[str, Program, str]]:
         """(AkidaOp node name, its program, its input value name) in execution order."""
@@ -532,20 +805,18 @@ class HybridSession:
 
     # --------------------------------------------------------------------------------- running
     def _check_feeds(self, input_feed: dict[str, Any]) -> dict[str, np.ndarray]:
-        names = [info.name for info in self._inputs]
-        unknown = [name for name in input_feed if name not in names]
-        if unknown:
-            raise UsageError(
-                f"unknown input {', '.join(repr(n) for n in unknown)}: "
-                f"the model's inputs are {', '.join(names)}"
-            )
         feeds: dict[str, np.ndarray] = {}
-        for info in self._inputs:
-            if info.name not in input_feed:
-                raise UsageError(f"missing input '{info.name}'")
-            array = np.asarray(input_feed[info.name])
-            elem = self._input_types[info.name]
-            want = _elem_np_dtype(elem)
+        for name, elem, want, static, info in self._feed_specs:
+            array = input_feed.get(name)
+            if array is None:
+                if name not in input_feed:
+                    self._check_feed_names(input_feed)
+                    raise UsageError(f"missing input '{name}'")
+            if type(array) is not np.ndarray:
+                array = np.asarray(array)
+            if static is not None and array.shape == static and array.dtype == want:
+                feeds[name] = array  # the common case, checked in two comparisons
+                continue
             if elem == onnx.TensorProto.STRING:
                 dtype_ok = array.dtype.kind in "OUS"
             else:
@@ -557,32 +828,115 @@ class HybridSession:
             )
             if not (dtype_ok and shape_ok):
                 raise UsageError(
-                    f"input '{info.name}' must be {_elem_name(elem)} {_shape_text(dims)}, "
+                    f"input '{name}' must be {_elem_name(elem)} {_shape_text(dims)}, "
                     f"got {array.dtype.name} {_shape_text(array.shape)}"
                 )
-            feeds[info.name] = array
+            feeds[name] = array
+        if len(input_feed) != len(feeds):
+            self._check_feed_names(input_feed)
         return feeds
+
+    def _check_feed_names(self, input_feed: dict[str, Any]) -> None:
+        names = [info.name for info in self._inputs]
+        unknown = [name for name in input_feed if name not in names]
+        if unknown:
+            raise UsageError(
+                f"unknown input {', '.join(repr(n) for n in unknown)}: "
+                f"the model's inputs are {', '.join(names)}"
+            )
+
+    def _batch_of(self, feeds: dict[str, np.ndarray]) -> int:
+        """The batch of the feeds: the compiled one unless an input has a dynamic batch."""
+        if not self._dynamic_inputs:
+            return self._compiled_batch
+        sizes = {name: feeds[name].shape[0] for name in self._dynamic_inputs}
+        if len(set(sizes.values())) != 1:
+            listed = ", ".join(f"'{name}' {size}" for name, size in sizes.items())
+            raise UsageError(f"the inputs with a batch dimension differ in batch size: {listed}")
+        batch = next(iter(sizes.values()))
+        if batch == 0:
+            raise UsageError("an empty batch (size 0) cannot run")
+        return batch
+
+    def _per_sample_feeds(
+        self, feeds: dict[str, np.ndarray], batch: int
+    ) -> list[dict[str, np.ndarray]]:
+        """The feeds cut into runs of the compiled batch (inputs without a batch: whole)."""
+        size = self._compiled_batch
+        if batch % size:
+            raise UsageError(
+                f"the model was compiled for batches of {size} and runs a batch of {batch} "
+                f"in runs of {size}: give a multiple of {size}"
+            )
+        return [
+            {
+                name: array[start : start + size] if name in self._dynamic_inputs else array
+                for name, array in feeds.items()
+            }
+            for start in range(0, batch, size)
+        ]
+
+    def _join(self, name: str, values: list[np.ndarray], batch: int) -> np.ndarray:
+        """One output of a batch run in parts: concatenated along its batch axis, or, for an
+        output without one, the value every part computed."""
+        if name in self._dynamic_outputs:
+            return np.concatenate(values, axis=0)
+        first = values[0]
+        if all(np.array_equal(first, v) for v in values[1:]):
+            return first
+        raise ProgramError(
+            f"output '{name}' has no batch dimension but differs between the samples of a "
+            f"batch of {batch}: run one sample at a time",
+            code="AK-PROGRAM-MODEL",
+        )
+
+    def _check_batched_outputs(self, env: dict[str, np.ndarray], names: list[str], batch: int):
+        for name in names:
+            value = env[name]
+            if name in self._dynamic_outputs and (value.ndim == 0 or value.shape[0] != batch):
+                raise ProgramError(
+                    f"output '{name}' of a batch of {batch} has shape {_shape_text(value.shape)}",
+                    code="AK-PROGRAM-MODEL",
+                )
 
     def run_all(
         self, input_feed: dict[str, np.ndarray], run_options: ort.RunOptions | None = None
     ) -> dict[str, np.ndarray]:
-        """Run the hybrid model and return every value computed, by name (for tracing)."""
-        env: dict[str, np.ndarray] = dict(self._check_feeds(input_feed))
+        """Run the hybrid model and return every value computed, by name (for tracing).
+
+        A batch that runs in parts (see the class docstring) gives each value of every part
+        concatenated along axis 0 (a value of rank 0: the first part's)."""
+        feeds = self._check_feeds(input_feed)
+        batch = self._batch_of(feeds)
+        if batch == self._compiled_batch or (self.batched and batch > 0):
+            return self._walk(feeds, run_options)
+        chunks = [self._walk(part, run_options) for part in self._per_sample_feeds(feeds, batch)]
+        return {
+            name: np.concatenate([env[name] for env in chunks], axis=0) if np.ndim(value) else value
+            for name, value in chunks[0].items()
+        }
+
+    def _walk(
+        self, feeds: dict[str, np.ndarray], run_options: ort.RunOptions | None
+    ) -> dict[str, np.ndarray]:
+        """Run the steps in order on checked feeds; every value computed, by name."""
+        env: dict[str, np.ndarray] = dict(feeds)
         for step in self.steps:
-            if isinstance(step, _AkidaStep):
+            if type(step) is _AkidaStep:
                 env[step.output] = self._run_akida(step, env[step.input])
-            else:
-                feeds = {name: env[name] for name in step.inputs}
-                try:
-                    results = step.session.run(step.outputs, feeds, run_options)
-                except AkidacError:
-                    raise
-                except Exception as error:  # onnxruntime's exception types derive from Exception
-                    message = f"{step.label} failed in onnxruntime: {_one_line(error)}"
-                    if isinstance(error, _OrtInvalidArgument):
-                        raise UsageError(message) from None
-                    raise ProgramError(message) from None
-                env.update(zip(step.outputs, results, strict=True))
+                continue
+            try:
+                results = step.run(
+                    step.outputs, {name: env[name] for name in step.inputs}, run_options
+                )
+            except AkidacError:
+                raise
+            except Exception as error:  # onnxruntime's exception types derive from Exception
+                message = f"{step.label} failed in onnxruntime: {_one_line(error)}"
+                if isinstance(error, _OrtInvalidArgument):
+                    raise UsageError(message) from None
+                raise ProgramError(message) from None
+            env.update(zip(step.outputs, results, strict=True))
         return env
 
     @staticmethod
