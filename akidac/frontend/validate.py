@@ -23,39 +23,25 @@ before calibration or the hardware model allocate anything of that size.
 from __future__ import annotations
 
 import math
-import os
-import re
 
 import onnx
 
-from akidac.errors import ModelError, UnsupportedModelError, UsageError
+from akidac.errors import ModelError, UnsupportedModelError
+from akidac.limits import DEFAULT_MAX_TENSOR_BYTES, MAX_TENSOR_BYTES_ENV, max_tensor_bytes
 
-#: the default per-tensor memory budget, bytes (2 GiB).
-DEFAULT_MAX_TENSOR_BYTES = 2 << 30
-#: the environment variable that overrides it.
-MAX_TENSOR_BYTES_ENV = "AKIDAC_MAX_TENSOR_BYTES"
+__all__ = [
+    "DEFAULT_MAX_TENSOR_BYTES",
+    "MAX_TENSOR_BYTES_ENV",
+    "check_inferred",
+    "check_memory",
+    "max_tensor_bytes",
+    "tensor_bytes",
+]
 
 _SPATIAL_OPS = frozenset(
     {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"}
 )
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-def max_tensor_bytes() -> int:
-    """The per-tensor budget: `AKIDAC_MAX_TENSOR_BYTES` (e.g. 512M, 4G) or 2 GiB."""
-    text = os.environ.get(MAX_TENSOR_BYTES_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_TENSOR_BYTES
-    match = re.fullmatch(r"(\d+)\s*([kKmMgGtT]?)(i?[bB])?", text)
-    if not match:
-        raise UsageError(
-            f"{MAX_TENSOR_BYTES_ENV}={text!r} is not a byte count; e.g. 2147483648, 512M or 4G"
-        )
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    value = int(match.group(1)) * scale[match.group(2).lower()]
-    if value <= 0:
-        raise UsageError(f"{MAX_TENSOR_BYTES_ENV} must be positive, not {text!r}")
-    return value
 
 
 def _label(node: onnx.NodeProto, index: int) -> str:

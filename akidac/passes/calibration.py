@@ -26,9 +26,10 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 import onnx
@@ -39,6 +40,12 @@ from akidac.errors import UnsupportedModelError, UsageError
 from akidac.ir.graph import Graph, Value
 from akidac.ir.onnx_export import graph_to_model
 from akidac.ir.types import dtype_to_numpy
+from akidac.limits import (
+    MAX_IMAGE_PIXELS_ENV,
+    MAX_TENSOR_BYTES_ENV,
+    max_image_pixels,
+    max_tensor_bytes,
+)
 from akidac.passes.fixed_point import weight_limit
 
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".npy", ".npz", ".jpg", ".jpeg")
@@ -108,6 +115,124 @@ def _cast_samples(array: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     )
 
 
+# ------------------------------------------------------------------------- sample files
+def read_npy_header(stream: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the header of an NPY stream, without reading its data."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"{where}: unsupported NPY format version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{where} holds Python objects (pickled data), which akidac never loads")
+    if any(int(d) < 0 for d in shape):
+        raise ValueError(f"{where}: negative dimension in {shape}")
+    return tuple(int(d) for d in shape), dtype
+
+
+def array_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{array name: (shape, dtype)} of an NPY ('' for its one array) or NPZ file, read from
+    the headers only (by content, not suffix). Unreadable files raise one of
+    `_DECODE_ERRORS`."""
+    with path.open("rb") as stream:
+        magic = stream.read(6)
+        stream.seek(0)
+        if magic == b"\x93NUMPY":
+            return {"": read_npy_header(stream, f"'{path}'")}
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a NumPy .npy/.npz file")
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            with archive.open(info) as member:
+                headers[name] = read_npy_header(member, f"'{path}' array '{name}'")
+    return headers
+
+
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize
+
+
+class SampleFile(Mapping[str, np.ndarray]):
+    """The arrays of an `.npz` (by name) or `.npy` (keyed '' for the single input), read
+    lazily: every array's shape and dtype come from its header when the file is opened
+    (`declared`), its data only when it is used, so `check_samples` compares the declared
+    shapes with the model's inputs before anything large is read.
+
+    Opening refuses (`UsageError`, exit 2): a missing or unreadable file, an `.npz` with no
+    arrays, object (pickled) arrays, and any array whose declared size is above the per-tensor
+    memory budget (`akidac.limits.max_tensor_bytes`, `AKIDAC_MAX_TENSOR_BYTES`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], what: str = "--samples") -> None:
+        self.path = Path(path)
+        self.what = what
+        if not self.path.is_file():
+            raise UsageError(f"{what} file '{self.path}' does not exist or is not a file")
+        try:
+            self.headers = array_headers(self.path)
+        except _DECODE_ERRORS as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UsageError(
+                f"{what} file '{self.path}' is not a readable NumPy .npz/.npy file ({first})"
+            ) from None
+        if not self.headers:
+            raise UsageError(
+                f"{what} file '{self.path}' holds no arrays; it needs one array (N, ...) per "
+                "model input"
+            )
+        limit = max_tensor_bytes()
+        for name, (shape, dtype) in self.headers.items():
+            size = _nbytes(shape, dtype)
+            if size > limit:
+                label = f"array '{name}'" if name else "its array"
+                raise UsageError(
+                    f"{what} file '{self.path}': {label} declares shape {_shape_text(shape)} "
+                    f"{dtype}, {size:,} bytes, above akidac's memory budget of {limit:,} bytes "
+                    f"per tensor (pass fewer samples, or raise {MAX_TENSOR_BYTES_ENV})"
+                )
+        self._loaded: dict[str, np.ndarray] = {}
+
+    def declared(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """The (shape, dtype) array `name` declares in its header."""
+        return self.headers[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.headers:
+            raise KeyError(name)
+        if name not in self._loaded:
+            try:
+                loaded = np.load(self.path, allow_pickle=False)
+                if isinstance(loaded, np.lib.npyio.NpzFile):
+                    with loaded as data:
+                        array = np.asarray(data[name])
+                else:
+                    array = np.asarray(loaded)
+            except _DECODE_ERRORS as error:
+                first = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise UsageError(
+                    f"{self.what} file '{self.path}': cannot read array '{name}' ({first})"
+                ) from None
+            self._loaded[name] = array
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.headers)
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+
+def load_sample_file(path: str | os.PathLike[str], what: str = "--samples") -> SampleFile:
+    """An `.npz`/`.npy` of calibration or run inputs, checked and read lazily (`SampleFile`)."""
+    return SampleFile(path, what)
+
+
 def check_samples(
     graph: Graph, samples: dict[str, Any], what: str = "--samples"
 ) -> dict[str, np.ndarray]:
@@ -117,8 +242,13 @@ def check_samples(
     (N, ...) with the input's static shape after the batch axis, N at least the input's batch
     size, finite when it is float. Anything else is a one-line `UsageError`.
     """
-    samples = dict(samples)
-    if "" in samples:
+    if isinstance(samples, SampleFile):
+        declared: SampleFile | None = samples
+    else:
+        declared = None
+        samples = dict(samples)
+    keys = {key: key for key in samples}  # input name → key of its array
+    if "" in keys:
         if len(graph.inputs) != 1:
             names = ", ".join(v.name for v in graph.inputs)
             raise UsageError(
@@ -126,10 +256,10 @@ def check_samples(
                 f"({names}); pass an .npz with one array per input name"
             )
         name = graph.inputs[0].name
-        if name in samples:
+        if name in keys:
             raise UsageError(f"{what} gives input '{name}' twice (by name and as a single array)")
-        samples[name] = samples.pop("")
-    missing = [v.name for v in graph.inputs if v.name not in samples]
+        keys[name] = keys.pop("")
+    missing = [v.name for v in graph.inputs if v.name not in keys]
     if missing:
         given = ", ".join(repr(k) for k in samples) or "none"
         raise UsageError(
@@ -138,23 +268,16 @@ def check_samples(
     checked: dict[str, np.ndarray] = {}
     for value in graph.inputs:
         label = f"{what} array for input '{value.name}'"
-        try:
-            array = np.asarray(samples[value.name])
-        except (ValueError, TypeError) as error:
-            raise UsageError(f"{label} is not a NumPy array: {error}") from None
         shape = tuple(value.type.shape or ())
         batch = _batch(value)
         expected = ("N", *shape[1:]) if shape else ("N",)
-        if array.ndim != len(expected) or tuple(array.shape[1:]) != tuple(expected[1:]):
-            raise UsageError(
-                f"{label} has shape {_shape_text(array.shape)}; expected {_shape_text(expected)}"
-            )
-        if array.shape[0] < batch:
-            least = "at least 1 sample" if batch == 1 else f"N >= the input's batch {batch}"
-            raise UsageError(
-                f"{label} has shape {_shape_text(array.shape)}; expected "
-                f"{_shape_text(expected)} with {least}"
-            )
+        if declared is not None:  # check the header before reading the data
+            _check_sample_shape(declared.declared(keys[value.name])[0], expected, batch, label)
+        try:
+            array = np.asarray(samples[keys[value.name]])
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"{label} is not a NumPy array: {error}") from None
+        _check_sample_shape(array.shape, expected, batch, label)
         array = _cast_samples(array, dtype_to_numpy(value.type.dtype), label)
         if array.dtype.kind == "f":
             bad = int(array.size - np.count_nonzero(np.isfinite(array)))
@@ -162,6 +285,21 @@ def check_samples(
                 raise UsageError(f"{label} holds {bad} non-finite value(s) (NaN or inf)")
         checked[value.name] = array
     return checked
+
+
+def _check_sample_shape(
+    shape: tuple[int, ...], expected: tuple[Any, ...], batch: int, label: str
+) -> None:
+    """(N, ...) with the input's shape after the batch axis and N ≥ its batch; else UsageError."""
+    if len(shape) != len(expected) or tuple(shape[1:]) != tuple(expected[1:]):
+        raise UsageError(
+            f"{label} has shape {_shape_text(shape)}; expected {_shape_text(expected)}"
+        )
+    if shape[0] < batch:
+        least = "at least 1 sample" if batch == 1 else f"N >= the input's batch {batch}"
+        raise UsageError(
+            f"{label} has shape {_shape_text(shape)}; expected {_shape_text(expected)} with {least}"
+        )
 
 
 def _sample_count(graph: Graph, samples: dict[str, np.ndarray]) -> int:
@@ -205,6 +343,11 @@ def sample_set(graph: Graph, options: Any, held_out: int = 0) -> SampleSet:
     validate_sample_options(options)
     count = int(options.num_samples)
     samples = options.samples
+    if samples is not None and len(samples) == 0:
+        raise UsageError(
+            "--samples holds no arrays; it needs one array (N, ...) per model input (or omit "
+            "--samples to calibrate on random inputs)"
+        )
     source, what = "samples", "--samples"
     if not samples and getattr(options, "samples_dir", None):
         samples = {_single_input(graph).name: _directory_samples(graph, options, count + held_out)}
@@ -411,8 +554,31 @@ def read_image(path: Path) -> tuple[np.ndarray, int | None]:
     return array.astype(np.float64), None
 
 
+def _check_pixels(height: int, width: int, where: str) -> None:
+    """Refuse an image above `max_image_pixels()` before it is decoded."""
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise UsageError(
+            f"image '{where}' is {width} x {height} = {height * width:,} pixels, above akidac's "
+            f"limit of {limit:,} (a decompression bomb?); shrink it, or raise "
+            f"{MAX_IMAGE_PIXELS_ENV}"
+        )
+
+
 def _load_array(path: Path) -> np.ndarray:
-    """The array of an NPY file, or the first array of an NPZ (by content, not suffix)."""
+    """The array of an NPY file, or the first array of an NPZ (by content, not suffix); its
+    declared size is checked against the image and memory limits before it is read."""
+    headers = array_headers(path)
+    if not headers:
+        raise UsageError(f"'{path}' holds no array")
+    shape, dtype = next(iter(headers.values()))
+    if len(shape) >= 2:
+        _check_pixels(shape[0], shape[1], str(path))
+    if _nbytes(shape, dtype) > max_tensor_bytes():
+        raise UsageError(
+            f"'{path}' declares a {_shape_text(shape)} {dtype} array, {_nbytes(shape, dtype):,} "
+            f"bytes, above akidac's memory budget of {max_tensor_bytes():,} bytes per tensor"
+        )
     loaded = np.load(path, allow_pickle=False)
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         return np.asarray(loaded)
@@ -430,7 +596,8 @@ def _read_with_pillow(path: Path) -> np.ndarray:
             f"'{path}' is a JPEG: install Pillow to read JPEG, or convert the images to PNG/NPY"
         ) from None
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header only
+            _check_pixels(image.height, image.width, str(path))
             return np.asarray(image.convert("RGB"), dtype=np.float64)
     except (*_DECODE_ERRORS, SyntaxError, Image.DecompressionBombError) as error:
         raise UsageError(f"cannot read image '{path}': {error}") from None
@@ -497,6 +664,7 @@ def decode_netpbm(data: bytes, name: str = "<netpbm>") -> tuple[np.ndarray, int]
             raise ValueError(f"{name}: truncated header")
         fields.append(int(data[start:position]))
     width, height, maxval = fields
+    _check_pixels(height, width, name)
     channels = 3 if magic in (b"P3", b"P6") else 1
     count = width * height * channels
     if not 0 < maxval < 65536:
@@ -546,9 +714,11 @@ def decode_png(data: bytes, name: str = "<png>") -> np.ndarray:
             f"{name}: only 8-bit non-interlaced gray, RGB, gray+alpha or RGBA PNGs are supported "
             f"(bit depth {depth}, color type {color}, interlace {interlace})"
         )
+    _check_pixels(height, width, name)
     channels = _PNG_CHANNELS[color]
-    raw = zlib.decompress(bytes(compressed))
     stride = width * channels
+    # never inflate more than the image holds (a decompression bomb stops here)
+    raw = zlib.decompressobj().decompress(bytes(compressed), height * (stride + 1))
     if len(raw) < height * (stride + 1):
         raise ValueError(f"{name}: image data is truncated")
     rows = np.zeros((height, stride), np.uint8)

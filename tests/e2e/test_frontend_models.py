@@ -162,3 +162,14 @@ def test_a_huge_declared_input_exits_4_at_once_naming_it(tmp_path: Path) -> None
     )
     result = akidac("compile", model, "-o", tmp_path / "o.onnx", cwd=tmp_path)
     assert_one_line_error(result, 4, "AK-MEMORY", "'x'", "120,000,000,000 bytes")
+
+
+def test_an_empty_samples_npz_is_a_usage_error(tmp_path: Path) -> None:
+    model = _save(_ppocr_cls_like(), tmp_path / "cls.onnx")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
+    out = tmp_path / "o.onnx"
+    args = ("--input-shape", "x=1x3x12x24", "--samples", empty)
+    result = akidac("compile", model, "-o", out, *args, cwd=tmp_path)
+    assert_one_line_error(result, 2, "holds no arrays")
+    assert not out.exists()

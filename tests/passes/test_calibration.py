@@ -26,6 +26,7 @@ from akidac.passes.calibration import (
     decode_png,
     fidelity_feeds,
     load_image_samples,
+    load_sample_file,
     measure_fidelity,
     min_max_range,
     mse_range,
@@ -495,3 +496,126 @@ def test_a_model_with_state_scalar_and_index_inputs_compiles_on_random_samples()
     out, state = HybridSession(result.model).run(None, feeds)
     np.testing.assert_array_equal(out, np.zeros((1, 8), np.float32))
     np.testing.assert_allclose(state, np.full((2, 1, 128), 1.8), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ bounded sample loading
+def _lying_npy(shape: tuple[int, ...]) -> bytes:
+    """An NPY header that declares `shape` float32, followed by a few bytes (issue 10: 897 B)."""
+    import io
+
+    stream = io.BytesIO()
+    header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(stream, header)
+    return stream.getvalue() + b"\0" * 768
+
+
+def _peak_bytes(action) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    except UsageError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_an_npy_whose_header_claims_a_huge_array_is_refused_before_loading(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bomb.npy"
+    path.write_bytes(_lying_npy((1, 3, 100000, 100000)))
+    assert path.stat().st_size < 1000
+    with pytest.raises(UsageError, match=r"120,000,000,000 bytes.*AKIDAC_MAX_TENSOR_BYTES") as e:
+        load_sample_file(path)
+    assert e.value.exit_code == 2
+    assert _peak_bytes(lambda: load_sample_file(path)) < 10 << 20
+
+
+def test_a_compressed_npz_declaring_gigabytes_is_refused_before_inflating(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", _lying_npy((1000, 3, 1000, 1000)) + b"\0" * (3 << 20))
+    assert path.stat().st_size < 100_000
+    assert _peak_bytes(lambda: load_sample_file(path)) < 10 << 20
+    with pytest.raises(UsageError, match="array 'x' declares shape"):
+        load_sample_file(path)
+
+
+def test_declared_shapes_are_checked_against_the_model_before_the_data_is_read(
+    tmp_path: Path,
+) -> None:
+    graph = import_model(tiny_conv_model())
+    path = tmp_path / "wrong.npz"
+    np.savez(path, x=np.zeros((4, 3, 16, 16), np.float32))
+    samples = load_sample_file(path)
+    with pytest.raises(UsageError, match=r"has shape \(4, 3, 16, 16\); expected \(N, 3, 8, 8\)"):
+        check_samples(graph, samples)
+    assert not samples._loaded  # refused on the header alone
+    good = tmp_path / "good.npz"
+    data = np.random.default_rng(0).standard_normal((5, 3, 8, 8)).astype(np.float32)
+    np.savez(good, x=data)
+    checked = check_samples(graph, load_sample_file(good))
+    np.testing.assert_array_equal(checked["x"], data)
+    single = tmp_path / "single.npy"
+    np.save(single, data)
+    np.testing.assert_array_equal(check_samples(graph, load_sample_file(single))["x"], data)
+
+
+def test_an_empty_samples_npz_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.npz"
+    np.savez(path)
+    with pytest.raises(UsageError, match="holds no arrays") as caught:
+        load_sample_file(path)
+    assert caught.value.exit_code == 2
+    with pytest.raises(UsageError, match="--samples holds no arrays"):
+        compile_model(tiny_conv_model(), options=CompileOptions(samples={}))
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\0" * (32 << 20), 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def test_image_decompression_bombs_are_refused_before_decoding(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_bomb(100000, 100000))
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(UsageError, match=r"bomb\.png.*10,000,000,000 pixels.*MAX_IMAGE_PIXELS"):
+        read_image(bomb)
+    assert _peak_bytes(lambda: read_image(bomb)) < 10 << 20
+    # within the pixel limit, the inflated data is still capped at what the image holds
+    small = tmp_path / "small.png"
+    small.write_bytes(_png_bomb(64, 64))
+    assert read_image(small)[0].shape == (64, 64, 3)
+    pgm = tmp_path / "bomb.pgm"
+    pgm.write_bytes(b"P5 100000 100000 255\n" + b"\0" * 100)
+    with pytest.raises(UsageError, match="pixels"):
+        read_image(pgm)
+    npy = tmp_path / "bomb.npy"
+    npy.write_bytes(_lying_npy((100000, 100000)))
+    with pytest.raises(UsageError, match="pixels"):
+        read_image(npy)
+
+
+def test_the_pixel_limit_is_set_by_an_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(encode_png(np.zeros((8, 8, 3), np.uint8), [0]))
+    monkeypatch.setenv("AKIDAC_MAX_IMAGE_PIXELS", "32")
+    with pytest.raises(UsageError, match="limit of 32"):
+        read_image(image)
+    monkeypatch.setenv("AKIDAC_MAX_IMAGE_PIXELS", "64")
+    assert read_image(image)[0].shape == (8, 8, 3)
