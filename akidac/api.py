@@ -11,14 +11,14 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import onnx
 
 from akidac.backends.akida.program import Program
-from akidac.errors import UsageError
+from akidac.errors import FallbackToCpu, UsageError
 from akidac.frontend.importer import import_validated
 from akidac.frontend.loader import load_model
 from akidac.ir.diagnostics import DiagnosticSink
@@ -37,8 +37,16 @@ from akidac.report.compat import assumed_device, build_report
 from akidac.report.tagged import tag_model
 from akidac.runtime.builder import build_hybrid_model, build_programs
 
-UNBOUNDED_NODES = 1 << 20
-ANALYZE_PIPELINE = ("import-cleanup", "canonicalize", "legalize", "fuse", "partition")
+#: `report` and `device` allocate exactly as `compile` does (same NPs, same passes), without
+#: quantizing.
+ANALYZE_PIPELINE = (
+    "import-cleanup",
+    "canonicalize",
+    "legalize",
+    "fuse",
+    "partition",
+    "allocate",
+)
 
 
 @dataclass
@@ -66,6 +74,11 @@ def _original_nodes(proto: onnx.ModelProto) -> list[tuple[str, str]]:
     ]
 
 
+#: compile rounds before giving up on moving nodes to the CPU: each round moves at least one
+#: more node, and real models settle in two or three.
+MAX_COMPILE_ROUNDS = 12
+
+
 def compile_model(
     model: str | os.PathLike[str] | onnx.ModelProto,
     output: str | os.PathLike[str] | None = None,
@@ -78,23 +91,37 @@ def compile_model(
 ) -> CompileResult:
     """Compile an ONNX model into a hybrid model (and write it to `output` if given).
 
-    The IR verifier runs after every pass unless `verify_each=False` (it costs about 9% of
-    the compile time)."""
+    A compile never refuses a model for one layer: when quantization cannot express a layer, or
+    the fidelity guard finds an Akida region too far from the float model
+    (`options.min_region_sqnr`), those nodes are sent to the CPU with a reason code and the
+    model is compiled again (`MAX_COMPILE_ROUNDS` at most). The IR verifier runs after every
+    pass unless `verify_each=False` (it costs about 9% of the compile time)."""
     options = options or CompileOptions()
     validate_sample_options(options)
-    ctx = PassContext(options=options)
     proto = load_model(model)
-    graph = import_validated(proto, input_shapes, ctx.sink, _where(model))
     instruments = list(instruments)
     if verify_each and not any(isinstance(i, VerifyInstrument) for i in instruments):
         # measured: +9% compile time on an 800-node model (bench/compile_time.py), so on
         instruments.append(VerifyInstrument())
-    manager = PassManager(list(passes or DEFAULT_PIPELINE), instruments)
-    graph = manager.run(graph, ctx).graph
-    regions = ctx.analyses.get("regions", [])
-    if regions and not all(op.attrs.get("quantized") for r in regions for op in r.ops):
-        regions = []  # a custom pipeline without quantize: everything runs on the CPU
-    programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
+
+    def emit_and_guard(graph: Graph, ctx: PassContext) -> dict[str, tuple[str, str]]:
+        regions = ctx.analyses.get("regions", [])
+        if regions and not all(op.attrs.get("quantized") for r in regions for op in r.ops):
+            regions = []  # a custom pipeline without quantize: everything runs on the CPU
+        programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
+        ctx.analyses["emitted"] = (regions, programs)
+        return _guard_regions(ctx, regions, programs, options)
+
+    graph, ctx = run_rounds(
+        proto,
+        input_shapes,
+        options,
+        list(passes or DEFAULT_PIPELINE),
+        _where(model),
+        instruments=instruments,
+        check=emit_and_guard,
+    )
+    regions, programs = ctx.analyses.pop("emitted")
     hybrid = build_hybrid_model(graph, regions, programs)
     if regions and options.fidelity_samples > 0:
         ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options)
@@ -110,6 +137,94 @@ def compile_model(
     if output is not None:
         write_model_atomically(hybrid, output)
     return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
+
+
+def run_rounds(
+    proto: onnx.ModelProto,
+    input_shapes: dict[str, tuple[int, ...]] | None,
+    options: CompileOptions,
+    pipeline: Sequence[Pass | str],
+    where: str,
+    *,
+    instruments: Sequence[Instrument] = (),
+    check: Any = None,
+) -> tuple[Graph, PassContext]:
+    """Import and run `pipeline` until no node has to move to the CPU.
+
+    A pass that raises `FallbackToCpu` (quantization cannot express a layer, a layer fits no
+    NP) and a `check(graph, ctx)` that returns nodes (the fidelity guard) name ONNX nodes that
+    must run on the CPU: they become `cpu_overrides` (with their reason code and sentence) and
+    the model is imported and compiled again, at most `MAX_COMPILE_ROUNDS` times. Every round
+    moves at least one more node, so the loop ends. `ctx.analyses["cpu_fallback"]` lists them.
+    """
+    overrides: dict[str, tuple[str, str]] = dict(options.cpu_overrides)
+    for _ in range(MAX_COMPILE_ROUNDS):
+        ctx = PassContext(options=replace(options, cpu_overrides=dict(overrides)))
+        graph = import_validated(proto, input_shapes, ctx.sink, where)
+        try:
+            graph = PassManager(list(pipeline), instruments).run(graph, ctx).graph
+            moved = check(graph, ctx) if check is not None else {}
+        except FallbackToCpu as fallback:
+            moved = fallback.nodes
+            if not set(moved) - set(overrides):
+                raise  # nothing new to move: a hand-made pipeline, or a bug
+        if not moved:
+            ctx.analyses["cpu_fallback"] = {
+                name: {"code": code, "message": sentence}
+                for name, (code, sentence) in sorted(overrides.items())
+            }
+            return graph, ctx
+        overrides.update(moved)
+    raise FallbackToCpu({k: v for k, v in overrides.items() if k not in options.cpu_overrides})
+
+
+def _guard_threshold(region: Any, options: CompileOptions) -> float | None:
+    """`min_region_sqnr`, or for a region with a 4-bit layer `min_region_sqnr_4bit` (capped)."""
+    threshold = options.min_region_sqnr
+    if threshold is None:
+        return None
+    if any(
+        int(op.attrs.get(key, 8)) <= 4  # type: ignore[arg-type]
+        for op in region.ops
+        for key in ("abits", "wbits")
+    ):
+        return min(threshold, options.min_region_sqnr_4bit)
+    return threshold
+
+
+def _guard_regions(
+    ctx: PassContext, regions: list[Any], programs: list[Program], options: CompileOptions
+) -> dict[str, tuple[str, str]]:
+    """The fidelity guard: the ONNX nodes of every region whose own quantized output scores
+    below its threshold (`_guard_threshold`) against the float model on the calibration samples,
+    with the AK-REGION-FIDELITY sentence naming the figure. Measured figures go to
+    `ctx.analyses["region_sqnr"]` (region index → dB)."""
+    from akidac.backends.akida.region_fidelity import region_own_sqnr
+
+    observed = ctx.analyses.get("region_float_io", {})
+    figures: dict[int, float] = {}
+    rejected: dict[str, tuple[str, str]] = {}
+    for region, program in zip(regions, programs, strict=True):
+        if region.index not in observed:
+            continue
+        float_in, float_out = observed[region.index]
+        sqnr = region_own_sqnr(program, region.input, region.output, float_in, float_out)
+        figures[region.index] = sqnr
+        threshold = _guard_threshold(region, options)
+        if threshold is None or sqnr >= threshold:
+            continue
+        layers = [op.display_name for op in region.ops]
+        span = layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]}"
+        sentence = (
+            f"Akida region {region.index} ({span}, {len(layers)} layer(s)) scores "
+            f"{sqnr:.1f} dB SQNR against the float model on the calibration samples, below "
+            f"the {threshold:g} dB of --min-region-sqnr, so it runs on the CPU"
+        )
+        for op in region.ops:
+            for name in op.origin or (op.display_name,):
+                rejected[name] = ("AK-REGION-FIDELITY", sentence)
+    ctx.analyses["region_sqnr"] = figures
+    return rejected
 
 
 def _measure_fidelity(
@@ -146,11 +261,9 @@ def analyze(
     `tagged`, also write there a copy of the input model whose nodes carry the report's
     target, region and reasons as metadata (for Netron)."""
     options = options or CompileOptions()
-    ctx = PassContext(options=options)
     device = assumed_device(options.device, options.sram_kib)
     proto = load_model(model)
-    graph = import_validated(proto, input_shapes, ctx.sink, _where(model))
-    graph = PassManager(list(ANALYZE_PIPELINE)).run(graph, ctx).graph
+    graph, ctx = run_rounds(proto, input_shapes, options, ANALYZE_PIPELINE, _where(model))
     report = build_report(
         graph,
         ctx.analyses,
@@ -169,21 +282,68 @@ def estimate_device(
     *,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     sram_kib: int | None = None,
+    options: CompileOptions | None = None,
 ) -> dict[str, Any]:
-    """The smallest device preset that holds every Akida program of the model, and the NPs
-    each layer takes (legality, partition and allocation; no quantization)."""
-    # allocate on a device too large to fail, so every layer's footprint is reported even
-    # when no preset holds the model
-    options = CompileOptions(device=f"custom:{UNBOUNDED_NODES}", sram_kib=sram_kib)
-    ctx = PassContext(options=options)
-    graph = import_validated(load_model(model), input_shapes, ctx.sink, _where(model))
-    PassManager([*ANALYZE_PIPELINE, "allocate"]).run(graph, ctx)
+    """The smallest device preset that holds every Akida program of the model in one pass, and
+    how the model maps on `options.device` (default akida2-12n): every layer's NPs, region and
+    hardware pass in network order, the passes of every program and the weight bytes reloaded
+    per inference. The allocation is `compile`'s own (legality, partition, allocation; no
+    quantization), so the figures agree with `compile` and `report`."""
+    options = options or CompileOptions()
+    if sram_kib is not None:
+        options = replace(options, sram_kib=sram_kib)
+    proto = load_model(model)
+    _graph, ctx = run_rounds(proto, input_shapes, options, ANALYZE_PIPELINE, _where(model))
     minimal = ctx.analyses.get("minimal_device")
+    footprints = ctx.analyses.get("op_footprints", {})
+    layers = []
+    for region in ctx.analyses.get("regions", []):
+        for op in region.ops:
+            footprint = footprints[id(op)]
+            layers.append(
+                {
+                    "name": op.display_name,
+                    "np_type": footprint.np_type,
+                    "nps": footprint.nps,
+                    "macs": footprint.macs,
+                    "weight_bytes": footprint.weight_bytes,
+                    "region": region.index,
+                    "pass": int(op.annotations.get("pass", 0)),  # type: ignore[arg-type]
+                }
+            )
+    device = ctx.analyses.get("device") or assumed_device(options.device, options.sram_kib)
     return {
+        "device": {"name": device.name, "nps": device.nps},
         "minimal_device": minimal.describe() if minimal else None,
-        "layers": {name: f.nps for name, f in sorted(ctx.analyses["footprints"].items())},
+        "layers": layers,
         "regions": len(ctx.analyses.get("regions", [])),
+        "passes": program_passes(ctx.analyses.get("regions", []), footprints),
+        "cpu_fallback": ctx.analyses.get("cpu_fallback", {}),
     }
+
+
+def program_passes(regions: Sequence[Any], footprints: dict[int, Any]) -> list[dict[str, Any]]:
+    """Per region: its hardware passes (NPs and weight bytes of each) and the weight bytes
+    reloaded every inference (all of them when the program has more than one pass, since each
+    pass overwrites the previous one's weights; none for a single pass, loaded once)."""
+    records = []
+    for region in regions:
+        by_pass: dict[int, list[Any]] = {}
+        for op in region.ops:
+            by_pass.setdefault(int(op.annotations.get("pass", 0)), []).append(op)  # type: ignore[arg-type]
+        passes = [
+            {
+                "layers": [op.display_name for op in ops],
+                "nps": sum(footprints[id(op)].nps for op in ops),
+                "weight_bytes": sum(footprints[id(op)].weight_bytes for op in ops),
+            }
+            for _, ops in sorted(by_pass.items())
+        ]
+        reloaded = sum(p["weight_bytes"] for p in passes) if len(passes) > 1 else 0
+        records.append(
+            {"region": region.index, "passes": passes, "weight_bytes_reloaded": reloaded}
+        )
+    return records
 
 
 def write_model_atomically(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:

@@ -102,6 +102,11 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
         raise UsageError(f"{what} takes comma-separated numbers, not {text!r}") from None
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    """`a,b` → ('a', 'b'); None → ()."""
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
 @app.command()
 def compile(
     model: Annotated[Path, typer.Argument(help="ONNX model to compile")],
@@ -161,6 +166,28 @@ def compile(
         bool, typer.Option(help="verify the IR after every pass (on by default: ~9% of compile)")
     ] = True,
     report_json: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
+    keep_on_cpu: Annotated[
+        str | None,
+        typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU (reason AK-USER-CPU)"),
+    ] = None,
+    min_region_sqnr: Annotated[
+        float,
+        typer.Option(
+            help="fidelity guard: an Akida region whose own output scores below this SQNR (dB) "
+            "against the float model on the calibration samples runs on the CPU (regions with "
+            "a 4-bit layer: at most 6 dB)"
+        ),
+    ] = 20.0,
+    fidelity_guard: Annotated[
+        bool, typer.Option(help="run the fidelity guard (--no-fidelity-guard turns it off)")
+    ] = True,
+    strict_device: Annotated[
+        bool,
+        typer.Option(
+            help="refuse (exit 5) a program that does not fit the device in one hardware pass "
+            "instead of running it in several passes"
+        ),
+    ] = False,
 ) -> None:
     """Compile MODEL into a hybrid ONNX model (Akida programs + CPU nodes)."""
 
@@ -204,6 +231,9 @@ def compile(
             quant_config=str(quant_config) if quant_config else None,
             sample_mean=_floats(sample_mean, "--sample-mean"),
             sample_std=_floats(sample_std, "--sample-std"),
+            keep_on_cpu=_names(keep_on_cpu),
+            min_region_sqnr=min_region_sqnr if fidelity_guard else None,
+            strict_device=strict_device,
         )
         if samples is not None and samples.is_dir():
             options.samples_dir = str(samples)
@@ -391,6 +421,9 @@ def report(
         typer.Option(help="write a copy of MODEL whose nodes carry target/region/reasons"),
     ] = None,
     device: Annotated[str, typer.Option(help="device preset")] = "akida2-12n",
+    keep_on_cpu: Annotated[
+        str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
+    ] = None,
 ) -> None:
     """Which nodes Akida can run, and why not for the others (no quantization)."""
 
@@ -403,7 +436,7 @@ def report(
         check_output_path(tagged, "--tagged")
         data = analyze(
             model,
-            options=CompileOptions(device=device),
+            options=CompileOptions(device=device, keep_on_cpu=_names(keep_on_cpu)),
             input_shapes=parse_input_shapes(input_shape),
             tagged=tagged,
         )
@@ -423,24 +456,52 @@ def device(
     model: Annotated[Path, typer.Argument(help="ONNX model")],
     input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
     sram_kib: Annotated[int | None, typer.Option(help="input SRAM per NP, KiB")] = None,
+    device: Annotated[
+        str, typer.Option(help="device to map on: akida2-2n/4n/6n/12n or custom:NODES")
+    ] = "akida2-12n",
+    keep_on_cpu: Annotated[
+        str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
+    ] = None,
 ) -> None:
-    """The smallest Akida device preset that holds the model's Akida programs."""
+    """How the model's Akida programs map on a device (NPs, hardware passes) and the smallest
+    preset that holds each program in one pass."""
 
     def action() -> int:
         from akidac.api import estimate_device
         from akidac.frontend.shapes import parse_input_shapes
+        from akidac.passes import CompileOptions
 
         data = estimate_device(
-            model, input_shapes=parse_input_shapes(input_shape), sram_kib=sram_kib
+            model,
+            input_shapes=parse_input_shapes(input_shape),
+            sram_kib=sram_kib,
+            options=CompileOptions(device=device, keep_on_cpu=_names(keep_on_cpu)),
         )
-        table = Table(title="NPs per Akida layer")
-        table.add_column("layer")
-        table.add_column("NPs", justify="right")
-        for name, nps in data["layers"].items():
-            table.add_row(name, str(nps))
+        table = Table(title=f"Akida layers on {data['device']['name']}, in network order")
+        for column in ("layer", "NP type", "NPs", "region", "pass", "MACs"):
+            table.add_column(column, justify="left" if column in ("layer", "NP type") else "right")
+        for layer in data["layers"]:
+            table.add_row(
+                layer["name"],
+                layer["np_type"],
+                str(layer["nps"]),
+                str(layer["region"]),
+                str(layer["pass"]),
+                f"{layer['macs']:,}",
+            )
         out.print(table)
-        out.print(f"smallest device: {data['minimal_device'] or 'none of the presets holds it'}")
-        return 0 if data["minimal_device"] or not data["layers"] else 5
+        for program in data["passes"]:
+            counts = ", ".join(str(p["nps"]) for p in program["passes"])
+            out.print(
+                f"region {program['region']}: {len(program['passes'])} pass(es) "
+                f"(NPs per pass: {counts}), weights reloaded per inference: "
+                f"{program['weight_bytes_reloaded']:,} B"
+            )
+        out.print(
+            "smallest device holding every program in one pass: "
+            f"{data['minimal_device'] or 'none of the presets (programs run in several passes)'}"
+        )
+        return 0
 
     _guard(action)
 

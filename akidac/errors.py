@@ -74,3 +74,20 @@ EXIT_CODES: dict[int, str] = {
     5: "device too small / allocation failure",
     6: "corrupt program binary or hybrid model",
 }
+
+
+class FallbackToCpu(UnsupportedModelError):
+    """Nodes that must run on the CPU for the compile to succeed (quantization cannot express
+    them, or the fidelity guard measured their region too far from the float model).
+
+    The compile driver (`akidac.api.compile_model`) catches it, records `nodes` (ONNX node name
+    → (reason code, sentence)) as CPU overrides and compiles again, so a model is never refused
+    for one layer. Raised outside the driver (a hand-made pipeline), it is an unsupported-model
+    error (exit 4) naming the first node."""
+
+    def __init__(self, nodes: dict[str, tuple[str, str]]) -> None:
+        first = next(iter(nodes.items()))
+        name, (code, sentence) = first
+        more = f" (and {len(nodes) - 1} more node(s))" if len(nodes) > 1 else ""
+        super().__init__(f"{sentence}{more}", code=code, node=name)
+        self.nodes = dict(nodes)

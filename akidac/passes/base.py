@@ -57,6 +57,22 @@ class CompileOptions:
     quant_config: str | None = None
     #: held-out samples the fidelity figure is measured on.
     fidelity_samples: int = 8
+    #: ONNX node names the user keeps on the CPU (`--keep-on-cpu`; reason AK-USER-CPU).
+    keep_on_cpu: tuple[str, ...] = ()
+    #: the fidelity guard: an Akida region whose own quantized output scores below this SQNR (dB)
+    #: against the float model on the calibration samples moves to the CPU
+    #: (`--min-region-sqnr`, AK-REGION-FIDELITY); None turns the guard off.
+    min_region_sqnr: float | None = 20.0
+    #: the guard's threshold for a region with a 4-bit layer (never above `min_region_sqnr`):
+    #: 4-bit activations measure 8–22 dB on their own on the project's zoo.
+    min_region_sqnr_4bit: float = 6.0
+    #: refuse (exit 5) a program that does not fit the device in one hardware pass, instead of
+    #: running it in several passes (`--strict-device`).
+    strict_device: bool = False
+    #: filled by the compile driver (`akidac.api.compile_model`), not by users: ONNX node name →
+    #: (reason code, sentence) of nodes an earlier round sent to the CPU (quantization could not
+    #: express them, or the fidelity guard rejected their region).
+    cpu_overrides: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """`import-cleanup`: drop no-op nodes, fold constants, fold BatchNormalization into layers.
 
-After it: no Identity or Dropout op remains (except one that defines a graph output), every op
+After it: no Identity or Dropout op remains (except one that copies a graph input, a constant or
+another graph output into a graph output), every op
 whose inputs are all constants (and whose result is small) has become a constant — including
 `Shape` of a static value, so exporter-made shape arithmetic disappears — and every
 BatchNormalization, and every Mul/Div/Add/Sub by a per-channel constant, that follows a Conv,
@@ -56,6 +57,21 @@ def _fold_op(graph: Graph, op: Op) -> np.ndarray | None:
     return np.asarray(result)
 
 
+#: ops that change nothing when their result has the type of their first input.
+_SHAPE_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast", "Expand"})
+
+
+def _is_noop(op: Op) -> bool:
+    """A Reshape/Squeeze/Unsqueeze/Flatten/Expand whose static result shape equals its input's,
+    or a Cast to the input's own type: the result is the input, element for element."""
+    if op.op_type not in _SHAPE_OPS or len(op.outputs) != 1 or not op.inputs:
+        return False
+    source, result = op.inputs[0], op.outputs[0]
+    if source is None or not source.type.is_static or not result.type.is_static:
+        return False
+    return source.type.shape == result.type.shape and source.type.dtype == result.type.dtype
+
+
 @register_pass
 @dataclass(frozen=True)
 class ImportCleanup:
@@ -68,7 +84,7 @@ class ImportCleanup:
         for op in list(graph.ops):
             if op.domain:
                 continue
-            if op.op_type in ("Identity", "Dropout"):
+            if op.op_type in ("Identity", "Dropout") or _is_noop(op):
                 changed = self._bypass(graph, op) or changed
             elif op.op_type == "Shape" and self._fold_shape(graph, op):
                 changed = True
@@ -88,10 +104,18 @@ class ImportCleanup:
     @staticmethod
     def _bypass(graph: Graph, op: Op) -> bool:
         source, result = op.inputs[0], op.outputs[0]
-        if source is None or graph.is_pinned(result):
+        if source is None:
             return False
         if op.op_type == "Dropout" and len(op.outputs) > 1 and op.outputs[1].users:
             return False
+        if graph.is_pinned(result):
+            # an Identity before a graph output (common in exports): the value it copies takes
+            # the output's name, when that value is an op's result that nothing else pins
+            if source.producer is None or source.is_constant or graph.is_pinned(source):
+                return False
+            graph.redirect_uses(result, source, skip=op)
+            graph.remove_op(op)
+            return True
         graph.replace_all_uses(result, source)
         graph.remove_op(op)
         return True

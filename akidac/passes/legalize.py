@@ -83,6 +83,27 @@ def describe_operands(op: Op) -> str:
     return ", ".join(parts)
 
 
+def cpu_overrides(ctx: PassContext) -> dict[str, Violation]:
+    """Nodes that run on the CPU whatever their legality: the user's `--keep-on-cpu`
+    (AK-USER-CPU) and the compile driver's `cpu_overrides` (an earlier round found that
+    quantization cannot express them, or that their region lost too much accuracy)."""
+    options = ctx.options
+    forced: dict[str, Violation] = {}
+    for name in getattr(options, "keep_on_cpu", ()):
+        forced[name] = Violation(
+            code="AK-USER-CPU",
+            message=f"'{name}' is kept on the CPU by --keep-on-cpu",
+            hint="drop it from --keep-on-cpu to let Akida run it",
+            values={},
+        )
+    for name, (code, sentence) in getattr(options, "cpu_overrides", {}).items():
+        forced.setdefault(
+            name,
+            Violation(code=code, message=sentence, hint="it runs on the CPU instead", values={}),
+        )
+    return forced
+
+
 @register_pass
 @dataclass(frozen=True)
 class Legalize:
@@ -91,8 +112,13 @@ class Legalize:
     name: ClassVar[str] = "legalize"
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        overrides = cpu_overrides(ctx)
         for op in graph.ops:
-            record(ctx, op, *self.decide(op))
+            forced = [overrides[name] for name in op.origin if name in overrides]
+            if forced:
+                record(ctx, op, "cpu", forced)
+            else:
+                record(ctx, op, *self.decide(op))
         return PassResult(graph, True)
 
     @staticmethod

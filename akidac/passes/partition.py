@@ -167,6 +167,21 @@ class Partition:
                 starts_because=start_reasons.get(id(ops[0]), self._start_reason(ops[0])),
                 ends_because=ends,
             )
+            if not any(
+                op.kind not in ("akida.add", "akida.concat")
+                and op.annotations.get("inserted") != "identity"
+                for op in ops
+            ) and any(op.annotations.get("inserted") == "identity" for op in ops):
+                for op in ops:
+                    self._demote(
+                        ctx,
+                        op,
+                        "AK-REGION-NO-MACS",
+                        f"{op.op_type} '{op.display_name}' would form an Akida program whose "
+                        "only layers are merges and inserted identity layers: it computes "
+                        "nothing of the model's own, so it stays exact on the CPU",
+                    )
+                continue
             if not any(op.kind not in ("akida.add", "akida.concat") for op in ops):
                 for op in ops:
                     self._demote(

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from akidac.errors import UnsupportedModelError, UsageError
+from akidac.errors import FallbackToCpu, UnsupportedModelError, UsageError
 from akidac.ir.akida_dialect import akida_attr
 from akidac.ir.attributes import DenseAttr
 from akidac.ir.graph import Graph, Op, Value
@@ -89,6 +89,8 @@ BIAS_ACC_LIMIT = 2.0**26
 #: a shifted Add operand stays below 2^31: 8-bit operands shift by at most 23.
 MAX_ADD_OPERAND_SHIFT = 23
 RAW_OUTPUT_BITS = lim.DENSE_HOST_OUTPUT_BITS
+#: an output multiplier of at least 16 keeps 4 significant bits (`fixed_point.scale_is_exact`).
+MIN_EXACT_MANTISSA = 16
 
 
 def activation_limit(bits: int) -> int:
@@ -115,12 +117,24 @@ def raw_bits(kind: str) -> int:
 
 
 def quant_error(op: Op, message: str) -> UnsupportedModelError:
-    """AK-QUANT: the layer cannot be quantized; the message names it and says why."""
-    return UnsupportedModelError(
+    """AK-QUANT: the layer cannot be quantized; the message names it and says why. The error
+    carries the ONNX nodes the layer came from (`origins`), which then run on the CPU."""
+    error = UnsupportedModelError(
         f"cannot quantize {op.kind} '{op.display_name}': {message}",
         code="AK-QUANT",
         node=op.display_name,
     )
+    error.origins = tuple(op.origin or (op.display_name,))  # type: ignore[attr-defined]
+    return error
+
+
+def fallback_nodes(error: UnsupportedModelError, region: Region) -> dict[str, tuple[str, str]]:
+    """The CPU overrides that answer a quantization failure in `region`: the failing layer's
+    ONNX nodes when the error names a layer, else every node of the region."""
+    origins = getattr(error, "origins", None)
+    if not origins:
+        origins = tuple(name for op in region.ops for name in (op.origin or (op.display_name,)))
+    return {name: (error.code, error.message) for name in origins}
 
 
 @dataclass
@@ -179,6 +193,8 @@ class Quantize:
         ops = [op for region in regions for op in region.ops]
         watched = [r.input for r in regions if r.input is not None]
         watched += [op.outputs[0] for op in ops]
+        # once each: a value observed twice would get every sample twice in its list
+        watched = list({v.name: v for v in watched}.values())
         lut_ops = [op for op in ops if op.attrs.get("act") == "lut"]
         seen = observe(graph, watched, samples.feeds, [preactivation_name(op) for op in lut_ops])
         ctx.analyses["calibration"] = {
@@ -189,8 +205,18 @@ class Quantize:
             "weight_observer": options.weight_observer,
             "config_nodes_on_cpu": on_cpu,
         }
+        # a region that cannot be quantized does not stop the others: every failure is
+        # collected, and the compile driver sends those nodes to the CPU and compiles again
+        failed: dict[str, tuple[str, str]] = {}
         for region in regions:
-            _RegionQuantizer(graph, ctx, region, seen).run()
+            try:
+                _RegionQuantizer(graph, ctx, region, seen).run()
+            except FallbackToCpu as error:
+                failed.update(error.nodes)
+            except UnsupportedModelError as error:
+                failed.update(fallback_nodes(error, region))
+        if failed:
+            raise FallbackToCpu(failed)
         return PassResult(graph, True)
 
 
@@ -261,6 +287,13 @@ class _RegionQuantizer:
         self._infer_bits()
         self._desired_scales()
         self._solve_scales()
+        # the float values at the region's borders, for the fidelity guard (api): what the
+        # float model computes there on the calibration samples
+        assert self.region.input is not None and self.region.output is not None
+        self.ctx.analyses.setdefault("region_float_io", {})[self.region.index] = (
+            self._observed(self.region.input),
+            self._observed(self.region.output),
+        )
         self._quantize_input()
         for op in self.region.ops:
             if op.kind in NEURAL_KINDS:
@@ -417,13 +450,27 @@ class _RegionQuantizer:
             info.scale = scale
             info.zero_point = int(np.clip(np.floor(-low / scale + 0.5), 0, 255))
         else:
-            self.info[id(x)].desired = self._range(x, 8, True) / 127.0
+            try:
+                self.info[id(x)].desired = self._range(x, 8, True) / 127.0
+            except UnsupportedModelError as error:
+                # blame the layers that read the input: they are what cannot be quantized
+                readers = [op for op in self.region.ops if x in op.inputs]
+                raise FallbackToCpu(
+                    {
+                        name: (error.code, error.message)
+                        for op in readers
+                        for name in (op.origin or (op.display_name,))
+                    }
+                ) from None
         for op in self.region.ops:
             out = op.outputs[0]
             info = self.info[id(out)]
             if info.raw or op.kind == "akida.concat":
                 continue
-            top = self._range(out, info.bits, info.signed)
+            try:
+                top = self._range(out, info.bits, info.signed)
+            except UnsupportedModelError as error:
+                raise quant_error(op, error.message) from None
             ceiling = op.attrs.get("act_max")
             if op.attrs.get("act") == "relu" and ceiling is not None and not op.attrs.get("gap"):
                 top = min(top, float(ceiling))  # type: ignore[arg-type]
@@ -633,6 +680,17 @@ class _RegionQuantizer:
             peaks = channel_peaks(w, axis)
         w_scale = np.maximum(peaks / weight_limit(wbits), np.abs(bias) / (s_in * BIAS_ACC_LIMIT))
         w_scale = np.where(w_scale > 0, w_scale, 1.0)
+        gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
+        act = akida_attr(op, "act")
+        if not info.raw and act != "lut":
+            # a channel whose weights are tiny next to its output scale (a dead or pruned
+            # channel, 1e-30 weights) would need an output multiplier below what an 8-bit
+            # mantissa and the lowest shift express; its weights then round to zero at any
+            # scale that does express it, so raising its weight scale to that floor is exact
+            # to within half an output step (docs/quantization.md)
+            lowest = max(MIN_OUTPUT_SHIFT, min_safe_shift(output_limit(info.bits, info.signed)))
+            floor = MIN_EXACT_MANTISSA * 2.0**lowest * info.scale * gap_area / s_in
+            w_scale = np.maximum(w_scale, floor)
         weights_q = quantize_with_scale(w, w_scale, wbits, axis)
         acc_scale = s_in * w_scale
         bias_acc = bias / acc_scale
@@ -650,8 +708,6 @@ class _RegionQuantizer:
             attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
         bias_q, bias_shift = encode_bias(bias_acc)
         attrs["bias"], attrs["bias_shift"] = DenseAttr(bias_q), DenseAttr(bias_shift)
-        gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
-        act = akida_attr(op, "act")
         unit = acc_scale
         if act == "relu":
             ceiling = attrs.get("act_max")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from akidac.passes.partition import Region
 
 #: version of the report's JSON form; the policy for changing it is in docs/report-schema.md.
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2
 #: the integer element types of values crossing CPU↔Akida after quantization.
 QUANTIZED_DTYPES = frozenset({"i8", "u8", "i32"})
 #: opset from which DequantizeLinear takes per-axis scales (else quantize adds a Mul).
@@ -162,6 +162,7 @@ def build_report(
             "macs_on_akida": macs_on_akida,
             "macs_on_cpu": macs_total - macs_on_akida,
             "regions": len(regions),
+            "hardware_passes": sum(r["passes"] or 0 for r in region_records),
             "transfer_bytes": sum(
                 r["input"]["bytes"] + r["output"]["bytes"] for r in region_records
             ),
@@ -321,7 +322,24 @@ def _region_record(region: Region) -> dict[str, Any]:
         "output": _transfer(region.output, output_dtype),
         "macs": sum(layer["macs"] for layer in layers),
         "nps": sum(len(layer["nps"]) for layer in layers) if allocated else None,
+        "passes": len({op.annotations.get("pass", 0) for op in region.ops}) if allocated else None,
+        "weight_bytes_reloaded": _reloaded_bytes(region) if allocated else None,
     }
+
+
+def _reloaded_bytes(region: Region) -> int:
+    """Weight bytes loaded every inference: all of the program's when it runs in more than one
+    hardware pass (each pass overwrites the previous one's weights), none for a single pass."""
+    if len({op.annotations.get("pass", 0) for op in region.ops}) < 2:
+        return 0
+    return sum(_weight_bytes(op) for op in region.ops)
+
+
+def _weight_bytes(op: Op) -> int:
+    from akidac.ir.akida_candidates import describe_akida_op
+    from akidac.target.footprint import layer_weight_bits
+
+    return -(-layer_weight_bits(describe_akida_op(op)) // 8)
 
 
 def _border_nodes(graph: Graph, regions: Sequence[Region]) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             f"{_percent(shares['macs']['akida'])} "
             f"({summary['macs_on_akida']:,} of {summary['macs_total']:,} MACs)",
         ),
-        ("Akida regions", str(summary["regions"])),
+        ("Akida regions", _regions_text(report)),
         ("CPU↔Akida per inference", f"{summary['transfer_bytes']:,} B"),
     ]
     fidelity = report.get("fidelity")
@@ -62,6 +62,17 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             )
         rows.append(("fidelity measured on", fidelity["note"]))
     return rows
+
+
+def _regions_text(report: dict[str, Any]) -> str:
+    """`3` or `2 (5 hardware passes; 1,234,567 B of weights reloaded per inference)`."""
+    summary = report["summary"]
+    text = str(summary["regions"])
+    passes = summary.get("hardware_passes", 0)
+    if passes > summary["regions"]:
+        reloaded = sum(r.get("weight_bytes_reloaded") or 0 for r in report["regions"])
+        text += f" ({passes} hardware passes; {reloaded:,} B of weights reloaded per inference)"
+    return text
 
 
 def _fidelity_text(output: dict[str, Any]) -> str:

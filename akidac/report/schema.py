@@ -151,6 +151,10 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "macs_on_akida": _count("The MACs of layers inside Akida regions."),
                     "macs_on_cpu": _count("`macs_total` − `macs_on_akida`."),
                     "regions": _count("Akida regions, each one program (one `AkidaOp` node)."),
+                    "hardware_passes": _count(
+                        "Hardware passes of all programs together (equal to `regions` when "
+                        "every program fits the device at once)."
+                    ),
                     "transfer_bytes": _count(
                         "Bytes crossing CPU↔Akida per inference: every region's input and output."
                     ),
@@ -210,6 +214,18 @@ REPORT_SCHEMA: dict[str, Any] = {
                         "nps": _field(
                             ["integer", "null"],
                             "NPs the program takes (sum over layers); null before allocation.",
+                            minimum=0,
+                        ),
+                        "passes": _field(
+                            ["integer", "null"],
+                            "Hardware passes the program runs in (1 when it fits the device "
+                            "at once); null before allocation.",
+                            minimum=0,
+                        ),
+                        "weight_bytes_reloaded": _field(
+                            ["integer", "null"],
+                            "Weight bytes loaded every inference: all of the program's when "
+                            "it runs in several passes, 0 for one pass; null before allocation.",
                             minimum=0,
                         ),
                     },

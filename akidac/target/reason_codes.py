@@ -38,6 +38,7 @@ CATEGORIES: Final = MappingProxyType(
         "device": "Device and mapping",
         "error": "Errors (process exit codes)",
         "notice": "Notes and warnings (compilation goes on)",
+        "user": "Choices of the user",
     }
 )
 
@@ -356,10 +357,37 @@ _register(
     "region",
     "Merge not followed by a CNP layer",
     "Add and Concatenate are performed by the next CNP layer through its skip DMA, so they must "
-    "be followed by one; akidac inserts an identity 1×1 convolution where it can.",
+    "be followed by one; akidac inserts an identity layer (a 3×3 depthwise convolution whose "
+    "centre tap is 1) where it can.",
     "Nothing required, or follow the merge with a convolution.",
 )
 
+_register(
+    "AK-REGION-FIDELITY",
+    "region",
+    "Region too far from the float model",
+    "After quantization, the region's own output (its input taken from the float model) scored "
+    "below --min-region-sqnr (default 20 dB) against the float model on the calibration "
+    "samples, so it runs on the CPU and the model is partitioned again.",
+    "Calibrate with representative samples (--samples), use 8 bits, lower --min-region-sqnr, or "
+    "turn the guard off with --no-fidelity-guard.",
+)
+_register(
+    "AK-REGION-NO-MACS",
+    "region",
+    "Region computes nothing of the model's own",
+    "Every layer of the region was inserted by the compiler (identity layers after "
+    "merges) or is an Add/Concatenate: running it on Akida would only add transfers and "
+    "quantization error.",
+    "Nothing required; it runs on the CPU.",
+)
+_register(
+    "AK-USER-CPU",
+    "user",
+    "Kept on the CPU by the user",
+    "The node was named in --keep-on-cpu.",
+    "Drop it from --keep-on-cpu to let Akida run it.",
+)
 # --- quantization -----------------------------------------------------------------------------
 _register(
     "AK-QUANT",

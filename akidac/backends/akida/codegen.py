@@ -168,6 +168,7 @@ def region_program(
         )
         names[id(region_input)] = "input"
     origins: dict[str, list[str]] = {}
+    pass_of: dict[str, int] = {}  # layer → hardware pass (`allocate`; 0 before allocation)
     used: set[str] = {r.name for r in records}
     for op in ops:
         operands = [v for v in op.inputs[: 2 if op.kind in ("akida.add", "akida.concat") else 1]]
@@ -186,6 +187,7 @@ def region_program(
         names[id(op.outputs[0])] = record.name
         records.append(record)
         origins[record.name] = list(op.origin)
+        pass_of[record.name] = int(op.annotations.get("pass", 0))  # type: ignore[arg-type]
     output = ops[-1].outputs[0]
     output_layer = names[id(output)]
     assert output_layer is not None
@@ -196,6 +198,9 @@ def region_program(
         output_layer=output_layer,
         output=ProgramTensor(hwc(output), _NP_DTYPES[output.type.dtype]),
         np_assignment=dict(np_assignment or {}),
-        passes=[[r.name for r in records if r.layer_type != "InputData"]],
+        passes=[
+            [r.name for r in records if pass_of.get(r.name) == index]
+            for index in sorted(set(pass_of.values()))
+        ],
         origins=origins,
     )
