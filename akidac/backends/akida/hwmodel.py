@@ -241,11 +241,27 @@ def validate_records(records: Sequence[LayerRecord]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+_GEOMETRY_CACHE: dict[tuple[int, int, int, int, str], tuple] = {}
+
+
 def _window_geometry(
     record: LayerRecord, height: int, width: int, k: int, s: int, padding: str
 ) -> tuple[tuple[int, int], tuple[int, int], int, int]:
     """(pads_h, pads_w, out_h, out_w) of a k×k stride-s window; a window that does not fit the
-    input is a `ProgramError`."""
+    input is a `ProgramError`. Memoized: it depends only on its numbers, and runs per layer."""
+    key = (height, width, k, s, padding)
+    cached = _GEOMETRY_CACHE.get(key)
+    if cached is not None:
+        return cached
+    result = _compute_geometry(record, height, width, k, s, padding)
+    if len(_GEOMETRY_CACHE) < 4096:
+        _GEOMETRY_CACHE[key] = result
+    return result
+
+
+def _compute_geometry(
+    record: LayerRecord, height: int, width: int, k: int, s: int, padding: str
+) -> tuple[tuple[int, int], tuple[int, int], int, int]:
     pads_h = padding_pads(height, k, s, padding)
     pads_w = padding_pads(width, k, s, padding)
     out_h = (height + sum(pads_h) - k) // s + 1
@@ -553,10 +569,10 @@ class _Epilogue:
         )
         return out.view(self.dtype)
 
-    @property
-    def kernel_dtype(self) -> np.dtype:
-        """The array type the kernel writes: int8 for every <= 8-bit output."""
-        return np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
+    def __post_init__(self) -> None:
+        #: the array type the kernel writes: int8 for every <= 8-bit output (set once: a
+        #: property cost ~2 µs per layer per run)
+        self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,6 +655,8 @@ class _ConvExecutor(_LayerExecutor):
             self.fill = np.zeros(self.in_channels, np.int64)
         self.epilogue = _Epilogue.from_record(record, self.filters)
         self._chunks: dict[int, int] = {}
+        self.max_shift = int(self.shifts.max())
+        self.max_fill = int(self.fill.max())
 
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
@@ -677,10 +695,9 @@ class _ConvExecutor(_LayerExecutor):
         out_w4 = -(-out_w // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
         padded_h = height + sum(pads_h)
         padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
-        max_shift = int(self.shifts.max())
         limit = (1 << (self.buffer_bits - 1)) - 1
-        input_bound = max(min(_magnitude_bound(x) << max_shift, limit + 1), 0)
-        input_bound = max(input_bound, int(self.fill.max()))
+        input_bound = max(min(_magnitude_bound(x) << self.max_shift, limit + 1), 0)
+        input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
         if chunk > 0 and k == 1 and s == 1:
             # a GEMM over all the pixels of the batch: (N·H·W, C) × (C, F)
