@@ -1,0 +1,160 @@
+"""What real exported models do, reduced to small models built in code: every one compiles,
+runs and stays faithful (issue "Real models: every valid ONNX model compiles…")."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from models import realistic
+from models.zoo import ZOO
+from onnx import TensorProto, helper, numpy_helper
+
+from akidac.api import analyze, compile_model, estimate_device
+from akidac.errors import AllocationError
+from akidac.metrics import compare_outputs
+from akidac.passes import CompileOptions
+from akidac.runtime.session import HybridSession
+
+
+def _float(model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options).run(None, feed)
+
+
+def _fidelity(model: onnx.ModelProto, hybrid: onnx.ModelProto, count: int = 6) -> dict:
+    """Per-sample figures of the first output, on fresh standard-normal inputs."""
+    rng = np.random.default_rng(42)
+    session = HybridSession(hybrid)
+    (info,) = session.get_inputs()
+    shape = [d if isinstance(d, int) else 1 for d in info.shape]
+    feeds = [{info.name: rng.standard_normal(shape).astype(np.float32)} for _ in range(count)]
+    want = [_float(model, feed)[0] for feed in feeds]
+    got = [session.run(None, feed)[0] for feed in feeds]
+    return compare_outputs(want, got)
+
+
+def _targets(report: dict) -> dict[str, tuple[str, list[str]]]:
+    return {n["name"]: (n["target"], [r["code"] for r in n["reasons"]]) for n in report["nodes"]}
+
+
+def test_a_pruned_channel_with_near_zero_weights_is_quantized_exactly() -> None:
+    """PP-OCR: 'output scale ratio 5.14e-35 is below what an 8-bit multiplier … can express'."""
+    model = realistic.conv_stack(dead_channel_scale=1e-30)
+    result = compile_model(model, options=CompileOptions(num_samples=16))
+    targets = _targets(result.report)
+    assert all(targets[f"conv{i}"][0] == "akida" for i in range(3))
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+
+
+def test_a_layer_quantization_cannot_express_runs_on_the_cpu_and_the_rest_compiles() -> None:
+    """A conv whose float output overflows has no calibrated range: it (and the layers that
+    read its inf output) go to the CPU with AK-QUANT; the first conv stays on Akida."""
+    model = realistic.conv_stack(overflow_layer=True)
+    result = compile_model(model, options=CompileOptions(num_samples=8, fidelity_samples=0))
+    targets = _targets(result.report)
+    assert targets["conv1"] == ("cpu", ["AK-QUANT"])
+    assert targets["conv0"][0] == "akida"
+    assert "conv1" in result.analyses["cpu_fallback"]
+
+
+def test_a_log_mel_front_end_stays_as_accurate_as_the_float_model() -> None:
+    """Conv STFT → x²+y² → MatMul → Log: quantizing the power spectrum before the Log destroyed
+    the output (Pearson 0.30). A region that computes nothing of the model's own (an Add and an
+    inserted identity layer) is never created, so the output is exact."""
+    model = realistic.log_mel()
+    result = compile_model(model, options=CompileOptions(num_samples=8))
+    rng = np.random.default_rng(0)
+    (info,) = HybridSession(result.model).get_inputs()
+    feeds = [{"audio": rng.standard_normal(info.shape).astype(np.float32)} for _ in range(4)]
+    session = HybridSession(result.model)
+    figures = compare_outputs(
+        [_float(model, f)[0] for f in feeds], [session.run(None, f)[0] for f in feeds]
+    )
+    assert figures["sqnr_db"] >= 40 and figures["pearson"] >= 0.999
+    assert _targets(result.report)["power"][1] == ["AK-REGION-NO-MACS"]
+
+
+def test_an_identity_before_the_graph_output_is_removed_not_cpu_work() -> None:
+    report = analyze(realistic.conv_stack(identity_before_output=True))
+    assert _targets(report)["output_identity"][0] == "removed"
+    mlp = ZOO["mlp"][0]()
+    graph = mlp.graph
+    last = graph.output[0].name
+    graph.node.append(helper.make_node("Identity", [last], ["final"], name="final_identity"))
+    graph.output[0].name = "final"
+    report = analyze(mlp)
+    assert report["shares"]["nodes"]["akida"] > 0.5
+    assert _targets(report)["final_identity"][0] == "removed"
+    assert report["summary"]["nodes_on_cpu"] == 0
+
+
+def test_keep_on_cpu_moves_a_node_with_its_own_reason_code() -> None:
+    options = CompileOptions(num_samples=4, fidelity_samples=0, keep_on_cpu=("conv2",))
+    result = compile_model(realistic.conv_stack(), options=options)
+    assert _targets(result.report)["conv2"] == ("cpu", ["AK-USER-CPU"])
+    assert _targets(result.report)["conv0"][0] == "akida"
+
+
+def test_the_fidelity_guard_moves_a_region_below_its_threshold_to_the_cpu() -> None:
+    model = realistic.conv_stack()
+    strict = CompileOptions(num_samples=8, fidelity_samples=0, min_region_sqnr=90.0)
+    result = compile_model(model, options=strict)
+    assert result.report["summary"]["regions"] == 0
+    assert _targets(result.report)["conv0"] == ("cpu", ["AK-REGION-FIDELITY"])
+    reason = next(n for n in result.report["nodes"] if n["name"] == "conv0")["reasons"][0]
+    assert "dB" in reason["message"] and "90" in reason["message"]
+    loose = compile_model(model, options=CompileOptions(num_samples=8, fidelity_samples=0))
+    assert loose.report["summary"]["regions"] >= 1
+    assert all(sqnr >= 20 for sqnr in loose.analyses["region_sqnr"].values())
+
+
+def _wide_net(channels: int = 64, layers: int = 8) -> onnx.ModelProto:
+    """A stack of wide 3×3 convs: more NPs than a one-node device has."""
+    rng = np.random.default_rng(3)
+    nodes, inits, x, cin = [], [], "x", 3
+    for i in range(layers):
+        w = rng.normal(scale=1 / np.sqrt(cin * 9), size=(channels, cin, 3, 3)).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], f"conv{i}", pads=[1] * 4))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], f"relu{i}"))
+        x, cin = f"r{i}", channels
+    graph = helper.make_graph(
+        nodes,
+        "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, channels, 16, 16])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_model_larger_than_the_device_runs_in_several_passes_and_all_views_agree() -> None:
+    model = _wide_net()
+    options = CompileOptions(device="custom:1", num_samples=4, fidelity_samples=0)
+    result = compile_model(model, options=options)
+    (region,) = result.report["regions"]
+    assert region["passes"] > 1 and region["weight_bytes_reloaded"] > 0
+    assert result.report["summary"]["hardware_passes"] == region["passes"]
+    (program,) = result.programs
+    assert len(program.passes) == region["passes"]
+    report = analyze(model, options=CompileOptions(device="custom:1"))
+    device = estimate_device(model, options=CompileOptions(device="custom:1"))
+    assert report["regions"][0]["passes"] == region["passes"]
+    assert report["regions"][0]["nps"] == region["nps"]
+    assert len(device["passes"][0]["passes"]) == region["passes"]
+    assert sum(layer["nps"] for layer in device["layers"]) == region["nps"]
+    figures = _fidelity(model, result.model, count=3)
+    assert figures["sqnr_db"] >= 20
+
+
+def test_strict_device_keeps_the_one_pass_rule() -> None:
+    options = CompileOptions(
+        device="custom:1", num_samples=4, fidelity_samples=0, strict_device=True
+    )
+    with pytest.raises(AllocationError) as caught:
+        compile_model(_wide_net(), options=options)
+    assert caught.value.exit_code == 5 and caught.value.code == "AK-DEVICE-TOO-SMALL"
