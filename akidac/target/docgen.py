@@ -92,7 +92,8 @@ def render_devices_md() -> str:
         f"`--device` takes a preset name or `custom:NODES`; the default is `{dev.DEFAULT_DEVICE}`. "
         f"A node holds {lim.NPS_PER_NODE} neural processors (NPs). `--sram-kib N` sets the "
         f"input SRAM of every NP to N KiB (default {_kib(lim.INPUT_SRAM_PER_NP_BYTES)}). "
-        "`akidac device` picks the smallest preset that holds a model in minimal mapping mode.",
+        "`akidac device` maps a model on a device (NPs and hardware passes per layer) and names "
+        "the smallest preset that holds every program in one pass, in minimal mapping mode.",
         "",
         "## Presets",
         "",
@@ -127,6 +128,34 @@ def render_devices_md() -> str:
         "Weight footprint of a CNP layer: `ceil8(filters) × kernel_h × in_channels × slot` bits, "
         "where a kernel row takes the smallest slot holding its 8-bit weights; a dense layer "
         "takes `units × (inputs + 8)` bytes (`akidac/target/footprint.py`).",
+        "",
+        "Assumptions of the footprint, stated beside the code too: a depthwise layer counts each "
+        "channel as a filter with one input channel (`ceil8(C) × kernel_h × slot`); 4-bit "
+        "weights take the slots of 8-bit ones (an upper bound); a CNP holds its whole input "
+        "strip (all input channels of a full convolution, its own channels of a depthwise one) "
+        "in its input SRAM, so row strips shorten until a strip fits; a dense layer takes one "
+        "FNP3, or an FNP2 when its weights exceed an FNP3's, and its flattened input must fit "
+        "one NP's input SRAM; the input convolution runs on the one HRC unit and takes no NP; "
+        "Add and Concatenate take no NP of their own.",
+        "",
+        "## Hardware passes",
+        "",
+        "A program whose layers do not all fit the device at once runs in several hardware "
+        "passes (partial reconfiguration): `allocate` packs consecutive layers into a pass "
+        "while their NPs and input convolutions fit, NP indices starting from 0 in each pass. "
+        "The arithmetic is the same, so the hardware model runs it exactly as a single-pass "
+        "program; every inference then reloads all of the program's weights, which `report`, "
+        "`device` and `compile` show as `weight_bytes_reloaded`. A layer that fits no pass "
+        "even alone runs on the CPU (`AK-DEVICE-TOO-SMALL`); `--strict-device` refuses any "
+        "program that needs more than one pass (exit 5). `report`, `device` and `compile` "
+        "run the same allocation, so they print the same NPs and passes.",
+        "",
+        "After an Add or Concatenate whose consumer is not a CNP layer, akidac inserts an "
+        "identity layer: a 3×3 depthwise convolution whose centre tap is 1, the cheapest legal "
+        "CNP layer that copies a map (`ceil8(C) × 3 × 25` weight bits and only its own "
+        "channels in each NP's SRAM, where an identity 1×1 convolution would take "
+        "`ceil8(C) × C × 25` bits and the whole input per NP). A region made only of merges "
+        "and such identity layers is never created (`AK-REGION-NO-MACS`).",
         "",
         "## Cost constants",
         "",
