@@ -182,7 +182,10 @@ def check_weights(proto: onnx.ModelProto, where: str) -> None:
 
 def _nonpositive_dims(proto: onnx.ModelProto) -> list[onnx.TensorShapeProto.Dimension]:
     dims = []
+    initializers = {t.name for t in proto.graph.initializer}  # an empty weight may be [0]
     for value_info in [*proto.graph.input, *proto.graph.output]:
+        if value_info.name in initializers:
+            continue
         tensor_type = value_info.type.tensor_type
         if value_info.type.HasField("tensor_type") and tensor_type.HasField("shape"):
             dims.extend(

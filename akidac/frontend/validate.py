@@ -16,8 +16,8 @@ with a `ModelError` (exit 3) naming the node and the rule they break:
 `check_memory` is the memory budget: every tensor whose shape is static (graph inputs, every
 intermediate value, constants) must fit `max_tensor_bytes()` — 2 GiB by default, or the
 `AKIDAC_MAX_TENSOR_BYTES` environment variable (bytes; suffixes K, M, G accepted). A larger
-tensor is an `UnsupportedModelError` (exit 4, AK-MEMORY) naming the tensor and its bytes, raised
-before calibration or the hardware model allocate anything of that size.
+tensor is an `UnsupportedModelError` (exit 4, AK-UNSUPPORTED) naming the tensor and its bytes,
+raised before calibration or the hardware model allocate anything of that size.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def tensor_bytes(shape: tuple[int | None, ...], elem_type: int) -> int | None:
 
 
 def check_memory(proto: onnx.ModelProto, where: str, limit: int | None = None) -> None:
-    """Refuse (UnsupportedModelError, exit 4, AK-MEMORY) a tensor above the memory budget."""
+    """Refuse (UnsupportedModelError, exit 4, AK-UNSUPPORTED) a tensor above the memory budget."""
     limit = max_tensor_bytes() if limit is None else limit
     shapes, types = _type_shapes(proto)
     producers = {
@@ -279,6 +279,6 @@ def check_memory(proto: onnx.ModelProto, where: str, limit: int | None = None) -
             f"'{where}': {what} has shape {_shape_text(shape)}, {size:,} bytes, above akidac's "
             f"memory budget of {limit:,} bytes per tensor; give a smaller --input-shape, or "
             f"raise the budget with {MAX_TENSOR_BYTES_ENV}=BYTES",
-            code="AK-MEMORY",
+            code="AK-UNSUPPORTED",
             node=producers.get(name),
         )

@@ -161,7 +161,7 @@ def test_a_huge_declared_input_exits_4_at_once_naming_it(tmp_path: Path) -> None
         helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "h.onnx"
     )
     result = akidac("compile", model, "-o", tmp_path / "o.onnx", cwd=tmp_path)
-    assert_one_line_error(result, 4, "AK-MEMORY", "'x'", "120,000,000,000 bytes")
+    assert_one_line_error(result, 4, "memory budget", "'x'", "120,000,000,000 bytes")
 
 
 def test_an_empty_samples_npz_is_a_usage_error(tmp_path: Path) -> None:
