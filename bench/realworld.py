@@ -308,11 +308,17 @@ def evaluate(float_path: str, hybrid_path: str, feeds_path: str) -> dict:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     ref_session = ort.InferenceSession(float_path, options, providers=["CPUExecutionProvider"])
-    hybrid = akidac.HybridSession(hybrid_path, sess_options=options)
+    note = None
+    try:
+        hybrid = akidac.HybridSession(hybrid_path, sess_options=options)
+    except Exception as error:  # noted, then retried as `akidac run` loads it (no options)
+        note = f"loads only without sess_options: {type(error).__name__}: {error}"
+        note = note.splitlines()[0][:300]
+        hybrid = akidac.HybridSession(hybrid_path)
     data = np.load(feeds_path)
     names = [i.name for i in ref_session.get_inputs()]
     count = len(data[names[0]])
-    samples = [{n: data[n][k] for n in names} for k in range(count)]
+    samples = [{n: np.asarray(data[n][k]) for n in names} for k in range(count)]
     out_names = [o.name for o in ref_session.get_outputs()]
     sqnrs, agree, classified = [], 0, 0
     per_output: dict[str, float] = {}
@@ -349,6 +355,7 @@ def evaluate(float_path: str, hybrid_path: str, feeds_path: str) -> dict:
         "top1": agree / classified if classified else None,
         "hybrid_ms": statistics.median(hybrid_ms),
         "float_ms": statistics.median(float_ms),
+        "run_note": note,
     }
 
 
@@ -510,7 +517,7 @@ def print_table(rows: list[dict], markdown: bool) -> None:
         print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         for line in cells:
             print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
-    problems = [r for r in rows if r.get("error") or r.get("run_error")]
+    problems = [r for r in rows if r.get("error") or r.get("run_error") or r.get("run_note")]
     if problems:
         print()
         print("failures (exit code: first error line of stderr):")
@@ -519,6 +526,28 @@ def print_table(rows: list[dict], markdown: bool) -> None:
                 print(f"- {row['model']}: {row['compiled']}: {row['error']}")
             if row.get("run_error"):
                 print(f"- {row['model']}: hybrid run failed: {row['run_error']}")
+            if row.get("run_note"):
+                print(f"- {row['model']}: hybrid session {row['run_note']}")
+    print()
+    print("why nodes stay on the CPU (reason code: nodes, the most frequent first):")
+    for row in rows:
+        reasons = row.get("cpu_reasons")
+        if reasons:
+            top = ", ".join(f"{code} {n}" for code, n in list(reasons.items())[:4])
+            print(f"- {row['model']}: {top}")
+
+
+def _akidac_version() -> str:
+    """The commit of the akidac checkout (with '+dirty' for local changes), for the record."""
+    try:
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run([*git, "status", "--porcelain", "akidac"], capture_output=True)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        return "?"
 
 
 def main() -> int:
@@ -577,7 +606,10 @@ def main() -> int:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
     device = args.device or "akidac default (akida2-12n)"
     calib = "akidac's random default" if args.no_samples else f"{CALIBRATION} samples"
-    print(f"device {device}; calibration {calib}; {HELD_OUT} held-out inputs; cache {cache}")
+    print(
+        f"akidac {_akidac_version()}; device {device}; calibration {calib}; "
+        f"{HELD_OUT} held-out inputs; cache {cache}"
+    )
     print_table(rows, args.markdown)
     return 0
 
