@@ -156,7 +156,75 @@ def infer_shapes(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
         inferred = _onnx_infer(shadow, where)
     for index in patched:  # the shadow's attributes only served inference
         inferred.graph.node[index].CopyFrom(proto.graph.node[index])
+    _fill_unknown_shapes(inferred)
     return inferred
+
+
+def _unknown_tensors(proto: onnx.ModelProto) -> list[str]:
+    """Node outputs (top-level graph) whose inferred shape is missing or has an unknown dim."""
+    shapes = _static_shapes(proto)
+    names = [name for node in proto.graph.node for name in node.output if name]
+    return [n for n in names if shapes.get(n) is None or None in shapes[n]]  # type: ignore[operator]
+
+
+def _fill_unknown_shapes(proto: onnx.ModelProto) -> None:
+    """Shapes that ONNX inference leaves unknown, read off one onnxruntime run.
+
+    Data propagation does not see through every shape computation exporters write (Paddle's
+    `Shape → Gather → Cast → Concat → Reshape`, for one), and a graph output without a shape
+    makes an invalid model. With every input static, each tensor's shape is a constant of the
+    model, so one run of onnxruntime on zero-filled inputs (the runtime that executes the CPU
+    parts) gives it exactly. Best effort: when onnxruntime cannot run the model the shapes stay
+    unknown and the nodes that need them run on the CPU as before.
+    """
+    unknown = _unknown_tensors(proto)
+    inputs = proto.graph.input
+    initializers = {t.name for t in proto.graph.initializer}
+    feeds_spec = [v for v in inputs if v.name not in initializers]
+    if not unknown or any(
+        not v.type.HasField("tensor_type")
+        or not v.type.tensor_type.HasField("shape")
+        or any(not d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)
+        for v in feeds_spec
+    ):
+        return
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    outputs = {o.name for o in probe.graph.output}
+    for name in unknown:
+        if name not in outputs:
+            probe.graph.output.append(helper.make_empty_tensor_value_info(name))
+    feeds = {}
+    for value in feeds_spec:
+        tensor_type = value.type.tensor_type
+        dims = [d.dim_value for d in tensor_type.shape.dim]
+        dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+        feeds[value.name] = np.zeros(dims, dtype)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(
+            probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        names = [o.name for o in session.get_outputs()]
+        results = session.run(names, feeds)
+    except Exception:  # onnxruntime raises several types: the shapes then stay unknown
+        return
+    measured = {n: r for n, r in zip(names, results, strict=True) if n in set(unknown)}
+    typed = {v.name: v for v in [*proto.graph.value_info, *proto.graph.output]}
+    for name, array in measured.items():
+        array = np.asarray(array)
+        elem = helper.np_dtype_to_tensor_dtype(array.dtype)
+        info = helper.make_tensor_value_info(name, elem, list(array.shape))
+        if name in typed:
+            typed[name].type.CopyFrom(info.type)
+        else:
+            proto.graph.value_info.append(info)
 
 
 _POOL_OPS = frozenset({"MaxPool", "AveragePool", "LpPool"})
