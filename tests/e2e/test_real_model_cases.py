@@ -158,3 +158,95 @@ def test_strict_device_keeps_the_one_pass_rule() -> None:
     with pytest.raises(AllocationError) as caught:
         compile_model(_wide_net(), options=options)
     assert caught.value.exit_code == 5 and caught.value.code == "AK-DEVICE-TOO-SMALL"
+
+
+def _one_sided_input_model(kernel: int) -> onnx.ModelProto:
+    """x → Abs (CPU) → Conv k×k 'same' → Relu → Conv 1×1: the first conv reads a one-sided
+    value from the CPU, like a conv after a hardswish that Akida cannot run."""
+    rng = np.random.default_rng(7)
+    w1 = (rng.standard_normal((16, 8, kernel, kernel)) * 0.3).astype(np.float32)
+    w2 = (rng.standard_normal((4, 16, 1, 1)) * 0.3).astype(np.float32)
+    pad = kernel // 2
+    nodes = [
+        helper.make_node("Abs", ["x"], ["a"], name="abs"),
+        helper.make_node("Conv", ["a", "w1"], ["c1"], name="conv1", pads=[pad] * 4),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "one_sided",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 10, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 10, 10])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _border_zero_points(hybrid: onnx.ModelProto) -> list[int]:
+    consts = {t.name: numpy_helper.to_array(t) for t in hybrid.graph.initializer}
+    return [int(consts[n.input[2]]) for n in hybrid.graph.node if n.op_type == "QuantizeLinear"]
+
+
+def test_a_one_sided_region_input_read_by_a_1x1_conv_gets_a_zero_point_and_one_more_bit() -> None:
+    model = _one_sided_input_model(kernel=1)
+    result = compile_model(model, options=CompileOptions(fidelity_samples=0))
+    (zero_point,) = _border_zero_points(result.model)
+    assert zero_point < -100  # [0, high] spread over all 256 int8 codes
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 30.0
+    assert figures["sqnr_db"] >= figures["constant_sqnr_db"] + 20.0
+
+
+def test_a_one_sided_region_input_read_by_a_padded_conv_stays_symmetric() -> None:
+    """A padded pixel is code 0: with a zero point it would read as −z·s, not 0."""
+    model = _one_sided_input_model(kernel=3)
+    result = compile_model(model, options=CompileOptions(fidelity_samples=0))
+    assert _border_zero_points(result.model) == [0]
+    assert _fidelity(model, result.model)["sqnr_db"] >= 25.0
+
+
+def _paddle_like_reshape_model() -> onnx.ModelProto:
+    """PaddleOCR's classifier head at opset 11: the Reshape target is computed
+    (Shape → Slice → Cast, a Constant → Cast, Concat), which ONNX shape inference does not
+    resolve, and an Identity stands before the graph output."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float32)
+    ints = {
+        "zero1": np.array([0], np.int64),
+        "one1": np.array([1], np.int64),
+    }
+    fill = numpy_helper.from_array(np.array([-1], np.int32))
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1] * 4),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Shape", ["g"], ["s"], name="shape"),
+        helper.make_node("Slice", ["s", "zero1", "one1"], ["n"], name="slice"),
+        helper.make_node("Cast", ["n"], ["n64"], name="cast1", to=TensorProto.INT64),
+        helper.make_node("Constant", [], ["fill"], name="fill", value=fill),
+        helper.make_node("Cast", ["fill"], ["fill64"], name="cast2", to=TensorProto.INT64),
+        helper.make_node("Concat", ["n64", "fill64"], ["target"], name="concat", axis=-1),
+        helper.make_node("Reshape", ["g", "target"], ["flat"], name="reshape"),
+        helper.make_node("Softmax", ["flat"], ["sm"], name="softmax"),
+        helper.make_node("Identity", ["sm"], ["y"], name="identity"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "paddle_like",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 8])],
+        [numpy_helper.from_array(w, "w")]
+        + [numpy_helper.from_array(v, k) for k, v in ints.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+
+
+def test_a_shape_that_onnx_inference_leaves_unknown_is_read_off_onnxruntime() -> None:
+    """Without it the hybrid's graph output had no shape: an invalid model (exit 6 at load)."""
+    model = _paddle_like_reshape_model()
+    result = compile_model(model, options=CompileOptions(fidelity_samples=0))
+    onnx.checker.check_model(result.model)
+    (output,) = result.model.graph.output
+    assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [1, 8]
+    assert _fidelity(model, result.model)["sqnr_db"] >= 25.0
