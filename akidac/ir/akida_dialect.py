@@ -58,6 +58,10 @@ _ACTIVATION_ATTRS = (
     AttrSpec("act_max", "float", None, "ReLU ceiling in real units (ReLU6: 6.0)", optional=True),
     AttrSpec("lut", "str", None, "float function of a LUT activation", LUT_FUNCTIONS, True),
     AttrSpec("lut_alpha", "float", None, "parameter of the LUT function", optional=True),
+    AttrSpec(
+        "lut_scale", "float", None, "the table holds lut_scale · f(x) + lut_offset", optional=True
+    ),
+    AttrSpec("lut_offset", "float", None, "see lut_scale", optional=True),
 )
 _BITS_ATTRS = (
     AttrSpec("wbits", "int", 8, "weight bits (4 or 8)"),

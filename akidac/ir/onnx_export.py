@@ -154,6 +154,13 @@ def _finish(op: Op, emitter: NodeEmitter, y: str) -> None:
     elif act == "lut":
         y = emitter.node("Identity", [y], output=preactivation_name(op))
         y = emit_lut_function(str(akida_attr(op, "lut")), akida_attr(op, "lut_alpha"), y, emitter)
+        scale, offset = akida_attr(op, "lut_scale"), akida_attr(op, "lut_offset")
+        if scale is not None:
+            y = emitter.node("Mul", [y, emitter.constant("lut_scale", np.array(scale, np.float32))])
+        if offset is not None:
+            y = emitter.node(
+                "Add", [y, emitter.constant("lut_offset", np.array(offset, np.float32))]
+            )
     if op.attrs.get("gap"):
         y = emitter.node("GlobalAveragePool", [y])
     out = op.outputs[0]
@@ -176,8 +183,9 @@ def emit_lut_function(function: str, alpha: AttrValue, x: str, emitter: NodeEmit
         return emitter.node("Tanh", [x])
     if function == "swish":
         return emitter.node("Mul", [x, emitter.node("Sigmoid", [x])])
-    if function == "hardswish":
-        return emitter.node("HardSwish", [x])
+    if function == "hardswish":  # x · HardSigmoid(x): HardSwish itself needs opset 14
+        gate = emitter.node("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+        return emitter.node("Mul", [x, gate])
     if function == "leaky_relu":
         return emitter.node("LeakyRelu", [x], alpha=float(alpha if alpha is not None else 0.01))
     if function == "elu":

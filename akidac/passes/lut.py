@@ -63,9 +63,11 @@ def index_points(step: float) -> np.ndarray:
     return np.arange(-LUT_OFFSET, LUT_SIZE - LUT_OFFSET, dtype=np.float64) * step
 
 
-def build_table(name: str, alpha: float | None, step: float) -> tuple[np.ndarray, float]:
-    """(lut_values int32[2048], s_lut): entry i is round(f(i · step) / s_lut)."""
-    values = lut_function(name, alpha)(index_points(step))
+def build_table(
+    name: str, alpha: float | None, step: float, scale: float = 1.0, offset: float = 0.0
+) -> tuple[np.ndarray, float]:
+    """(lut_values int32[2048], s_lut): entry i is round((scale · f(i · step) + offset) / s_lut)."""
+    values = scale * lut_function(name, alpha)(index_points(step)) + offset
     peak = float(np.abs(values).max())
     value_scale = peak / LUT_VALUE_MAX if peak > 0 else 1.0
     table = np.clip(round_half_away(values / value_scale), -LUT_VALUE_MAX, LUT_VALUE_MAX)

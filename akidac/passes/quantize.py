@@ -797,7 +797,14 @@ class _RegionQuantizer:
         scales, shifts = encode_index_scale(acc_scale, step)
         if np.any(scales == 0):
             raise quant_error(op, "its accumulator cannot be rescaled to the 11-bit LUT index")
-        table, value_unit = build_table(function, None if alpha is None else float(alpha), step)  # type: ignore[arg-type]
+        scale, offset = op.attrs.get("lut_scale"), op.attrs.get("lut_offset")
+        table, value_unit = build_table(
+            function,
+            None if alpha is None else float(alpha),  # type: ignore[arg-type]
+            step,
+            1.0 if scale is None else float(scale),  # type: ignore[arg-type]
+            0.0 if offset is None else float(offset),  # type: ignore[arg-type]
+        )
         op.attrs["activation_scales"] = DenseAttr(scales)
         op.attrs["activation_shift"] = DenseAttr(shifts)
         op.attrs["lut_values"] = DenseAttr(table)
@@ -835,4 +842,9 @@ NEGATIVE_LUTS = frozenset({"gelu", "swish", "hardswish", "leaky_relu", "tanh", "
 
 
 def _lut_goes_negative(op: Op) -> bool:
-    return akida_attr(op, "act") == "lut" and akida_attr(op, "lut") in NEGATIVE_LUTS
+    if akida_attr(op, "act") != "lut":
+        return False
+    scale, offset = akida_attr(op, "lut_scale"), akida_attr(op, "lut_offset")
+    flipped = scale is not None and float(scale) < 0  # type: ignore[arg-type]
+    lowered = offset is not None and float(offset) < 0  # type: ignore[arg-type]
+    return akida_attr(op, "lut") in NEGATIVE_LUTS or flipped or lowered

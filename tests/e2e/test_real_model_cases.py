@@ -250,3 +250,73 @@ def test_a_shape_that_onnx_inference_leaves_unknown_is_read_off_onnxruntime() ->
     (output,) = result.model.graph.output
     assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [1, 8]
     assert _fidelity(model, result.model)["sqnr_db"] >= 25.0
+
+
+def _written_hardswish_model(division_first: bool, affine: bool, opset: int) -> onnx.ModelProto:
+    """Conv → x · Clip(x + 3, 0, 6) / 6 (as TensorFlow and Paddle export HardSwish) → an
+    optional scalar affine (Paddle's learnable affine block) → Conv 3×3."""
+    rng = np.random.default_rng(3)
+    inits = {
+        "w1": (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32),
+        "w2": (rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32),
+        "three": np.array(3.0, np.float32),
+        "zero": np.array(0.0, np.float32),
+        "six": np.array(6.0, np.float32),
+        "a": np.array(1.3, np.float32),
+        "b": np.array(-0.2, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1", pads=[1] * 4),
+        helper.make_node("Add", ["c", "three"], ["p"], name="plus3"),
+        helper.make_node("Clip", ["p", "zero", "six"], ["k"], name="relu6"),
+    ]
+    if division_first:
+        nodes += [
+            helper.make_node("Div", ["k", "six"], ["g"], name="div6"),
+            helper.make_node("Mul", ["c", "g"], ["h"], name="mul"),
+        ]
+    else:
+        nodes += [
+            helper.make_node("Mul", ["c", "k"], ["m"], name="mul"),
+            helper.make_node("Div", ["m", "six"], ["h"], name="div6"),
+        ]
+    last = "h"
+    if affine:
+        nodes += [
+            helper.make_node("Mul", ["a", "h"], ["ha"], name="affine_mul"),
+            helper.make_node("Add", ["ha", "b"], ["hb"], name="affine_add"),
+        ]
+        last = "hb"
+    nodes.append(helper.make_node("Conv", [last, "w2"], ["y"], name="conv2", pads=[1] * 4))
+    graph = helper.make_graph(
+        nodes,
+        "written_hardswish",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize(
+    ("division_first", "affine", "opset"),
+    [(False, False, 17), (True, False, 13), (False, True, 11), (True, True, 12)],
+)
+def test_a_written_out_hardswish_and_the_affine_after_it_fuse_into_one_lookup_table(
+    division_first: bool, affine: bool, opset: int
+) -> None:
+    model = _written_hardswish_model(division_first, affine, opset)
+    result = compile_model(model, options=CompileOptions(fidelity_samples=0))
+    targets = _targets(result.report)
+    cpu = sorted(name for name, (target, _) in targets.items() if target == "cpu")
+    assert cpu == []  # the pattern, the affine and both convs run on Akida
+    (region,) = result.analyses["regions"]
+    (layer,) = [op for op in region.ops if op.attrs.get("act") == "lut"]
+    assert layer.attrs["lut"] == "hardswish"
+    if affine:
+        assert layer.attrs["lut_scale"] == pytest.approx(1.3)
+        assert layer.attrs["lut_offset"] == pytest.approx(-0.2)
+    onnx.checker.check_model(result.model)  # no HardSwish node below opset 14
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 25.0
+    assert figures["sqnr_db"] >= figures["constant_sqnr_db"] + 15.0
