@@ -419,7 +419,58 @@ def quantize_inputs_8bit(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def evaluate(float_path: str, hybrid_path: str, feeds_path: str) -> dict:
+class _CalibrationReader:
+    """onnxruntime's calibration reader over an npz of samples joined along the batch axis."""
+
+    def __init__(self, calib_path: str, names: list[str], batch: dict[str, int]) -> None:
+        data = np.load(calib_path)
+        arrays = {n: data[n] for n in names}
+        count = min(len(a) // max(batch[n], 1) for n, a in arrays.items())
+
+        def sample(name: str, k: int) -> np.ndarray:
+            b = batch[name]  # 0 for a 0-d input: one value per sample
+            return arrays[name][k] if b == 0 else arrays[name][k * b : (k + 1) * b]
+
+        self.feeds = iter([{n: sample(n, k) for n in arrays} for k in range(count)])
+
+    def get_next(self):
+        return next(self.feeds, None)
+
+
+def ort_int8_session(float_path: str, calib_path: str, options, names, batch):
+    """The float model quantized the standard way, by onnxruntime's `quantize_static` (QDQ,
+    int8 per-channel weights, asymmetric int8 activations, min-max calibration on the samples
+    akidac calibrates on): the reference for what 8-bit post-training quantization gives.
+    Models below opset 13 are converted first (per-channel DequantizeLinear needs 13)."""
+    import logging
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import version_converter
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    logging.getLogger().setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as folder:
+        src, dst = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+        model = onnx.load(float_path)
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        if opset < 13:
+            model = version_converter.convert_version(model, 13)
+        onnx.save(model, src)
+        quantize_static(
+            str(src),
+            str(dst),
+            _CalibrationReader(calib_path, names, batch),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+        )
+        return ort.InferenceSession(str(dst), options, providers=["CPUExecutionProvider"])
+
+
+def evaluate(float_path: str, hybrid_path: str, feeds_path: str, calib_path: str = "") -> dict:
     """Run in a subprocess: fidelity and timing of the hybrid model against the float model."""
     import onnxruntime as ort
 
@@ -442,10 +493,22 @@ def evaluate(float_path: str, hybrid_path: str, feeds_path: str) -> dict:
     count = len(data[names[0]])
     samples = [{n: np.asarray(data[n][k]) for n in names} for k in range(count)]
     out_names = [o.name for o in ref_session.get_outputs()]
-    sqnrs, agree, classified, floors = [], 0, 0, []
+    sqnrs, agree, classified, floors, int8 = [], 0, 0, [], []
     per_output: dict[str, float] = {}
+    int8_session, int8_note = None, None
+    if calib_path:
+        batch = {
+            n: int(np.asarray(samples[0][n]).shape[0]) if np.asarray(samples[0][n]).ndim else 0
+            for n in names
+        }
+        try:
+            int8_session = ort_int8_session(float_path, calib_path, options, names, batch)
+        except Exception as error:  # a figure script reports and goes on
+            int8_note = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
     for feed in samples:
         ref = ref_session.run(None, feed)
+        if int8_session is not None:
+            int8 += [sqnr_db(r, q) for r, q in zip(ref, int8_session.run(None, feed), strict=True)]
         # the float model's own sensitivity: its output when only its input is 8-bit
         floors += [
             sqnr_db(r, q)
@@ -479,6 +542,8 @@ def evaluate(float_path: str, hybrid_path: str, feeds_path: str) -> dict:
     return {
         "sqnr_db": min(sqnrs) if sqnrs else None,
         "floor_db": min(floors) if floors else None,
+        "ort_int8_db": min(int8) if int8 else None,
+        "ort_int8_note": int8_note,
         "sqnr_db_per_output": per_output,
         "top1": agree / classified if classified else None,
         "hybrid_ms": statistics.median(hybrid_ms),
@@ -579,6 +644,7 @@ def run_model(model: dict, cache: Path, args) -> dict:
     np.savez(feeds, **make_feeds(model, specs, HELD_OUT, seed=1234))
     evaluate_cmd = [sys.executable, str(Path(__file__).resolve()), "--_evaluate"]
     evaluate_cmd += [str(path), str(hybrid), str(feeds)]
+    evaluate_cmd += [str(work / "calib.npz")] if not args.no_samples else []
     try:
         proc = subprocess.run(evaluate_cmd, capture_output=True, text=True, timeout=args.timeout)
         if proc.returncode == 0:
@@ -605,6 +671,7 @@ COLUMNS = [
     ("transfer_bytes", "CPU<->Akida B"),
     ("sqnr_db", "SQNR dB min"),
     ("floor_db", "8-bit-input floor dB"),
+    ("ort_int8_db", "ORT int8 dB"),
     ("top1", "top-1"),
     ("compile_s", "compile s"),
     ("hybrid_ms", "hybrid ms"),
@@ -622,7 +689,7 @@ def _cell(key: str, row: dict) -> str:
         return "-"
     if key in ("akida_nodes_share", "akida_macs_share", "top1"):
         return f"{value:.0%}" if isinstance(value, (int, float)) else str(value)
-    if key in ("sqnr_db", "floor_db"):
+    if key in ("sqnr_db", "floor_db", "ort_int8_db"):
         return f"{value:.1f}"
     if key == "compile_s":
         return f"{value:.1f}"
@@ -696,7 +763,7 @@ def main() -> int:
     parser.add_argument(
         "--akidac-arg", action="append", default=[], help="extra argument for akidac compile"
     )
-    parser.add_argument("--_evaluate", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--_evaluate", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._evaluate:
         print(json.dumps(evaluate(*args._evaluate)))
