@@ -133,7 +133,10 @@ def render_devices_md() -> str:
         "channel as a filter with one input channel (`ceil8(C) × kernel_h × slot`); 4-bit "
         "weights take the slots of 8-bit ones (an upper bound); a CNP holds its whole input "
         "strip (all input channels of a full convolution, its own channels of a depthwise one) "
-        "in its input SRAM, so row strips shorten until a strip fits; a dense layer takes one "
+        "in its input SRAM, so row strips shorten until a strip fits, and when even one row "
+        "of a 64-column strip does not fit (many channels, a tall kernel) column strips narrow "
+        "until one row with its halo does (AKIDA.md gives 64 columns as a maximum, not a fixed "
+        "width); a dense layer takes one "
         "FNP3, or an FNP2 when its weights exceed an FNP3's, and its flattened input must fit "
         "one NP's input SRAM; the input convolution runs on the one HRC unit and takes no NP; "
         "Add and Concatenate take no NP of their own.",

@@ -132,8 +132,10 @@ def layer_footprint(c: LayerCandidate, device: Device | None = None) -> LayerFoo
     and row strips of at most 256 rows, each plus the kernel halo (kernel − 1) when split. Then
     akidac's reading of the SRAM: an NP holds its whole strip (all input channels of a full
     convolution, its own channels of a depthwise one) in its input SRAM, so row strips get shorter
-    until the strip fits. Dense layers take one FNP3, or one FNP2 when their weights exceed an
-    FNP3's; InputConv2D runs on the HRC; Add and Concatenate take no NP of their own.
+    until the strip fits, and when even one row of a 64-column strip does not fit (many input
+    channels, a tall kernel), column strips get narrower until one row does.
+    Dense layers take one FNP3, or one FNP2 when their weights exceed an FNP3's; InputConv2D runs
+    on the HRC; Add and Concatenate take no NP of their own.
     """
     device = device or parse_device(DEFAULT_DEVICE)
     base = {
@@ -202,8 +204,16 @@ def _cnp_footprint(c: LayerCandidate, device: Device, base: dict[str, Any]) -> L
     sram_channels = filters_per_np if depthwise else c.in_channels
 
     height, width = c.input_hw
-    column_strips = math.ceil(width / lim.MAX_STRIP_COLUMNS)
-    strip_columns = min(width, lim.MAX_STRIP_COLUMNS) + (kw - 1 if column_strips > 1 else 0)
+    # strips are at most 64 columns wide (AKIDA.md); when one row of that strip (all the input
+    # channels, plus the kernel halo) does not fit the input SRAM, narrower strips do: the
+    # widest that fits with one output row (akidac's reading: "at most" allows any width)
+    useful = min(width, lim.MAX_STRIP_COLUMNS)
+    per_column_bytes = kh * sram_channels * c.input_bits / 8  # one column, one row + halo
+    if useful < width or kh * useful * sram_channels * c.input_bits / 8 > device.sram_per_np_bytes:
+        fitting = int(device.sram_per_np_bytes // per_column_bytes) - (kw - 1)
+        useful = max(1, min(useful, fitting))
+    column_strips = math.ceil(width / useful)
+    strip_columns = useful + (kw - 1 if column_strips > 1 else 0)
     bits_per_strip_row = strip_columns * sram_channels * c.input_bits
 
     def strip_bytes(rows: int) -> int:

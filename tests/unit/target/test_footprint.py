@@ -122,10 +122,33 @@ def test_weights_of_eight_filters_beyond_one_np_make_the_layer_unmappable() -> N
     assert footprint.unmappable is not None and "409600 weight bits" in footprint.unmappable
 
 
-def test_an_input_row_beyond_the_sram_makes_the_layer_unmappable() -> None:
+def test_an_input_column_beyond_the_sram_makes_the_layer_unmappable() -> None:
+    device = parse_device("akida2-12n", sram_kib=1)
+    footprint = layer_footprint(conv("c", 2048, 8, (8, 64), kernel=(1, 1)), device)
+    assert footprint.unmappable is not None and "1024 B input SRAM" in footprint.unmappable
+
+
+def test_column_strips_narrow_until_one_input_row_fits_the_sram() -> None:
+    """512 channels × 64 columns = 32 KiB per row: with 1 KiB of SRAM, strips of 2 columns."""
     device = parse_device("akida2-12n", sram_kib=1)
     footprint = layer_footprint(conv("c", 512, 8, (8, 64), kernel=(1, 1)), device)
-    assert footprint.unmappable is not None and "1024 B input SRAM" in footprint.unmappable
+    assert footprint.unmappable is None
+    assert footprint.column_strips == 32
+    assert footprint.input_bytes_per_np <= 1024
+    # a 5×5 depthwise layer on 480 channels (PP-OCRv4's recogniser): 4-column and 4-row halo
+    depthwise = LayerCandidate(
+        "w",
+        "Conv",
+        "depthwise_conv2d",
+        in_channels=480,
+        filters=480,
+        input_hw=(3, 80),
+        kernel=(5, 5),
+        activation="relu",
+    )
+    wide = layer_footprint(depthwise)
+    assert wide.unmappable is None and wide.input_bytes_per_np <= 65536
+    assert wide.column_strips == 4
 
 
 def test_hw_partial_reconfiguration_needs_the_largest_consecutive_pair() -> None:
