@@ -77,6 +77,8 @@ def _original_nodes(proto: onnx.ModelProto) -> list[tuple[str, str]]:
 #: compile rounds before giving up on moving nodes to the CPU: each round moves at least one
 #: more node, and real models settle in two or three.
 MAX_COMPILE_ROUNDS = 12
+#: the last rounds of the fidelity guard send failing regions to the CPU whole (`_guard_regions`)
+GUARD_WHOLE_REGION_ROUNDS = 3
 
 
 def compile_model(
@@ -110,7 +112,10 @@ def compile_model(
             regions = []  # a custom pipeline without quantize: everything runs on the CPU
         programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
         ctx.analyses["emitted"] = (regions, programs)
-        return _guard_regions(ctx, regions, programs, options)
+        # the guard splits failing regions layer by layer while rounds remain; in the last
+        # rounds it sends failing regions whole, so the rounds always end
+        split = ctx.analyses["compile_round"] < MAX_COMPILE_ROUNDS - GUARD_WHOLE_REGION_ROUNDS
+        return _guard_regions(ctx, regions, programs, options, split=split)
 
     graph, ctx = run_rounds(
         proto,
@@ -158,8 +163,9 @@ def run_rounds(
     moves at least one more node, so the loop ends. `ctx.analyses["cpu_fallback"]` lists them.
     """
     overrides: dict[str, tuple[str, str]] = dict(options.cpu_overrides)
-    for _ in range(MAX_COMPILE_ROUNDS):
+    for round_index in range(MAX_COMPILE_ROUNDS):
         ctx = PassContext(options=replace(options, cpu_overrides=dict(overrides)))
+        ctx.analyses["compile_round"] = round_index
         graph = import_validated(proto, input_shapes, ctx.sink, where)
         try:
             graph = PassManager(list(pipeline), instruments).run(graph, ctx).graph
@@ -193,15 +199,26 @@ def _guard_threshold(region: Any, options: CompileOptions) -> float | None:
 
 
 def _guard_regions(
-    ctx: PassContext, regions: list[Any], programs: list[Program], options: CompileOptions
+    ctx: PassContext,
+    regions: list[Any],
+    programs: list[Program],
+    options: CompileOptions,
+    *,
+    split: bool = True,
 ) -> dict[str, tuple[str, str]]:
-    """The fidelity guard: the ONNX nodes of every region whose own quantized output scores
-    below its threshold (`_guard_threshold`) against the float model on the calibration samples,
-    with the AK-REGION-FIDELITY sentence naming the figure. Measured figures go to
-    `ctx.analyses["region_sqnr"]` (region index → dB)."""
-    from akidac.backends.akida.region_fidelity import region_own_sqnr
+    """The fidelity guard: ONNX nodes to send to the CPU because an Akida region's own quantized
+    output scores below its threshold (`_guard_threshold`) against the float model on the
+    calibration samples, with the AK-REGION-FIDELITY sentence naming the figure.
+
+    With `split`, a failing region of several layers gives up only the layer where it first
+    drifts below the threshold (`first_divergent_layer`): the layers before it hold, and those
+    after it start a new region, with a fresh border, that the next round measures again. A
+    region of one layer, or (without `split`, in the last rounds) any failing region, goes to
+    the CPU whole. Measured figures go to `ctx.analyses["region_sqnr"]` (region index → dB)."""
+    from akidac.backends.akida.region_fidelity import first_divergent_layer, region_own_sqnr
 
     observed = ctx.analyses.get("region_float_io", {})
+    observed_layers = ctx.analyses.get("region_float_layers", {})
     figures: dict[int, float] = {}
     rejected: dict[str, tuple[str, str]] = {}
     for region, program in zip(regions, programs, strict=True):
@@ -215,12 +232,32 @@ def _guard_regions(
             continue
         layers = [op.display_name for op in region.ops]
         span = layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]}"
-        sentence = (
+        region_words = (
             f"Akida region {region.index} ({span}, {len(layers)} layer(s)) scores "
             f"{sqnr:.1f} dB SQNR against the float model on the calibration samples, below "
-            f"the {threshold:g} dB of --min-region-sqnr, so it runs on the CPU"
+            f"the {threshold:g} dB of --min-region-sqnr"
         )
-        for op in region.ops:
+        divergent = None
+        if split and len(region.ops) > 1 and region.index in observed_layers:
+            divergent = first_divergent_layer(
+                program,
+                region.ops,
+                region.input,
+                float_in,
+                observed_layers[region.index],
+                threshold,
+            )
+        if divergent is not None:
+            op, figure = divergent
+            sentence = (
+                f"{region_words}; layer '{op.display_name}' is where it first drifts "
+                f"({figure:.1f} dB at its output), so that layer runs on the CPU"
+            )
+            culprits = [op]
+        else:
+            sentence = f"{region_words}, so it runs on the CPU"
+            culprits = list(region.ops)
+        for op in culprits:
             for name in op.origin or (op.display_name,):
                 rejected[name] = ("AK-REGION-FIDELITY", sentence)
     ctx.analyses["region_sqnr"] = figures

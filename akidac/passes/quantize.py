@@ -89,6 +89,8 @@ BIAS_ACC_LIMIT = 2.0**26
 #: a shifted Add operand stays below 2^31: 8-bit operands shift by at most 23.
 MAX_ADD_OPERAND_SHIFT = 23
 RAW_OUTPUT_BITS = lim.DENSE_HOST_OUTPUT_BITS
+#: calibration samples kept at every layer of a region for the fidelity guard's localisation.
+LAYER_GUARD_SAMPLES = 4
 #: an output multiplier of at least 16 keeps 4 significant bits (`fixed_point.scale_is_exact`).
 MIN_EXACT_MANTISSA = 16
 
@@ -307,6 +309,13 @@ class _RegionQuantizer:
             self._observed(self.region.input),
             self._observed(self.region.output),
         )
+        # and at every layer's output of a region of several, for the guard to find the layer
+        # where the region first drifts (a few samples: references to arrays already held)
+        if len(self.region.ops) > 1:
+            self.ctx.analyses.setdefault("region_float_layers", {})[self.region.index] = {
+                id(op): self._observed(op.outputs[0])[:LAYER_GUARD_SAMPLES]
+                for op in self.region.ops
+            }
         self._quantize_input()
         for op in self.region.ops:
             if op.kind in NEURAL_KINDS:

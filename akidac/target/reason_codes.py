@@ -368,7 +368,9 @@ _register(
     "Region too far from the float model",
     "After quantization, the region's own output (its input taken from the float model) scored "
     "below --min-region-sqnr (default 20 dB) against the float model on the calibration "
-    "samples, so it runs on the CPU and the model is partitioned again.",
+    "samples. The layer where the region first drifts below the threshold runs on the CPU (the "
+    "whole region when it has one layer, or in the last compile rounds), and the model is "
+    "partitioned again: the layers after it form a new region that is measured afresh.",
     "Calibrate with representative samples (--samples), use 8 bits, lower --min-region-sqnr, or "
     "turn the guard off with --no-fidelity-guard.",
 )

@@ -112,6 +112,19 @@ def test_the_fidelity_guard_moves_a_region_below_its_threshold_to_the_cpu() -> N
     assert all(sqnr >= 20 for sqnr in loose.analyses["region_sqnr"].values())
 
 
+def test_the_fidelity_guard_splits_a_region_at_the_layer_where_it_drifts() -> None:
+    """conv0 holds 35 dB on its own, the region conv0…conv2 does not: only the layers from
+    where it drifts go to the CPU (a whole-region guard would move conv0 as well)."""
+    options = CompileOptions(num_samples=8, fidelity_samples=0, min_region_sqnr=35.0)
+    result = compile_model(realistic.conv_stack(), options=options)
+    targets = _targets(result.report)
+    assert targets["conv0"][0] == "akida"
+    assert targets["conv1"] == ("cpu", ["AK-REGION-FIDELITY"])
+    reason = next(n for n in result.report["nodes"] if n["name"] == "conv1")["reasons"][0]
+    assert "first drifts" in reason["message"]
+    assert all(sqnr >= 35.0 for sqnr in result.analyses["region_sqnr"].values())
+
+
 def _wide_net(channels: int = 64, layers: int = 8) -> onnx.ModelProto:
     """A stack of wide 3×3 convs: more NPs than a one-node device has."""
     rng = np.random.default_rng(3)

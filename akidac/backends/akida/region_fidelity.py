@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from akidac.backends.akida.executor import run_program
+from akidac.backends.akida.hwmodel import HardwareModel
 from akidac.backends.akida.program import Program
-from akidac.ir.graph import Value
+from akidac.ir.graph import Op, Value
 from akidac.metrics import sqnr_db
 
 #: calibration samples the guard measures on (the first ones): enough for a minimum over
@@ -56,13 +57,50 @@ def region_own_sqnr(
     count = min(GUARD_SAMPLES, len(float_inputs), len(float_outputs))
     if count == 0:
         return float("inf")
+    codes = _border_codes(program, region_input, float_inputs, count)
+    y = _dequantize(region_output, run_program(program, codes))
+    references = [np.asarray(a, np.float64) for a in float_outputs[:count]]
+    y = y.reshape(count, -1)
+    return min(sqnr_db(ref.reshape(-1), y[i]) for i, ref in enumerate(references))
+
+
+def _border_codes(
+    program: Program, region_input: Value, float_inputs: list[np.ndarray], count: int
+):
     scale, zero, dtype = _border_quantization(region_input)
     info = np.iinfo(dtype)
     x = np.concatenate([np.asarray(a, np.float64) for a in float_inputs[:count]])
     with np.errstate(all="ignore"):
         codes = np.clip(np.rint(x / scale) + zero, info.min, info.max).astype(dtype)
-    codes = codes.reshape(count, *program.input.dims)
-    y = _dequantize(region_output, run_program(program, codes))
-    references = [np.asarray(a, np.float64) for a in float_outputs[:count]]
-    y = y.reshape(count, -1)
-    return min(sqnr_db(ref.reshape(-1), y[i]) for i, ref in enumerate(references))
+    return codes.reshape(count, *program.input.dims)
+
+
+def first_divergent_layer(
+    program: Program,
+    ops: list[Op],
+    region_input: Value,
+    float_inputs: list[np.ndarray],
+    float_layers: dict[int, list[np.ndarray]],
+    threshold: float,
+) -> tuple[Op, float] | None:
+    """The first layer of the region (program order) whose output, dequantized, scores below
+    `threshold` dB against the float model (minimum over the samples both have), with its
+    figure; None when every layer holds (or nothing was observed)."""
+    count = min([len(float_inputs)] + [len(v) for v in float_layers.values()])
+    if count == 0:
+        return None
+    codes = _border_codes(program, region_input, float_inputs, count)
+    outputs = list(HardwareModel(program.layers).run_layers(codes).values())
+    layer_outputs = outputs[len(outputs) - len(ops) :]  # after the InputData record, if any
+    for op, codes in zip(ops, layer_outputs, strict=True):
+        references = float_layers.get(id(op))
+        if not references:
+            continue
+        y = _dequantize(op.outputs[0], codes).reshape(count, -1)
+        figure = min(
+            sqnr_db(np.asarray(ref, np.float64).reshape(-1), y[i])
+            for i, ref in enumerate(references[:count])
+        )
+        if figure < threshold:
+            return op, figure
+    return None
