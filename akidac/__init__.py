@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CompileResult": "akidac.api",
     "analyze": "akidac.api",
+    "bisect_model": "akidac.api",
     "compile_model": "akidac.api",
     "estimate_device": "akidac.api",
     "CompileOptions": "akidac.passes",

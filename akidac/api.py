@@ -314,6 +314,42 @@ def analyze(
     return report
 
 
+def bisect_model(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    *,
+    options: CompileOptions | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    threshold_db: float | None = None,
+    count: int = 4,
+) -> Any:
+    """Compile as `compile_model` does, then compare the hybrid and the float model at every
+    value both compute (`akidac.runtime.bisect`): per layer the accumulated and the own SQNR,
+    bits, scale and clipped share, the first layer below `threshold_db` and what to try.
+
+    It measures on `count` samples: held-out ones when `options.samples` holds more than
+    `num_samples`, else the last calibration samples (random ones without samples)."""
+    from akidac.passes.calibration import fidelity_feeds
+    from akidac.runtime.bisect import DEFAULT_THRESHOLD_DB, bisect_hybrid
+
+    options = replace(options or CompileOptions(), fidelity_samples=0)
+    if count < 1:
+        raise UsageError(f"bisect needs at least one sample, not {count}")
+    proto = load_model(model)
+    result = compile_model(proto, options=options, input_shapes=input_shapes)
+    feeds, note = fidelity_feeds(result.graph, options, count)
+    regions = result.analyses.get("regions", [])
+    figures = bisect_hybrid(
+        proto,
+        result.model,
+        regions,
+        list(result.programs),
+        feeds,
+        DEFAULT_THRESHOLD_DB if threshold_db is None else float(threshold_db),
+    )
+    figures.note = note
+    return figures
+
+
 def estimate_device(
     model: str | os.PathLike[str] | onnx.ModelProto,
     *,

@@ -506,6 +506,123 @@ def device(
     _guard(action)
 
 
+@app.command()
+def bisect(
+    model: Annotated[Path, typer.Argument(help="ONNX model")],
+    samples: Annotated[
+        Path | None,
+        typer.Option(help="calibration samples (.npz by input name, or an image folder)"),
+    ] = None,
+    input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
+    wbits: Annotated[int, typer.Option(help="weight bits (4 or 8)")] = 8,
+    abits: Annotated[int, typer.Option(help="activation bits (4 or 8)")] = 8,
+    quant_config: Annotated[
+        Path | None, typer.Option(help="per-layer bits (TOML or JSON, by ONNX node name)")
+    ] = None,
+    calibration: Annotated[
+        str, typer.Option(help="activation observer: auto, percentile, minmax or mse")
+    ] = "auto",
+    device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")] = (
+        "akida2-12n"
+    ),
+    keep_on_cpu: Annotated[
+        str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="SQNR (dB) below which a layer counts as divergent")
+    ] = 20.0,
+    count: Annotated[int, typer.Option(help="samples to compare on")] = 4,
+    fidelity_guard: Annotated[
+        bool, typer.Option(help="compile with the fidelity guard, as `compile` does")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="draw the SQNR per layer to this PNG (needs matplotlib)")
+    ] = None,
+) -> None:
+    """Compile MODEL as `compile` would, then compare the hybrid and the float model at every
+    value both compute: where accuracy is lost, and what to try."""
+
+    def action() -> int:
+        from akidac.api import bisect_model
+        from akidac.frontend.shapes import parse_input_shapes
+        from akidac.passes import CompileOptions
+
+        check_output_path(plot, "--plot")
+        for name, bits in (("--wbits", wbits), ("--abits", abits)):
+            if bits not in (4, 8):
+                raise UsageError(f"{name} must be 4 or 8, not {bits}")
+        options = CompileOptions(
+            device=device,
+            wbits=wbits,
+            abits=abits,
+            calibration=calibration,
+            quant_config=str(quant_config) if quant_config else None,
+            keep_on_cpu=_names(keep_on_cpu),
+            min_region_sqnr=20.0 if fidelity_guard else None,
+        )
+        if samples is not None and samples.is_dir():
+            options.samples_dir = str(samples)
+        elif samples is not None:
+            options.samples = _load_npz(samples, "--samples")
+        with err.status("compiling and comparing…"):
+            result = bisect_model(
+                model,
+                options=options,
+                input_shapes=parse_input_shapes(input_shape),
+                threshold_db=threshold,
+                count=count,
+            )
+        data = result.as_json()
+        if plot is not None:
+            from akidac.report.bisect_plot import plot_bisect
+
+            plot_bisect(data, plot)
+        if as_json:
+            out.print_json(json.dumps(data))
+            return 0
+        table = Table(title=f"SQNR against the float model, {data['samples']} sample(s)")
+        for column in (
+            "node",
+            "layer",
+            "on",
+            "SQNR dB",
+            "own dB",
+            "worst ch dB",
+            "bits",
+            "clipped",
+        ):
+            table.add_column(
+                column, justify="left" if column in ("node", "layer", "on") else "right"
+            )
+        for layer in data["layers"]:
+            mark = " ◀" if layer["name"] == data["first_divergent"] else ""
+            own = layer["own_sqnr_db"]
+            channel = layer["channel_sqnr_db"]
+            clipped = layer["clipped_share"]
+            table.add_row(
+                escape(layer["name"]) + mark,
+                escape(layer["layer"] or ""),
+                layer["target"],
+                f"{layer['sqnr_db']:.1f}",
+                "" if own is None else f"{own:.1f}",
+                "" if channel is None else f"{channel:.1f}",
+                "" if layer["bits"] is None else str(layer["bits"]),
+                "" if clipped is None else f"{clipped:.2%}",
+            )
+        out.print(table)
+        out.print(f"samples: {escape(data['samples_note'])}")
+        if data["first_divergent"] is None:
+            out.print(f"no value falls below {threshold:g} dB")
+        else:
+            out.print(f"first value below {threshold:g} dB: {escape(data['first_divergent'])}")
+            for line in data["suggestions"]:
+                out.print(f"- {escape(line)}")
+        return 0
+
+    _guard(action)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
