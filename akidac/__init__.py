@@ -20,6 +20,7 @@ _EXPORTS = {
     "analyze": "akidac.api",
     "bisect_model": "akidac.api",
     "compile_model": "akidac.api",
+    "compile_to_target": "akidac.api",
     "estimate_device": "akidac.api",
     "CompileOptions": "akidac.passes",
     "Pass": "akidac.passes",

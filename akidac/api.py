@@ -314,6 +314,33 @@ def analyze(
     return report
 
 
+def compile_to_target(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    target_sqnr: float,
+    options: CompileOptions | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> tuple[CompileResult, Any]:
+    """Compile with automatic mixed precision (`akidac.precision`): layers that lose most go to
+    8 bits until every output reaches `target_sqnr` dB against the float model, or every layer
+    is at 8 bits. Returns the last compile and the `QuantChoice` (per-layer bits, steps); writes
+    `output` once, at the end."""
+    from akidac.precision import search_precision
+
+    options = options or CompileOptions()
+    validate_sample_options(options)
+    proto = load_model(model)
+
+    def compile_once(step_options: CompileOptions) -> CompileResult:
+        return compile_model(proto, options=step_options, input_shapes=input_shapes)
+
+    choice = search_precision(proto, options, float(target_sqnr), compile_once)
+    if output is not None:
+        write_model_atomically(choice.result.model, output)
+    return choice.result, choice
+
+
 def bisect_model(
     model: str | os.PathLike[str] | onnx.ModelProto,
     *,

@@ -181,6 +181,17 @@ def compile(
     fidelity_guard: Annotated[
         bool, typer.Option(help="run the fidelity guard (--no-fidelity-guard turns it off)")
     ] = True,
+    target_sqnr: Annotated[
+        float | None,
+        typer.Option(
+            help="automatic mixed precision: raise the bits of the layers that lose most until "
+            "every output reaches this SQNR (dB) against the float model"
+        ),
+    ] = None,
+    write_quant_config: Annotated[
+        Path | None,
+        typer.Option(help="with --target-sqnr: write the chosen per-layer bits (TOML) here"),
+    ] = None,
     strict_device: Annotated[
         bool,
         typer.Option(
@@ -255,17 +266,40 @@ def compile(
                 )
             instruments.append(DumpInstrument(dump_dir, names, elide_weights=elide_weights))
         start = time.perf_counter()
-        with err.status("compiling…"):
-            result = compile_model(
-                model,
-                output,
-                options=options,
-                input_shapes=parse_input_shapes(input_shape),
-                passes=pipeline,
-                instruments=instruments,
-                verify_each=verify_each,
-            )
+        choice = None
+        if target_sqnr is not None:
+            from akidac.api import compile_to_target
+
+            if pipeline is not None or instruments:
+                raise UsageError(
+                    "--target-sqnr compiles several times: it takes no --passes, "
+                    "--dump-after or --time-passes"
+                )
+            check_output_path(write_quant_config, "--write-quant-config")
+            with err.status(f"compiling towards {target_sqnr:g} dB…"):
+                result, choice = compile_to_target(
+                    model,
+                    output,
+                    target_sqnr=target_sqnr,
+                    options=options,
+                    input_shapes=parse_input_shapes(input_shape),
+                )
+        else:
+            if write_quant_config is not None:
+                raise UsageError("--write-quant-config needs --target-sqnr")
+            with err.status("compiling…"):
+                result = compile_model(
+                    model,
+                    output,
+                    options=options,
+                    input_shapes=parse_input_shapes(input_shape),
+                    passes=pipeline,
+                    instruments=instruments,
+                    verify_each=verify_each,
+                )
         seconds = time.perf_counter() - start
+        if choice is not None:
+            _print_precision(choice, write_quant_config)
         _report_kernel_compilation()
         for item in result.diagnostics.items:
             err.print(
@@ -287,6 +321,27 @@ def compile(
         return 0
 
     _guard(action)
+
+
+def _print_precision(choice: Any, config_path: Path | None) -> None:
+    """The mixed-precision search: output SQNR per compile, and the bits chosen per layer."""
+    from akidac.api import write_bytes_atomically
+
+    steps = ", ".join(f"{step.sqnr_db:.1f}" for step in choice.steps)
+    verdict = "reached" if choice.reached else "not reached"
+    out.print(
+        f"--target-sqnr {choice.target_db:g} dB {verdict}: worst output SQNR per compile {steps} dB"
+    )
+    table = Table(title="bits per Akida layer")
+    for column in ("layer", "wbits", "abits"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for name in sorted(choice.layers):
+        bits = choice.layers[name]
+        table.add_row(escape(name), str(bits.get("wbits", "")), str(bits.get("abits", "")))
+    out.print(table)
+    if config_path is not None:
+        write_bytes_atomically(choice.toml().encode(), config_path)
+        out.print(f"per-layer bits written to {escape(str(config_path))} (--quant-config)")
 
 
 def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -> None:

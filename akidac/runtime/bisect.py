@@ -190,7 +190,13 @@ def _float_source(value: Value, reference: dict[str, np.ndarray]) -> tuple[str, 
     transposed = False
     while value.name not in reference and value.producer is not None:
         producer = value.producer
-        if producer.kind not in ("onnx.Transpose", "onnx.DequantizeLinear", "onnx.Mul"):
+        if producer.kind not in (
+            "onnx.Transpose",
+            "onnx.DequantizeLinear",
+            "onnx.Mul",
+            "onnx.Reshape",
+            "onnx.Flatten",
+        ):
             return None
         transposed = transposed or producer.kind == "onnx.Transpose"
         value = producer.inputs[0]  # type: ignore[assignment]
@@ -391,16 +397,18 @@ def _own_sqnr(
         inputs = []
         for value in operands:
             real = float_of[id(value)][sample]
-            inputs.append(_quantize_like(value, real).reshape(1, *record_input_dims(real)))
+            inputs.append(_quantize_like(value, real).reshape(1, *_layer_input_dims(value, real)))
         codes = run_layer(record, inputs)
         gots.append(_dequantize(op.outputs[0], codes).reshape(-1))
     return _sqnr_min(refs_flat, gots)
 
 
-def record_input_dims(real: np.ndarray) -> tuple[int, ...]:
-    """NHWC dims of one sample (a flat (1, C) value is 1×1×C)."""
-    shape = np.shape(real)
-    return tuple(shape[1:]) if len(shape) == 4 else (1, 1, int(np.prod(shape[1:])))
+def _layer_input_dims(value: Value, real: np.ndarray) -> tuple[int, ...]:
+    """The NHWC dims a layer reads `value` in, for one sample (a flat value is 1×1×C)."""
+    shape = value.type.shape
+    if shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape):
+        return tuple(int(d) for d in shape[1:])  # type: ignore[arg-type]
+    return (1, 1, int(np.size(real)))
 
 
 # ----------------------------------------------------------------------------- advice

@@ -128,3 +128,35 @@ def test_the_cli_prints_json_and_draws_the_plot(tmp_path: Path) -> None:
     )
     assert human.returncode == 0, human.stderr
     assert "first value below 20 dB: relu1" in human.stdout
+
+
+def test_target_sqnr_raises_the_layers_that_lose_most_and_its_bits_reproduce_the_figure(
+    tmp_path: Path,
+) -> None:
+    from models.zoo import ZOO
+
+    from akidac import compile_model, compile_to_target
+
+    model = ZOO["resnet_like"][0]()
+    options = CompileOptions(wbits=4, abits=4)
+    result, choice = compile_to_target(model, target_sqnr=25.0, options=options)
+    assert choice.steps[0].sqnr_db < 25.0 <= choice.steps[-1].sqnr_db and choice.reached
+    bits = list(choice.layers.values())
+    assert any(b.get("wbits") == 8 for b in bits)  # some layers raised …
+    assert any(min(b.values()) == 4 for b in bits)  # … not all: the point of mixed precision
+    config = tmp_path / "bits.toml"
+    config.write_text(choice.toml())
+    again = compile_model(model, options=CompileOptions(wbits=4, abits=4, quant_config=str(config)))
+    figure = again.analyses["fidelity"]["outputs"][0]["sqnr_db"]
+    assert figure == pytest.approx(result.analyses["fidelity"]["outputs"][0]["sqnr_db"])
+
+
+def test_write_quant_config_without_target_sqnr_is_a_usage_error(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    onnx.save(realistic.conv_stack(), model)
+    command = [sys.executable, "-m", "akidac.cli", "compile", str(model), "-o"]
+    command += [str(tmp_path / "h.onnx"), "--write-quant-config", str(tmp_path / "b.toml")]
+    proc = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 2
+    assert "--target-sqnr" in proc.stderr
+    assert not (tmp_path / "h.onnx").exists()
