@@ -398,6 +398,8 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     ref = ref.astype(np.float64)
     noise = float(np.sum((ref - got.astype(np.float64)) ** 2))
     signal = float(np.sum(ref**2))
+    if not math.isfinite(noise) or not math.isfinite(signal):
+        return -200.0  # an infinite or undefined error: as far from the reference as it gets
     if noise == 0.0:
         return 200.0
     if signal == 0.0:
