@@ -14,8 +14,8 @@ SQNR weighs values by their energy, so a layer whose output channels span very d
 ranges (an outlier channel 100× the others) scores well although one per-tensor activation
 scale leaves its small channels a code or two: the next layer, which may weigh those channels
 as much as the big one, is then where the SQNR falls. Each Akida layer therefore also reports
-`channel_sqnr_db`, the worst SQNR of its output channels (channels with at least 1/1000 of the
-median channel energy: dead channels do not count), and a layer counts as divergent when
+`channel_sqnr_db`, the worst SQNR of its output channels (maps of at least 16 pixels; channels
+with at least 1/1000 of the median channel energy: dead channels do not count), and a layer counts as divergent when
 either figure is below the threshold.
 
 The float values come from onnxruntime running the float model with every node output exposed;
@@ -349,6 +349,8 @@ def _region_rows(
     return rows
 
 
+#: `channel_sqnr_db` needs at least this many pixels per channel and sample.
+MIN_CHANNEL_PIXELS = 16
 #: channels below this share of the median channel energy are left out of `channel_sqnr_db`.
 CHANNEL_ENERGY_FLOOR = 1e-3
 
@@ -358,6 +360,8 @@ def _channel_sqnr(refs: list[np.ndarray], gots: list[np.ndarray]) -> float | Non
     joined; None for other ranks or a single channel."""
     if refs[0].ndim != 4 or refs[0].shape[-1] < 2:
         return None
+    if refs[0].shape[1] * refs[0].shape[2] < MIN_CHANNEL_PIXELS:
+        return None  # a squeeze-and-excitation vector: a few values per channel tell nothing
     channels = refs[0].shape[-1]
     ref = np.concatenate([np.asarray(r, np.float64).reshape(-1, channels) for r in refs])
     got = np.concatenate([np.asarray(g, np.float64).reshape(-1, channels) for g in gots])
@@ -397,7 +401,10 @@ def _own_sqnr(
         inputs = []
         for value in operands:
             real = float_of[id(value)][sample]
-            inputs.append(_quantize_like(value, real).reshape(1, *_layer_input_dims(value, real)))
+            dims = _layer_input_dims(value, real)
+            if np.size(real) != int(np.prod(dims)):
+                return None  # the float model has no value of this shape at that point
+            inputs.append(_quantize_like(value, real).reshape(1, *dims))
         codes = run_layer(record, inputs)
         gots.append(_dequantize(op.outputs[0], codes).reshape(-1))
     return _sqnr_min(refs_flat, gots)
