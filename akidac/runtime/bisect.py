@@ -15,8 +15,8 @@ ranges (an outlier channel 100× the others) scores well although one per-tensor
 scale leaves its small channels a code or two: the next layer, which may weigh those channels
 as much as the big one, is then where the SQNR falls. Each Akida layer therefore also reports
 `channel_sqnr_db`, the worst SQNR of its output channels (maps of at least 16 pixels; channels
-with at least 1/1000 of the median channel energy: dead channels do not count), and a layer counts as divergent when
-either figure is below the threshold.
+with at least 1/1000 of the median channel energy: dead channels do not count), and a layer
+counts as divergent when either figure is below the threshold.
 
 The float values come from onnxruntime running the float model with every node output exposed;
 the hybrid values from `HybridSession.run_all` (every value it computes, AkidaOp inputs
