@@ -18,15 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from akidac.errors import InternalError
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import same_pads
 from akidac.ir.types import TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.legalize import record
 from akidac.target.constraints import Violation
+from akidac.target.limits import MAX_CONSUMERS
 
 TO_NHWC = [0, 2, 3, 1]
-MAX_CONSUMERS = 2  # AKIDA.md, graph rules: a layer has at most 2 consumers
 TO_NCHW = [0, 3, 1, 2]
 
 
@@ -66,34 +67,25 @@ def consumer_count(op: Op) -> int:
 
 
 def grow_regions(graph: Graph, start_reasons: dict[int, str] | None = None) -> list[list[Op]]:
-    """Greedy, acyclic growth of connected akida ops into regions (see module docstring).
-    `start_reasons` receives, per op id, why an op did not join its producer's region."""
+    """Greedy growth of connected akida ops into regions (see module docstring).
+    `start_reasons` receives, per op id, why an op did not join its producer's region.
+
+    Why the result is acyclic: an op joins a region only when every producer is in it, or when
+    it reads one outside value only, the same value the region's first op reads. So a region's
+    only outside input is a value computed before its first op, and nothing a region computes
+    can flow back into it. `quotient_cycle` checks this on the final regions all the same."""
     region_of: dict[int, int] = {}
-    depends: dict[int, frozenset[int]] = {}
     regions: list[list[Op]] = []
     region_reading: dict[int, int] = {}  # id of an outside value → the region it feeds
     for op in graph.ops:
         producers = [v.producer for v in op.inputs if v is not None and v.producer is not None]
-        deps: set[int] = set()
-        for producer in producers:
-            deps |= depends.get(id(producer), frozenset())
-            if id(producer) in region_of:
-                deps.add(region_of[id(producer)])
-        depends[id(op)] = frozenset(deps)
         if op.dialect != "akida" or op.annotations.get("target") != "akida":
             continue
         source_regions = {region_of.get(id(p)) for p in producers}
         target = None
         crowded = any(consumer_count(p) > MAX_CONSUMERS for p in producers)
         if len(source_regions) == 1 and None not in source_regions and not crowded:
-            (candidate,) = source_regions
-            # joining is acyclic when no producer reaches the region through outside ops
-            if all(
-                region_of.get(id(p)) == candidate
-                or candidate not in depends.get(id(p), frozenset())
-                for p in producers
-            ):
-                target = candidate
+            (target,) = source_regions
         if target is None and start_reasons is not None and crowded:
             busy = next(p for p in producers if consumer_count(p) > MAX_CONSUMERS)
             start_reasons[id(op)] = (
@@ -113,6 +105,50 @@ def grow_regions(graph: Graph, start_reasons: dict[int, str] | None = None) -> l
         regions[target].append(op)
         region_of[id(op)] = target
     return regions
+
+
+def quotient_cycle(graph: Graph, regions: list[list[Op]]) -> list[str] | None:
+    """A cycle of the graph with every region contracted to one node (display names of the
+    nodes on it), or None when the contraction is acyclic, as a program must be: a region
+    whose output flows back into its own input through the CPU could never run."""
+    node_of: dict[int, str] = {}
+    for index, ops in enumerate(regions):
+        for op in ops:
+            node_of[id(op)] = f"region {index}"
+    edges: dict[str, set[str]] = {}
+    for op in graph.ops:
+        here = node_of.get(id(op), f"{op.kind} '{op.display_name}'")
+        edges.setdefault(here, set())
+        for value in op.inputs:
+            if value is None or value.producer is None:
+                continue
+            there = node_of.get(
+                id(value.producer), f"{value.producer.kind} '{value.producer.display_name}'"
+            )
+            if there != here:
+                edges.setdefault(there, set()).add(here)
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    for root in edges:
+        if state.get(root):
+            continue
+        stack = [(root, iter(sorted(edges[root])))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+                continue
+            if state.get(child) == 1:
+                return [*path[path.index(child) :], child]
+            if not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(sorted(edges.get(child, ())))))
+    return None
 
 
 @register_pass
@@ -194,6 +230,9 @@ class Partition:
                 continue
             self._move_trailing_pool(graph, ctx, region)
             regions.append(region)
+        cycle = quotient_cycle(graph, [region.ops for region in regions])
+        if cycle is not None:
+            raise InternalError(f"partition formed a cycle: {' → '.join(cycle)}")
         for region in regions:
             self._to_nhwc(graph, region)
             for op in region.ops:
