@@ -127,7 +127,7 @@ def compile_model(
         check=emit_and_guard,
     )
     regions, programs = ctx.analyses.pop("emitted")
-    hybrid = build_hybrid_model(graph, regions, programs)
+    hybrid = build_hybrid_model(graph, regions, programs, source=proto)
     if regions and options.fidelity_samples > 0:
         ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options)
     report = build_report(

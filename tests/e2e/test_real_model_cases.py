@@ -333,3 +333,19 @@ def test_a_written_out_hardswish_and_the_affine_after_it_fuse_into_one_lookup_ta
     figures = _fidelity(model, result.model)
     assert figures["sqnr_db"] >= 25.0
     assert figures["sqnr_db"] >= figures["constant_sqnr_db"] + 15.0
+
+
+def test_a_model_with_a_dynamic_batch_compiles_to_a_hybrid_that_runs_any_batch() -> None:
+    """compile keeps the float model's symbolic batch on the hybrid's inputs and outputs."""
+    model = realistic.conv_stack(batch="N")
+    result = compile_model(model, options=CompileOptions(num_samples=4, fidelity_samples=0))
+    session = HybridSession(result.model)
+    (info,) = session.get_inputs()
+    x = np.random.default_rng(0).standard_normal((4, *info.shape[1:])).astype(np.float32)
+    got = session.run(None, {info.name: x})[0]
+    want = _float(model, {info.name: x})[0]
+    assert got.shape == want.shape == (4, 5)
+    for sample in range(4):  # each sample as faithful as a batch of one
+        single = session.run(None, {info.name: x[sample : sample + 1]})[0]
+        np.testing.assert_array_equal(got[sample : sample + 1], single)
+    assert compare_outputs(list(want[:, None]), list(got[:, None]))["pearson"] >= 0.99
