@@ -669,11 +669,14 @@ class HybridSession:
         options = self._options or ort.SessionOptions()
         if self._options is None:
             options.log_severity_level = 3
-            if any(_has_subgraph(node) for node in nodes):
-                # onnxruntime 1.32's graph optimizers abort the process (a failed assertion)
-                # on DequantizeLinear → Transpose values read inside an If/Loop subgraph; such
-                # CPU parts run unoptimized
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if any(_has_subgraph(node) for node in nodes):
+            # onnxruntime 1.32's graph optimizers abort the process (a failed assertion) or
+            # fail type inference on DequantizeLinear → Transpose values read inside an If/Loop
+            # subgraph; such CPU parts run unoptimized, also with the caller's options (a copy:
+            # their threads and logging still apply)
+            if options is self._options:
+                options = _copy_session_options(options)
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             session = ort.InferenceSession(
                 model.SerializeToString(),
@@ -963,6 +966,33 @@ class HybridSession:
         if step.flat_output:
             return y.reshape(shape[0], *step.output_item)
         return y
+
+
+#: the SessionOptions settings a copy keeps (onnxruntime offers no copy of its own).
+_SESSION_OPTION_FIELDS = (
+    "enable_cpu_mem_arena",
+    "enable_mem_pattern",
+    "enable_mem_reuse",
+    "enable_profiling",
+    "execution_mode",
+    "execution_order",
+    "graph_optimization_level",
+    "inter_op_num_threads",
+    "intra_op_num_threads",
+    "log_severity_level",
+    "log_verbosity_level",
+    "logid",
+    "use_deterministic_compute",
+)
+
+
+def _copy_session_options(options: ort.SessionOptions) -> ort.SessionOptions:
+    """A new SessionOptions with the caller's settings (threads, logging, memory, mode)."""
+    copy = ort.SessionOptions()
+    for name in _SESSION_OPTION_FIELDS:
+        if hasattr(options, name):
+            setattr(copy, name, getattr(options, name))
+    return copy
 
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:

@@ -66,3 +66,24 @@ def test_an_if_reading_an_outer_value_runs_like_the_float_model(
         model.SerializeToString(), providers=["CPUExecutionProvider"]
     ).run(None, feed)
     assert cosine(hybrid, expected) >= 0.98
+
+
+@pytest.mark.parametrize("level", ["ORT_ENABLE_ALL", "ORT_ENABLE_EXTENDED"])
+def test_a_subgraph_reading_an_akida_output_loads_with_the_callers_session_options(
+    level: str,
+) -> None:
+    """Silero VAD's case: the If-part runs unoptimized with the caller's options too (a copy
+    keeps their threads), where onnxruntime's optimizers fail on the Akida border inside it."""
+    model = _if_model("r0", 8)
+    result = compile_model(model, options=CompileOptions(num_samples=8, fidelity_samples=0))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    session = HybridSession(result.model, sess_options=options)
+    assert options.graph_optimization_level == getattr(ort.GraphOptimizationLevel, level)
+    feed = {"x": RNG.standard_normal((1, 3, 8, 8)).astype(np.float32), "cond": np.array(True)}
+    (hybrid,) = session.run(None, feed)
+    (expected,) = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, feed)
+    assert cosine(hybrid, expected) >= 0.98
