@@ -666,17 +666,7 @@ class HybridSession:
         model.metadata_props.extend(self.model.metadata_props)
         first, last = nodes[0], nodes[-1]
         label = f"CPU part {_node_label(first, indices[0])}…{_node_label(last, indices[-1])}"
-        options = self._options or ort.SessionOptions()
-        if self._options is None:
-            options.log_severity_level = 3
-        if any(_has_subgraph(node) for node in nodes):
-            # onnxruntime 1.32's graph optimizers abort the process (a failed assertion) or
-            # fail type inference on DequantizeLinear → Transpose values read inside an If/Loop
-            # subgraph; such CPU parts run unoptimized, also with the caller's options (a copy:
-            # their threads and logging still apply)
-            if options is self._options:
-                options = _copy_session_options(options)
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options = self._part_options(nodes)
         try:
             session = ort.InferenceSession(
                 model.SerializeToString(),
@@ -696,6 +686,34 @@ class HybridSession:
                 node=first.name,
             ) from None
         return _CpuStep(session, consumed, outputs, label)
+
+    def _part_options(self, nodes: list[onnx.NodeProto]) -> ort.SessionOptions:
+        """The session options of one CPU part: the caller's, or quiet defaults; a copy of
+        them where onnxruntime's optimizers must be held back (the caller's object is never
+        changed; the copy keeps threads, logging, memory and execution settings)."""
+        options = self._options or ort.SessionOptions()
+        if self._options is None:
+            options.log_severity_level = 3
+        subgraph = any(_has_subgraph(node) for node in nodes)
+        opset = next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        border = opset >= 21 and any(
+            node.op_type in ("QuantizeLinear", "DequantizeLinear")
+            and node.domain in ("", "ai.onnx")
+            for node in nodes
+        )
+        if (subgraph or border) and options is self._options:
+            options = _copy_session_options(options)
+        if subgraph:
+            # onnxruntime 1.32's graph optimizers abort the process (a failed assertion) or
+            # fail type inference on DequantizeLinear → Transpose values read inside an If/Loop
+            # subgraph; such CPU parts run unoptimized
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if border:
+            # from opset 21 its QDQ propagation rewrites a DequantizeLinear → Transpose border
+            # into a QuantizeLinear whose output_dtype contradicts its zero point, and the part
+            # fails to load; the QDQ rewrites would only replace float CPU work by int8 kernels
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
+        return options
 
     def _typed(self, name: str) -> onnx.ValueInfoProto:
         """A CPU part's input or output type: the model's, with a symbolic batch when every CPU
