@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 import zipfile
@@ -28,14 +29,59 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="akidac: compile ONNX models for BrainChip Akida 2, run them anywhere.",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console()
+
+
+class _Console(Console):
+    """rich's Console, except that a closed stdout (`akidac report m.onnx | head -1`) ends the
+    command with exit 0, as for any Unix filter, rather than rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+out = _Console()
 err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from akidac import __version__
+
+        out.print(f"akidac {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """akidac: compile ONNX models for BrainChip Akida 2, run them anywhere."""
+
+
+def _closed_stdout() -> None:
+    """The reader of our stdout went away (`akidac report m.onnx | head -1`): not an error.
+    Later writes (and the interpreter's final flush) go to /dev/null; exit 0."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
 
 
 def _guard(action: Callable[[], int | None]) -> None:
     try:
         code = action() or 0
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _closed_stdout()
     except AkidacError as error:
         err.print(f"[bold red]error[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
@@ -214,6 +260,9 @@ def compile(
 
         check_output_path(output, "--output")
         check_output_path(report_json, "--report-json")
+        for path, what in ((output, "--output"), (report_json, "--report-json")):
+            if path is not None and path.exists() and model.exists() and path.samefile(model):
+                raise UsageError(f"{what} '{path}' is the input model: it would be overwritten")
         if num_samples < 1:
             raise UsageError(f"--num-samples must be at least 1, not {num_samples}")
         if fidelity_samples < 0:
@@ -680,7 +729,12 @@ def bisect(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:  # raised outside a command, e.g. while printing help
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":

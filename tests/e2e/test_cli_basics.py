@@ -1,0 +1,66 @@
+"""The command line as a shell script uses it: closed pipes, --version, -h, -o onto the input
+(issue "The command line a CI pipeline and a person can rely on")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+from models import realistic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AKIDAC = [sys.executable, "-m", "akidac.cli"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def _model(tmp_path: Path) -> Path:
+    path = tmp_path / "m.onnx"
+    onnx.save(realistic.conv_stack(), path)
+    return path
+
+
+def test_a_closed_stdout_is_not_an_error(tmp_path: Path) -> None:
+    """`set -o pipefail; akidac report m.onnx | head -1` succeeds, with nothing on stderr."""
+    model = _model(tmp_path)
+    for extra in ([], ["--json"]):
+        script = f"set -o pipefail; {' '.join(AKIDAC)} report {model} {' '.join(extra)} | head -c 1"
+        proc = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env=_env(), timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+
+
+def test_version_and_short_help() -> None:
+    from akidac import __version__
+
+    proc = subprocess.run([*AKIDAC, "--version"], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0 and proc.stdout.strip() == f"akidac {__version__}"
+    proc = subprocess.run([*AKIDAC, "compile", "-h"], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 0 and "Usage" in proc.stdout
+
+
+def test_an_output_onto_the_input_model_is_a_usage_error(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    before = model.read_bytes()
+    proc = subprocess.run(
+        [*AKIDAC, "compile", str(model), "-o", str(model)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "is the input model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert model.read_bytes() == before
