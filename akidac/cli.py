@@ -405,15 +405,32 @@ def run(
     model: Annotated[Path, typer.Argument(help="hybrid ONNX model")],
     input: Annotated[
         list[Path],
-        typer.Option("--input", help="input .npy (single input) or .npz (arrays by input name)"),
+        typer.Option(
+            "--input",
+            help="input .npy (single input) or .npz (arrays by input name); the first axis "
+            "counts samples, run in chunks of the model's batch",
+        ),
     ],
-    compare: Annotated[Path | None, typer.Option(help="float ONNX model to compare with")] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(help="float ONNX model to compare with, over the whole set"),
+    ] = None,
     save: Annotated[Path | None, typer.Option(help="write the outputs to this .npz")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
-    """Run a hybrid model (Akida parts on the bit-exact hardware model)."""
+    """Run a hybrid model (Akida parts on the bit-exact hardware model) on one input or a whole
+    dataset, optionally against the float model."""
 
     def action() -> int:
         from akidac.api import write_bytes_atomically
+        from akidac.metrics import compare_outputs
+        from akidac.runtime.dataset import (
+            chunk_size,
+            iter_chunks,
+            non_finite_inputs,
+            run_chunks,
+            sample_count,
+        )
         from akidac.runtime.session import HybridSession
 
         check_output_path(save, "--save")
@@ -425,20 +442,48 @@ def run(
             if len(session.get_inputs()) != 1:
                 raise UsageError("the model has several inputs: pass an .npz keyed by name")
             feeds = {session.get_inputs()[0].name: feeds.pop("")}
-        outputs = session.run(None, feeds)
-        table = Table(title="outputs")
+        bad = non_finite_inputs(feeds)
+        if bad:
+            err.print(
+                f"[yellow]warning[/] AK-INPUT-NONFINITE: input(s) {escape(', '.join(bad))} hold "
+                "NaN or infinity; the outputs and figures follow from them",
+                highlight=False,
+                soft_wrap=True,
+            )
+        size = chunk_size(session)
+        total = sample_count(session, feeds)
+        chunks = total // size if total % size == 0 else total
+        reference = _float_session(compare) if compare is not None else None
+        show = not quiet and chunks > 1 and out.is_terminal
+        from rich.progress import Progress
+
+        with Progress(console=out, transient=True, disable=not show) as progress:
+            task = progress.add_task("running", total=chunks)
+            results, expected = run_chunks(
+                session,
+                iter_chunks(session, feeds, size),
+                reference,
+                on_chunk=lambda: progress.advance(task),
+            )
+        outputs = [np.concatenate(part, axis=0) for part in results]
+        title = "outputs" if total == 1 else f"outputs over {total} samples"
+        table = Table(title=title)
         for column in ("output", "shape", "dtype"):
             table.add_column(column)
-        if compare is not None:
-            table.add_column("max abs error", justify="right")
-            table.add_column("cosine", justify="right")
-            reference = _run_float(compare, feeds)
+        if expected is not None:
+            for column in ("SQNR dB (min)", "Pearson (min)", "top-1", "max abs error"):
+                table.add_column(column, justify="right")
         for index, (info, value) in enumerate(zip(session.get_outputs(), outputs, strict=True)):
             row = [info.name, str(list(value.shape)), str(value.dtype)]
-            if compare is not None:
+            if expected is not None:
+                with np.errstate(all="ignore"):
+                    figures = compare_outputs(expected[index], results[index])
+                top1 = figures["top1_agreement"]
                 row += [
-                    f"{np.abs(value - reference[index]).max():.6g}",
-                    f"{cosine(value, reference[index]):.6f}",
+                    f"{figures['sqnr_db']:.1f}",
+                    f"{figures['pearson']:.4f}",
+                    "" if top1 is None else f"{top1:.1%}",
+                    f"{figures['max_abs_error']:.6g}",
                 ]
             table.add_row(*row)
         out.print(table)
@@ -454,22 +499,11 @@ def run(
     _guard(action)
 
 
-def _run_float(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    import onnxruntime as ort
-
+def _float_session(path: Path) -> Any:
     from akidac.frontend.loader import load_model
+    from akidac.runtime.compare import float_session
 
-    proto = load_model(path)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two arrays, flattened (1.0 when both are zero)."""
-    x = a.astype(np.float64).reshape(-1)
-    y = b.astype(np.float64).reshape(-1)
-    norm = np.linalg.norm(x) * np.linalg.norm(y)
-    return 1.0 if norm == 0 else float(x @ y / norm)
+    return float_session(load_model(path))
 
 
 @app.command()

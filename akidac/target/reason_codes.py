@@ -567,6 +567,14 @@ _register(
     "Pass --samples data.npz with representative inputs.",
 )
 _register(
+    "AK-INPUT-NONFINITE",
+    "notice",
+    "Input holds NaN or infinity",
+    "An input given to `akidac run` holds NaN or infinite values; the hybrid model runs on them "
+    "as given, and the outputs and comparison figures follow from them.",
+    "Check the data; clean or drop the samples that hold them.",
+)
+_register(
     "AK-REWRITE-NEAR-MISS",
     "notice",
     "A rewrite almost applied",
