@@ -444,8 +444,9 @@ def run(
             feeds = {session.get_inputs()[0].name: feeds.pop("")}
         bad = non_finite_inputs(feeds)
         if bad:
+            code = "AK-INPUT-NONFINITE"
             err.print(
-                f"[yellow]warning[/] AK-INPUT-NONFINITE: input(s) {escape(', '.join(bad))} hold "
+                f"[yellow]warning[/] {code}: input(s) {escape(', '.join(bad))} hold "
                 "NaN or infinity; the outputs and figures follow from them",
                 highlight=False,
                 soft_wrap=True,
