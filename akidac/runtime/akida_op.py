@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from akidac.errors import ProgramError
+
 AKIDA_DOMAIN = "ai.akidac"
 AKIDA_OP_TYPE = "AkidaOp"
 AKIDA_OPSET = 1
@@ -33,8 +35,36 @@ def make_akida_node(
 
 
 def program_bytes(node: onnx.NodeProto) -> bytes | None:
-    """The embedded program of an AkidaOp node, or None when it has none."""
+    """The embedded program of an AkidaOp node, or None when it has none.
+
+    The attribute must be a uint8 tensor held in the model itself: any other type is a corrupt
+    model (`ProgramError`, exit 6), and a tensor whose data is still external (a model given as
+    bytes, whose files were never resolved) is refused without reading anything — resolving it
+    would read a file named by the model, relative to the working directory."""
     for attr in node.attribute:
-        if attr.name == PROGRAM_ATTR and attr.type == onnx.AttributeProto.TENSOR:
-            return numpy_helper.to_array(attr.t).astype(np.uint8).tobytes()
+        if attr.name != PROGRAM_ATTR:
+            continue
+        if attr.type != onnx.AttributeProto.TENSOR:
+            kind = onnx.AttributeProto.AttributeType.Name(attr.type)
+            raise ProgramError(
+                f"AkidaOp '{node.name}': its program attribute is a {kind}, not a uint8 tensor",
+                code="AK-PROGRAM-MODEL",
+                node=node.name,
+            )
+        tensor = attr.t
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+            raise ProgramError(
+                f"AkidaOp '{node.name}': its program is stored as external data, which akidac "
+                "never writes and does not follow for a model given in memory",
+                code="AK-PROGRAM-MODEL",
+                node=node.name,
+            )
+        if tensor.data_type != onnx.TensorProto.UINT8:
+            kind = onnx.TensorProto.DataType.Name(tensor.data_type)
+            raise ProgramError(
+                f"AkidaOp '{node.name}': its program is a {kind} tensor, not uint8",
+                code="AK-PROGRAM-MODEL",
+                node=node.name,
+            )
+        return numpy_helper.to_array(tensor).astype(np.uint8).tobytes()
     return None
