@@ -137,6 +137,10 @@ def check_output_path(path: Path | None, what: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"{what} '{path}': folder '{folder}' does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{what} '{path}': folder '{folder}' is not writable")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{what} '{path}' exists and is not a regular file (a device or FIFO)")
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
@@ -249,7 +253,7 @@ def compile(
     """Compile MODEL into a hybrid ONNX model (Akida programs + CPU nodes)."""
 
     def action() -> int:
-        from akidac.api import compile_model, write_json_atomically
+        from akidac.api import compile_model
         from akidac.frontend.shapes import parse_input_shapes
         from akidac.passes import (
             DEFAULT_PIPELINE,
@@ -328,7 +332,7 @@ def compile(
             with err.status(f"compiling towards {target_sqnr:g} dB…"):
                 result, choice = compile_to_target(
                     model,
-                    output,
+                    None,
                     target_sqnr=target_sqnr,
                     options=options,
                     input_shapes=parse_input_shapes(input_shape),
@@ -339,7 +343,7 @@ def compile(
             with err.status("compiling…"):
                 result = compile_model(
                     model,
-                    output,
+                    None,
                     options=options,
                     input_shapes=parse_input_shapes(input_shape),
                     passes=pipeline,
@@ -364,12 +368,29 @@ def compile(
             for name, secs, changed in timing.rows:
                 table.add_row(name, f"{secs * 1000:.1f}", "yes" if changed else "no")
             out.print(table)
-        if report_json is not None:
-            write_json_atomically(result.report, report_json)
+        _write_outputs(result, output, report_json)
         print_summary(result.report, output, seconds)
         return 0
 
     _guard(action)
+
+
+def _write_outputs(result: Any, output: Path | None, report_json: Path | None) -> None:
+    """The report, then the hybrid model, each atomically; when the second write fails the
+    first one is taken back, so a failed compile leaves no output behind (a report that was
+    there before is not restored: it described an earlier compile)."""
+    from akidac.api import write_json_atomically, write_model_atomically
+
+    if report_json is not None:
+        write_json_atomically(result.report, report_json)
+    if output is None:
+        return
+    try:
+        write_model_atomically(result.model, output)
+    except BaseException:
+        if report_json is not None:
+            report_json.unlink(missing_ok=True)
+        raise
 
 
 def _print_precision(choice: Any, config_path: Path | None) -> None:

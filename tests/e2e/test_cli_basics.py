@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,34 @@ def test_an_output_onto_the_input_model_is_a_usage_error(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "is the input model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert model.read_bytes() == before
+
+
+def test_a_report_that_cannot_be_written_leaves_no_hybrid_behind(tmp_path: Path) -> None:
+    model, hybrid = _model(tmp_path), tmp_path / "hybrid.onnx"
+    proc = subprocess.run(
+        [*AKIDAC, "compile", str(model), "-o", str(hybrid), "--report-json", "/proc/r.json"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error AK-USAGE") and "r.json" in last
+    assert "Traceback" not in proc.stderr
+    assert not hybrid.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_output_onto_a_fifo_is_refused_and_the_fifo_stays(tmp_path: Path) -> None:
+    model, fifo = _model(tmp_path), tmp_path / "pipe"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [*AKIDAC, "compile", str(model), "-o", str(fifo)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
