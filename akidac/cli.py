@@ -242,6 +242,9 @@ def compile(
         Path | None,
         typer.Option(help="with --target-sqnr: write the chosen per-layer bits (TOML) here"),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option(help="print every diagnostic (by default repeated ones are counted)")
+    ] = False,
     strict_device: Annotated[
         bool,
         typer.Option(
@@ -354,12 +357,7 @@ def compile(
         if choice is not None:
             _print_precision(choice, write_quant_config)
         _report_kernel_compilation()
-        for item in result.diagnostics.items:
-            err.print(
-                f"[yellow]{item.severity}[/] {item.code}: {escape(item.message)}",
-                highlight=False,
-                soft_wrap=True,
-            )
+        _print_diagnostics(result.diagnostics.items, verbose)
         if time_passes:
             table = Table(title="pass times")
             table.add_column("pass")
@@ -373,6 +371,33 @@ def compile(
         return 0
 
     _guard(action)
+
+
+#: diagnostics of one code printed one by one before the rest are counted.
+GROUPED_DIAGNOSTICS = 3
+
+
+def _print_diagnostics(items: list[Any], verbose: bool) -> None:
+    """Warnings and notes on stderr; beyond `GROUPED_DIAGNOSTICS` of one code (166 identical
+    AK-MERGE-CONSUMER notes on a large model) the rest are one counted line, unless verbose."""
+    shown: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (item.severity, item.code)
+        shown[key] = shown.get(key, 0) + 1
+        if verbose or shown[key] <= GROUPED_DIAGNOSTICS:
+            err.print(
+                f"[yellow]{item.severity}[/] {item.code}: {escape(item.message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    for (severity, code), count in shown.items():
+        if not verbose and count > GROUPED_DIAGNOSTICS:
+            err.print(
+                f"[yellow]{severity}[/] {code} ×{count}: {count - GROUPED_DIAGNOSTICS} more like "
+                "the above (--verbose lists them)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _write_outputs(result: Any, output: Path | None, report_json: Path | None) -> None:

@@ -102,7 +102,9 @@ def emit_onnx_op(op: Op, emitter: NodeEmitter) -> None:
         op.op_type,
         ["" if v is None else v.name for v in op.inputs],
         [v.name for v in op.outputs],
-        name=emitter.unique_node_name(op.origin[0]) if op.origin else None,
+        name=emitter.unique_node_name(
+            op.origin[0] if op.origin else f"{op.created_by or 'akidac'}/{op.outputs[0].name}"
+        ),
         domain=op.domain or None,
     )
     node.attribute.extend(to_attribute(k, v) for k, v in op.attrs.items())

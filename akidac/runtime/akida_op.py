@@ -19,6 +19,15 @@ PROGRAM_ATTR = "program"
 REPLACED_ATTR = "replaced_nodes"
 
 
+#: the doc string of every AkidaOp node: what it is and what runs it.
+AKIDA_OP_DOC = (
+    "An Akida program compiled by akidac (attribute 'program': the program binary; "
+    "'replaced_nodes': the ONNX nodes it stands for). Plain onnxruntime has no kernel for it: "
+    "run the model with `akidac run` or `akidac.HybridSession`, which execute it on akidac's "
+    "bit-exact Akida hardware model."
+)
+
+
 def is_akida_node(node: onnx.NodeProto) -> bool:
     return node.domain == AKIDA_DOMAIN and node.op_type == AKIDA_OP_TYPE
 
@@ -27,7 +36,9 @@ def make_akida_node(
     name: str, x: str, y: str, program: bytes, replaced: list[str]
 ) -> onnx.NodeProto:
     """An AkidaOp node with its program embedded as a uint8 tensor attribute."""
-    node = onnx.helper.make_node(AKIDA_OP_TYPE, [x], [y], name=name, domain=AKIDA_DOMAIN)
+    node = onnx.helper.make_node(
+        AKIDA_OP_TYPE, [x], [y], name=name, domain=AKIDA_DOMAIN, doc_string=AKIDA_OP_DOC
+    )
     blob = numpy_helper.from_array(np.frombuffer(program, dtype=np.uint8), f"{name}_program")
     node.attribute.append(onnx.helper.make_attribute(PROGRAM_ATTR, blob))
     node.attribute.append(onnx.helper.make_attribute(REPLACED_ATTR, json.dumps(replaced)))

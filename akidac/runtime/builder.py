@@ -98,6 +98,9 @@ def build_hybrid_model(
         opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
         producer_name="akidac",
     )
+    from akidac import __version__
+
+    model.producer_version = __version__
     model.ir_version = min(model.ir_version, 10)
     metadata = dict(graph.metadata)
     metadata["akidac.regions"] = json.dumps(

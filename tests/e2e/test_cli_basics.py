@@ -22,6 +22,7 @@ def _env() -> dict[str, str]:
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
     )
     env["NO_COLOR"] = "1"
+    env["COLUMNS"] = "400"
     return env
 
 
@@ -96,3 +97,45 @@ def test_an_output_onto_a_fifo_is_refused_and_the_fifo_stays(tmp_path: Path) -> 
     )
     assert proc.returncode == 2 and "not a regular file" in proc.stderr
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def _many_adds() -> onnx.ModelProto:
+    """Six residual Adds, each followed by another Add: six AK-MERGE-CONSUMER notes."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype("f4"), "w0")]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["h0"], "stem", pads=[1] * 4)]
+    x = "h0"
+    for i in range(1, 7):
+        w = (rng.standard_normal((8, 8, 3, 3)) * 0.1).astype("f4")
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [
+            helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], f"conv{i}", pads=[1] * 4),
+            helper.make_node("Relu", [f"c{i}"], [f"r{i}"], f"relu{i}"),
+            helper.make_node("Add", [x, f"r{i}"], [f"h{i}"], f"add{i}"),
+        ]
+        x = f"h{i}"
+    graph = helper.make_graph(
+        nodes,
+        "many_adds",
+        [helper.make_tensor_value_info("x", 1, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info(x, 1, [1, 8, 16, 16])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_repeated_diagnostics_are_counted_unless_verbose(tmp_path: Path) -> None:
+    model = tmp_path / "adds.onnx"
+    onnx.save(_many_adds(), model)
+    base = [*AKIDAC, "compile", str(model), "-o", str(tmp_path / "h.onnx")]
+    quiet = subprocess.run(base, capture_output=True, text=True, env=_env(), timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    lines = [line for line in quiet.stderr.splitlines() if "AK-MERGE-CONSUMER" in line]
+    assert len(lines) == 4 and "AK-MERGE-CONSUMER ×6" in lines[-1]
+    loud = subprocess.run(
+        [*base, "--verbose"], capture_output=True, text=True, env=_env(), timeout=300
+    )
+    assert sum("AK-MERGE-CONSUMER" in line for line in loud.stderr.splitlines()) == 6

@@ -51,8 +51,8 @@ def test_nodes_out_of_topological_order_are_a_program_error_naming_the_node(
     error = load_error(hybrid)
     assert error.code == "AK-PROGRAM-MODEL"
     assert error.message == (
-        "node #0 (QuantizeLinear) reads 'input_nhwc' before node #1 (Transpose) computes it: "
-        "the nodes are not in topological order"
+        "node 'quantize/input_nhwc_q' reads 'input_nhwc' before node 'partition/input_nhwc' "
+        "computes it: the nodes are not in topological order"
     )
 
 
