@@ -245,6 +245,24 @@ def compile(
     verbose: Annotated[
         bool, typer.Option(help="print every diagnostic (by default repeated ones are counted)")
     ] = False,
+    min_akida_share: Annotated[
+        str | None,
+        typer.Option(
+            help="gate: [nodes:|macs:]PERCENT on Akida at least (MACs when unqualified); "
+            "exit 7 if not met, after writing the outputs"
+        ),
+    ] = None,
+    min_sqnr: Annotated[
+        float | None,
+        typer.Option(help="gate: the worst output's SQNR (dB) against the float model; exit 7"),
+    ] = None,
+    max_regions: Annotated[
+        int | None, typer.Option(help="gate: at most this many Akida regions; exit 7")
+    ] = None,
+    max_transfer: Annotated[
+        int | None,
+        typer.Option(help="gate: at most this many CPU<->Akida bytes per inference; exit 7"),
+    ] = None,
     strict_device: Annotated[
         bool,
         typer.Option(
@@ -264,7 +282,11 @@ def compile(
             DumpInstrument,
             TimingInstrument,
         )
+        from akidac.report.gates import Gates, check_gates, parse_share
 
+        gates = Gates(parse_share(min_akida_share), min_sqnr, max_regions, max_transfer)
+        if min_sqnr is not None and fidelity_samples == 0:
+            raise UsageError("--min-sqnr needs the fidelity figures: drop --fidelity-samples 0")
         check_output_path(output, "--output")
         check_output_path(report_json, "--report-json")
         for path, what in ((output, "--output"), (report_json, "--report-json")):
@@ -368,6 +390,7 @@ def compile(
             out.print(table)
         _write_outputs(result, output, report_json)
         print_summary(result.report, output, seconds)
+        check_gates(result.report, gates)
         return 0
 
     _guard(action)
@@ -463,6 +486,14 @@ def run(
     ] = None,
     save: Annotated[Path | None, typer.Option(help="write the outputs to this .npz")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    min_sqnr: Annotated[
+        float | None,
+        typer.Option(help="with --compare, gate: every output's SQNR at least this (dB); exit 7"),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option(help="with --compare, gate: max absolute error at most this; exit 7"),
+    ] = None,
 ) -> None:
     """Run a hybrid model (Akida parts on the bit-exact hardware model) on one input or a whole
     dataset, optionally against the float model."""
@@ -480,6 +511,8 @@ def run(
         from akidac.runtime.session import HybridSession
 
         check_output_path(save, "--save")
+        if compare is None and (min_sqnr is not None or atol is not None):
+            raise UsageError("--min-sqnr and --atol compare with the float model: give --compare")
         session = HybridSession(model)
         feeds: dict[str, np.ndarray] = {}
         for path in input:
@@ -520,11 +553,22 @@ def run(
         if expected is not None:
             for column in ("SQNR dB (min)", "Pearson (min)", "top-1", "max abs error"):
                 table.add_column(column, justify="right")
+        failures: list[str] = []
         for index, (info, value) in enumerate(zip(session.get_outputs(), outputs, strict=True)):
             row = [info.name, str(list(value.shape)), str(value.dtype)]
             if expected is not None:
                 with np.errstate(all="ignore"):
                     figures = compare_outputs(expected[index], results[index])
+                if min_sqnr is not None and figures["sqnr_db"] < min_sqnr:
+                    failures.append(
+                        f"output '{info.name}' SQNR {figures['sqnr_db']:.1f} dB is below "
+                        f"--min-sqnr {min_sqnr:g} dB"
+                    )
+                if atol is not None and figures["max_abs_error"] > atol:
+                    failures.append(
+                        f"output '{info.name}' max abs error {figures['max_abs_error']:.6g} "
+                        f"exceeds --atol {atol:g}"
+                    )
                 top1 = figures["top1_agreement"]
                 row += [
                     f"{figures['sqnr_db']:.1f}",
@@ -541,6 +585,10 @@ def run(
                 buffer, **{i.name: v for i, v in zip(session.get_outputs(), outputs, strict=True)}
             )
             write_bytes_atomically(buffer.getvalue(), save)
+        if failures:
+            from akidac.errors import GateFailed
+
+            raise GateFailed("; ".join(failures))
         return 0
 
     _guard(action)
@@ -609,6 +657,17 @@ def report(
     keep_on_cpu: Annotated[
         str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
     ] = None,
+    min_akida_share: Annotated[
+        str | None,
+        typer.Option(help="gate: [nodes:|macs:]PERCENT on Akida at least; exit 7 if not met"),
+    ] = None,
+    max_regions: Annotated[
+        int | None, typer.Option(help="gate: at most this many Akida regions; exit 7")
+    ] = None,
+    max_transfer: Annotated[
+        int | None,
+        typer.Option(help="gate: at most this many CPU<->Akida bytes per inference; exit 7"),
+    ] = None,
 ) -> None:
     """Which nodes Akida can run, and why not for the others (no quantization)."""
 
@@ -631,6 +690,9 @@ def report(
             print_report(out, data)
         if tagged is not None:
             err.print(f"wrote {tagged}", highlight=False, soft_wrap=True)
+        from akidac.report.gates import Gates, check_gates, parse_share
+
+        check_gates(data, Gates(parse_share(min_akida_share), None, max_regions, max_transfer))
         return 0
 
     _guard(action)

@@ -65,6 +65,14 @@ class ProgramError(AkidacError):
     code_prefix = "AK-PROGRAM"
 
 
+class GateFailed(AkidacError):
+    """A CI gate (`--min-sqnr`, `--min-akida-share`, `--max-regions`, `--max-transfer`) was not
+    met; the outputs were written all the same."""
+
+    exit_code = 7
+    code_prefix = "AK-GATE"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug in akidac: please report it with the command line and model)",
@@ -73,6 +81,7 @@ EXIT_CODES: dict[int, str] = {
     4: "unsupported model feature",
     5: "device too small / allocation failure",
     6: "corrupt program binary or hybrid model",
+    7: "a gate failed (the outputs were written)",
 }
 
 

@@ -427,6 +427,14 @@ _register(
     "Check the option against `akidac --help`.",
 )
 _register(
+    "AK-GATE",
+    "error",
+    "A gate failed (exit code 7)",
+    "A threshold given on the command line (--min-akida-share, --min-sqnr, --max-regions, "
+    "--max-transfer, run's --min-sqnr/--atol) was not met; the outputs were written anyway.",
+    "Look at the figure the message names, or relax the gate.",
+)
+_register(
     "AK-MODEL",
     "error",
     "Invalid model (exit code 3)",

@@ -139,3 +139,50 @@ def test_repeated_diagnostics_are_counted_unless_verbose(tmp_path: Path) -> None
         [*base, "--verbose"], capture_output=True, text=True, env=_env(), timeout=300
     )
     assert sum("AK-MERGE-CONSUMER" in line for line in loud.stderr.splitlines()) == 6
+
+
+def test_gates_exit_7_after_writing_the_outputs_and_name_the_figure(tmp_path: Path) -> None:
+    model, hybrid, report = _model(tmp_path), tmp_path / "h.onnx", tmp_path / "r.json"
+    command = [*AKIDAC, "compile", str(model), "-o", str(hybrid), "--report-json", str(report)]
+    failing = subprocess.run(
+        [*command, "--max-regions", "0", "--min-akida-share", "nodes:100"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert failing.returncode == 7, failing.stderr
+    last = failing.stderr.strip().splitlines()[-1]
+    assert last.startswith("error AK-GATE") and "--max-regions 0 (by " in last
+    assert "--min-akida-share 100.0%" in last
+    assert hybrid.exists() and report.exists()
+    passing = subprocess.run(
+        [*command, "--max-regions", "5", "--min-sqnr", "10", "--min-akida-share", "macs:50"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert passing.returncode == 0, passing.stderr
+    data = tmp_path / "x.npz"
+    import numpy as np
+
+    np.savez(data, image=np.random.default_rng(0).standard_normal((3, 3, 16, 16)).astype("f4"))
+    run = subprocess.run(
+        [
+            *AKIDAC,
+            "run",
+            str(hybrid),
+            "--input",
+            str(data),
+            "--compare",
+            str(model),
+            "--atol",
+            "1e-9",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert run.returncode == 7 and "--atol" in run.stderr
