@@ -139,9 +139,57 @@ def compile_model(
         diagnostics=ctx.sink.items,
         regions=regions,
     )
+    report["provenance"] = provenance(proto, graph, options)
     if output is not None:
         write_model_atomically(hybrid, output)
     return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
+
+
+#: CompileOptions fields a report's provenance records (the samples themselves are not).
+PROVENANCE_OPTIONS = (
+    "device",
+    "sram_kib",
+    "wbits",
+    "abits",
+    "num_samples",
+    "seed",
+    "calibration",
+    "percentile",
+    "weight_observer",
+    "samples_dir",
+    "quant_config",
+    "fidelity_samples",
+    "keep_on_cpu",
+    "min_region_sqnr",
+    "strict_device",
+)
+
+
+def provenance(proto: onnx.ModelProto, graph: Graph, options: CompileOptions) -> dict[str, Any]:
+    """What a report was made from, so two reports can be compared safely: akidac's version,
+    the model's sha256 (of its deterministic serialization), the static input shapes used, and
+    the options (whether samples were given, not their content)."""
+    import hashlib
+
+    from akidac import __version__
+
+    digest = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
+    values = {name: getattr(options, name) for name in PROVENANCE_OPTIONS}
+    values["samples_given"] = options.samples is not None
+    return {
+        "akidac_version": __version__,
+        "model_sha256": digest,
+        "input_shapes": [
+            {"name": v.name, "shape": [int(d) for d in (v.type.shape or ())]} for v in graph.inputs
+        ],
+        "options": [
+            {
+                "name": name,
+                "value": json.dumps(value if not isinstance(value, tuple) else list(value)),
+            }
+            for name, value in sorted(values.items())
+        ],
+    }
 
 
 def run_rounds(
@@ -309,6 +357,7 @@ def analyze(
         stage="analyze",
         diagnostics=ctx.sink.items,
     )
+    report["provenance"] = provenance(proto, graph, options)
     if tagged is not None:
         write_model_atomically(tag_model(proto, report), tagged)
     return report

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from akidac.passes.partition import Region
 
 #: version of the report's JSON form; the policy for changing it is in docs/report-schema.md.
-REPORT_SCHEMA_VERSION = 2
+REPORT_SCHEMA_VERSION = 3
 #: the integer element types of values crossing CPU↔Akida after quantization.
 QUANTIZED_DTYPES = frozenset({"i8", "u8", "i32"})
 #: opset from which DequantizeLinear takes per-axis scales (else quantize adds a Mul).

@@ -115,6 +115,42 @@ REPORT_SCHEMA: dict[str, Any] = {
                 f"Version of this schema ({REPORT_SCHEMA_VERSION}); see the versioning policy.",
                 enum=[REPORT_SCHEMA_VERSION],
             ),
+            "provenance": _object(
+                "What the report was made from, so that two reports can be compared safely "
+                "(`akidac compile` and `akidac report` write it; a report built by "
+                "`build_report` alone has none).",
+                {
+                    "akidac_version": _field("string", "The akidac version that wrote it."),
+                    "model_sha256": _field(
+                        "string", "sha256 of the model's deterministic ONNX serialization."
+                    ),
+                    "input_shapes": _field(
+                        "array",
+                        "The static shape of every graph input the model was compiled for.",
+                        items=_object(
+                            "One input.",
+                            {
+                                "name": _field("string", "Input name."),
+                                "shape": _field(
+                                    "array", "Dims.", items=_field("integer", "A dim.")
+                                ),
+                            },
+                        ),
+                    ),
+                    "options": _field(
+                        "array",
+                        "The compile options that shape the result, sorted by name (samples: "
+                        "only whether they were given).",
+                        items=_object(
+                            "One option.",
+                            {
+                                "name": _field("string", "Option name (CompileOptions field)."),
+                                "value": _field("string", "Its value, JSON-encoded."),
+                            },
+                        ),
+                    ),
+                },
+            ),
             "stage": _field(
                 "string",
                 "`analyze` (`akidac report`: legality and partition, no quantization; border "
@@ -350,7 +386,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
             ),
         },
-        optional=("fidelity",),
+        optional=("fidelity", "provenance"),
     ),
 }
 

@@ -349,3 +349,25 @@ def test_a_model_with_a_dynamic_batch_compiles_to_a_hybrid_that_runs_any_batch()
         single = session.run(None, {info.name: x[sample : sample + 1]})[0]
         np.testing.assert_array_equal(got[sample : sample + 1], single)
     assert compare_outputs(list(want[:, None]), list(got[:, None]))["pearson"] >= 0.99
+
+
+def test_reports_carry_their_provenance_and_validate() -> None:
+    import hashlib
+
+    from akidac import __version__
+    from akidac.report.schema import validate as validate_report
+
+    model = realistic.conv_stack()
+    options = CompileOptions(num_samples=4, fidelity_samples=0, wbits=4)
+    for report in (
+        compile_model(model, options=options).report,
+        analyze(model, options=options),
+    ):
+        found = report["provenance"]
+        assert found["akidac_version"] == __version__
+        expected = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+        assert found["model_sha256"] == expected
+        assert found["input_shapes"] == [{"name": "image", "shape": [1, 3, 16, 16]}]
+        values = {o["name"]: o["value"] for o in found["options"]}
+        assert values["wbits"] == "4" and values["samples_given"] == "false"
+        assert validate_report(report) == []
