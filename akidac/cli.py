@@ -871,13 +871,37 @@ def bisect(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Usage errors of the argument parser (a missing argument, an
+    option without its value, an unknown option) are one line with a code, like every other
+    error, rather than click's framed panel."""
     try:
-        app()
+        result = app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     except BrokenPipeError:  # raised outside a command, e.g. while printing help
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
+    except Exception as error:
+        # typer bundles its own click (typer._click, private): recognise its exceptions by
+        # their public shape rather than importing it
+        if not any(c.__name__ == "ClickException" for c in type(error).__mro__):
+            raise
+        context = getattr(error, "ctx", None)
+        command = context.command_path if context is not None else "akidac"
+        message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
+        if not message:  # `akidac` alone: the help was printed, nothing else to say
+            sys.exit(error.exit_code)  # type: ignore[attr-defined]
+        err.print(
+            f"[bold red]error[/] AK-USAGE: {escape(message)} (see `{command} --help`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(error.exit_code)  # type: ignore[attr-defined]
+    # without standalone mode, a command's typer.Exit comes back as its exit code
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

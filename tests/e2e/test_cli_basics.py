@@ -186,3 +186,12 @@ def test_gates_exit_7_after_writing_the_outputs_and_name_the_figure(tmp_path: Pa
         timeout=300,
     )
     assert run.returncode == 7 and "--atol" in run.stderr
+
+
+def test_argument_parser_errors_are_one_line_with_a_code() -> None:
+    for args in (["compile"], ["compile", "m.onnx", "--wbits"], ["report", "m.onnx", "--bogus"]):
+        proc = subprocess.run([*AKIDAC, *args], capture_output=True, text=True, env=_env())
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error AK-USAGE: "), proc.stderr
+        assert "╭" not in proc.stderr
