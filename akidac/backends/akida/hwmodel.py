@@ -16,6 +16,7 @@ import numpy as np
 
 from akidac.backends.akida import kernels
 from akidac.errors import ProgramError
+from akidac.target import limits as target_limits
 from akidac.target.layer_record import ENUM_PARAMS, LAYER_TYPES, LayerRecord
 
 #: kernel sizes and strides each layer type may use (AKIDA.md's table; InputConv2D and
@@ -204,7 +205,8 @@ def validate_record(record: LayerRecord, available: Collection[str] | None = Non
     if not isinstance(record.params, dict) or not isinstance(record.variables, dict):
         raise _fail(record, "params and variables must be dictionaries")
     inbounds = list(record.inbounds)
-    expected_inbounds = {"Add": (2, 2), "Concatenate": (2, 64), "InputData": (0, 0)}
+    merge = target_limits.MERGE_INPUTS  # the target's fan-in of Add and Concatenate
+    expected_inbounds = {"Add": (merge, merge), "Concatenate": (merge, merge), "InputData": (0, 0)}
     low, high = expected_inbounds.get(record.layer_type, (0, 1))
     if not low <= len(inbounds) <= high:
         raise _fail(record, f"has {len(inbounds)} inbounds, expected {low} to {high}")
@@ -225,7 +227,8 @@ def validate_record(record: LayerRecord, available: Collection[str] | None = Non
 
 
 def validate_records(records: Sequence[LayerRecord]) -> None:
-    """Validate every record, unique names, and inbounds that name earlier layers."""
+    """Validate every record, unique names, inbounds that name earlier layers, and the graph's
+    activation sizes (`validate_activations`)."""
     if not records:
         raise ProgramError("the program has no layers")
     seen: set[str] = set()
@@ -234,6 +237,35 @@ def validate_records(records: Sequence[LayerRecord]) -> None:
         if record.name in seen:
             raise _fail(record, "duplicate layer name")
         seen.add(record.name)
+    validate_activations(records)
+
+
+def validate_activations(records: Sequence[LayerRecord]) -> None:
+    """Check the program's merges before anything runs: a merge (Add, Concatenate) states its
+    `output_dims` and they follow from its inbounds' (same H × W; Add the same channels,
+    Concatenate their sum). With the fan-in of the target (`validate_record`) and every layer's
+    computed output checked against its `output_dims` as it runs, the declared dims bound what
+    running allocates, and `executor.check_program` holds those within the memory budget: a few
+    bytes claiming huge merges are refused at load, not after gigabytes of allocation."""
+    dims = {r.name: tuple(int(d) for d in r.output_dims) for r in records}
+    for record in records:
+        own = dims[record.name]
+        if any(d <= 0 for d in own):
+            raise _fail(record, f"output_dims {own} must be positive")
+        if record.layer_type not in ("Add", "Concatenate"):
+            continue
+        sources = [dims[name] for name in record.inbounds]
+        if len(own) != 3 or any(len(d) != 3 for d in sources):
+            raise _fail(record, "a merge and its inbounds must state (H, W, C) output_dims")
+        channels = [d[2] for d in sources]
+        expected = sum(channels) if record.layer_type == "Concatenate" else channels[0]
+        if (
+            len({d[:2] for d in sources}) != 1
+            or own[:2] != sources[0][:2]
+            or (record.layer_type == "Add" and len(set(channels)) != 1)
+            or own[2] != expected
+        ):
+            raise _fail(record, f"inbounds of {sources} do not give output_dims {own}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -199,3 +199,34 @@ def test_validate_record_accepts_every_vector_layer() -> None:
 def test_a_record_that_is_not_a_layer_record_is_rejected() -> None:
     with pytest.raises(ProgramError, match="not a layer record"):
         validate_record({"name": "conv"})  # type: ignore[arg-type]
+
+
+def input_layer(dims: tuple[int, ...]) -> LayerRecord:
+    return LayerRecord(
+        name="in", layer_type="InputData", params={}, variables={}, inbounds=[], output_dims=dims
+    )
+
+
+def concatenate(inbounds: list[str], dims: tuple[int, ...]) -> LayerRecord:
+    return LayerRecord(
+        name="cat",
+        layer_type="Concatenate",
+        params={},
+        variables={},
+        inbounds=inbounds,
+        output_dims=dims,
+    )
+
+
+def test_a_concatenate_with_more_inbounds_than_the_target_merges_is_rejected_at_load() -> None:
+    # issue 10 item 5: 64 identical inbounds (and chains of them) forced gigabytes at run time
+    records = [input_layer((2, 2, 4)), concatenate(["in"] * 64, (2, 2, 256))]
+    with pytest.raises(ProgramError, match="64 inbounds, expected 2 to 2"):
+        HardwareModel(records)
+
+
+def test_a_merge_whose_output_dims_do_not_follow_from_its_inbounds_is_rejected_at_load() -> None:
+    records = [input_layer((2, 2, 4)), concatenate(["in", "in"], (2, 2, 9))]
+    with pytest.raises(ProgramError, match="do not give output_dims"):
+        HardwareModel(records)
+    assert HardwareModel([input_layer((2, 2, 4)), concatenate(["in", "in"], (2, 2, 8))])
