@@ -8,6 +8,8 @@ that runs a program many times (the hybrid session, one per `AkidaOp`) prepares 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from akidac.backends.akida import hwmodel
@@ -73,7 +75,8 @@ def check_program(program: Program) -> None:
     budget = max_tensor_bytes()
     total = 0
     for record in program.layers:
-        size = 4 * int(np.prod([int(d) for d in record.output_dims], dtype=np.int64))
+        # exact integers: np.prod in int64 wraps on hostile dims (3 × u32) to a small size
+        size = 4 * math.prod(int(d) for d in record.output_dims)
         if size > budget:
             raise ProgramError(
                 f"layer {record.name!r} declares an output of {size:,} bytes, beyond the "

@@ -67,3 +67,12 @@ def test_declared_activations_beyond_the_budget_are_refused_before_any_allocatio
     with pytest.raises(ProgramError, match="budget"):
         PreparedProgram(program)
     assert np.prod(program.layers[-1].output_dims) * 4 > 1 << 20
+
+
+def test_declared_dims_whose_product_overflows_int64_are_refused_by_the_budget() -> None:
+    """(2^31, 2^31, 2^2) × 4 bytes is 2^66: an int64 product wraps to 0 and passed the budget."""
+    program = _program()
+    layer = program.layers[-1]
+    program.layers[-1] = dataclasses.replace(layer, output_dims=(1 << 31, 1 << 31, 4))
+    with pytest.raises(ProgramError, match="budget"):
+        PreparedProgram(program)
