@@ -18,7 +18,7 @@ from onnx import helper, numpy_helper
 from akidac.api import compile_model
 from akidac.errors import UsageError
 from akidac.passes import CompileOptions
-from akidac.runtime.builder import DYNAMIC_BATCH_KEY, mark_dynamic_batch
+from akidac.runtime.builder import DYNAMIC_BATCH_KEY
 from akidac.runtime.session import HybridSession
 
 
@@ -27,9 +27,9 @@ def _compile(model: onnx.ModelProto) -> onnx.ModelProto:
     result = compile_model(
         model, options=CompileOptions(samples=samples, num_samples=8, fidelity_samples=0)
     )
-    # the compile driver passes its source model to build_hybrid_model when it can; marking
-    # again is a no-op, so this holds either way
-    return mark_dynamic_batch(result.model, model)
+    # compile_model passes its source model to build_hybrid_model, which records the dynamic
+    # batch: no mark_dynamic_batch here, so these tests check the API path
+    return result.model
 
 
 def _with_reshape_head(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -105,15 +105,27 @@ def test_run_dataset_stacks_the_outputs_of_every_feed(batched: onnx.ModelProto) 
         session.run_dataset([])
 
 
-def test_a_model_compiled_without_a_dynamic_batch_refuses_another_batch() -> None:
+def test_compile_model_alone_gives_a_dynamic_batch_hybrid_that_runs_a_batch_of_four() -> None:
+    """compile_model hands its source model to the hybrid builder, so the compiled model of a
+    float model with a dynamic batch records it and takes any batch without mark_dynamic_batch."""
     model = dynamic_batch()
     samples = smooth_samples(model, 4, seed=1)
     result = compile_model(
         model, options=CompileOptions(samples=samples, num_samples=4, fidelity_samples=0)
     )
-    hybrid = result.model
-    if any(p.key == DYNAMIC_BATCH_KEY for p in hybrid.metadata_props):
-        pytest.skip("the compile driver marks dynamic batches itself")
+    assert any(p.key == DYNAMIC_BATCH_KEY for p in result.model.metadata_props)
+    (out,) = HybridSession(result.model).run(None, {"input": _inputs(4)})
+    assert out.shape[0] == 4
+
+
+def test_a_model_with_a_fixed_batch_refuses_another_batch() -> None:
+    model = dynamic_batch()  # then fixed back to batch 1
+    for value in [*model.graph.input, *model.graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = 1
+    hybrid = _compile(model)
+    assert not any(p.key == DYNAMIC_BATCH_KEY for p in hybrid.metadata_props)
     with pytest.raises(UsageError, match=r"got float32 \[2, 3, 32, 32\]"):
         HybridSession(hybrid).run(None, {"input": _inputs(2)})
 
