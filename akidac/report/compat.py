@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from akidac.backends.akida.estimate import DEFAULT_HOST, HostRate, RegionCost, estimate
 from akidac.errors import UsageError
 from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.diagnostics import Diagnostic
@@ -93,6 +94,7 @@ def build_report(
     stage: str,
     diagnostics: Iterable[Diagnostic] = (),
     regions: Sequence[Region] | None = None,
+    host: HostRate | None = None,
 ) -> dict[str, Any]:
     """The report as plain data (JSON-ready, deterministic).
 
@@ -188,7 +190,45 @@ def build_report(
     }
     if "fidelity" in analyses:
         report["fidelity"] = analyses["fidelity"]
+    report["estimate"] = model_estimate(
+        analyses, device, regions, region_records, cpu_macs=macs_total - macs_on_akida, host=host
+    )
     return report
+
+
+def estimate_inputs(
+    analyses: dict[str, Any], regions: Sequence[Region], region_records: Sequence[dict[str, Any]]
+) -> list[RegionCost] | None:
+    """The estimator's view of the regions (layers with their footprints, transfer bytes), or
+    None when no allocation ran (a custom pipeline without `allocate`)."""
+    footprints = analyses.get("op_footprints")
+    if footprints is None or any(id(op) not in footprints for r in regions for op in r.ops):
+        return None
+    return [
+        RegionCost(
+            region.index,
+            [(op.display_name, footprints[id(op)]) for op in region.ops],
+            record["input"]["bytes"],
+            record["output"]["bytes"],
+        )
+        for region, record in zip(regions, region_records, strict=True)
+    ]
+
+
+def model_estimate(
+    analyses: dict[str, Any],
+    device: Device,
+    regions: Sequence[Region],
+    region_records: Sequence[dict[str, Any]],
+    *,
+    cpu_macs: int,
+    host: HostRate | None = None,
+) -> dict[str, Any] | None:
+    """The `estimate` object of the report (None without an allocation)."""
+    inputs = estimate_inputs(analyses, regions, region_records)
+    if inputs is None:
+        return None
+    return estimate(inputs, cpu_macs, device, host or DEFAULT_HOST)
 
 
 # ------------------------------------------------------------------------------------- nodes

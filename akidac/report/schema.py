@@ -104,6 +104,110 @@ _LAYER = _object(
     },
 )
 
+
+def _ms(description: str, nullable: bool = True) -> dict[str, Any]:
+    return _field(["number", "null"] if nullable else "number", description, minimum=0)
+
+
+#: the `estimate` object (also printed by `akidac device --json`, one per device of `sweep`).
+ESTIMATE_SCHEMA: dict[str, Any] = _object(
+    "Estimated cost of one inference on the report's device (akidac.backends.akida.estimate): "
+    "null when no allocation ran. Every figure rests on the constants in `assumptions` (sources "
+    "in docs/devices.md).",
+    {
+        "schema_version": _field("integer", "Version of the estimate object.", enum=[1]),
+        "device": _object(
+            "The device estimated on.",
+            {"name": _field("string", "Device name."), "nps": _count("Its NPs.")},
+        ),
+        "fits": _field(
+            "boolean", "False when a layer needs more NPs than the device has (figures null)."
+        ),
+        "reason": _field("string", "Why it does not fit (only when `fits` is false)."),
+        "latency_ms": _ms("Whole-model latency: Akida + CPU + transfers, in ms."),
+        "inferences_per_s": _ms("1 / latency."),
+        "energy_uj": _ms("Energy per inference in µJ (Akida MACs, link bytes, host MACs)."),
+        "akida_ms": _ms("Time of the Akida layers (cycles at the clock)."),
+        "cpu_ms": _ms("Time of the CPU parts (their MACs at the host rate)."),
+        "transfer_ms": _ms(
+            "Time of region inputs/outputs and reloaded weights over the host link, plus one "
+            "region switch per region."
+        ),
+        "shares": _object(
+            "Share of the latency on Akida, CPU and transfers.",
+            {
+                "akida": _share("Akida share."),
+                "cpu": _share("CPU share."),
+                "transfer": _share("Transfer share."),
+            },
+            nullable=True,
+        ),
+        "passes": _field(["integer", "null"], "Hardware passes of all regions.", minimum=0),
+        "nps_used": _field(["integer", "null"], "Most NPs of any pass.", minimum=0),
+        "macs_on_akida": _field(["integer", "null"], "MACs of the Akida layers.", minimum=0),
+        "macs_on_cpu": _count("MACs of the CPU parts."),
+        "layers": _array(
+            "Akida layers in network order.",
+            _object(
+                "One Akida layer.",
+                {
+                    "name": _field("string", "Layer name."),
+                    "region": _count("Its region."),
+                    "pass": _count("Its hardware pass within the region."),
+                    "np_type": _field("string", "CNP, FNP2, FNP3, HRC or none (a merge)."),
+                    "nps": _count("NPs it takes."),
+                    "macs": _count("MACs of one inference."),
+                    "cycles": _count("Estimated cycles."),
+                    "time_ms": _ms("Cycles at the clock, in ms.", nullable=False),
+                    "weight_bytes": _count("Weight memory in bytes."),
+                    "input_sram_bytes": _count("Input SRAM of its largest part per NP."),
+                },
+            ),
+        ),
+        "regions": _array(
+            "Per region: passes, reloaded weights, DMA bytes, time.",
+            _object(
+                "One region.",
+                {
+                    "region": _count("Region index."),
+                    "passes": _count("Hardware passes."),
+                    "nps_per_pass": _array("NPs of each pass.", _count("NPs.")),
+                    "weight_bytes_reloaded": _count(
+                        "Weight bytes loaded every inference (all of them with several passes)."
+                    ),
+                    "dma_bytes_in": _count("Bytes sent to the region."),
+                    "dma_bytes_out": _count("Bytes read back from it."),
+                    "cycles": _count("Cycles of its layers."),
+                    "time_ms": _ms("Its layers, transfers and switch, in ms.", nullable=False),
+                },
+            ),
+        ),
+        "assumptions": _object(
+            "The constants the figures rest on (sources in docs/devices.md).",
+            {
+                "clock_hz": _count("Core clock, Hz."),
+                "macs_per_np_per_cycle": _count("MACs per NP per cycle."),
+                "np_dma_bytes_per_cycle": _count("NP DMA bytes per cycle (FNP2 weight stream)."),
+                "host_link_bytes_per_s": _count("Host link bytes per second."),
+                "region_switch_s": _ms("Fixed cost of one region switch, s.", nullable=False),
+                "akida_pj_per_mac": _ms("Energy of one Akida MAC, pJ.", nullable=False),
+                "link_pj_per_byte": _ms("Energy of one link byte, pJ.", nullable=False),
+                "host": _field("string", "The host class the CPU parts are estimated on."),
+                "host_macs_per_s": _ms("Host MACs per second.", nullable=False),
+                "host_measured": _field(
+                    "boolean", "True when the host rate was measured (--measure-cpu)."
+                ),
+                "host_pj_per_mac": _ms("Energy of one host MAC, pJ.", nullable=False),
+                "layers_overlap": _field(
+                    "boolean", "Whether layers of one frame are assumed to overlap (false)."
+                ),
+            },
+        ),
+    },
+    optional=("reason",),
+    nullable=True,
+)
+
 REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "akidac compatibility report",
@@ -385,6 +489,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                     ),
                 },
             ),
+            "estimate": ESTIMATE_SCHEMA,
         },
         optional=("fidelity", "provenance"),
     ),

@@ -74,6 +74,20 @@ HOST_LINK_BYTES_PER_S: Final = 1_000_000_000
 #: onnxruntime `run` call, measured at ~7.5 µs (DESIGN.md, "The hybrid model and its runtime").
 REGION_SWITCH_SECONDS: Final = 7.5e-6
 
+#: energy of one MAC on an Akida NP. Assumption: BrainChip publishes board power, not energy per
+#: operation; 1 pJ/MAC is the order of 8-bit-or-less MACs in 28/22 nm edge accelerators.
+AKIDA_PJ_PER_MAC: Final = 1.0
+#: energy of one byte over the host link or from external memory (weights reloaded per pass,
+#: region inputs and outputs). Assumption: the order of LPDDR/PCIe transfers, ~100 pJ/B.
+LINK_PJ_PER_BYTE: Final = 100.0
+#: the host class CPU parts are estimated on. Assumption: one core of a desktop/server x86-64
+#: running onnxruntime's float kernels at ~10 GMAC/s sustained (AVX2, one thread).
+HOST_CLASS: Final = "x86-64 core, onnxruntime fp32 (assumed ~10 GMAC/s, ~50 pJ/MAC)"
+HOST_MACS_PER_S: Final = 10_000_000_000
+#: energy of one MAC on the host core. Assumption: ~0.5 W of a busy core's share of package
+#: power at 10 GMAC/s, i.e. 50 pJ/MAC.
+HOST_PJ_PER_MAC: Final = 50.0
+
 #: every cost constant of this module: name → (unit, source). The docs table is generated from
 #: it, and a test checks each name exists here.
 COST_CONSTANTS: Final = MappingProxyType(
@@ -94,6 +108,18 @@ COST_CONSTANTS: Final = MappingProxyType(
             "measured: one onnxruntime run call (DESIGN.md, 'The hybrid model and its runtime')",
         ),
         "HRC_UNITS": ("units", "assumption: one input-convolution unit per device"),
+        "AKIDA_PJ_PER_MAC": (
+            "pJ/MAC",
+            "assumption: no published energy per MAC; the order of low-bit MACs in edge "
+            "accelerators",
+        ),
+        "LINK_PJ_PER_BYTE": ("pJ/B", "assumption: the order of LPDDR/PCIe transfer energy"),
+        "HOST_MACS_PER_S": (
+            "MAC/s",
+            "assumption: one x86-64 core running onnxruntime fp32 kernels; replaced by a "
+            "measurement with --measure-cpu",
+        ),
+        "HOST_PJ_PER_MAC": ("pJ/MAC", "assumption: one busy x86-64 core's share of package power"),
     }
 )
 
