@@ -33,12 +33,18 @@ from akidac.passes import (
 )
 from akidac.passes.calibration import validate_sample_options
 from akidac.passes.manager import Instrument
-from akidac.report.compat import assumed_device, build_report
+from akidac.backends.akida.estimate import DEFAULT_HOST
+from akidac.backends.akida.estimate import estimate as estimate_cost
+from akidac.report.compat import assumed_device, build_report, estimate_inputs, op_macs
+from akidac.runtime.host_rate import measure_host_rate
 from akidac.report.tagged import tag_model
 from akidac.runtime.builder import build_hybrid_model, build_programs
 
 #: `report` and `device` allocate exactly as `compile` does (same NPs, same passes), without
 #: quantizing.
+#: version of `akidac device --json` (documented in docs/cli.md).
+DEVICE_SCHEMA_VERSION = 1
+
 ANALYZE_PIPELINE = (
     "import-cleanup",
     "canonicalize",
@@ -432,21 +438,27 @@ def estimate_device(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     sram_kib: int | None = None,
     options: CompileOptions | None = None,
+    sweep: Sequence[str] = (),
+    measure_cpu: bool = False,
 ) -> dict[str, Any]:
     """The smallest device preset that holds every Akida program of the model in one pass, and
     how the model maps on `options.device` (default akida2-12n): every layer's NPs, region and
     hardware pass in network order, the passes of every program and the weight bytes reloaded
-    per inference. The allocation is `compile`'s own (legality, partition, allocation; no
-    quantization), so the figures agree with `compile` and `report`."""
+    per inference, and the `estimate` (latency, energy; the report's own). With `sweep` (device
+    names), the same estimate on each of them for the same partition. With `measure_cpu`, CPU
+    parts are priced at this machine's measured onnxruntime MAC rate. The allocation is
+    `compile`'s own (legality, partition, allocation; no quantization), so the figures agree with
+    `compile` and `report`."""
     options = options or CompileOptions()
     if sram_kib is not None:
         options = replace(options, sram_kib=sram_kib)
     proto = load_model(model)
-    _graph, ctx = run_rounds(proto, input_shapes, options, ANALYZE_PIPELINE, _where(model))
+    graph, ctx = run_rounds(proto, input_shapes, options, ANALYZE_PIPELINE, _where(model))
     minimal = ctx.analyses.get("minimal_device")
     footprints = ctx.analyses.get("op_footprints", {})
+    regions = ctx.analyses.get("regions", [])
     layers = []
-    for region in ctx.analyses.get("regions", []):
+    for region in regions:
         for op in region.ops:
             footprint = footprints[id(op)]
             layers.append(
@@ -461,14 +473,41 @@ def estimate_device(
                 }
             )
     device = ctx.analyses.get("device") or assumed_device(options.device, options.sram_kib)
-    return {
+    host = None
+    if measure_cpu:
+        macs_total = sum(op_macs(op) for op in graph.ops if op.origin)
+        host = measure_host_rate(proto, macs_total, input_shapes)
+    report = build_report(
+        graph, ctx.analyses, _original_nodes(proto), device, stage="analyze", host=host
+    )
+    estimate = report["estimate"]
+    cycles = {(row["region"], row["name"]): row for row in (estimate or {}).get("layers", [])}
+    for layer in layers:
+        row = cycles.get((layer["region"], layer["name"]))
+        layer["cycles"] = row["cycles"] if row else None
+    data: dict[str, Any] = {
+        "schema_version": DEVICE_SCHEMA_VERSION,
         "device": {"name": device.name, "nps": device.nps},
-        "minimal_device": minimal.describe() if minimal else None,
+        "minimal_device": (
+            {"name": minimal.name, "nps": minimal.nps, "description": minimal.describe()}
+            if minimal
+            else None
+        ),
         "layers": layers,
-        "regions": len(ctx.analyses.get("regions", [])),
-        "passes": program_passes(ctx.analyses.get("regions", []), footprints),
+        "regions": len(regions),
+        "passes": program_passes(regions, footprints),
         "cpu_fallback": ctx.analyses.get("cpu_fallback", {}),
+        "estimate": estimate,
     }
+    if sweep:
+        inputs = estimate_inputs(ctx.analyses, regions, report["regions"])
+        cpu_macs = report["summary"]["macs_on_cpu"]
+        data["sweep"] = [
+            estimate_cost(inputs or [], cpu_macs, assumed_device(name, options.sram_kib),
+                          host or DEFAULT_HOST)
+            for name in sweep
+        ]
+    return data
 
 
 def program_passes(regions: Sequence[Any], footprints: dict[int, Any]) -> list[dict[str, Any]]:

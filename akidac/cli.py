@@ -466,7 +466,10 @@ def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -
     """The end-of-compile table: device, where nodes and MACs run, regions, bytes, file, time."""
     from akidac.report.render import compile_summary_table
 
+    from akidac.backends.akida.estimate import summary_line
+
     out.print(compile_summary_table(report, output, seconds))
+    out.print(summary_line(report.get("estimate")), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -709,23 +712,50 @@ def device(
     keep_on_cpu: Annotated[
         str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
     ] = None,
+    sweep: Annotated[
+        bool, typer.Option(help="estimate on every preset and custom sizes (same partition)")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON (docs/cli.md)")] = False,
+    measure_cpu: Annotated[
+        bool, typer.Option(help="price CPU parts at this machine's measured onnxruntime rate")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="draw per-layer time/MACs and the sweep to this PNG (needs [plot])"),
+    ] = None,
 ) -> None:
-    """How the model's Akida programs map on a device (NPs, hardware passes) and the smallest
-    preset that holds each program in one pass."""
+    """How the model's Akida programs map on a device (NPs, hardware passes), the smallest
+    preset that holds each program in one pass, and the estimated latency and energy."""
 
     def action() -> int:
         from akidac.api import estimate_device
+        from akidac.backends.akida.estimate import SWEEP_DEVICES, summary_line
         from akidac.frontend.shapes import parse_input_shapes
         from akidac.passes import CompileOptions
 
+        check_output_path(plot, "--plot")
+        if plot is not None:
+            from akidac.backends.akida.plot import require_matplotlib
+
+            require_matplotlib()
         data = estimate_device(
             model,
             input_shapes=parse_input_shapes(input_shape),
             sram_kib=sram_kib,
             options=CompileOptions(device=device, keep_on_cpu=_names(keep_on_cpu)),
+            sweep=SWEEP_DEVICES if sweep or plot is not None else (),
+            measure_cpu=measure_cpu,
         )
+        if plot is not None:
+            from akidac.backends.akida.plot import plot_estimate
+
+            plot_estimate(data, plot)
+            err.print(f"wrote {plot}", highlight=False, soft_wrap=True)
+        if json_output:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            return 0
         table = Table(title=f"Akida layers on {data['device']['name']}, in network order")
-        for column in ("layer", "NP type", "NPs", "region", "pass", "MACs"):
+        for column in ("layer", "NP type", "NPs", "region", "pass", "MACs", "cycles"):
             table.add_column(column, justify="left" if column in ("layer", "NP type") else "right")
         for layer in data["layers"]:
             table.add_row(
@@ -735,6 +765,7 @@ def device(
                 str(layer["region"]),
                 str(layer["pass"]),
                 f"{layer['macs']:,}",
+                "" if layer["cycles"] is None else f"{layer['cycles']:,}",
             )
         out.print(table)
         for program in data["passes"]:
@@ -744,10 +775,14 @@ def device(
                 f"(NPs per pass: {counts}), weights reloaded per inference: "
                 f"{program['weight_bytes_reloaded']:,} B"
             )
+        minimal = data["minimal_device"]
         out.print(
             "smallest device holding every program in one pass: "
-            f"{data['minimal_device'] or 'none of the presets (programs run in several passes)'}"
+            f"{minimal['description'] if minimal else 'none of the presets (programs run in several passes)'}"
         )
+        out.print(summary_line(data["estimate"]), highlight=False)
+        if "sweep" in data:
+            out.print(sweep_table(data["sweep"]))
         return 0
 
     _guard(action)
@@ -868,6 +903,33 @@ def bisect(
         return 0
 
     _guard(action)
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> Table:
+    """`device --sweep`: one row per device (passes, NPs used, latency, energy, Akida share)."""
+    table = Table(title="estimate per device (same partition)")
+    for column in ("device", "NPs", "one pass", "passes", "NPs used", "latency ms", "inf/s",
+                   "µJ", "Akida share"):
+        table.add_column(
+            column, justify="left" if column == "device" else "right", no_wrap=column == "device"
+        )
+    for row in rows:
+        if not row["fits"]:
+            table.add_row(row["device"]["name"], str(row["device"]["nps"]), "no", "", "", "",
+                          "", "", "")
+            continue
+        table.add_row(
+            row["device"]["name"],
+            str(row["device"]["nps"]),
+            "yes" if row["passes"] == len(row["regions"]) else "no",
+            str(row["passes"]),
+            str(row["nps_used"]),
+            f"{row['latency_ms']:.3f}",
+            f"{row['inferences_per_s']:,.0f}",
+            f"{row['energy_uj']:.1f}",
+            f"{row['shares']['akida']:.0%}",
+        )
+    return table
 
 
 def main() -> None:

@@ -30,6 +30,21 @@ from akidac.target.footprint import LayerFootprint
 ESTIMATE_SCHEMA_VERSION = 1
 
 
+#: devices of `akidac device --sweep`, fewest NPs first: the presets and custom sizes between
+#: and around them.
+SWEEP_DEVICES = (
+    "custom:1",
+    "akida2-2n",
+    "custom:3",
+    "akida2-4n",
+    "akida2-6n",
+    "custom:8",
+    "akida2-12n",
+    "custom:16",
+    "custom:24",
+)
+
+
 @dataclass(frozen=True)
 class RegionCost:
     """What the estimator needs of one Akida region: its layers in order and its transfers."""
