@@ -503,8 +503,9 @@ def estimate_device(
         inputs = estimate_inputs(ctx.analyses, regions, report["regions"])
         cpu_macs = report["summary"]["macs_on_cpu"]
         data["sweep"] = [
-            estimate_cost(inputs or [], cpu_macs, assumed_device(name, options.sram_kib),
-                          host or DEFAULT_HOST)
+            estimate_cost(
+                inputs or [], cpu_macs, assumed_device(name, options.sram_kib), host or DEFAULT_HOST
+            )
             for name in sweep
         ]
     return data
