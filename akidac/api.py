@@ -17,6 +17,8 @@ from typing import Any
 
 import onnx
 
+from akidac.backends.akida.estimate import DEFAULT_HOST
+from akidac.backends.akida.estimate import estimate as estimate_cost
 from akidac.backends.akida.program import Program
 from akidac.errors import FallbackToCpu, UsageError
 from akidac.frontend.importer import import_validated
@@ -33,12 +35,10 @@ from akidac.passes import (
 )
 from akidac.passes.calibration import validate_sample_options
 from akidac.passes.manager import Instrument
-from akidac.backends.akida.estimate import DEFAULT_HOST
-from akidac.backends.akida.estimate import estimate as estimate_cost
 from akidac.report.compat import assumed_device, build_report, estimate_inputs, op_macs
-from akidac.runtime.host_rate import measure_host_rate
 from akidac.report.tagged import tag_model
 from akidac.runtime.builder import build_hybrid_model, build_programs
+from akidac.runtime.host_rate import measure_host_rate
 
 #: `report` and `device` allocate exactly as `compile` does (same NPs, same passes), without
 #: quantizing.

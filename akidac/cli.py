@@ -464,9 +464,8 @@ def _print_precision(choice: Any, config_path: Path | None) -> None:
 
 def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -> None:
     """The end-of-compile table: device, where nodes and MACs run, regions, bytes, file, time."""
-    from akidac.report.render import compile_summary_table
-
     from akidac.backends.akida.estimate import summary_line
+    from akidac.report.render import compile_summary_table
 
     out.print(compile_summary_table(report, output, seconds))
     out.print(summary_line(report.get("estimate")), highlight=False, soft_wrap=True)
@@ -776,9 +775,10 @@ def device(
                 f"{program['weight_bytes_reloaded']:,} B"
             )
         minimal = data["minimal_device"]
+        fallback = "none of the presets (programs run in several passes)"
         out.print(
             "smallest device holding every program in one pass: "
-            f"{minimal['description'] if minimal else 'none of the presets (programs run in several passes)'}"
+            f"{minimal['description'] if minimal else fallback}"
         )
         out.print(summary_line(data["estimate"]), highlight=False)
         if "sweep" in data:

@@ -46,7 +46,9 @@ def row(name: str, data: dict | str) -> list[str]:
         return [name, f"error: {data}"] + [""] * 8
     est = data["estimate"] or {}
     fitting = [s for s in data.get("sweep", []) if s["fits"]]
-    minimal = data["minimal_device"]["name"] if data["minimal_device"] else "none (passes)"
+    minimal = data["minimal_device"]["name"] if data["minimal_device"] else "none"
+    if not data["regions"]:
+        minimal = "no Akida region"
     if not est or not est.get("fits"):
         return [name, minimal] + [""] * 8
     shares = est["shares"]
@@ -55,7 +57,7 @@ def row(name: str, data: dict | str) -> list[str]:
         minimal,
         str(est["passes"]),
         f"{est['latency_ms']:.3f}",
-        f"{est['inferences_per_s']:,.0f}",
+        f"{est['inferences_per_s'] or 0:,.0f}",
         f"{est['energy_uj']:.1f}",
         f"{shares['akida']:.0%}/{shares['cpu']:.0%}/{shares['transfer']:.0%}",
         f"{fitting[0]['device']['name']} {fitting[0]['latency_ms']:.3f}" if fitting else "",

@@ -203,7 +203,7 @@ def summary_line(est: dict[str, Any] | None) -> str:
     shares = est["shares"]
     return (
         f"estimate on {est['device']['name']}: {est['latency_ms']:.3f} ms, "
-        f"{est['inferences_per_s']:,.0f} inferences/s, {est['energy_uj']:.1f} µJ per inference "
+        f"{est['inferences_per_s'] or 0:,.0f} inferences/s, {est['energy_uj']:.1f} µJ per inference "
         f"(Akida {shares['akida']:.0%}, CPU {shares['cpu']:.0%}, "
         f"transfers {shares['transfer']:.0%}; assumptions: docs/devices.md)"
     )

@@ -105,7 +105,7 @@ def test_device_json_is_versioned_deterministic_and_sweeps(
     assert data["schema_version"] == 1
     assert data["device"] == {"name": "akida2-12n", "nps": 48}
     assert data["minimal_device"]["name"] == "akida2-2n"
-    assert [layer["name"] for layer in data["layers"]][0] == "conv1"
+    assert data["layers"][0]["name"] == "conv1"
     assert all(layer["cycles"] is not None for layer in data["layers"])
     assert [s["device"]["name"] for s in data["sweep"]] == list(SWEEP_DEVICES)
     for row in data["sweep"]:
