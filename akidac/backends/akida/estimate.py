@@ -201,9 +201,10 @@ def summary_line(est: dict[str, Any] | None) -> str:
     if not est["fits"]:
         return f"estimate on {est['device']['name']}: does not fit ({est['reason']})"
     shares = est["shares"]
+    rate = est["inferences_per_s"] or 0
     return (
         f"estimate on {est['device']['name']}: {est['latency_ms']:.3f} ms, "
-        f"{est['inferences_per_s'] or 0:,.0f} inferences/s, {est['energy_uj']:.1f} µJ per inference "
+        f"{rate:,.0f} inferences/s, {est['energy_uj']:.1f} µJ per inference "
         f"(Akida {shares['akida']:.0%}, CPU {shares['cpu']:.0%}, "
         f"transfers {shares['transfer']:.0%}; assumptions: docs/devices.md)"
     )
