@@ -171,8 +171,51 @@ def render_devices_md() -> str:
     for name, (unit, source) in dev.COST_CONSTANTS.items():
         value = getattr(dev, name)
         lines.append(f"| `{name}` | {value:,} | {unit} | {_cell(source)} |")
-    lines.append("")
+    lines += ["", *ESTIMATE_SECTION, ""]
     return "\n".join(lines)
+
+
+#: how the estimate is made, how far to trust it (docs/devices.md, "Performance estimate").
+ESTIMATE_SECTION = [
+    "## Performance estimate",
+    "",
+    "`akidac device`, `report` and `compile` estimate one inference "
+    "(`akidac.backends.akida.estimate`) from the allocation and the constants above; every "
+    "result lists the constants it used under `assumptions`.",
+    "",
+    "- **Akida layer**: cycles = ⌈MACs / (NPs × `MACS_PER_NP_PER_CYCLE`)⌉; an FNP2 layer "
+    "takes at least its weight bytes / `NP_DMA_BYTES_PER_CYCLE` (weights streamed); the input "
+    "convolution runs on `HRC_UNITS` units; a merge (done by the next CNP's skip DMA) costs "
+    "nothing of its own. Time = cycles / `CLOCK_HZ`.",
+    "- **Region**: its layers one after another (no overlap between layers of one frame is "
+    "counted: an upper bound for a pipelined device), plus its input and output bytes and, with "
+    "several hardware passes, all its weights reloaded every inference, over the host link at "
+    "`HOST_LINK_BYTES_PER_S`, plus one `REGION_SWITCH_SECONDS`.",
+    f'- **CPU parts**: their MACs at `HOST_MACS_PER_S` (the host class "{dev.HOST_CLASS}"), or '
+    "with `--measure-cpu` at the rate this machine's onnxruntime reaches on the float model.",
+    "- **Whole model**: latency = Akida + CPU + transfers (regions and CPU parts run one after "
+    "another); inferences/s = 1 / latency; energy = Akida MACs × `AKIDA_PJ_PER_MAC` + link "
+    "bytes × `LINK_PJ_PER_BYTE` + CPU MACs × `HOST_PJ_PER_MAC` (dynamic energy only, no "
+    "static power).",
+    "- **Sweep**: the same partition re-packed into the passes of each device (the allocator's "
+    "own greedy packing), so more NPs never add time: fewer passes, fewer reloads. A device "
+    "on which one layer needs more NPs than it has is reported as not fitting.",
+    "",
+    "What the estimate does not model: Akida's event-based sparsity (zero activations skip "
+    "work on the hardware, so real Akida layers are usually faster than their dense MACs "
+    "say), overlap between layers, DMA contention, clock and host differences. It ranks "
+    "devices and partitions; it is not a measurement.",
+    "",
+    "Cross-check against published figures: BrainChip publishes board-level figures for the "
+    "AKD1000 (an Akida 1 chip: 80 NPs in 20 nodes, 1/2/4-bit activations, a different NP and "
+    "no multi-pass weights reload), not per-layer cycles or energy per MAC for Akida 2; the "
+    "public material akidac could consult gave the Akida-E peak (the source of "
+    "`MACS_PER_NP_PER_CYCLE`) and a typical AKD1000 power of about 30 mW, but no per-model "
+    "frames/s with the model's architecture attached. The only check possible is of order: "
+    "the estimate's implied power (energy × inferences/s) for the zoo's image models is a few "
+    "mW to tens of mW, the order of that 30 mW. A per-model ratio needs a published "
+    "frames/s for a model whose architecture is known; none was found, so none is printed.",
+]
 
 
 #: each generated file and the function that renders it.
