@@ -908,24 +908,20 @@ def bisect(
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
     """`device --sweep`: one row per device (passes, NPs used, latency, energy, Akida share)."""
     table = Table(title="estimate per device (same partition)")
-    for column in (
-        "device",
-        "NPs",
-        "one pass",
-        "passes",
-        "NPs used",
-        "latency ms",
-        "inf/s",
-        "µJ",
-        "Akida share",
-    ):
-        table.add_column(
-            column, justify="left" if column == "device" else "right", no_wrap=column == "device"
-        )
+    for column in ("device", "NPs", "1 pass", "passes", "used", "ms", "inf/s", "µJ", "Akida"):
+        table.add_column(column, justify="left" if column == "device" else "right", no_wrap=True)
     for row in rows:
         if not row["fits"]:
             table.add_row(
-                row["device"]["name"], str(row["device"]["nps"]), "no", "", "", "", "", "", ""
+                row["device"]["name"],
+                str(row["device"]["nps"]),
+                "too small",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
             )
             continue
         table.add_row(
