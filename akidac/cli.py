@@ -734,7 +734,7 @@ def device(
 
         check_output_path(plot, "--plot")
         if plot is not None:
-            from akidac.backends.akida.plot import require_matplotlib
+            from akidac.report.estimate_plot import require_matplotlib
 
             require_matplotlib()
         data = estimate_device(
@@ -746,7 +746,7 @@ def device(
             measure_cpu=measure_cpu,
         )
         if plot is not None:
-            from akidac.backends.akida.plot import plot_estimate
+            from akidac.report.estimate_plot import plot_estimate
 
             plot_estimate(data, plot)
             err.print(f"wrote {plot}", highlight=False, soft_wrap=True)
