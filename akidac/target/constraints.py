@@ -703,9 +703,9 @@ def pool_stride_supported(c: LayerCandidate, limits: LayerLimits) -> Unmet | Non
     hint="use a stride-1 convolution before the pooling, or keep the pooling on the CPU",
 )
 def pool_not_with_strided_conv(c: LayerCandidate, limits: LayerLimits) -> Unmet | None:
-    """{layer} fuses max pooling only when its own stride is 1. AKIDA.md says "not with a
-    stride-2 conv"; akidac applies it to every stride above 1, on the input convolution too (the
-    stricter reading)."""
+    """{layer} fuses max pooling only when its own stride is 1. Akida's hardware rules say "not
+    with a stride-2 conv"; akidac applies it to every stride above 1, on the input convolution
+    too (the stricter reading)."""
     if c.pool is None or c.stride == (1, 1):
         return None
     return Unmet(
@@ -738,7 +738,7 @@ def pool_not_with_lut(c: LayerCandidate, limits: LayerLimits) -> Unmet | None:
 )
 def pool_needs_activation(c: LayerCandidate, limits: LayerLimits) -> Unmet | None:
     """{layer} fuses max pooling only together with an activation: the hardware rules forbid max
-    pooling without one (the vendor's software engine accepts it, AKIDA.md)."""
+    pooling without one (the vendor's software engine accepts it)."""
     if c.pool is None or c.activation != "none":
         return None
     return Unmet(
@@ -753,9 +753,9 @@ def pool_needs_activation(c: LayerCandidate, limits: LayerLimits) -> Unmet | Non
     hint="keep one of the two poolings as a separate node",
 )
 def pool_or_gap(c: LayerCandidate, limits: LayerLimits) -> Unmet | None:
-    """{layer} has one pooling stage: max pooling or global average pooling, not both. AKIDA.md's
-    fusion order lists both, but the layer's single `pool_type` parameter holds one (the stricter
-    reading)."""
+    """{layer} has one pooling stage: max pooling or global average pooling, not both.
+    The hardware's fusion order lists both, but the layer's single `pool_type` parameter holds
+    one (the stricter reading)."""
     if c.pool is None or not c.gap:
         return None
     return Unmet(

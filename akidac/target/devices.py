@@ -92,20 +92,20 @@ HOST_PJ_PER_MAC: Final = 50.0
 #: it, and a test checks each name exists here.
 COST_CONSTANTS: Final = MappingProxyType(
     {
-        "CLOCK_HZ": ("Hz", "assumption: AKIDA.md gives no clock for the IP; a round figure"),
+        "CLOCK_HZ": ("Hz", "assumption: no clock is published for the IP; a round figure"),
         "MACS_PER_NP_PER_CYCLE": (
             "MAC/cycle",
-            "derived from Akida-E's ~200 GOPS on 4 nodes (AKIDA.md, 'Scale of the real parts') "
+            "derived from Akida-E's published ~200 GOPS on up to 4 nodes "
             "at CLOCK_HZ and OPS_PER_MAC: 15.6, rounded",
         ),
         "OPS_PER_MAC": ("op", "assumption: the usual convention of vendor GOPS/TOPS figures"),
-        "AKIDA_E_PEAK_OPS_PER_S": ("op/s", "AKIDA.md, 'Scale of the real parts' (Akida-E)"),
-        "AKIDA_E_NODES": ("nodes", "AKIDA.md, 'Scale of the real parts' (Akida-E)"),
+        "AKIDA_E_PEAK_OPS_PER_S": ("op/s", "BrainChip's published Akida-E peak"),
+        "AKIDA_E_NODES": ("nodes", "BrainChip's published Akida-E size (up to 4 nodes)"),
         "NP_DMA_BYTES_PER_CYCLE": ("B/cycle", "assumption: a 64-bit on-chip data path"),
         "HOST_LINK_BYTES_PER_S": ("B/s", "assumption: the order of a 2-lane PCIe 2 link"),
         "REGION_SWITCH_SECONDS": (
             "s",
-            "measured: one onnxruntime run call (DESIGN.md, 'The hybrid model and its runtime')",
+            "measured: one onnxruntime run call (bench/e2e_runtime.py's per-step overhead)",
         ),
         "HRC_UNITS": ("units", "assumption: one input-convolution unit per device"),
         "AKIDA_PJ_PER_MAC": (

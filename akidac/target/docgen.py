@@ -135,7 +135,7 @@ def render_devices_md() -> str:
         "strip (all input channels of a full convolution, its own channels of a depthwise one) "
         "in its input SRAM, so row strips shorten until a strip fits, and when even one row "
         "of a 64-column strip does not fit (many channels, a tall kernel) column strips narrow "
-        "until one row with its halo does (AKIDA.md gives 64 columns as a maximum, not a fixed "
+        "until one row with its halo does (the hardware gives 64 columns as a maximum, not a fixed "
         "width); a dense layer takes one "
         "FNP3, or an FNP2 when its weights exceed an FNP3's, and its flattened input must fit "
         "one NP's input SRAM; the input convolution runs on the one HRC unit and takes no NP; "
@@ -206,15 +206,18 @@ ESTIMATE_SECTION = [
     "say), overlap between layers, DMA contention, clock and host differences. It ranks "
     "devices and partitions; it is not a measurement.",
     "",
-    "Cross-check against published figures: BrainChip publishes board-level figures for the "
-    "AKD1000 (an Akida 1 chip: 80 NPs in 20 nodes, 1/2/4-bit activations, a different NP and "
-    "no multi-pass weights reload), not per-layer cycles or energy per MAC for Akida 2; the "
-    "public material akidac could consult gave the Akida-E peak (the source of "
-    "`MACS_PER_NP_PER_CYCLE`) and a typical AKD1000 power of about 30 mW, but no per-model "
-    "frames/s with the model's architecture attached. The only check possible is of order: "
-    "the estimate's implied power (energy × inferences/s) for the zoo's image models is a few "
-    "mW to tens of mW, the order of that 30 mW. A per-model ratio needs a published "
-    "frames/s for a model whose architecture is known; none was found, so none is printed.",
+    "Cross-check against published figures (`bench/estimate_crosscheck.py`): BrainChip's "
+    "user guide prints `akida run` on an AKD1000 board (an Akida 1 chip: a different NP, "
+    "4-bit activations, no clock given) for two models whose layers it lists, with the hardware "
+    "clock counter: a DS-CNN keyword spotter (49×10×1 input, 93,965 clocks per frame) and "
+    "AkidaNet α=0.5 at 224×224 (4,300,064 clocks per frame, 43.5 frames/s, 23.5 mJ per frame "
+    "at about 109 mW above the board's floor power). Built layer by layer as listed and "
+    "estimated on a device of 68 NPs, akidac counts 146,132 and 5,876,792 cycles: 1.4–1.6× "
+    "the measured clocks (the peak-derived `MACS_PER_NP_PER_CYCLE` is not optimistic against "
+    "that silicon), and 56 frames/s against the board's 43.5 (which includes the host link). "
+    "Energy is the weak figure: `AKIDA_PJ_PER_MAC` × 350 M MACs is 0.35 mJ where the board "
+    "spends about 2.5 mJ above its floor per frame (about 7 pJ per MAC, memory and control "
+    "included). No figure of an Akida 2 part with a model's architecture attached was found.",
 ]
 
 
