@@ -371,3 +371,69 @@ def test_reports_carry_their_provenance_and_validate() -> None:
         values = {o["name"]: o["value"] for o in found["options"]}
         assert values["wbits"] == "4" and values["samples_given"] == "false"
         assert validate_report(report) == []
+
+
+def _dense_block_model(seed: int = 0) -> onnx.ModelProto:
+    """DenseNet's layer (torchvision): Concat of earlier features → BN → ReLU → 1×1 Conv → BN →
+    ReLU → 3×3 Conv. The first BN follows a merge, so nothing folds it."""
+    rng = np.random.default_rng(seed)
+
+    def tensor(name: str, *shape: int, scale: float = 1.0, offset: float = 0.0):
+        data = rng.standard_normal(shape) * scale + offset
+        return numpy_helper.from_array(data.astype(np.float32), name)
+
+    inits = [
+        tensor("w0", 8, 3, 3, 3, scale=0.3),
+        tensor("w1", 8, 8, 3, 3, scale=0.2),
+        tensor("w2", 16, 16, 1, 1, scale=0.3),
+        tensor("w3", 4, 16, 3, 3, scale=0.2),
+    ]
+    for name, channels in (("bn_a", 16), ("bn_b", 16)):
+        inits += [
+            tensor(f"{name}_g", channels, scale=0.2, offset=1.0),
+            tensor(f"{name}_b", channels, scale=0.2),
+            tensor(f"{name}_m", channels, scale=0.3),
+            numpy_helper.from_array(
+                (np.abs(rng.standard_normal(channels)) + 0.5).astype(np.float32), f"{name}_v"
+            ),
+        ]
+
+    def bn(x: str, y: str, name: str) -> onnx.NodeProto:
+        ins = [x, f"{name}_g", f"{name}_b", f"{name}_m", f"{name}_v"]
+        return helper.make_node("BatchNormalization", ins, [y], name=name)
+
+    same = {"pads": [1, 1, 1, 1]}
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", **same),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Conv", ["r0", "w1"], ["c1"], name="conv1", **same),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Concat", ["r0", "r1"], ["cat"], name="cat", axis=1),
+        bn("cat", "n_a", "bn_a"),
+        helper.make_node("Relu", ["n_a"], ["r_a"], name="relu_a"),
+        helper.make_node("Conv", ["r_a", "w2"], ["c2"], name="conv2"),
+        bn("c2", "n_b", "bn_b"),
+        helper.make_node("Relu", ["n_b"], ["r_b"], name="relu_b"),
+        helper.make_node("Conv", ["r_b", "w3"], ["y"], name="conv3", **same),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dense_block",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_batchnorm_after_a_concat_runs_on_akida_as_a_depthwise_layer() -> None:
+    """DenseNet-121 had 62 BatchNormalization and 62 ReLU nodes on the CPU (AK-OP-UNSUPPORTED):
+    a BN after a Concat cannot fold into a layer. As a centre-tap depthwise layer it joins the
+    region, with its ReLU, and the model stays faithful."""
+    model = _dense_block_model()
+    result = compile_model(model, options=CompileOptions(num_samples=16))
+    targets = _targets(result.report)
+    assert targets["bn_a"][0] == "akida" and targets["relu_a"][0] == "akida"
+    assert result.report["summary"]["nodes_on_cpu"] == 0
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3

@@ -238,6 +238,8 @@ def test_a_scale_after_a_rank3_matmul_folds_into_its_columns() -> None:
 
 
 def test_standalone_and_shared_affine_ops_are_left_alone_and_say_why() -> None:
+    """A standalone BN is not folded (canonicalize then makes it a depthwise Conv: below), a
+    per-pixel Mul and an Add after a shared layer are not folded at all."""
     model = make_model(
         [
             bn("x", "n", name="standalone_bn"),
@@ -259,13 +261,42 @@ def test_standalone_and_shared_affine_ops_are_left_alone_and_say_why() -> None:
         },
     )
     graph, ctx = rewrite(model)
-    assert Counter(kinds(graph)) == Counter(
-        ["BatchNormalization", "Conv", "Mul", "Conv", "Add", "Relu", "Add"]
-    )
+    assert Counter(kinds(graph)) == Counter(["Conv", "Conv", "Mul", "Conv", "Add", "Relu", "Add"])
     assert misses(ctx) == [
         "fold-affine 'pixel_mul': the constant of Mul 'pixel_mul' has shape [1, 1, 4, 4]; "
         "only a scalar or one value per channel (2 on axis 1) folds",
         "fold-affine 'shared_add': the output of Conv 'conv2' has other readers",
+    ]
+
+
+# ------------------------------------------------------------------- batchnorm-to-depthwise
+
+
+def test_a_standalone_batchnorm_becomes_a_centre_tap_depthwise_conv_with_the_same_values() -> None:
+    """BN after a merge (pre-activation ResNet) and BN on a graph input: both are 3×3 depthwise
+    Convs (group = C) that compute the BN exactly; a BN of a vector stays."""
+    model = make_model(
+        [
+            bn("x", "xn", name="input_bn"),
+            helper.make_node("Add", ["xn", "s"], ["a"], name="merge"),
+            bn("a", "an", name="merge_bn"),
+            helper.make_node("Relu", ["an"], ["r"], name="relu"),
+            helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+            helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+            bn("f", "y", name="vector_bn"),
+        ],
+        {"x": (1, 3, 5, 6), "s": (1, 3, 5, 6)},
+        ["y"],
+        bn_params(3),
+    )
+    graph, ctx = rewrite(model)
+    convs = [op for op in graph.ops if op.op_type == "Conv"]
+    assert [op.origin for op in convs] == [("input_bn",), ("merge_bn",)]
+    assert all(op.attrs["group"] == 3 and op.attrs["kernel_shape"] == [3, 3] for op in convs)
+    assert kinds(graph).count("BatchNormalization") == 1
+    assert misses(ctx) == [
+        "batchnorm-to-depthwise 'vector_bn': BatchNormalization 'vector_bn' normalizes a rank-2 "
+        "value; only NCHW maps become a layer"
     ]
 
 

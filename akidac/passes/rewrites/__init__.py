@@ -7,6 +7,7 @@ renames a graph output.
 """
 
 from akidac.passes.rewrites import (
+    affine_depthwise,
     even_kernel,
     fold_affine,
     fold_pad,
@@ -21,6 +22,7 @@ CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
     resize_nearest.RULE,
     even_kernel.RULE,
     strided_depthwise.RULE,
+    affine_depthwise.RULE,
 )
 
 __all__ = [
