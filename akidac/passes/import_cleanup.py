@@ -1,7 +1,9 @@
 """`import-cleanup`: drop no-op nodes, fold constants, fold BatchNormalization into layers.
 
 After it: no Identity or Dropout op remains (except one that copies a graph input, a constant or
-another graph output into a graph output), every op
+another graph output into a graph output), nor any other op whose result is its input element
+for element (a same-shape Reshape, Cast, Slice with steps 1, identity Transpose: `_is_noop`),
+every op
 whose inputs are all constants (and whose result is small) has become a constant — including
 `Shape` of a static value, so exporter-made shape arithmetic disappears — and every
 BatchNormalization, and every Mul/Div/Add/Sub by a per-channel constant, that follows a Conv,
@@ -25,6 +27,7 @@ from akidac.ir.graph import Graph, Op
 from akidac.ir.onnx_export import NodeEmitter, emit_onnx_op, value_info
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.rewrites import IMPORT_CLEANUP_RULES, run_rules
+from akidac.passes.rewrites.rule import const_of
 
 #: results larger than this stay ops: folding them would only bloat the model.
 FOLD_LIMIT_ELEMENTS = 1 << 20
@@ -62,14 +65,33 @@ _SHAPE_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast", "E
 
 
 def _is_noop(op: Op) -> bool:
-    """A Reshape/Squeeze/Unsqueeze/Flatten/Expand whose static result shape equals its input's,
-    or a Cast to the input's own type: the result is the input, element for element."""
-    if op.op_type not in _SHAPE_OPS or len(op.outputs) != 1 or not op.inputs:
+    """The result is the input, element for element: a Reshape/Squeeze/Unsqueeze/Flatten/Expand
+    whose static result shape equals its input's, a Cast to the input's own type, a Slice that
+    keeps every element in order (same shape, every step 1: timm's GhostNet slices each module's
+    output to the channels it already has), a Transpose by the identity permutation, a Concat
+    or Split of one piece."""
+    if len(op.outputs) != 1 or not op.inputs:
         return False
     source, result = op.inputs[0], op.outputs[0]
     if source is None or not source.type.is_static or not result.type.is_static:
         return False
-    return source.type.shape == result.type.shape and source.type.dtype == result.type.dtype
+    if source.type.shape != result.type.shape or source.type.dtype != result.type.dtype:
+        return False
+    if op.op_type in _SHAPE_OPS:
+        return True
+    if op.op_type == "Slice":
+        steps = const_of(op.inputs[4]) if len(op.inputs) > 4 else None
+        return (
+            len(op.inputs) <= 4
+            or op.inputs[4] is None
+            or (steps is not None and bool(np.all(steps == 1)))
+        )
+    if op.op_type == "Transpose":
+        perm = op.attrs.get("perm")
+        return (perm is None and source.type.rank == 1) or perm == list(
+            range(source.type.rank or 0)
+        )
+    return op.op_type == "Split" or (op.op_type == "Concat" and len(op.inputs) == 1)
 
 
 @register_pass
