@@ -110,40 +110,52 @@ def grow_regions(graph: Graph, start_reasons: dict[int, str] | None = None) -> l
 def quotient_cycle(graph: Graph, regions: list[list[Op]]) -> list[str] | None:
     """A cycle of the graph with every region contracted to one node (display names of the
     nodes on it), or None when the contraction is acyclic, as a program must be: a region
-    whose output flows back into its own input through the CPU could never run."""
-    node_of: dict[int, str] = {}
+    whose output flows back into its own input through the CPU could never run.
+
+    Nodes are keyed by identity (a region's index, an op's position), not by display name:
+    rewrites leave several ops with one ONNX origin (a Concat split into pairs), and keying
+    them by name would join them into one node and report a cycle that does not exist."""
+    position = {id(op): index for index, op in enumerate(graph.ops)}
+    node_of: dict[int, tuple[int, int]] = {}
     for index, ops in enumerate(regions):
         for op in ops:
-            node_of[id(op)] = f"region {index}"
-    edges: dict[str, set[str]] = {}
+            node_of[id(op)] = (0, index)
+    labels: dict[tuple[int, int], str] = {(0, i): f"region {i}" for i in range(len(regions))}
+
+    def node(op: Op) -> tuple[int, int]:
+        key = node_of.get(id(op))
+        if key is None:
+            key = (1, position[id(op)])
+            labels[key] = f"{op.kind} '{op.display_name}'"
+        return key
+
+    edges: dict[tuple[int, int], set[tuple[int, int]]] = {}
     for op in graph.ops:
-        here = node_of.get(id(op), f"{op.kind} '{op.display_name}'")
+        here = node(op)
         edges.setdefault(here, set())
         for value in op.inputs:
             if value is None or value.producer is None:
                 continue
-            there = node_of.get(
-                id(value.producer), f"{value.producer.kind} '{value.producer.display_name}'"
-            )
+            there = node(value.producer)
             if there != here:
                 edges.setdefault(there, set()).add(here)
-    state: dict[str, int] = {}  # 1 on the stack, 2 done
-    for root in edges:
+    state: dict[tuple[int, int], int] = {}  # 1 on the stack, 2 done
+    for root in sorted(edges):
         if state.get(root):
             continue
         stack = [(root, iter(sorted(edges[root])))]
         path = [root]
         state[root] = 1
         while stack:
-            node, children = stack[-1]
+            current, children = stack[-1]
             child = next(children, None)
             if child is None:
-                state[node] = 2
+                state[current] = 2
                 stack.pop()
                 path.pop()
                 continue
             if state.get(child) == 1:
-                return [*path[path.index(child) :], child]
+                return [labels[key] for key in [*path[path.index(child) :], child]]
             if not state.get(child):
                 state[child] = 1
                 path.append(child)
