@@ -31,6 +31,7 @@ from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.layer_candidates import describe_anchor, judge
 from akidac.passes.legalize import record, unsupported
 from akidac.target.constraints import LayerCandidate, Violation
+from akidac.target.limits import MAX_CONSUMERS
 
 CNP_KINDS = frozenset(
     {
@@ -132,6 +133,7 @@ class Fuse:
             changed = True
         self._cnp_after_merges(graph, ctx)
         self._pools_after_layers(graph, ctx)
+        self._fan_out(graph, ctx)
         for op in graph.ops:
             if op.annotations.get("target") == "fusable":
                 reasons = op.meta.pop("near_miss", None) or [
@@ -362,6 +364,64 @@ class Fuse:
             self._insert_identity(
                 graph, ctx, pool, source, [pool], pool.outputs[0], attrs, origin=pool.origin
             )
+
+    def _fan_out(self, graph: Graph, ctx: PassContext) -> None:
+        """Give every Akida map read by more than `MAX_CONSUMERS` ops a chain of identity
+        layers: the producer keeps its first reader and feeds an identity layer, which keeps
+        the next reader and feeds another, until each layer has at most two. A layer has at
+        most two consumers on Akida; without this, a map read three times (YOLOv8's C2f reads
+        its split half in the bottleneck, the shortcut Add and the Concat) ends the program
+        there and every reader starts one of its own. Only where at least two readers are
+        Akida layers: readers on the CPU take the map over a border anyway."""
+        for producer in [op for op in graph.ops if op.dialect == "akida"]:
+            if producer.annotations.get("target") != "akida" or not producer.outputs:
+                continue
+            source = producer.outputs[0]
+            while True:
+                users = list(dict.fromkeys(source.users))
+                on_akida = [u for u in users if u.annotations.get("target") == "akida"]
+                if len(users) <= MAX_CONSUMERS or len(on_akida) < 2 or source.type.rank != 4:
+                    break
+                if graph.is_pinned(source):
+                    break
+                moved = sorted(users, key=lambda u: (u not in on_akida, graph.ops.index(u)))[1:]
+                ctx.sink.note(
+                    "AK-FAN-OUT",
+                    f"'{source.name}' is read by {len(users)} ops and an Akida layer has at most "
+                    f"{MAX_CONSUMERS} consumers; an identity layer (a 3×3 depthwise convolution) "
+                    "passes it on to the others",
+                    node=producer.display_name,
+                )
+                source = self._fan_out_identity(graph, ctx, producer, source, moved)
+
+    @staticmethod
+    def _fan_out_identity(
+        graph: Graph, ctx: PassContext, producer: Op, source: Value, readers: list[Op]
+    ) -> Value:
+        """An identity layer reading `source` that `readers` read instead; its result."""
+        channels = int(source.type.shape[1])  # type: ignore[index,arg-type]
+        eye = np.zeros((channels, 1, 3, 3), dtype=np.float32)
+        eye[:, 0, 1, 1] = 1.0
+        weight = graph.add_constant(f"{producer.display_name}_fanout", eye, fresh=True)
+        anchor = source.producer or producer
+        identity = graph.make_op(
+            "akida.depthwise_conv2d",
+            [source, weight],
+            [source.type],
+            result_names=[f"{source.name}_fanout"],
+            attrs=Fuse._identity_attrs(ctx),
+            origin=producer.origin[:1],
+            created_by="fuse",
+            fresh_names=True,
+            index=graph.ops.index(anchor) + 1,
+        )
+        for reader in readers:
+            for index, operand in enumerate(reader.inputs):
+                if operand is source:
+                    graph.set_input(reader, index, identity.outputs[0])
+        record(ctx, identity, "akida", [])
+        identity.annotations["inserted"] = "identity"
+        return identity.outputs[0]
 
     @staticmethod
     def _identity_attrs(ctx: PassContext) -> dict[str, AttrValue]:

@@ -363,6 +363,17 @@ _register(
 )
 
 _register(
+    "AK-FAN-OUT",
+    "region",
+    "Map read by more than two layers",
+    "An Akida layer has at most two consumers. When a map is read by more ops and at least two "
+    "of them run on Akida, akidac chains identity layers (3×3 depthwise convolutions whose "
+    "centre tap is 1) after it, each passing the map on to one more reader, so the readers "
+    "stay in one program instead of each starting its own.",
+    "Nothing required.",
+)
+
+_register(
     "AK-REGION-FIDELITY",
     "region",
     "Region too far from the float model",

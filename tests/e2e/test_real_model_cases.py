@@ -437,3 +437,64 @@ def test_a_batchnorm_after_a_concat_runs_on_akida_as_a_depthwise_layer() -> None
     assert result.report["summary"]["nodes_on_cpu"] == 0
     figures = _fidelity(model, result.model)
     assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+
+
+def _c2f_model(seed: int = 0) -> onnx.ModelProto:
+    """YOLOv8's C2f block as torch exports it (NudeNet): cv1 (1×1 conv, SiLU) → Split(2) →
+    bottleneck on the second half with a shortcut Add → Concat of three maps → cv2."""
+    rng = np.random.default_rng(seed)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+
+    def conv(x: str, cin: int, cout: int, k: int, name: str) -> str:
+        w = rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))
+        inits.append(numpy_helper.from_array(w.astype(np.float32), f"{name}_w"))
+        inits.append(
+            numpy_helper.from_array(
+                (rng.standard_normal(cout) * 0.1).astype(np.float32), f"{name}_b"
+            )
+        )
+        nodes.append(
+            helper.make_node(
+                "Conv", [x, f"{name}_w", f"{name}_b"], [name], name=name, pads=[k // 2] * 4
+            )
+        )
+        nodes.append(helper.make_node("Sigmoid", [name], [f"{name}_sig"], name=f"{name}_sig"))
+        nodes.append(
+            helper.make_node("Mul", [name, f"{name}_sig"], [f"{name}_silu"], name=f"{name}_act")
+        )
+        return f"{name}_silu"
+
+    x = conv("x", 3, 16, 3, "stem")
+    y = conv(x, 16, 32, 1, "cv1")
+    inits.append(numpy_helper.from_array(np.array([16, 16], np.int64), "sizes"))
+    nodes.append(helper.make_node("Split", [y, "sizes"], ["a", "b"], name="split", axis=1))
+    m = conv(conv("b", 16, 16, 3, "m_cv1"), 16, 16, 3, "m_cv2")
+    nodes.append(helper.make_node("Add", ["b", m], ["short"], name="shortcut"))
+    nodes.append(helper.make_node("Concat", ["a", "b", "short"], ["cat"], name="cat", axis=1))
+    out = conv("cat", 48, 32, 1, "cv2")
+    graph = helper.make_graph(
+        nodes,
+        "c2f",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 24, 24])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 32, 24, 24])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_yolov8_c2f_block_is_one_akida_program() -> None:
+    """NudeNet (YOLOv8n) had its Split (AK-OP-UNSUPPORTED), its 3-input Concat
+    (AK-MERGE-INPUT-COUNT) and the map its bottleneck, shortcut and Concat all read (3 consumers)
+    cut every C2f block into pieces with CPU round trips. Split into two Convs, the Concat into
+    pairs and the third reader given an identity layer, the block is one program and stays
+    faithful."""
+    model = _c2f_model()
+    result = compile_model(model, options=CompileOptions(num_samples=16))
+    report = result.report
+    assert report["summary"]["regions"] == 1
+    assert report["summary"]["nodes_on_cpu"] == 0
+    assert _targets(report)["split"][0] == "removed"
+    assert {d["code"] for d in report["diagnostics"]} >= {"AK-FAN-OUT", "AK-MERGE-CONSUMER"}
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3

@@ -300,6 +300,46 @@ def test_a_standalone_batchnorm_becomes_a_centre_tap_depthwise_conv_with_the_sam
     ]
 
 
+# --------------------------------------------------------------- split-to-convs, concat-to-pairs
+
+
+def test_a_split_silu_conv_and_a_wide_concat_keep_their_values() -> None:
+    """YOLOv8's C2f: cv1 → SiLU → Split(2) → bottleneck on one half → Concat of three maps.
+    The Split becomes two Convs (each with its own SiLU copy), the Concat two pairs; a channel
+    Slice of another Conv keeps only that Conv's filters."""
+    silu = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"], name="cv1"),
+        helper.make_node("Sigmoid", ["c"], ["s"], name="sig"),
+        helper.make_node("Mul", ["c", "s"], ["m"], name="silu"),
+        helper.make_node("Split", ["m", "sizes"], ["a", "b"], name="split", axis=1),
+        helper.make_node("Conv", ["b", "w2"], ["d"], name="bottleneck", pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["a", "b", "d"], ["cat"], name="cat", axis=1),
+        helper.make_node("Conv", ["x", "w3"], ["e"], name="other"),
+        helper.make_node("Slice", ["e", "starts", "ends", "axes"], ["f"], name="slice"),
+        helper.make_node("Concat", ["cat", "f"], ["y"], name="out", axis=1),
+    ]
+    model = make_model(
+        silu,
+        {"x": (1, 3, 5, 5)},
+        ["y"],
+        {
+            "w1": rand(8, 3, 1, 1),
+            "b1": rand(8, seed=1),
+            "sizes": np.array([3, 5], np.int64),
+            "w2": rand(4, 5, 3, 3, seed=2),
+            "w3": rand(6, 3, 1, 1, seed=3),
+            "starts": np.array([1], np.int64),
+            "ends": np.array([4], np.int64),
+            "axes": np.array([1], np.int64),
+        },
+    )
+    graph, ctx = rewrite(model)
+    assert "Split" not in kinds(graph) and "Slice" not in kinds(graph)
+    assert Counter(kinds(graph))["Conv"] == 4 and Counter(kinds(graph))["Concat"] == 3
+    assert all(len(op.inputs) == 2 for op in graph.ops if op.op_type == "Concat")
+    assert misses(ctx) == []
+
+
 # --------------------------------------------------------------------------- resize-nearest
 
 

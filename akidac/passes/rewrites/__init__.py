@@ -8,10 +8,12 @@ renames a graph output.
 
 from akidac.passes.rewrites import (
     affine_depthwise,
+    concat_pairs,
     even_kernel,
     fold_affine,
     fold_pad,
     resize_nearest,
+    split_channels,
     strided_depthwise,
 )
 from akidac.passes.rewrites.rule import Miss, RewriteMiss, RewriteRule, run_rules
@@ -23,6 +25,8 @@ CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
     even_kernel.RULE,
     strided_depthwise.RULE,
     affine_depthwise.RULE,
+    split_channels.RULE,
+    concat_pairs.RULE,
 )
 
 __all__ = [
