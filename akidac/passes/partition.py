@@ -245,12 +245,29 @@ class Partition:
         cycle = quotient_cycle(graph, [region.ops for region in regions])
         if cycle is not None:
             raise InternalError(f"partition formed a cycle: {' → '.join(cycle)}")
+        self._drop_idle_identities(graph, regions)
         for region in regions:
             self._to_nhwc(graph, region)
             for op in region.ops:
                 op.annotations["region"] = region.index
         ctx.analyses["regions"] = regions
         return PassResult(graph, bool(regions))
+
+    @staticmethod
+    def _drop_idle_identities(graph: Graph, regions: list[Region]) -> None:
+        """Identity layers `fuse` inserted (after a merge, for a fan-out) that ended up outside
+        every region, with nothing fused into them: on the CPU they would be a 3×3 convolution
+        computing a copy, so their readers read the copied value instead."""
+        placed = {id(op) for region in regions for op in region.ops}
+        for op in list(graph.ops):
+            if op.annotations.get("inserted") != "identity" or id(op) in placed:
+                continue
+            if op.attrs.get("act") != "none" or op.attrs.get("pool") != "none":
+                continue
+            if op.attrs.get("gap") or op.inputs[0] is None or graph.is_pinned(op.outputs[0]):
+                continue
+            graph.redirect_uses(op.outputs[0], op.inputs[0])
+            graph.remove_op(op)
 
     @staticmethod
     def _second_input_at(ops: list[Op], inputs: list[Value]) -> int:
