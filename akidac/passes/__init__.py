@@ -9,12 +9,11 @@ from akidac.passes.base import (
     Pass,
     PassContext,
     PassResult,
-    create_pass,
-    register_pass,
-    registered_passes,
 )
+from akidac.passes.builtin import create_pass, registered_passes
 from akidac.passes.manager import DumpInstrument, PassManager, TimingInstrument, VerifyInstrument
 from akidac.passes.pipeline import DEFAULT_PIPELINE
+from akidac.passes.registry import register_pass
 
 __all__ = [
     "DEFAULT_PIPELINE",

@@ -2,21 +2,31 @@
 
 A pass is a small frozen dataclass: a kebab-case `name`, its options as fields, a docstring
 that states what the pass guarantees afterwards, and `run(graph, ctx) -> PassResult`. Passes
-are registered by name with `@register_pass`; options, diagnostics and lineage live in the
-`PassContext` of one compile, never in global state.
+are registered by name with `@register_pass` (`akidac.passes.registry`, re-exported here for
+pass modules and plugins); options, diagnostics and lineage live in the `PassContext` of one
+compile, never in global state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from akidac.errors import UsageError
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph
+from akidac.passes.registry import one_line_doc, register_pass
+
+__all__ = [
+    "PASS_API_VERSION",
+    "CompileOptions",
+    "Pass",
+    "PassContext",
+    "PassResult",
+    "one_line_doc",
+    "register_pass",
+]
 
 #: version of the Python pass API (bumped when `Pass`, `PassResult` or `PassContext` change).
 PASS_API_VERSION = 1
@@ -92,39 +102,3 @@ class Pass(Protocol):
     name: ClassVar[str]
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult: ...
-
-
-_REGISTRY: dict[str, type] = {}
-
-
-def register_pass(cls: type) -> type:
-    """Class decorator: make a pass available by its `name` (CLI `--passes`, PassManager)."""
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{cls.__name__} needs a class attribute 'name'")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"a pass named {name!r} is already registered")
-    _REGISTRY[name] = cls
-    return cls
-
-
-def registered_passes() -> dict[str, type]:
-    """Every registered pass by name (the built-in ones are imported first)."""
-    import akidac.passes.builtin  # noqa: F401  (registers the built-in passes)
-
-    return dict(sorted(_REGISTRY.items()))
-
-
-def create_pass(name: str, **options: Any) -> Pass:
-    """Instantiate a registered pass by name."""
-    passes = registered_passes()
-    if name not in passes:
-        known = ", ".join(passes)
-        raise UsageError(f"unknown pass '{name}'; registered passes: {known}")
-    return passes[name](**options)
-
-
-def one_line_doc(cls: type | Callable[..., Any]) -> str:
-    """First line of a pass's docstring, for `akidac passes`."""
-    doc = (cls.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""

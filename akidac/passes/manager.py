@@ -17,7 +17,8 @@ from akidac.errors import AkidacError, InternalError, UsageError
 from akidac.ir.graph import Graph
 from akidac.ir.printer import print_graph
 from akidac.ir.verifier import verify_graph
-from akidac.passes.base import Pass, PassContext, PassResult, create_pass
+from akidac.passes.base import Pass, PassContext, PassResult
+from akidac.passes.builtin import create_pass
 
 
 class Instrument(Protocol):
