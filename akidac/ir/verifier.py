@@ -1,7 +1,8 @@
 """Structural verifier of the IR: SSA, topological order, use lists, types, akida op rules.
 
 Runs after every pass in tests and under `--verify-each`. It raises `VerificationError` (an
-internal error: a pass broke the IR) listing every problem, each naming the op and its origin.
+internal error: a pass broke the IR) listing every problem, each naming the op and its origin,
+and the pass that left the graph so when the caller says which one it was.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from akidac.target.constraints import check_layer
 
 
 class VerificationError(InternalError):
-    """The IR is malformed; this is a bug in the pass that produced it."""
+    """The IR is malformed; this is a bug in the pass that produced it (`pass_name`, if known)."""
 
     code_prefix = "AK-VERIFY"
+
+    def __init__(self, message: str, *, pass_name: str | None = None) -> None:
+        super().__init__(message)
+        self.pass_name = pass_name
 
 
 def _where(op: Op) -> str:
@@ -24,8 +29,12 @@ def _where(op: Op) -> str:
     return f"{op.kind} {op.outputs[0].name if op.outputs else '?'}{origin}"
 
 
-def verify_graph(graph: Graph) -> None:
-    """Raise `VerificationError` if `graph` breaks an IR invariant."""
+def verify_graph(graph: Graph, *, after_pass: str | None = None) -> None:
+    """Raise `VerificationError` if `graph` breaks an IR invariant.
+
+    `after_pass` names the pass that produced `graph`; the error then blames it, so a broken
+    invariant is traced to the pass that broke it rather than to the one that tripped on it.
+    """
     problems: list[str] = []
     defined: set[int] = set()
     names: set[str] = set()
@@ -75,4 +84,7 @@ def verify_graph(graph: Graph) -> None:
     if problems:
         shown = "; ".join(problems[:5])
         more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise VerificationError(f"IR verification failed: {shown}{more}")
+        culprit = f" after pass '{after_pass}' (a bug in that pass)" if after_pass else ""
+        raise VerificationError(
+            f"IR verification failed{culprit}: {shown}{more}", pass_name=after_pass
+        )

@@ -39,10 +39,10 @@ class TimingInstrument:
 
 @dataclass
 class VerifyInstrument:
-    """Runs the IR verifier after every pass (`--verify-each`)."""
+    """Runs the IR verifier after every pass (`--verify-each`); an error names that pass."""
 
     def after_pass(self, index: int, pass_: Pass, result: PassResult, seconds: float) -> None:
-        verify_graph(result.graph)
+        verify_graph(result.graph, after_pass=pass_.name)
 
 
 @dataclass
