@@ -11,11 +11,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
 
+from akidac.errors import InternalError
 from akidac.ir.attributes import AttrValue, GraphAttr
 from akidac.ir.types import TensorType, dtype_from_numpy
 
@@ -38,6 +39,10 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value({self.name!r}, {self.type})"
+
+
+#: what `Graph.redirect_uses` does with names (see there).
+Naming = Literal["pinned-keep-name", "new-takes-name"]
 
 
 @dataclass(eq=False)
@@ -199,20 +204,12 @@ class Graph:
         if value is not None:
             value.users.append(op)
 
-    def replace_all_uses(self, old: Value, new: Value) -> None:
-        """Make every user of `old` (and the graph outputs) read `new` instead."""
-        for user in list(old.users):
-            for index, operand in enumerate(user.inputs):
-                if operand is old:
-                    self.set_input(user, index, new)
-        self.outputs = [new if v is old else v for v in self.outputs]
-
     def replace_with_constant(self, op: Op, array: np.ndarray) -> Value:
         """Replace a single-result op by a constant that keeps the result's name."""
         (result,) = op.outputs
         constant = Value(result.name, result.type.with_shape(tuple(array.shape)), np.asarray(array))
         constant.type = TensorType(dtype_from_numpy(constant.const.dtype), tuple(array.shape))
-        self.replace_all_uses(result, constant)
+        self.redirect_uses(result, constant)  # the constant already has the result's name
         for value in op.inputs:
             if value is not None:
                 value.users.remove(op)
@@ -241,10 +238,37 @@ class Graph:
         producer's result, and is used outside any region."""
         return value in self.outputs or value.name in self.captured_names()
 
-    def redirect_uses(self, old: Value, new: Value, *, skip: Op | None = None) -> None:
-        """Make every user of `old` except `skip` read `new`, graph outputs included. A graph
-        output's name never changes: when `old` is one, the two values swap names."""
-        if self.is_pinned(old):
+    def redirect_uses(
+        self,
+        old: Value,
+        new: Value,
+        *,
+        skip: Op | None = None,
+        naming: Naming = "pinned-keep-name",
+    ) -> None:
+        """Make every user of `old` except `skip` read `new`, graph outputs included.
+
+        The one way to move uses, so one rule holds for names: a pinned value's name (a graph
+        output's, or one a subgraph reads) never changes. `naming` chooses what else happens:
+
+        - `"pinned-keep-name"`: when `old` is pinned, `new` takes its name and `old` gets
+          `new`'s (they swap); otherwise no name changes.
+        - `"new-takes-name"`: `new` always takes `old`'s name (they swap), so every consumer
+          keeps reading the name it had; what a rewrite wants, for IR text that stays stable.
+
+        A swap that would rename a pinned `new` (a graph input, say) raises `InternalError`:
+        the caller must keep such an op instead, since a model's names are never changed
+        silently.
+        """
+        if naming not in ("pinned-keep-name", "new-takes-name"):
+            raise InternalError(f"redirect_uses: unknown naming {naming!r}")
+        swap = naming == "new-takes-name" or self.is_pinned(old)
+        if swap and new.name != old.name:
+            if new in self.inputs or self.is_pinned(new):
+                raise InternalError(
+                    f"redirecting {old.name!r} to {new.name!r} would rename the pinned "
+                    f"value {new.name!r}"
+                )
             new.name, old.name = old.name, new.name
         for user in list(dict.fromkeys(old.users)):
             if user is skip:

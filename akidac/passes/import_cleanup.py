@@ -138,7 +138,7 @@ class ImportCleanup:
             graph.redirect_uses(result, source, skip=op)
             graph.remove_op(op)
             return True
-        graph.replace_all_uses(result, source)
+        graph.redirect_uses(result, source)  # neither is pinned: no name changes
         graph.remove_op(op)
         return True
 

@@ -130,8 +130,7 @@ def replace_value(graph: Graph, old_ops: Sequence[Op], old: Value, new: Value) -
     `new` takes over the name of `old` (the two swap names), so consumers and graph outputs
     keep reading the name they had: a graph output's name never changes.
     """
-    new.name, old.name = old.name, new.name
-    graph.replace_all_uses(old, new)
+    graph.redirect_uses(old, new, naming="new-takes-name")
     for dead in reversed(old_ops):
         graph.remove_op(dead)
 
