@@ -113,9 +113,7 @@ def compile_model(
         instruments.append(VerifyInstrument())
 
     def emit_and_guard(graph: Graph, ctx: PassContext) -> dict[str, tuple[str, str]]:
-        regions = ctx.analyses.get("regions", [])
-        if regions and not all(op.attrs.get("quantized") for r in regions for op in r.ops):
-            regions = []  # a custom pipeline without quantize: everything runs on the CPU
+        regions = _quantized_regions(ctx.analyses.get("regions", []), ctx)
         programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
         ctx.analyses["emitted"] = (regions, programs)
         # the guard splits failing regions layer by layer while rounds remain; in the last
@@ -149,6 +147,24 @@ def compile_model(
     if output is not None:
         write_model_atomically(hybrid, output)
     return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
+
+
+def _quantized_regions(regions: list[Any], ctx: PassContext) -> list[Any]:
+    """The Akida regions to emit: all of them once every layer in them is quantized, else none.
+
+    A pipeline without `quantize` after `partition` leaves Akida candidates in float, which no
+    program can hold: they run on the CPU, and the warning AK-UNQUANTIZED says so (the regions
+    used to vanish without a word)."""
+    if all(op.attrs.get("quantized") for region in regions for op in region.ops):
+        return regions
+    layers = sum(len(region.ops) for region in regions)
+    ctx.sink.warning(
+        "AK-UNQUANTIZED",
+        f"the pass pipeline left {len(regions)} Akida region(s) ({layers} layer(s)) "
+        "unquantized, so they run on the CPU (add 'quantize' after 'partition' to the "
+        "pipeline to run them on Akida)",
+    )
+    return []
 
 
 #: CompileOptions fields a report's provenance records (the samples themselves are not).

@@ -609,6 +609,14 @@ _register(
     "Nothing required.",
 )
 _register(
+    "AK-UNQUANTIZED",
+    "notice",
+    "Akida regions left unquantized",
+    "A custom pass pipeline formed Akida regions but did not quantize them (no `quantize` pass "
+    "after `partition`); a program holds integer layers only, so those regions run on the CPU.",
+    "Add `quantize` after `partition` to the pipeline (`--passes`, `compile_model(passes=...)`).",
+)
+_register(
     "AK-NOT-MAPPED",
     "notice",
     "Layer legal but not mapped",
