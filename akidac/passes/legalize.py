@@ -51,6 +51,10 @@ class Decision:
     violations: list[Violation] = field(default_factory=list)
 
 
+#: where an op runs ("akida", "cpu" or "fusable") and the violations behind a "cpu"
+Verdict = tuple[str, list[Violation]]
+
+
 def record(ctx: PassContext, op: Op, target: str, violations: list[Violation]) -> None:
     """Annotate `op` and store the decision for every ONNX node it came from."""
     op.annotations["target"] = target
@@ -122,7 +126,10 @@ class Legalize:
         return PassResult(graph, True)
 
     @staticmethod
-    def decide(op: Op) -> tuple[str, list[Violation]]:
+    def decide(op: Op) -> Verdict:
+        """Where `op` runs, in order of the questions asked: an Akida op stays; an op of another
+        domain, and any op type Akida has no layer for, runs on the CPU; an activation or
+        pooling is "fusable" (decided by `fuse`); a layer anchor is judged by the constraints."""
         if op.dialect == "akida":
             return "akida", []
         name = op.display_name
@@ -137,101 +144,94 @@ class Legalize:
         if op.op_type in FUSABLE_OPS:
             return "fusable", []
         if op.op_type in ANCHOR_OPS:
-            candidate = describe_anchor(op)
-            if candidate is None and op.op_type == "Add":
-                if any(v is not None and v.is_constant for v in op.inputs):
-                    return "fusable", []  # e.g. the constant Add of a GELU pattern
-                if any(v is not None and v.type.rank != 4 for v in op.inputs):
-                    return "cpu", [
-                        Violation(
-                            code="AK-RANK",
-                            message=f"Add '{name}' adds {describe_operands(op)}; Akida adds two "
-                            "4-D NCHW maps",
-                            hint="it runs on the CPU",
-                            values={},
-                        )
-                    ]
-                return "cpu", [
-                    Violation(
-                        code="AK-SHAPE-MISMATCH",
-                        message=f"Add '{name}' adds tensors of shapes "
-                        f"{' and '.join(str(list(v.type.shape or [])) for v in op.inputs if v)}; "
-                        "Akida adds two 4-D maps of the same shape",
-                        hint="it runs on the CPU",
-                        values={},
-                    )
-                ]
-            if (
-                candidate is None
-                and op.op_type == "Concat"
-                and any(v is not None and v.is_constant for v in op.inputs)
-            ):
-                return "cpu", [
-                    Violation(
-                        code="AK-NOT-CONSTANT",
-                        message=f"Concat '{name}' joins a constant tensor; Akida concatenates two "
-                        "computed maps",
-                        hint="it runs on the CPU",
-                        values={},
-                    )
-                ]
-            if candidate is None and op.op_type == "Concat":
-                return "cpu", [
-                    Violation(
-                        code="AK-RANK",
-                        message=f"Concat '{name}' joins non-4-D or non-static tensors; Akida "
-                        "concatenates two 4-D maps on channels",
-                        hint="it runs on the CPU",
-                        values={},
-                    )
-                ]
-            if candidate is None:
-                return "cpu", [
-                    Violation(
-                        code="AK-RANK" if weight_is_constant(op) else "AK-NOT-CONSTANT",
-                        message=f"{op.op_type} '{name}' needs a constant weight and a static "
-                        "2-D (Gemm/MatMul) or 4-D NCHW (Conv) input; it has "
-                        + describe_operands(op),
-                        hint="export the model with constant weights and static shapes",
-                        values={},
-                    )
-                ]
-            violations = judge(candidate)
-            if candidate.kind == "add" and op.inputs[0] is op.inputs[1]:
-                violations.append(
-                    Violation(
-                        code="AK-MERGE-INPUTS",
-                        message=f"Add '{name}' adds a value to itself; Akida's two Add inputs must "
-                        "come from different layers",
-                        hint="it runs on the CPU",
-                        values={},
-                    )
-                )
-            return ("cpu", violations) if violations else ("akida", [])
-        if op.op_type in ("Resize", "Upsample"):
-            return "cpu", [
-                Violation(
-                    code="AK-RESIZE",
-                    message=f"{op.op_type} '{name}' is not a nearest-neighbour 2× upsampling, the "
-                    "only resize Akida runs (as a transposed depthwise convolution)",
-                    hint="use mode='nearest' with scale 2, or accept CPU execution",
-                    values={},
-                )
-            ]
-        if op.op_type in ("Reshape", "Transpose", "Squeeze", "Unsqueeze"):
-            return "cpu", [
-                Violation(
-                    code="AK-RESHAPE",
-                    message=f"{op.op_type} '{name}' rearranges a tensor; Akida has no reshape "
-                    "inside a program (only a Flatten right before a dense layer)",
-                    hint="it runs on the CPU between Akida programs",
-                    values={},
-                )
-            ]
-        return "cpu", [
-            unsupported(
-                op,
-                f"{op.op_type} '{name}' has no Akida equivalent",
-                "it runs on the CPU; see docs/reason-codes.md",
+            return decide_anchor(op)
+        return "cpu", [no_akida_layer(op)]
+
+
+def _cpu(code: str, message: str, hint: str = "it runs on the CPU") -> Verdict:
+    """A CPU decision with one violation."""
+    return "cpu", [Violation(code=code, message=message, hint=hint, values={})]
+
+
+def decide_anchor(op: Op) -> Verdict:
+    """A layer anchor (Conv, Gemm, MatMul, Add, Concat): judged by every constraint of its layer
+    kind at once when it describes a layer, otherwise why it cannot be one."""
+    candidate = describe_anchor(op)
+    if candidate is None:
+        return why_not_a_layer(op)
+    violations = judge(candidate)
+    if candidate.kind == "add" and op.inputs[0] is op.inputs[1]:
+        violations.append(
+            Violation(
+                code="AK-MERGE-INPUTS",
+                message=f"Add '{op.display_name}' adds a value to itself; Akida's two Add "
+                "inputs must come from different layers",
+                hint="it runs on the CPU",
+                values={},
             )
-        ]
+        )
+    return ("cpu", violations) if violations else ("akida", [])
+
+
+def why_not_a_layer(op: Op) -> Verdict:
+    """An anchor whose operands describe no Akida layer: an Add of a constant is "fusable" (the
+    constant Add of a GELU pattern); anything else runs on the CPU, with the reason."""
+    name = op.display_name
+    if op.op_type == "Add":
+        if any(v is not None and v.is_constant for v in op.inputs):
+            return "fusable", []
+        if any(v is not None and v.type.rank != 4 for v in op.inputs):
+            return _cpu(
+                "AK-RANK",
+                f"Add '{name}' adds {describe_operands(op)}; Akida adds two 4-D NCHW maps",
+            )
+        shapes = " and ".join(str(list(v.type.shape or [])) for v in op.inputs if v)
+        return _cpu(
+            "AK-SHAPE-MISMATCH",
+            f"Add '{name}' adds tensors of shapes {shapes}; Akida adds two 4-D maps of the "
+            "same shape",
+        )
+    if op.op_type == "Concat":
+        if any(v is not None and v.is_constant for v in op.inputs):
+            return _cpu(
+                "AK-NOT-CONSTANT",
+                f"Concat '{name}' joins a constant tensor; Akida concatenates two computed maps",
+            )
+        return _cpu(
+            "AK-RANK",
+            f"Concat '{name}' joins non-4-D or non-static tensors; Akida concatenates two 4-D "
+            "maps on channels",
+        )
+    return _cpu(
+        "AK-RANK" if weight_is_constant(op) else "AK-NOT-CONSTANT",
+        f"{op.op_type} '{name}' needs a constant weight and a static 2-D (Gemm/MatMul) or 4-D "
+        "NCHW (Conv) input; it has " + describe_operands(op),
+        "export the model with constant weights and static shapes",
+    )
+
+
+def no_akida_layer(op: Op) -> Violation:
+    """Why an op type that is neither an anchor nor fusable runs on the CPU: a resize that is
+    not the nearest 2× upsampling, a reshape-like op, or an op Akida has no equivalent for."""
+    name = op.display_name
+    if op.op_type in ("Resize", "Upsample"):
+        return Violation(
+            code="AK-RESIZE",
+            message=f"{op.op_type} '{name}' is not a nearest-neighbour 2× upsampling, the only "
+            "resize Akida runs (as a transposed depthwise convolution)",
+            hint="use mode='nearest' with scale 2, or accept CPU execution",
+            values={},
+        )
+    if op.op_type in ("Reshape", "Transpose", "Squeeze", "Unsqueeze"):
+        return Violation(
+            code="AK-RESHAPE",
+            message=f"{op.op_type} '{name}' rearranges a tensor; Akida has no reshape inside a "
+            "program (only a Flatten right before a dense layer)",
+            hint="it runs on the CPU between Akida programs",
+            values={},
+        )
+    return unsupported(
+        op,
+        f"{op.op_type} '{name}' has no Akida equivalent",
+        "it runs on the CPU; see docs/reason-codes.md",
+    )

@@ -282,6 +282,41 @@ def _apply_quant_config(graph: Graph, regions: list[Region], path: str) -> list[
     return sorted(set(config.layers) - matched)
 
 
+@dataclass(frozen=True)
+class _FloatParameters:
+    """A conv or dense layer's float weights (float64) and bias per filter, checked finite and
+    constant; `axis` is the weights' filter axis."""
+
+    weight: Value
+    w: np.ndarray
+    bias_value: Value | None
+    bias: np.ndarray
+    axis: int
+
+    @property
+    def filters(self) -> int:
+        return int(self.w.shape[self.axis])
+
+
+def _float_parameters(op: Op) -> _FloatParameters:
+    """The layer's weights and bias, or a quantization error saying why they cannot be used."""
+    weight = op.inputs[1]
+    assert weight is not None
+    if weight.const is None:
+        raise quant_error(op, "its weights are not constant")
+    axis = weight_axis(op.kind)
+    w = np.asarray(weight.const, np.float64)
+    bias_value = op.inputs[2] if len(op.inputs) > 2 else None
+    bias = np.zeros(w.shape[axis])
+    if bias_value is not None:
+        if bias_value.const is None:
+            raise quant_error(op, "its bias is not constant")
+        bias = np.asarray(bias_value.const, np.float64).reshape(-1)
+    if not (np.isfinite(w).all() and np.isfinite(bias).all()):
+        raise quant_error(op, "its weights or bias hold NaN or infinity")
+    return _FloatParameters(weight, w, bias_value, bias, axis)
+
+
 class _RegionQuantizer:
     """Quantize one region: bits, desired scales, shared scales, integer variables, borders."""
 
@@ -699,38 +734,46 @@ class _RegionQuantizer:
         return sizes[0] * sizes[1]
 
     def _emit_neural(self, op: Op) -> None:
-        graph, options = self.graph, self.options
-        x, weight = op.inputs[0], op.inputs[1]
-        assert x is not None and weight is not None
-        if weight.const is None:
-            raise quant_error(op, "its weights are not constant")
+        """A conv or dense layer's integer variables, in the order they depend on each other:
+        float parameters → weight scales → integer weights and accumulator scale → input
+        handling and bias → activation → output rescaling; then the integer weights replace
+        the float ones (the bias is now an attribute)."""
+        x = op.inputs[0]
+        assert x is not None
+        params = _float_parameters(op)
         x_info = self.info[id(x)]
-        out = op.outputs[0]
-        info = self.info[id(out)]
-        attrs = op.attrs
-        wbits = int(attrs["wbits"])  # type: ignore[arg-type]
-        axis = weight_axis(op.kind)
-        w = np.asarray(weight.const, np.float64)
-        filters = w.shape[axis]
-        bias_value = op.inputs[2] if len(op.inputs) > 2 else None
-        bias = np.zeros(filters)
-        if bias_value is not None:
-            if bias_value.const is None:
-                raise quant_error(op, "its bias is not constant")
-            bias = np.asarray(bias_value.const, np.float64).reshape(-1)
-        if not (np.isfinite(w).all() and np.isfinite(bias).all()):
-            raise quant_error(op, "its weights or bias hold NaN or infinity")
-        s_in = x_info.scale
-        observer = options.weight_observer
-        if observer == "mse" or (observer == "auto" and wbits <= 4):
-            peaks = mse_weight_peaks(w, wbits, axis, name=op.display_name)
-        else:
-            peaks = channel_peaks(w, axis)
-        w_scale = np.maximum(peaks / weight_limit(wbits), np.abs(bias) / (s_in * BIAS_ACC_LIMIT))
-        w_scale = np.where(w_scale > 0, w_scale, 1.0)
+        wbits = int(op.attrs["wbits"])  # type: ignore[arg-type]
         gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
-        act = akida_attr(op, "act")
-        if not info.raw and act != "lut":
+        w_scale = self._weight_scale(op, params, x_info.scale, wbits, gap_area)
+        weights_q = quantize_with_scale(params.w, w_scale, wbits, params.axis)
+        acc_scale = x_info.scale * w_scale
+        self._emit_input_and_bias(op, params, weights_q, acc_scale)
+        unit = self._emit_activation(op, acc_scale, params.filters)
+        self._emit_output_scale(op, unit, acc_scale, gap_area, params.filters)
+        graph = self.graph
+        graph.set_input(op, 1, graph.add_constant(f"{params.weight.name}_q", weights_q, fresh=True))
+        if params.bias_value is not None:
+            graph.set_input(op, 2, None)
+            op.inputs.pop()
+        self._retype(op.outputs[0])
+
+    def _weight_scale(
+        self, op: Op, params: _FloatParameters, s_in: float, wbits: int, gap_area: int
+    ) -> np.ndarray:
+        """Per-filter weight scale: the observer's peak over the weight limit, raised so the
+        bias fits the accumulator, and (for a rescaled output) so a dead channel's output
+        multiplier stays expressible."""
+        observer = self.options.weight_observer
+        if observer == "mse" or (observer == "auto" and wbits <= 4):
+            peaks = mse_weight_peaks(params.w, wbits, params.axis, name=op.display_name)
+        else:
+            peaks = channel_peaks(params.w, params.axis)
+        w_scale = np.maximum(
+            peaks / weight_limit(wbits), np.abs(params.bias) / (s_in * BIAS_ACC_LIMIT)
+        )
+        w_scale = np.where(w_scale > 0, w_scale, 1.0)
+        info = self.info[id(op.outputs[0])]
+        if not info.raw and akida_attr(op, "act") != "lut":
             # a channel whose weights are tiny next to its output scale (a dead or pruned
             # channel, 1e-30 weights) would need an output multiplier below what an 8-bit
             # mantissa and the lowest shift express; its weights then round to zero at any
@@ -739,11 +782,19 @@ class _RegionQuantizer:
             lowest = max(MIN_OUTPUT_SHIFT, min_safe_shift(output_limit(info.bits, info.signed)))
             floor = MIN_EXACT_MANTISSA * 2.0**lowest * info.scale * gap_area / s_in
             w_scale = np.maximum(w_scale, floor)
-        weights_q = quantize_with_scale(w, w_scale, wbits, axis)
-        acc_scale = s_in * w_scale
-        bias_acc = bias / acc_scale
+        return w_scale
+
+    def _emit_input_and_bias(
+        self, op: Op, params: _FloatParameters, weights_q: np.ndarray, acc_scale: np.ndarray
+    ) -> None:
+        """The input's padding value (input conv) or input shift (others), and the bias in
+        accumulator units with the input's zero point folded into it."""
+        x = op.inputs[0]
+        assert x is not None
+        x_info, attrs = self.info[id(x)], op.attrs
+        bias_acc = params.bias / acc_scale
         if x_info.zero_point:  # folded into the bias (module docstring, `_offset_input`)
-            other_axes = tuple(i for i in range(weights_q.ndim) if i != axis)
+            other_axes = tuple(i for i in range(weights_q.ndim) if i != params.axis)
             bias_acc = bias_acc - x_info.zero_point * weights_q.astype(np.int64).sum(other_axes)
         if op.kind == "akida.input_conv2d":
             channels = int(x.type.shape[-1])  # type: ignore[index,arg-type]
@@ -757,7 +808,12 @@ class _RegionQuantizer:
             attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
         bias_q, bias_shift = encode_bias(bias_acc)
         attrs["bias"], attrs["bias_shift"] = DenseAttr(bias_q), DenseAttr(bias_shift)
-        unit = acc_scale
+
+    def _emit_activation(self, op: Op, acc_scale: np.ndarray, filters: int) -> Any:
+        """The bounded ReLU's ceiling or the LUT's variables; returns the unit of the
+        activation's output (the accumulator's, unless a LUT maps it to its own)."""
+        attrs = op.attrs
+        act = akida_attr(op, "act")
         if act == "relu":
             ceiling = attrs.get("act_max")
             if ceiling is not None:
@@ -766,7 +822,15 @@ class _RegionQuantizer:
                 mv, mvs = np.full(filters, 127, np.uint8), np.full(filters, 31, np.uint8)
             attrs["max_value"], attrs["max_value_shift"] = DenseAttr(mv), DenseAttr(mvs)
         elif act == "lut":
-            unit = self._emit_lut(op, acc_scale)
+            return self._emit_lut(op, acc_scale)
+        return acc_scale
+
+    def _emit_output_scale(
+        self, op: Op, unit: Any, acc_scale: np.ndarray, gap_area: int, filters: int
+    ) -> None:
+        """The output rescaling (multiplier and shift per filter) from the activation's unit to
+        the output's scale (none for a raw output), and the output's bits and scale."""
+        info, attrs = self.info[id(op.outputs[0])], op.attrs
         if info.raw:
             attrs["output_scales"] = DenseAttr(np.ones(filters, np.uint8))
             attrs["output_shift"] = DenseAttr(np.zeros(filters, np.int8))
@@ -786,11 +850,6 @@ class _RegionQuantizer:
         attrs["output_bits"] = info.bits
         attrs["quantized"] = True
         attrs["acc_scale"] = DenseAttr(np.asarray(unit_out, np.float64).astype(np.float32))
-        graph.set_input(op, 1, graph.add_constant(f"{weight.name}_q", weights_q, fresh=True))
-        if bias_value is not None:
-            graph.set_input(op, 2, None)
-            op.inputs.pop()
-        self._retype(out)
 
     def _emit_lut(self, op: Op, acc_scale: np.ndarray) -> float:
         """LUT variables from the calibrated pre-activation range; returns the table's unit."""
