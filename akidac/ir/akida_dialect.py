@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from akidac.ir.attributes import AttrValue, DenseAttr
+from akidac.ir.attributes import AttrValue, DenseAttr, as_float, as_int, as_ints, as_str
 from akidac.ir.graph import Op
 from akidac.target.layer_record import ADD_VARIABLES, LAYER_VARIABLES
 
@@ -84,7 +84,11 @@ def _verify_conv(op: Op) -> list[str]:
     problems = []
     for key in ("kernel", "stride"):
         value = op.attrs.get(key)
-        if not (isinstance(value, list) and len(value) == 2 and all(v > 0 for v in value)):
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and v > 0 for v in value)
+        ):
             problems.append(f"{key} must be two positive integers, got {value!r}")
     if op.attrs.get("pool", "none") == "max":
         for key in ("pool_size", "pool_stride"):
@@ -206,3 +210,42 @@ def akida_attr(op: Op, name: str) -> AttrValue:
     if name in op.attrs:
         return op.attrs[name]
     return OP_DEFS[op.kind].attr(name).default
+
+
+# Typed reads of akida attributes (declared default when absent): the attribute's declared kind
+# as a Python type, or `AttributeTypeError` naming the attribute when the IR holds another.
+
+
+def _what(op: Op, name: str) -> str:
+    return f"attribute {name!r} of {op.kind} '{op.display_name}'"
+
+
+def akida_int(op: Op, name: str) -> int:
+    return as_int(akida_attr(op, name), _what(op, name))
+
+
+def akida_str(op: Op, name: str) -> str:
+    return as_str(akida_attr(op, name), _what(op, name))
+
+
+def akida_bool(op: Op, name: str) -> bool:
+    return bool(akida_attr(op, name))
+
+
+def akida_ints(op: Op, name: str) -> list[int]:
+    return as_ints(akida_attr(op, name), _what(op, name))
+
+
+def akida_optional_ints(op: Op, name: str) -> list[int] | None:
+    value = akida_attr(op, name)
+    return None if value is None else as_ints(value, _what(op, name))
+
+
+def akida_optional_float(op: Op, name: str) -> float | None:
+    value = akida_attr(op, name)
+    return None if value is None else as_float(value, _what(op, name))
+
+
+def akida_optional_str(op: Op, name: str) -> str | None:
+    value = akida_attr(op, name)
+    return None if value is None else as_str(value, _what(op, name))

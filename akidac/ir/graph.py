@@ -17,7 +17,17 @@ import numpy as np
 import onnx
 
 from akidac.errors import InternalError
-from akidac.ir.attributes import AttrValue, GraphAttr
+from akidac.ir.attributes import (
+    AttributeTypeError,
+    AttrValue,
+    GraphAttr,
+    as_dense,
+    as_float,
+    as_floats,
+    as_int,
+    as_ints,
+    as_str,
+)
 from akidac.ir.types import TensorType, dtype_from_numpy
 
 
@@ -36,6 +46,13 @@ class Value:
     @property
     def is_constant(self) -> bool:
         return self.const is not None
+
+    @property
+    def array(self) -> np.ndarray:
+        """The constant's data; a value that is not a constant raises `AttributeTypeError`."""
+        if self.const is None:
+            raise AttributeTypeError(f"value {self.name!r} is not a constant")
+        return self.const
 
     def __repr__(self) -> str:
         return f"Value({self.name!r}, {self.type})"
@@ -76,6 +93,57 @@ class Op:
 
     def __repr__(self) -> str:
         return f"Op({self.kind}, origin={list(self.origin)})"
+
+    # ------------------------------------------------------------ typed reads
+    def operand(self, index: int) -> Value:
+        """Operand `index`, which must be present (not an omitted optional input)."""
+        value = self.inputs[index] if index < len(self.inputs) else None
+        if value is None:
+            raise AttributeTypeError(f"{self.kind} '{self.display_name}' has no operand {index}")
+        return value
+
+    def _attr(self, name: str, default: AttrValue) -> AttrValue:
+        value = self.attrs.get(name)
+        if value is None:
+            if default is None:
+                raise AttributeTypeError(f"{self._what(name)} is missing")
+            return default
+        return value
+
+    def _what(self, name: str) -> str:
+        return f"attribute {name!r} of {self.kind} '{self.display_name}'"
+
+    def int_attr(self, name: str, default: int | None = None) -> int:
+        """Attribute `name` as an int; `default` when it is absent (absent without one raises
+        `AttributeTypeError`, as does a value of another type)."""
+        return as_int(self._attr(name, default), self._what(name))
+
+    def float_attr(self, name: str, default: float | None = None) -> float:
+        """Attribute `name` as a float (see `int_attr`)."""
+        return as_float(self._attr(name, default), self._what(name))
+
+    def optional_float_attr(self, name: str) -> float | None:
+        """Attribute `name` as a float, or None when it is absent."""
+        value = self.attrs.get(name)
+        return None if value is None else as_float(value, self._what(name))
+
+    def str_attr(self, name: str, default: str | None = None) -> str:
+        """Attribute `name` as a string (see `int_attr`)."""
+        return as_str(self._attr(name, default), self._what(name))
+
+    def ints_attr(self, name: str, default: list[int] | None = None) -> list[int]:
+        """Attribute `name` as a list of ints (see `int_attr`)."""
+        fallback: AttrValue = None if default is None else [*default]
+        return as_ints(self._attr(name, fallback), self._what(name))
+
+    def floats_attr(self, name: str, default: list[float] | None = None) -> list[float]:
+        """Attribute `name` as a list of floats (see `int_attr`)."""
+        fallback: AttrValue = None if default is None else [*default]
+        return as_floats(self._attr(name, fallback), self._what(name))
+
+    def dense_attr(self, name: str) -> np.ndarray:
+        """Tensor attribute `name`'s array (it must be present)."""
+        return as_dense(self._attr(name, None), self._what(name))
 
 
 class Graph:
@@ -173,11 +241,11 @@ class Graph:
 
     def insert_op(self, op: Op, index: int | None = None) -> None:
         """Insert an existing op and wire its use lists."""
-        for value in op.outputs:
-            value.producer = op
-        for value in op.inputs:
-            if value is not None:
-                value.users.append(op)
+        for result in op.outputs:
+            result.producer = op
+        for operand in op.inputs:
+            if operand is not None:
+                operand.users.append(op)
         if index is None:
             self.ops.append(op)
         else:
@@ -186,12 +254,12 @@ class Graph:
     def remove_op(self, op: Op) -> None:
         """Remove an op whose results are no longer used (it is marked `meta["removed"]`, so
         a pass iterating over a copy of `ops` can skip it in O(1))."""
-        for value in op.outputs:
-            if value.users or value in self.outputs:
-                raise ValueError(f"cannot remove {op!r}: result {value.name!r} is still used")
-        for value in op.inputs:
-            if value is not None:
-                value.users.remove(op)
+        for result in op.outputs:
+            if result.users or result in self.outputs:
+                raise ValueError(f"cannot remove {op!r}: result {result.name!r} is still used")
+        for operand in op.inputs:
+            if operand is not None:
+                operand.users.remove(op)
         self.ops.remove(op)
         op.meta["removed"] = True
 
@@ -208,7 +276,7 @@ class Graph:
         """Replace a single-result op by a constant that keeps the result's name."""
         (result,) = op.outputs
         constant = Value(result.name, result.type.with_shape(tuple(array.shape)), np.asarray(array))
-        constant.type = TensorType(dtype_from_numpy(constant.const.dtype), tuple(array.shape))
+        constant.type = TensorType(dtype_from_numpy(constant.array.dtype), tuple(array.shape))
         self.redirect_uses(result, constant)  # the constant already has the result's name
         for value in op.inputs:
             if value is not None:

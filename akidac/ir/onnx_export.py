@@ -9,13 +9,14 @@ the IR means.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import AttributeProto, helper, numpy_helper
 
-from akidac.ir.akida_dialect import akida_attr
-from akidac.ir.attributes import AttrValue, DenseAttr, GraphAttr, TypedList
+from akidac.ir.akida_dialect import akida_int, akida_ints, akida_optional_float, akida_str
+from akidac.ir.attributes import AttrValue, DenseAttr, GraphAttr, TypedList, as_dense, as_graph
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.types import TensorType, dtype_to_onnx
 
@@ -35,10 +36,11 @@ def to_attribute(name: str, value: AttrValue) -> AttributeProto:
     if isinstance(value, GraphAttr):
         return helper.make_attribute(name, onnx.GraphProto.FromString(value.proto_bytes))
     if isinstance(value, list) and value and isinstance(value[0], GraphAttr):
-        graphs = [onnx.GraphProto.FromString(g.proto_bytes) for g in value]  # type: ignore[union-attr]
+        graphs = [onnx.GraphProto.FromString(as_graph(g, name).proto_bytes) for g in value]
         return helper.make_attribute(name, graphs)
     if isinstance(value, list) and value and isinstance(value[0], DenseAttr):
-        return helper.make_attribute(name, [numpy_helper.from_array(t.array) for t in value])  # type: ignore[union-attr]
+        tensors = [numpy_helper.from_array(as_dense(t, name)) for t in value]
+        return helper.make_attribute(name, tensors)
     if isinstance(value, bool):
         return helper.make_attribute(name, int(value))
     return helper.make_attribute(name, value)
@@ -87,7 +89,7 @@ class NodeEmitter:
         inputs: list[str],
         output: str | None = None,
         name: str | None = None,
-        **attrs: object,
+        **attrs: Any,
     ) -> str:
         output = output or self.fresh(op_type.lower())
         self.nodes.append(
@@ -123,14 +125,14 @@ def same_pads(size: int, kernel: int, stride: int, upper: bool) -> tuple[int, in
 
 def conv_pads(op: Op, in_hw: tuple[int, int]) -> list[int]:
     """ONNX `pads` [top, left, bottom, right] of an akida conv's padding mode."""
-    kernel = akida_attr(op, "kernel")
-    stride = akida_attr(op, "stride")
-    mode = akida_attr(op, "pad")
+    kernel = akida_ints(op, "kernel")
+    stride = akida_ints(op, "stride")
+    mode = akida_str(op, "pad")
     if mode == "valid":
         return [0, 0, 0, 0]
     upper = mode == "same_upper"
-    top, bottom = same_pads(in_hw[0], kernel[0], stride[0], upper)  # type: ignore[index]
-    left, right = same_pads(in_hw[1], kernel[1], stride[1], upper)  # type: ignore[index]
+    top, bottom = same_pads(in_hw[0], kernel[0], stride[0], upper)
+    left, right = same_pads(in_hw[1], kernel[1], stride[1], upper)
     return [top, left, bottom, right]
 
 
@@ -144,9 +146,9 @@ def _nchw_input(op: Op, emitter: NodeEmitter) -> str:
 
 def _finish(op: Op, emitter: NodeEmitter, y: str) -> None:
     """Apply the fused activation; write the op's result (NHWC results transposed back)."""
-    act = akida_attr(op, "act")
+    act = akida_str(op, "act")
     if act == "relu":
-        act_max = akida_attr(op, "act_max")
+        act_max = akida_optional_float(op, "act_max")
         if act_max is None:
             y = emitter.node("Relu", [y])
         else:
@@ -155,8 +157,10 @@ def _finish(op: Op, emitter: NodeEmitter, y: str) -> None:
             y = emitter.node("Clip", [y, lo, hi])
     elif act == "lut":
         y = emitter.node("Identity", [y], output=preactivation_name(op))
-        y = emit_lut_function(str(akida_attr(op, "lut")), akida_attr(op, "lut_alpha"), y, emitter)
-        scale, offset = akida_attr(op, "lut_scale"), akida_attr(op, "lut_offset")
+        alpha = akida_optional_float(op, "lut_alpha")
+        y = emit_lut_function(akida_str(op, "lut"), alpha, y, emitter)
+        scale = akida_optional_float(op, "lut_scale")
+        offset = akida_optional_float(op, "lut_offset")
         if scale is not None:
             y = emitter.node("Mul", [y, emitter.constant("lut_scale", np.array(scale, np.float32))])
         if offset is not None:
@@ -177,7 +181,7 @@ def preactivation_name(op: Op) -> str:
     return f"{op.outputs[0].name}__akidac_preactivation"
 
 
-def emit_lut_function(function: str, alpha: AttrValue, x: str, emitter: NodeEmitter) -> str:
+def emit_lut_function(function: str, alpha: float | None, x: str, emitter: NodeEmitter) -> str:
     """The float function a LUT activation stands for, as ONNX nodes."""
     if function == "sigmoid":
         return emitter.node("Sigmoid", [x])
@@ -189,9 +193,9 @@ def emit_lut_function(function: str, alpha: AttrValue, x: str, emitter: NodeEmit
         gate = emitter.node("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
         return emitter.node("Mul", [x, gate])
     if function == "leaky_relu":
-        return emitter.node("LeakyRelu", [x], alpha=float(alpha if alpha is not None else 0.01))
+        return emitter.node("LeakyRelu", [x], alpha=alpha if alpha is not None else 0.01)
     if function == "elu":
-        return emitter.node("Elu", [x], alpha=float(alpha if alpha is not None else 1.0))
+        return emitter.node("Elu", [x], alpha=alpha if alpha is not None else 1.0)
     if function == "gelu":
         half = emitter.constant("half", np.array(0.5, np.float32))
         one = emitter.constant("one", np.array(1.0, np.float32))
@@ -206,35 +210,37 @@ def emit_lut_function(function: str, alpha: AttrValue, x: str, emitter: NodeEmit
 
 
 def _emit_conv(op: Op, emitter: NodeEmitter) -> None:
-    x_type = op.inputs[0].type  # type: ignore[union-attr]
-    shape = x_type.shape or ()
+    x_type = op.operand(0).type
+    shape = x_type.dims
     in_hw = (shape[1], shape[2]) if x_type.layout == "NHWC" else (shape[2], shape[3])
     x = _nchw_input(op, emitter)
-    weight = op.inputs[1]
-    inputs = [x, weight.name]  # type: ignore[union-attr]
+    weight = op.operand(1)
+    inputs = [x, weight.name]
     if len(op.inputs) > 2 and op.inputs[2] is not None:
         inputs.append(op.inputs[2].name)
-    kernel = list(akida_attr(op, "kernel"))  # type: ignore[arg-type]
-    stride = list(akida_attr(op, "stride"))  # type: ignore[arg-type]
-    attrs: dict[str, object] = {"kernel_shape": kernel, "strides": stride}
+    kernel = akida_ints(op, "kernel")
+    stride = akida_ints(op, "stride")
+    attrs: dict[str, Any] = {"kernel_shape": kernel, "strides": stride}
     if op.kind in ("akida.conv2d_transpose", "akida.depthwise_conv2d_transpose"):
         pad = (kernel[0] - 2) // 2
-        attrs["pads"] = [pad, pad, kernel[0] - 2 - pad, kernel[1] - 2 - pad]
+        pads = [pad, pad, kernel[0] - 2 - pad, kernel[1] - 2 - pad]
+        attrs["pads"] = pads
         attrs["output_padding"] = [0, 0]
         if op.kind == "akida.depthwise_conv2d_transpose":
-            attrs["group"] = int(weight.type.shape[0])  # type: ignore[union-attr,index]
+            attrs["group"] = weight.type.dims[0]
         y = emitter.node("ConvTranspose", inputs, **attrs)
     else:
-        attrs["pads"] = conv_pads(op, in_hw)  # type: ignore[arg-type]
+        pads = conv_pads(op, in_hw)
+        attrs["pads"] = pads
         if op.kind == "akida.depthwise_conv2d":
-            attrs["group"] = int(weight.type.shape[0])  # type: ignore[union-attr,index]
+            attrs["group"] = weight.type.dims[0]
         y = emitter.node("Conv", inputs, **attrs)
-    if akida_attr(op, "pool") == "max":
-        size = list(akida_attr(op, "pool_size"))  # type: ignore[arg-type]
-        pstride = list(akida_attr(op, "pool_stride"))  # type: ignore[arg-type]
-        conv_h = (in_hw[0] + attrs["pads"][0] + attrs["pads"][2] - kernel[0]) // stride[0] + 1  # type: ignore[index,operator]
-        conv_w = (in_hw[1] + attrs["pads"][1] + attrs["pads"][3] - kernel[1]) // stride[1] + 1  # type: ignore[index,operator]
-        if akida_attr(op, "pad") == "valid":
+    if akida_str(op, "pool") == "max":
+        size = akida_ints(op, "pool_size")
+        pstride = akida_ints(op, "pool_stride")
+        conv_h = (in_hw[0] + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
+        conv_w = (in_hw[1] + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
+        if akida_str(op, "pad") == "valid":
             pool_pads = [0, 0, 0, 0]
         else:
             top, bottom = same_pads(conv_h, size[0], pstride[0], upper=False)
@@ -250,7 +256,7 @@ def _emit_dense(op: Op, emitter: NodeEmitter) -> None:
     x = _nchw_input(op, emitter)
     if (x_value.type.rank or 0) > 2:
         x = emitter.node("Flatten", [x], axis=1)
-    y = emitter.node("MatMul", [x, op.inputs[1].name])  # type: ignore[union-attr]
+    y = emitter.node("MatMul", [x, op.operand(1).name])
     if len(op.inputs) > 2 and op.inputs[2] is not None:
         y = emitter.node("Add", [y, op.inputs[2].name])
     _finish(op, emitter, y)
@@ -262,7 +268,7 @@ def _emit_merge(op: Op, emitter: NodeEmitter) -> None:
     if op.kind == "akida.add":
         emitter.node("Add", names, output=out.name)
     else:
-        axis = 3 if out.type.layout == "NHWC" else int(akida_attr(op, "axis"))  # type: ignore[arg-type]
+        axis = 3 if out.type.layout == "NHWC" else akida_int(op, "axis")
         emitter.node("Concat", names, output=out.name, axis=axis)
 
 
@@ -300,9 +306,7 @@ def graph_to_model(
         emit_op(op, emitter)
     used = {name for node in emitter.nodes for name in node.input}
     initializers = [
-        numpy_helper.from_array(v.const, v.name)  # type: ignore[arg-type]
-        for v in graph.constants.values()
-        if v.name in used
+        numpy_helper.from_array(v.array, v.name) for v in graph.constants.values() if v.name in used
     ]
     outputs = [value_info(v) for v in graph.outputs]
     names = {v.name for v in graph.outputs}

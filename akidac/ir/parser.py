@@ -98,7 +98,10 @@ class _Parser:
         return False
 
     def string(self) -> str:
-        return json.loads(self.take("string").text)
+        text = json.loads(self.take("string").text)
+        if not isinstance(text, str):
+            raise self.error("expected a string")
+        return text
 
     def name(self) -> str:
         raw = self.take("value").text[1:]
@@ -151,7 +154,9 @@ class _Parser:
     def dense(self) -> np.ndarray:
         self.take(text="<")
         type_ = self.tensor_type()
-        shape = tuple(int(d) for d in type_.shape or ())
+        if not type_.is_static:
+            raise self.error("a dense value needs a static shape")
+        shape = type_.dims
         token = self.peek
         if token.kind == "hash":
             self.index += 1
@@ -320,7 +325,7 @@ class _Parser:
             inputs=operands,
             outputs=outputs,
             attrs=attrs,
-            origin=tuple(origin) if isinstance(origin, list) else (),
+            origin=tuple(str(name) for name in origin) if isinstance(origin, list) else (),
             created_by=str(loc.get("by", "frontend")),
             domain=str(loc.get("domain", "")),
             annotations=annotations,

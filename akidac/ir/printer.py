@@ -137,7 +137,7 @@ def print_graph(graph: Graph, *, elide_weights: bool = True) -> str:
         lines.append(f"  input {format_name(value.name)} : {format_type(value.type)}")
     for value in graph.constants.values():
         assert_const(value)
-        dense = format_dense(value.const, elide_weights)
+        dense = format_dense(value.array, elide_weights)
         lines.append(f"  const {format_name(value.name)} = {dense}")
     for op in graph.ops:
         lines.append("  " + format_op(op, elide_weights))

@@ -37,12 +37,12 @@ def saturate(values: np.ndarray, bits: int) -> np.ndarray:
     """`sat_n`: clip to the signed range of `bits` bits, [-2^(bits-1), 2^(bits-1) - 1]."""
     low = -(1 << (bits - 1))
     high = (1 << (bits - 1)) - 1
-    return np.clip(values, low, high)
+    return np.asarray(np.clip(values, low, high))
 
 
 def wrap32(values: np.ndarray) -> np.ndarray:
     """`wrap32`: the value an int32 accumulator holds, ((v + 2^31) mod 2^32) - 2^31."""
-    return np.mod(values + (1 << 31), 1 << 32) - (1 << 31)
+    return np.asarray(np.mod(values + (1 << 31), 1 << 32) - (1 << 31))
 
 
 def shift_left_saturating(values: np.ndarray, shifts: np.ndarray, bits: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def rounding_shift(values: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     # (v + 2^(n-1)) >> n for n > 0; for n = 0 the rounding term is 0.
     half = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
     shifted_right = (values + half) >> right
-    return np.where(shifts < 0, shifted_right, values << left)
+    return np.asarray(np.where(shifts < 0, shifted_right, values << left))
 
 
 def output_range(bits: int, *, always_signed: bool = False) -> tuple[int, int]:
@@ -260,14 +260,14 @@ def _activation(record: LayerRecord, acc: np.ndarray) -> np.ndarray:
         ceiling = _variable(record, "max_value") << np.minimum(
             _variable(record, "max_value_shift"), LEFT_SHIFT_CAP
         )
-        return np.minimum(np.maximum(acc, 0), ceiling)
+        return np.asarray(np.minimum(np.maximum(acc, 0), ceiling))
     if activation == "LUT":
         post_bits = _int_param(record, "post_op_buffer_bits")
         scaled = saturate(acc * _variable(record, "activation_scales"), post_bits)
         index = saturate(
             rounding_shift(scaled, _variable(record, "activation_shift")), LUT_INDEX_BITS
         )
-        return _variable(record, "lut_values")[index + LUT_OFFSET]
+        return np.asarray(_variable(record, "lut_values")[index + LUT_OFFSET])
     return acc
 
 
@@ -292,7 +292,7 @@ def _requantize(record: LayerRecord, acc: np.ndarray) -> np.ndarray:
     scaled = saturate(acc * _variable(record, "output_scales"), post_bits)
     shifted = rounding_shift(scaled, _variable(record, "output_shift"))
     low, high = output_range(bits)
-    return np.clip(shifted, low, high).astype(output_dtype(bits))
+    return np.asarray(np.clip(shifted, low, high).astype(output_dtype(bits)))
 
 
 def _finish(record: LayerRecord, exact_sum: np.ndarray) -> np.ndarray:
@@ -399,7 +399,7 @@ def run_add(record: LayerRecord, inputs: Sequence[np.ndarray]) -> np.ndarray:
     shifted = rounding_shift(total, _variable(record, "output_shift"))
     bits = _int_param(record, "output_bits")
     low, high = output_range(bits, always_signed=True)
-    return np.clip(shifted, low, high).astype(output_dtype(bits, always_signed=True))
+    return np.asarray(np.clip(shifted, low, high).astype(output_dtype(bits, always_signed=True)))
 
 
 def run_concatenate(record: LayerRecord, inputs: Sequence[np.ndarray]) -> np.ndarray:

@@ -97,11 +97,19 @@ class TensorType:
     def is_static(self) -> bool:
         return self.shape is not None and all(isinstance(d, int) for d in self.shape)
 
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The static shape, every dimension an int (raises `ValueError` otherwise): what a
+        pass reads once the value is known to be static (every Akida candidate is)."""
+        shape = self.shape
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            raise ValueError(f"shape {shape} is not static")
+        return tuple(int(d) for d in shape if d is not None)
+
     def num_elements(self) -> int:
         """Element count of a static shape."""
-        if not self.is_static:
-            raise ValueError(f"shape {self.shape} is not static")
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        dims = self.dims
+        return int(np.prod(dims, dtype=np.int64)) if dims else 1
 
     def with_shape(self, shape: tuple[int | None, ...]) -> TensorType:
         return TensorType(self.dtype, tuple(shape), self.layout, self.quant)

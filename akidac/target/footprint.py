@@ -138,7 +138,7 @@ def layer_footprint(c: LayerCandidate, device: Device | None = None) -> LayerFoo
     on the HRC; Add and Concatenate take no NP of their own.
     """
     device = device or parse_device(DEFAULT_DEVICE)
-    base = {
+    base: dict[str, Any] = {
         "node_name": c.node_name,
         "kind": c.kind,
         "weight_bits": layer_weight_bits(c),
@@ -153,7 +153,7 @@ def layer_footprint(c: LayerCandidate, device: Device | None = None) -> LayerFoo
     return _cnp_footprint(c, device, base)
 
 
-def _no_split() -> dict[str, int]:
+def _no_split() -> dict[str, Any]:
     return {
         "filters_per_np": 0,
         "filter_groups": 0,
@@ -169,7 +169,7 @@ def _dense_footprint(c: LayerCandidate, device: Device, base: dict[str, Any]) ->
     weight_bytes = dense_weight_bytes(c.input_features, c.filters)
     np_type = NpType.FNP3 if weight_bytes <= device.fnp3_weight_bytes else NpType.FNP2
     input_bytes = math.ceil(c.input_features * c.input_bits / 8)
-    split = {
+    split: dict[str, Any] = {
         "filters_per_np": c.filters,
         "filter_groups": 1,
         "column_strips": 1,

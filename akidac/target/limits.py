@@ -218,8 +218,8 @@ class LayerLimits:
         return tuple(sorted({size for size, _ in self.max_pools}))
 
 
-_NO_KERNEL: Final = MappingProxyType({})
-_NO_CHANNEL_TABLE: Final = MappingProxyType({})
+_NO_KERNEL: Final[MappingProxyType[int, tuple[int, ...]]] = MappingProxyType({})
+_NO_CHANNEL_TABLE: Final[MappingProxyType[int, int]] = MappingProxyType({})
 _CHIP_INPUT_DTYPES: Final = FLOAT_DTYPES + INTEGER_INPUT_DTYPES
 #: the input conv reads uint8 images; a float model input is quantized to uint8 on the host.
 _INPUT_CONV_DTYPES: Final = (*FLOAT_DTYPES, MODEL_INPUT_DTYPE)
