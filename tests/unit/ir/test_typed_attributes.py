@@ -32,9 +32,9 @@ def test_onnx_attributes_read_as_their_python_types_or_the_default() -> None:
 
 def test_a_missing_attribute_without_default_or_a_wrong_type_names_the_attribute() -> None:
     op = _op("onnx.Conv", strides=[2, 2], auto_pad="NOTSET", value=DenseAttr(np.ones(2)))
-    with pytest.raises(AttributeTypeError, match="'group' of onnx.Conv 'conv' is missing"):
+    with pytest.raises(AttributeTypeError, match=r"'group' of onnx\.Conv 'conv' is missing"):
         op.int_attr("group")
-    with pytest.raises(AttributeTypeError, match="'auto_pad' of onnx.Conv 'conv' is 'NOTSET', not"):
+    with pytest.raises(AttributeTypeError, match=r"'auto_pad' of onnx\.Conv 'conv' is 'NOTSET'"):
         op.int_attr("auto_pad")
     with pytest.raises(AttributeTypeError, match="not a list of integers"):
         op.ints_attr("auto_pad")
