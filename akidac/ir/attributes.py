@@ -54,7 +54,24 @@ class TypedList:
     kind: str
 
 
-AttrValue = int | float | str | bool | None | DenseAttr | GraphAttr | TypedList | list["AttrValue"]
+#: an attribute's value. The homogeneous lists are spelled out beside the general one so that
+#: a `list[int]` (kernel, strides, pads) is an `AttrValue` as it is, without a cast.
+AttrValue = (
+    int
+    | float
+    | str
+    | bool
+    | None
+    | DenseAttr
+    | GraphAttr
+    | TypedList
+    | list[int]
+    | list[float]
+    | list[str]
+    | list[DenseAttr]
+    | list[GraphAttr]
+    | list["AttrValue"]
+)
 
 
 class AttributeTypeError(InternalError):
@@ -90,7 +107,7 @@ def as_str(value: AttrValue, what: str = "attribute") -> str:
     raise _wrong(value, "a string", what)
 
 
-def _as_list(value: AttrValue, expected: str, what: str) -> list[AttrValue]:
+def _as_list(value: AttrValue, expected: str, what: str) -> Sequence[AttrValue]:
     """A list attribute's items (none for an empty typed list)."""
     if isinstance(value, TypedList):
         return []

@@ -34,7 +34,7 @@ class ActivationMatch:
 
 
 def _scalar(value: Value | None) -> float | None:
-    if value is None or not value.is_constant or value.const.size != 1:  # type: ignore[union-attr]
+    if value is None or value.const is None or value.const.size != 1:
         return None
     return float(np.asarray(value.const).reshape(-1)[0])
 
@@ -58,8 +58,8 @@ def relu_bound(op: Op) -> tuple[bool, float | None]:
         return True, None
     if op.kind != "onnx.Clip":
         return False, None
-    low: AttrValue = op.attrs.get("min")
-    high: AttrValue = op.attrs.get("max")
+    low = op.optional_float_attr("min")
+    high = op.optional_float_attr("max")
     if len(op.inputs) > 1 and op.inputs[1] is not None:
         low = _scalar(op.inputs[1])
         if low is None:
@@ -68,9 +68,9 @@ def relu_bound(op: Op) -> tuple[bool, float | None]:
         high = _scalar(op.inputs[2])
         if high is None:
             return False, None
-    if low is None or float(low) != 0.0:  # type: ignore[arg-type]
+    if low is None or low != 0.0:
         return False, None
-    return True, None if high is None else float(high)  # type: ignore[arg-type]
+    return True, high
 
 
 def _lut(name: str, ops: list[Op], tail: Value, alpha: float | None = None) -> ActivationMatch:
@@ -142,9 +142,9 @@ def _match_function(graph: Graph, value: Value) -> ActivationMatch | None:
     if op.kind in simple:
         return _lut(simple[op.kind], [op], out)
     if op.kind == "onnx.LeakyRelu":
-        return _lut("leaky_relu", [op], out, float(op.attrs.get("alpha", 0.01)))  # type: ignore[arg-type]
+        return _lut("leaky_relu", [op], out, op.float_attr("alpha", 0.01))
     if op.kind == "onnx.Elu":
-        return _lut("elu", [op], out, float(op.attrs.get("alpha", 1.0)))  # type: ignore[arg-type]
+        return _lut("elu", [op], out, op.float_attr("alpha", 1.0))
     if op.kind == "onnx.Gelu" and op.attrs.get("approximate", "none") == "none":
         return _lut("gelu", [op], out)
     return None
@@ -161,8 +161,8 @@ def _match_gated(graph: Graph, value: Value, users: list[Op]) -> ActivationMatch
         return None
     if gate.kind == "onnx.Sigmoid":
         return _lut("swish", [gate, mul], mul.outputs[0])
-    alpha = float(gate.attrs.get("alpha", 0.2))  # type: ignore[arg-type]
-    beta = float(gate.attrs.get("beta", 0.5))  # type: ignore[arg-type]
+    alpha = gate.float_attr("alpha", 0.2)
+    beta = gate.float_attr("beta", 0.5)
     if math.isclose(alpha, 1 / 6, rel_tol=1e-4) and math.isclose(beta, 0.5, rel_tol=1e-6):
         return _lut("hardswish", [gate, mul], mul.outputs[0])
     return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from akidac.ir.attributes import as_ints
 from akidac.ir.graph import Graph, Op, Value
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.rewrites import CANONICALIZE_RULES
@@ -45,7 +46,7 @@ def _reduce_axes(op: Op) -> list[int] | None:
         axes = None if array is None else [int(a) for a in array.reshape(-1)]
     if not isinstance(axes, list):
         return None
-    return sorted(a % 4 for a in axes)
+    return sorted(a % 4 for a in as_ints(axes, f"axes of '{op.display_name}'"))
 
 
 def matmul_add_to_gemm(graph: Graph, op: Op, by: str) -> Outcome:
@@ -79,7 +80,8 @@ def reshape_to_flatten(graph: Graph, op: Op, by: str) -> Outcome:
     out = op.outputs[0]
     if x is None or target is None or x.type.rank != 4 or not out.type.is_static:
         return False
-    if out.type.rank != 2 or out.type.shape[0] != x.type.shape[0]:  # type: ignore[index]
+    x_shape = x.type.shape
+    if out.type.rank != 2 or x_shape is None or out.type.dims[0] != x_shape[0]:
         return False
     return _flatten(graph, op, x, by)
 
@@ -100,15 +102,17 @@ def average_pool_to_gap(graph: Graph, op: Op, by: str) -> Outcome:
         return False
     kernel = op.attrs.get("kernel_shape")
     pads = op.attrs.get("pads", [0, 0, 0, 0])
-    if kernel != list(x.type.shape[2:]) or any(pads):  # type: ignore[index,arg-type]
+    if kernel != list(x.type.dims[2:]) or any(as_ints(pads)):
         return False
     return _to_gap(graph, op, keepdims=True, by=by)
 
 
 def _to_gap(graph: Graph, op: Op, keepdims: bool, by: str) -> bool:
-    x = op.inputs[0]
+    x = op.operand(0)
     out = op.outputs[0]
-    n, c = x.type.shape[0], x.type.shape[1]  # type: ignore[union-attr,index]
+    shape = x.type.shape
+    assert shape is not None  # the callers checked that x is 4-D
+    n, c = shape[0], shape[1]
     gap = graph.make_op(
         "onnx.GlobalAveragePool",
         [x],

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from akidac.ir.attributes import AttrValue
+from akidac.ir.attributes import AttrValue, quad
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import same_pads
 from akidac.passes.activations import ActivationMatch, match_activation
@@ -73,29 +73,34 @@ def _legal_activation(graph: Graph, value: Value, cand: LayerCandidate) -> Activ
 
 def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[int] | None:
     """[size_h, size_w, stride_h, stride_w] of an ONNX MaxPool Akida can fuse, else None."""
-    kernel = op.attrs.get("kernel_shape")
-    strides = op.attrs.get("strides", [1, 1])
-    pads = op.attrs.get("pads", [0, 0, 0, 0])
-    if not isinstance(kernel, list) or len(kernel) != 2:
+    if not isinstance(op.attrs.get("kernel_shape"), list):
+        return None
+    kernel = op.ints_attr("kernel_shape")
+    strides = op.ints_attr("strides", [1, 1])
+    pads = op.ints_attr("pads", [0, 0, 0, 0])
+    if len(kernel) != 2:
         return None
     if op.attrs.get("dilations", [1, 1]) != [1, 1] or op.attrs.get("storage_order", 0):
         return None
     if len(op.outputs) > 1 and op.outputs[1].users:
         return None
     ceil_mode = bool(op.attrs.get("ceil_mode", 0))
-    out = op.outputs[0].type.shape
+    out_type = op.outputs[0].type
+    if out_type.rank != 4 or not out_type.is_static:
+        return None
+    out = out_type.dims
     for axis in (0, 1):
-        size, k, s = conv_out_hw[axis], kernel[axis], strides[axis]  # type: ignore[index]
-        before, after = pads[axis], pads[axis + 2]  # type: ignore[index]
+        size, k, s = conv_out_hw[axis], kernel[axis], strides[axis]
+        before, after = pads[axis], pads[axis + 2]
         if padding == "valid":
-            if before or after or out[2 + axis] != (size - k) // s + 1:  # type: ignore[index,operator]
+            if before or after or out[2 + axis] != (size - k) // s + 1:
                 return None
         else:
-            if out[2 + axis] != -(-size // s):  # type: ignore[index,operator]
+            if out[2 + axis] != -(-size // s):
                 return None
             if before != same_pads(size, k, s, upper=False)[0] and not (ceil_mode and before == 0):
                 return None
-    return [kernel[0], kernel[1], strides[0], strides[1]]  # type: ignore[index]
+    return [kernel[0], kernel[1], strides[0], strides[1]]
 
 
 def _pool_near_miss(op: Op) -> list[Violation]:
@@ -164,8 +169,8 @@ class Fuse:
             "wbits": ctx.options.wbits,
             "abits": ctx.options.abits,
         }
-        out_shape = conv.outputs[0].type.shape
-        conv_hw = (int(out_shape[2]), int(out_shape[3]))  # type: ignore[index,arg-type]
+        out_shape = conv.outputs[0].type.dims
+        conv_hw = (out_shape[2], out_shape[3])
         fused = [conv]
         tail = conv.outputs[0]
         state: dict[str, Any] = {"pool": None, "activation": "none", "gap": False}
@@ -192,7 +197,11 @@ class Fuse:
                     user.meta["near_miss"] = _pool_near_miss(user)
                     break
                 change = {"pool": tuple(params)}
-                new_attrs = {"pool": "max", "pool_size": params[:2], "pool_stride": params[2:]}
+                new_attrs = {
+                    "pool": "max",
+                    "pool_size": [*params[:2]],
+                    "pool_stride": [*params[2:]],
+                }
                 consumed, new_tail = [user], user.outputs[0]
             elif (
                 user is not None
@@ -222,29 +231,29 @@ class Fuse:
     # ----------------------------------------------------------------- dense
     def _fuse_dense(self, graph: Graph, ctx: PassContext, op: Op, cand: LayerCandidate) -> None:
         fused = [op]
-        x = op.inputs[0]
-        producer = x.producer if x is not None else None
+        x = op.operand(0)
+        producer = x.producer
         if (
             producer is not None
             and producer.op_type == "Flatten"
             and producer.annotations.get("target") == "fusable"
-            and len(x.users) == 1  # type: ignore[union-attr]
-            and not graph.is_pinned(x)  # type: ignore[arg-type]
+            and len(x.users) == 1
+            and not graph.is_pinned(x)
             and producer.attrs.get("axis", 1) == 1
             and producer.inputs[0] is not None
             and producer.inputs[0].type.rank == 4
         ):
             fused.insert(0, producer)
             x = producer.inputs[0]
-        weight = op.inputs[1].const.astype(np.float32)  # type: ignore[union-attr]
+        weight = op.operand(1).array.astype(np.float32)
         bias = None
         if op.kind == "onnx.Gemm":
             if op.attrs.get("transB", 0):
                 weight = weight.T
-            weight = weight * float(op.attrs.get("alpha", 1.0))  # type: ignore[arg-type]
+            weight = weight * op.float_attr("alpha", 1.0)
             if len(op.inputs) > 2 and op.inputs[2] is not None and op.inputs[2].is_constant:
-                c = op.inputs[2].const.astype(np.float32)  # type: ignore[union-attr]
-                beta = float(op.attrs.get("beta", 1.0))  # type: ignore[arg-type]
+                c = op.inputs[2].array.astype(np.float32)
+                beta = op.float_attr("beta", 1.0)
                 bias = np.broadcast_to(c.reshape(-1), (weight.shape[1],)) * beta
         attrs: dict[str, AttrValue] = {
             "act": "none",
@@ -290,16 +299,16 @@ class Fuse:
             )
             fused: list[Op] = []
             tail = out
-            shape = out.type.shape or (1, 1, 1, 1)
+            shape = out.type.dims
             identity = LayerCandidate(
                 node_name=merge.display_name,
                 op_type=merge.op_type,
                 kind="depthwise_conv2d",
-                in_channels=int(shape[1]),
-                filters=int(shape[1]),  # type: ignore[arg-type]
+                in_channels=shape[1],
+                filters=shape[1],
                 kernel=(3, 3),
-                groups=int(shape[1]),  # type: ignore[arg-type]
-                input_hw=(int(shape[2]), int(shape[3])),  # type: ignore[arg-type]
+                groups=shape[1],
+                input_hw=(shape[2], shape[3]),
             )
             match = _legal_activation(graph, out, identity)
             if match is not None:
@@ -336,15 +345,17 @@ class Fuse:
                 continue
             attrs = self._identity_attrs(ctx)
             attrs["act"] = "relu"
+            shape = source.type.dims
+            pool_window: tuple[int, int, int, int] | None = None
             if pool.kind == "onnx.GlobalAveragePool":
                 attrs["gap"] = True
             else:
-                shape = source.type.shape or ()
-                params = _maxpool_params(pool, (int(shape[2]), int(shape[3])), "same")  # type: ignore[arg-type]
+                params = _maxpool_params(pool, (shape[2], shape[3]), "same")
                 if params is None:
                     continue
-                attrs.update(pool="max", pool_size=params[:2], pool_stride=params[2:])
-            channels = int((source.type.shape or [0, 0])[1])  # type: ignore[arg-type]
+                pool_window = quad(params)
+                attrs.update(pool="max", pool_size=[*params[:2]], pool_stride=[*params[2:]])
+            channels = shape[1]
             candidate = LayerCandidate(
                 node_name=pool.display_name,
                 op_type=pool.op_type,
@@ -353,12 +364,10 @@ class Fuse:
                 filters=channels,
                 kernel=(3, 3),
                 groups=channels,
-                input_hw=(int(source.type.shape[2]), int(source.type.shape[3])),  # type: ignore[index,arg-type]
+                input_hw=(shape[2], shape[3]),
                 activation="relu",
                 gap=bool(attrs["gap"]),
-                pool=tuple(attrs["pool_size"] + attrs["pool_stride"])
-                if attrs["pool"] == "max"
-                else None,  # type: ignore[operator,arg-type]
+                pool=pool_window,
             )
             violations = judge(candidate)
             if violations:
@@ -464,7 +473,7 @@ class Fuse:
     ) -> None:
         """An identity layer (`_identity_attrs`: a 3×3 depthwise convolution, centre tap 1)
         reading `source`, replacing `fused` (which end in `tail`), placed after `after`."""
-        channels = int(source.type.shape[1])  # type: ignore[index,arg-type]
+        channels = source.type.dims[1]
         eye = np.zeros((channels, 1, 3, 3), dtype=np.float32)
         eye[:, 0, 1, 1] = 1.0
         weight = graph.add_constant(f"{after.display_name}_identity", eye, fresh=True)

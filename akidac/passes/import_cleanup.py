@@ -147,10 +147,10 @@ class ImportCleanup:
         source = op.inputs[0]
         if source is None or not source.type.is_static:
             return False
-        shape = np.array(source.type.shape, dtype=np.int64)
-        start = int(op.attrs.get("start", 0))  # type: ignore[arg-type]
-        end = op.attrs.get("end")
-        shape = shape[start:] if end is None else shape[start : int(end)]  # type: ignore[arg-type]
+        shape = np.array(source.type.dims, dtype=np.int64)
+        start = op.int_attr("start", 0)
+        end = None if op.attrs.get("end") is None else op.int_attr("end")
+        shape = shape[start:] if end is None else shape[start:end]
         graph.replace_with_constant(op, shape)
         return True
 

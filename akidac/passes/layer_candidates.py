@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from akidac.ir.attributes import pair, quad
 from akidac.ir.graph import Op, Value
 from akidac.ir.onnx_export import same_pads
 from akidac.ir.types import dtype_to_numpy
@@ -45,9 +46,9 @@ def conv_padding(op: Op, in_hw: tuple[int, int], kernel: list[int], stride: list
         return "same_upper"
     if auto_pad == "VALID":
         return "valid"
-    pads = op.attrs.get("pads", [0, 0, 0, 0])
+    pads = op.ints_attr("pads", [0, 0, 0, 0])
     modes = {
-        match_padding(in_hw[axis], kernel[axis], stride[axis], pads[axis], pads[axis + 2])  # type: ignore[index]
+        match_padding(in_hw[axis], kernel[axis], stride[axis], pads[axis], pads[axis + 2])
         for axis in (0, 1)
     }
     return modes.pop() if len(modes) == 1 else "explicit"
@@ -87,12 +88,12 @@ def _describe_conv_transpose(op: Op, base: dict[str, Any]) -> LayerCandidate | N
         return None
     if x is None or x.type.rank != 4 or not x.type.is_static:
         return None
-    in_channels, per_group, kh, kw = (int(d) for d in weight.type.shape)  # type: ignore[arg-type,union-attr]
-    groups = int(op.attrs.get("group", 1))  # type: ignore[arg-type]
+    in_channels, per_group, kh, kw = weight.type.dims
+    groups = op.int_attr("group", 1)
     filters = per_group * groups
-    stride = tuple(op.attrs.get("strides", [1, 1]))  # type: ignore[arg-type]
-    pads = list(op.attrs.get("pads", [0, 0, 0, 0]))  # type: ignore[arg-type]
-    in_hw = (int(x.type.shape[2]), int(x.type.shape[3]))  # type: ignore[index,arg-type]
+    stride = pair(op.ints_attr("strides", [1, 1]))
+    pads = op.ints_attr("pads", [0, 0, 0, 0])
+    in_hw = (x.type.dims[2], x.type.dims[3])
     out = op.outputs[0].type.shape
     exact = (
         out is not None
@@ -106,10 +107,10 @@ def _describe_conv_transpose(op: Op, base: dict[str, Any]) -> LayerCandidate | N
         **base,
         kind="depthwise_conv2d_transpose" if depthwise else "conv2d_transpose",
         kernel=(kh, kw),
-        stride=stride,  # type: ignore[arg-type]
-        dilation=tuple(op.attrs.get("dilations", [1, 1])),  # type: ignore[arg-type]
+        stride=stride,
+        dilation=pair(op.ints_attr("dilations", [1, 1])),
         padding="same" if exact else "explicit",
-        pads=tuple(pads),  # type: ignore[arg-type]
+        pads=quad(pads),
         groups=groups,
         in_channels=in_channels,
         filters=filters,
@@ -128,16 +129,17 @@ def _describe_merge(op: Op, base: dict[str, Any]) -> LayerCandidate | None:
         return None
     if op.kind == "onnx.Add" and any(v.type.shape != first.shape for v in operands):
         return None
-    axis = int(op.attrs.get("axis", 1)) % 4 if op.kind == "onnx.Concat" else 1  # type: ignore[arg-type]
-    channels = sum(int(v.type.shape[1]) for v in operands)  # type: ignore[index,arg-type]
-    in_hw = (int(first.shape[2]), int(first.shape[3]))  # type: ignore[index,arg-type]
+    axis = op.int_attr("axis", 1) % 4 if op.kind == "onnx.Concat" else 1
+    channels = sum(v.type.dims[1] for v in operands)
+    first_dims = first.dims
+    in_hw = (first_dims[2], first_dims[3])
     return LayerCandidate(
         **base,
         kind="add" if op.kind == "onnx.Add" else "concatenate",
-        in_channels=int(first.shape[1]),  # type: ignore[index,arg-type]
-        filters=int(first.shape[1]) if op.kind == "onnx.Add" else channels,  # type: ignore[index,arg-type]
+        in_channels=first_dims[1],
+        filters=first_dims[1] if op.kind == "onnx.Add" else channels,
         input_hw=in_hw,
-        input_features=int(first.shape[1]) * in_hw[0] * in_hw[1],  # type: ignore[index,arg-type]
+        input_features=first_dims[1] * in_hw[0] * in_hw[1],
         num_inputs=len(operands),
         axis=axis,
     )
@@ -159,27 +161,28 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
         weight = op.inputs[1]
         if weight is None or weight.type.rank != 4 or x.type.rank != 4 or not x.type.is_static:
             return None
-        filters, _, kh, kw = weight.type.shape  # type: ignore[misc]
-        in_channels = x.type.shape[1]  # type: ignore[index]
-        groups = int(op.attrs.get("group", 1))  # type: ignore[arg-type]
-        kernel = [int(kh), int(kw)]  # type: ignore[arg-type]
-        stride = list(op.attrs.get("strides", [1, 1]))  # type: ignore[arg-type]
-        dilation = list(op.attrs.get("dilations", [1, 1]))  # type: ignore[arg-type]
-        in_hw = (int(x.type.shape[2]), int(x.type.shape[3]))  # type: ignore[index,arg-type]
+        filters, _, kh, kw = weight.type.dims
+        x_dims = x.type.dims
+        in_channels = x_dims[1]
+        groups = op.int_attr("group", 1)
+        kernel = [kh, kw]
+        stride = op.ints_attr("strides", [1, 1])
+        dilation = op.ints_attr("dilations", [1, 1])
+        in_hw = (x_dims[2], x_dims[3])
         depthwise = groups > 1 and groups == in_channels and filters == in_channels
         candidate = LayerCandidate(
             **base,
             kind="depthwise_conv2d" if depthwise else "conv2d",
-            kernel=tuple(kernel),
-            stride=tuple(stride),
-            dilation=tuple(dilation),
+            kernel=pair(kernel),
+            stride=pair(stride),
+            dilation=pair(dilation),
             padding=conv_padding(op, in_hw, kernel, stride),
-            pads=tuple(op.attrs.get("pads", [0, 0, 0, 0])),  # type: ignore[arg-type]
+            pads=quad(op.ints_attr("pads", [0, 0, 0, 0])),
             groups=groups,
-            in_channels=int(in_channels),  # type: ignore[arg-type]
-            filters=int(filters),  # type: ignore[arg-type]
+            in_channels=in_channels,
+            filters=filters,
             input_hw=in_hw,
-            input_features=int(in_channels) * in_hw[0] * in_hw[1],  # type: ignore[arg-type]
+            input_features=in_channels * in_hw[0] * in_hw[1],
         )
         return _as_input_conv(candidate, x)
     if op.kind == "onnx.ConvTranspose":
@@ -195,14 +198,14 @@ def describe_anchor(op: Op) -> LayerCandidate | None:
         if op.kind == "onnx.Gemm" and op.attrs.get("transA", 0):
             return None
         trans_b = op.kind == "onnx.Gemm" and bool(op.attrs.get("transB", 0))
-        rows, cols = weight.type.shape  # type: ignore[misc]
+        rows, cols = weight.type.dims
         inputs, units = (cols, rows) if trans_b else (rows, cols)
         return LayerCandidate(
             **base,
             kind="dense1d",
-            in_channels=int(inputs),  # type: ignore[arg-type]
-            filters=int(units),  # type: ignore[arg-type]
-            input_features=int(inputs),  # type: ignore[arg-type]
+            in_channels=inputs,
+            filters=units,
+            input_features=inputs,
         )
     return None
 

@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from akidac.errors import FallbackToCpu, UnsupportedModelError, UsageError
-from akidac.ir.akida_dialect import akida_attr
-from akidac.ir.attributes import DenseAttr
+from akidac.ir.akida_dialect import akida_attr, akida_ints, akida_optional_float, akida_str
+from akidac.ir.attributes import AttrValue, DenseAttr, as_int
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import preactivation_name
 from akidac.ir.types import Quantization, TensorType
@@ -127,8 +127,7 @@ def _reads_unpadded(op: Op, x: Value) -> bool:
         return True
     if op.kind != "akida.conv2d":
         return False
-    kernel = tuple(akida_attr(op, "kernel"))  # type: ignore[arg-type]
-    return kernel == (1, 1) or akida_attr(op, "pad") == "valid"
+    return akida_ints(op, "kernel") == [1, 1] or akida_str(op, "pad") == "valid"
 
 
 def quant_error(op: Op, message: str) -> UnsupportedModelError:
@@ -368,8 +367,9 @@ class _RegionQuantizer:
         value = op.attrs.get(key, getattr(self.options, key))
         if value not in ALLOWED_BITS:
             raise quant_error(op, f"{key} = {value!r}; Akida supports 4 or 8 bits")
-        op.attrs[key] = int(value)  # type: ignore[arg-type]
-        return int(value)  # type: ignore[arg-type]
+        bits = as_int(value, f"{key} of '{op.display_name}'")
+        op.attrs[key] = bits
+        return bits
 
     def _infer_bits(self) -> None:
         region = self.region
@@ -421,7 +421,7 @@ class _RegionQuantizer:
         for op in region.ops:
             if op.kind in NEURAL_KINDS and op.kind != "akida.input_conv2d":
                 in_bits = self.info[id(op.inputs[0])].bits
-                if int(op.attrs["wbits"]) > in_bits:  # type: ignore[arg-type]
+                if op.int_attr("wbits") > in_bits:
                     op.attrs["wbits"] = in_bits
                     self.ctx.sink.warning(
                         "AK-BITS",
@@ -484,7 +484,7 @@ class _RegionQuantizer:
                 producer.kind in ("onnx.DequantizeLinear", "onnx.Mul")
                 and producer.created_by == "quantize"
             ):
-                return self._observed(producer.inputs[0])  # type: ignore[arg-type]
+                return self._observed(producer.operand(0))
         return self.seen[value.name]
 
     def _range(self, value: Value, bits: int, signed: bool) -> float:
@@ -529,9 +529,9 @@ class _RegionQuantizer:
                 top = self._range(out, info.bits, info.signed)
             except UnsupportedModelError as error:
                 raise quant_error(op, error.message) from None
-            ceiling = op.attrs.get("act_max")
+            ceiling = op.optional_float_attr("act_max")
             if op.attrs.get("act") == "relu" and ceiling is not None and not op.attrs.get("gap"):
-                top = min(top, float(ceiling))  # type: ignore[arg-type]
+                top = min(top, ceiling)
             if not math.isfinite(top) or top <= 0:
                 raise quant_error(op, f"calibration gave no usable output range ({top})")
             info.desired = top / output_limit(info.bits, info.signed)
@@ -662,12 +662,12 @@ class _RegionQuantizer:
         out = region.output
         assert out is not None and out.producer is not None
         producer = out.producer
-        per_channel: np.ndarray = producer.attrs["acc_scale"].array  # type: ignore[union-attr]
+        per_channel = producer.dense_attr("acc_scale")
         float_type = TensorType("f32", out.type.shape, out.type.layout)
         if out.type.quant is not None:
             scale = np.array(out.type.quant.scale, np.float32)
             zero = np.array(0, np.int8 if out.type.dtype == "i8" else np.uint8)
-            attrs = {}
+            attrs: dict[str, AttrValue] = {}
         elif graph.opset_imports.get("", 0) >= 13 and (out.type.rank or 0) <= 2:
             scale = per_channel.astype(np.float32)
             zero = np.zeros(scale.shape, np.int32)
@@ -714,22 +714,23 @@ class _RegionQuantizer:
     # -------------------------------------------------------------------------- layers
     def _pre_gap_area(self, op: Op) -> int:
         """H · W that GAP sums over: the conv (and max pooling) output size."""
-        x_shape = [int(d) for d in op.inputs[0].type.shape]  # type: ignore[union-attr,arg-type]
-        kernel = akida_attr(op, "kernel")
-        stride = akida_attr(op, "stride")
-        valid = akida_attr(op, "pad") == "valid"
+        x_shape = op.operand(0).type.dims
+        kernel = akida_ints(op, "kernel")
+        stride = akida_ints(op, "stride")
+        valid = akida_str(op, "pad") == "valid"
         sizes = []
         for axis in (0, 1):
             n = x_shape[1 + axis]
             if op.kind in ("akida.conv2d_transpose", "akida.depthwise_conv2d_transpose"):
                 size = 2 * n
             elif valid:
-                size = (n - kernel[axis]) // stride[axis] + 1  # type: ignore[index,operator]
+                size = (n - kernel[axis]) // stride[axis] + 1
             else:
-                size = -(-n // stride[axis])  # type: ignore[index,operator]
-            if akida_attr(op, "pool") == "max":
-                pool, pool_stride = op.attrs["pool_size"][axis], op.attrs["pool_stride"][axis]  # type: ignore[index]
-                size = (size - pool) // pool_stride + 1 if valid else -(-size // pool_stride)  # type: ignore[operator]
+                size = -(-n // stride[axis])
+            if akida_str(op, "pool") == "max":
+                pool = akida_ints(op, "pool_size")[axis]
+                pool_stride = akida_ints(op, "pool_stride")[axis]
+                size = (size - pool) // pool_stride + 1 if valid else -(-size // pool_stride)
             sizes.append(size)
         return sizes[0] * sizes[1]
 
@@ -742,7 +743,7 @@ class _RegionQuantizer:
         assert x is not None
         params = _float_parameters(op)
         x_info = self.info[id(x)]
-        wbits = int(op.attrs["wbits"])  # type: ignore[arg-type]
+        wbits = op.int_attr("wbits")
         gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
         w_scale = self._weight_scale(op, params, x_info.scale, wbits, gap_area)
         weights_q = quantize_with_scale(params.w, w_scale, wbits, params.axis)
@@ -797,14 +798,11 @@ class _RegionQuantizer:
             other_axes = tuple(i for i in range(weights_q.ndim) if i != params.axis)
             bias_acc = bias_acc - x_info.zero_point * weights_q.astype(np.int64).sum(other_axes)
         if op.kind == "akida.input_conv2d":
-            channels = int(x.type.shape[-1])  # type: ignore[index,arg-type]
+            channels = x.type.dims[-1]
             attrs["padding_value"] = DenseAttr(np.full(channels, x_info.zero_point, np.uint8))
         else:
-            in_elems = (
-                int(np.prod(x.type.shape[1:]))
-                if op.kind == "akida.dense"
-                else int(x.type.shape[-1])
-            )  # type: ignore[index,arg-type]
+            dims = x.type.dims
+            in_elems = int(np.prod(dims[1:])) if op.kind == "akida.dense" else dims[-1]
             attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
         bias_q, bias_shift = encode_bias(bias_acc)
         attrs["bias"], attrs["bias_shift"] = DenseAttr(bias_q), DenseAttr(bias_shift)
@@ -815,9 +813,9 @@ class _RegionQuantizer:
         attrs = op.attrs
         act = akida_attr(op, "act")
         if act == "relu":
-            ceiling = attrs.get("act_max")
+            ceiling = op.optional_float_attr("act_max")
             if ceiling is not None:
-                mv, mvs = encode_relu_max(float(ceiling) / acc_scale)  # type: ignore[arg-type]
+                mv, mvs = encode_relu_max(ceiling / acc_scale)
             else:
                 mv, mvs = np.full(filters, 127, np.uint8), np.full(filters, 31, np.uint8)
             attrs["max_value"], attrs["max_value_shift"] = DenseAttr(mv), DenseAttr(mvs)
@@ -856,7 +854,7 @@ class _RegionQuantizer:
         function = str(akida_attr(op, "lut"))
         if function not in LUT_FUNCTIONS:
             raise quant_error(op, f"no lookup table for the function {function!r}")
-        alpha = op.attrs.get("lut_alpha")
+        alpha = op.optional_float_attr("lut_alpha")
         name = preactivation_name(op)
         if name not in self.seen:
             raise quant_error(op, "calibration did not observe its pre-activation")
@@ -865,13 +863,13 @@ class _RegionQuantizer:
         scales, shifts = encode_index_scale(acc_scale, step)
         if np.any(scales == 0):
             raise quant_error(op, "its accumulator cannot be rescaled to the 11-bit LUT index")
-        scale, offset = op.attrs.get("lut_scale"), op.attrs.get("lut_offset")
+        scale, offset = op.optional_float_attr("lut_scale"), op.optional_float_attr("lut_offset")
         table, value_unit = build_table(
             function,
-            None if alpha is None else float(alpha),  # type: ignore[arg-type]
+            alpha,
             step,
-            1.0 if scale is None else float(scale),  # type: ignore[arg-type]
-            0.0 if offset is None else float(offset),  # type: ignore[arg-type]
+            1.0 if scale is None else scale,
+            0.0 if offset is None else offset,
         )
         op.attrs["activation_scales"] = DenseAttr(scales)
         op.attrs["activation_shift"] = DenseAttr(shifts)
@@ -885,7 +883,7 @@ class _RegionQuantizer:
             self.exponent[id(a)], self.exponent[id(b)], self.exponent[id(out)]
         )
         info = self.info[id(out)]
-        channels = int(out.type.shape[-1])  # type: ignore[index,arg-type]
+        channels = out.type.dims[-1]
         attrs = op.attrs
         attrs["a_shift"] = DenseAttr(np.full(channels, a_shift, np.uint8))
         attrs["b_shift"] = DenseAttr(np.full(channels, b_shift, np.uint8))
@@ -898,7 +896,7 @@ class _RegionQuantizer:
     def _emit_concat(self, op: Op) -> None:
         out = op.outputs[0]
         info = self.info[id(out)]
-        channels = int(out.type.shape[-1])  # type: ignore[index,arg-type]
+        channels = out.type.dims[-1]
         op.attrs["output_bits"] = info.bits
         op.attrs["quantized"] = True
         op.attrs["acc_scale"] = DenseAttr(np.full(channels, info.scale, np.float32))
@@ -912,7 +910,7 @@ NEGATIVE_LUTS = frozenset({"gelu", "swish", "hardswish", "leaky_relu", "tanh", "
 def _lut_goes_negative(op: Op) -> bool:
     if akida_attr(op, "act") != "lut":
         return False
-    scale, offset = akida_attr(op, "lut_scale"), akida_attr(op, "lut_offset")
-    flipped = scale is not None and float(scale) < 0  # type: ignore[arg-type]
-    lowered = offset is not None and float(offset) < 0  # type: ignore[arg-type]
+    scale, offset = akida_optional_float(op, "lut_scale"), akida_optional_float(op, "lut_offset")
+    flipped = scale is not None and scale < 0
+    lowered = offset is not None and offset < 0
     return akida_attr(op, "lut") in NEGATIVE_LUTS or flipped or lowered

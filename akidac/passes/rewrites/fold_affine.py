@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from akidac.ir.attributes import AttrValue
 from akidac.ir.graph import Graph, Op, Value
 from akidac.passes.rewrites.rule import (
     Miss,
@@ -42,9 +43,11 @@ ANCHORS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 def _operands(op: Op) -> tuple[Value, np.ndarray, bool] | None:
     """(the variable operand, the constant one, whether the variable one comes first) of a
     binary op with exactly one constant operand; None otherwise."""
-    if len(op.inputs) != 2 or op.inputs[0] is None or op.inputs[1] is None:
+    if len(op.inputs) != 2:
         return None
     first, second = op.inputs
+    if first is None or second is None:
+        return None
     first_const, second_const = const_of(first), const_of(second)
     if second_const is not None and first_const is None:
         return first, second_const, True
@@ -68,7 +71,7 @@ def _channels(anchor: Op) -> tuple[int, int] | str:
     if anchor.op_type == "Conv":
         return 1, int(w.shape[0])
     if anchor.op_type == "ConvTranspose":
-        return 1, int(w.shape[1]) * int(anchor.attrs.get("group", 1))  # type: ignore[arg-type]
+        return 1, int(w.shape[1]) * anchor.int_attr("group", 1)
     if w.ndim != 2:
         return f"the weights of {name} are not a matrix"
     if anchor.op_type == "Gemm":
@@ -82,8 +85,9 @@ def _affine_map(
     """(m, a) of the follower `op` (a is None when it adds nothing), or why it does not fold."""
     name = f"{op.op_type} '{op.display_name}'"
     if op.op_type == "BatchNormalization":
-        params = [const_of(v) for v in op.inputs[1:5]]
-        if len(params) != 4 or any(p is None for p in params):
+        found_params = [const_of(v) for v in op.inputs[1:5]]
+        params = [p for p in found_params if p is not None]
+        if len(params) != 4:
             return f"the statistics of {name} are not constant"
         if op.attrs.get("training_mode", 0):
             return f"{name} is in training mode"
@@ -91,8 +95,8 @@ def _affine_map(
             return f"the running statistics of {name} are read"
         if axis != 1:
             return f"{name} normalizes axis 1, but the layer's channels are on axis {axis}"
-        gamma, beta, mean, var = (p.astype(np.float64).reshape(-1) for p in params)  # type: ignore[union-attr]
-        epsilon = float(op.attrs.get("epsilon", 1e-5))  # type: ignore[arg-type]
+        gamma, beta, mean, var = (p.astype(np.float64).reshape(-1) for p in params)
+        epsilon = op.float_attr("epsilon", 1e-5)
         m = gamma / np.sqrt(var + epsilon)
         return np.broadcast_to(m, (channels,)), np.broadcast_to(beta - mean * m, (channels,))
     found = _operands(op)
@@ -153,7 +157,7 @@ def fold_affine(graph: Graph, op: Op, by: str) -> Outcome:
 
 def _fold(
     graph: Graph, anchor: Op, m: np.ndarray, a: np.ndarray | None
-) -> tuple[list[Value | None], dict, str]:
+) -> tuple[list[Value | None], dict[str, AttrValue], str]:
     """Operands, attributes and kind of the layer with `m` and `a` folded in."""
     weight = anchor.inputs[1]
     w = const_of(weight)
@@ -167,7 +171,7 @@ def _fold(
     if anchor.op_type == "Conv":
         new_w = w64 * m.reshape(-1, *([1] * (w.ndim - 1)))
     elif anchor.op_type == "ConvTranspose":
-        groups = int(attrs.get("group", 1))  # type: ignore[arg-type]
+        groups = anchor.int_attr("group", 1)
         cin, per_group = w.shape[0], w.shape[1]
         grouped = w64.reshape(groups, cin // groups, per_group, *w.shape[2:])
         factor = m.reshape(groups, 1, per_group, *([1] * (w.ndim - 2)))
@@ -179,7 +183,8 @@ def _fold(
     new_bias: np.ndarray | None = None
     if anchor.op_type == "Gemm":
         if old_bias is not None:
-            beta = float(attrs.pop("beta", 1.0))  # type: ignore[arg-type]
+            beta = anchor.float_attr("beta", 1.0)
+            attrs.pop("beta", None)
             new_bias = beta * old_bias.astype(np.float64) * m
         if a is not None:
             attrs.pop("beta", None)

@@ -79,11 +79,12 @@ def fold_pad(graph: Graph, op: Op, by: str) -> Outcome:
     if isinstance(extra, str):
         return Miss(extra)
     in_hw = static_hw(padded)
-    conv_pads = [explicit_conv_pads(conv, in_hw) if in_hw else None for conv in convs]
-    if any(p is None for p in conv_pads):
+    found = [explicit_conv_pads(conv, in_hw) if in_hw else None for conv in convs]
+    conv_pads = [p for p in found if p is not None]
+    if len(conv_pads) != len(convs):
         return Miss(f"{name} feeds a Conv whose auto_pad cannot be resolved")
     for conv, pads in zip(convs, conv_pads, strict=True):
-        summed = [a + b for a, b in zip(pads, extra, strict=True)]  # type: ignore[arg-type]
+        summed = [a + b for a, b in zip(pads, extra, strict=True)]
         replace_ops(
             graph,
             [conv],

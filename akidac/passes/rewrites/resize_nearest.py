@@ -120,8 +120,8 @@ def resize_nearest(graph: Graph, op: Op, by: str) -> Outcome:
         return Miss(f"{name} has mode '{mode}'; only nearest 2× upsampling is rewritten")
     if x.type.dtype not in ("f32", "f16", "f64"):
         return Miss(f"{name} resizes a {x.type.dtype} tensor")
-    in_shape = [int(d) for d in x.type.shape]  # type: ignore[union-attr,arg-type]
-    out_shape = [int(d) for d in result.type.shape]  # type: ignore[union-attr,arg-type]
+    in_shape = list(x.type.dims)
+    out_shape = list(result.type.dims)
     scales = _scales(op, in_shape, out_shape)
     if isinstance(scales, str):
         return Miss(f"{name}: {scales}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from akidac.ir.attributes import AttrValue, as_ints
 from akidac.ir.graph import Graph, Op, Value
 from akidac.passes.base import PassContext
 
@@ -180,22 +181,22 @@ def static_hw(value: Value | None) -> tuple[int, int] | None:
     """(H, W) of a static rank-4 NCHW value, else None."""
     if value is None or value.type.rank != 4 or not value.type.is_static:
         return None
-    shape = value.type.shape
-    return int(shape[2]), int(shape[3])  # type: ignore[index,arg-type]
+    shape = value.type.dims
+    return shape[2], shape[3]
 
 
-def int_list(attr: object, default: list[int]) -> list[int]:
+def int_list(attr: AttrValue, default: list[int]) -> list[int]:
     """An ints attribute as a list of Python ints (the default when it is absent)."""
     if not isinstance(attr, list):
         return list(default)
-    return [int(v) for v in attr]  # type: ignore[arg-type]
+    return as_ints(attr)
 
 
 def conv_geometry(op: Op) -> tuple[list[int], list[int], list[int]]:
     """(kernel, strides, dilations) of a 2-D Conv, from its weight shape and attributes."""
     weight = op.inputs[1]
     shape = weight.type.shape if weight is not None else None
-    kernel = [int(d) for d in shape[2:]] if shape else [1, 1]  # type: ignore[arg-type]
+    kernel = [int(d) for d in shape[2:] if d is not None] if shape else [1, 1]
     kernel = int_list(op.attrs.get("kernel_shape"), kernel)
     strides = int_list(op.attrs.get("strides"), [1, 1])
     dilations = int_list(op.attrs.get("dilations"), [1, 1])

@@ -42,9 +42,11 @@ def is_depthwise(op: Op) -> bool:
     x, weight = op.inputs[0], op.inputs[1]
     if x is None or weight is None or x.type.rank != 4 or weight.type.rank != 4:
         return False
-    channels = x.type.shape[1]  # type: ignore[index]
-    group = int(op.attrs.get("group", 1))  # type: ignore[arg-type]
-    return group > 1 and group == channels and weight.type.shape[0] == channels  # type: ignore[index]
+    x_shape, weight_shape = x.type.shape, weight.type.shape
+    assert x_shape is not None and weight_shape is not None  # both are 4-D
+    channels = x_shape[1]
+    group = op.int_attr("group", 1)
+    return group > 1 and group == channels and weight_shape[0] == channels
 
 
 def _stride1_pad(n: int, k: int, out: int, before: int) -> int | None:
@@ -80,9 +82,10 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
             "padding, on both axes, so that the stride-1 layer has Akida 'same' or 'valid' pads"
         )
     pad_h, pad_w = stride1
+    assert pad_h is not None and pad_w is not None
     mid_hw = [in_hw[a] + 2 * (pad_h, pad_w)[a] - kernel[a] + 1 for a in (0, 1)]
-    n, channels = result.type.shape[0], result.type.shape[1]  # type: ignore[index]
-    attrs = with_pads(op.attrs, [pad_h, pad_w, pad_h, pad_w])  # type: ignore[list-item]
+    n, channels = result.type.dims[0], result.type.dims[1]
+    attrs = with_pads(op.attrs, [pad_h, pad_w, pad_h, pad_w])
     attrs["strides"] = [1, 1]
     first = graph.make_op(
         "onnx.Conv",
@@ -95,12 +98,12 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
         fresh_names=True,
         index=graph.ops.index(op),
     )
-    eye = np.eye(int(channels), dtype=dtype_to_numpy(weight.type.dtype))  # type: ignore[arg-type]
+    eye = np.eye(channels, dtype=dtype_to_numpy(weight.type.dtype))
     identity = derived_constant(
         graph,
         op.display_name,
         "identity",
-        eye.reshape(int(channels), int(channels), 1, 1),  # type: ignore[arg-type]
+        eye.reshape(channels, channels, 1, 1),
     )
     second_attrs = {"kernel_shape": [1, 1], "strides": [2, 2]}
     replace_ops(graph, [op], "onnx.Conv", [first.outputs[0], identity], by, attrs=second_attrs)
