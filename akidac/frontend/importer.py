@@ -1,7 +1,9 @@
 """ONNX `ModelProto` → IR `Graph`: one `onnx.<OpType>` op per node, verbatim.
 
 Attributes, domains and opset imports are kept so a CPU fragment re-emits exactly the original
-node; every op remembers its ONNX node name (`origin`). Nodes without a name get a stable one
+node (an attribute a later opset made an input is normalized to that input, and written back
+by the exporter: `akidac.frontend.opset_forms`); every op remembers its ONNX node name
+(`origin`). Nodes without a name get a stable one
 (`OpType_index`) so reports can always name them. Subgraph attributes stay opaque.
 """
 
@@ -15,6 +17,7 @@ from onnx import AttributeProto, numpy_helper
 
 from akidac.errors import ModelError, UnsupportedModelError
 from akidac.frontend.loader import load_model
+from akidac.frontend.opset_forms import normalize_opset_forms
 from akidac.frontend.shapes import clear_dynamic_output_dims, fix_input_shapes, infer_shapes
 from akidac.frontend.validate import check_inferred, check_memory
 from akidac.ir.attributes import AttrValue, DenseAttr, GraphAttr, TypedList
@@ -128,6 +131,7 @@ def proto_to_graph(proto: onnx.ModelProto) -> Graph:
                 code="AK-MODEL-INVALID",
             )
         graph.outputs.append(scope[value_info.name])
+    normalize_opset_forms(graph)
     return graph
 
 

@@ -15,9 +15,11 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, helper, numpy_helper
 
+from akidac.errors import InternalError
 from akidac.ir.akida_dialect import akida_int, akida_ints, akida_optional_float, akida_str
 from akidac.ir.attributes import AttrValue, DenseAttr, GraphAttr, TypedList, as_dense, as_graph
 from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.opset_forms import moved_attribute
 from akidac.ir.types import TensorType, dtype_to_onnx
 
 _TYPED_LIST = {
@@ -56,9 +58,14 @@ def type_value_info(name: str, type_: TensorType) -> onnx.ValueInfoProto:
 
 
 class NodeEmitter:
-    """Collects ONNX nodes and initializers; makes fresh names with a fixed prefix."""
+    """Collects ONNX nodes and initializers; makes fresh names with a fixed prefix.
 
-    def __init__(self, prefix: str = "akidac") -> None:
+    `opset` is the default-domain opset of the model being written: an `onnx.*` op whose
+    attribute that opset still holds as an attribute (`akidac.ir.opset_forms`) is re-emitted
+    with it; None writes the newest form."""
+
+    def __init__(self, prefix: str = "akidac", opset: int | None = None) -> None:
+        self.opset = opset
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.prefix = prefix
@@ -99,18 +106,37 @@ class NodeEmitter:
 
 
 def emit_onnx_op(op: Op, emitter: NodeEmitter) -> None:
-    """Re-emit an `onnx.*` op exactly as it was imported."""
+    """Re-emit an `onnx.*` op exactly as it was imported, in the form of the emitter's opset."""
+    inputs, attrs = _opset_form(op, emitter.opset)
     node = helper.make_node(
         op.op_type,
-        ["" if v is None else v.name for v in op.inputs],
+        ["" if v is None else v.name for v in inputs],
         [v.name for v in op.outputs],
         name=emitter.unique_node_name(
             op.origin[0] if op.origin else f"{op.created_by or 'akidac'}/{op.outputs[0].name}"
         ),
         domain=op.domain or None,
     )
-    node.attribute.extend(to_attribute(k, v) for k, v in op.attrs.items())
+    node.attribute.extend(to_attribute(k, v) for k, v in attrs.items())
     emitter.nodes.append(node)
+
+
+def _opset_form(op: Op, opset: int | None) -> tuple[list[Value | None], dict[str, AttrValue]]:
+    """The op's operands and attributes in `opset`'s form: an input that `opset` still holds
+    as an attribute (normalized at import, `akidac.frontend.opset_forms`) goes back into the
+    attribute, and the attributes are then written in name order, as `helper.make_node` does."""
+    moved = moved_attribute(op.op_type, op.domain, opset)
+    value = op.inputs[moved.index] if moved and len(op.inputs) > moved.index else None
+    if moved is None or value is None:
+        return list(op.inputs), op.attrs
+    if value.const is None:
+        raise InternalError(
+            f"{op.op_type} '{op.display_name}' reads its {moved.attribute} from a computed "
+            f"value, which opset {opset} can only hold as a constant attribute"
+        )
+    attrs = {**op.attrs, moved.attribute: [int(v) for v in value.const.reshape(-1)]}
+    inputs = [v for i, v in enumerate(op.inputs) if i != moved.index]
+    return inputs, dict(sorted(attrs.items()))
 
 
 def same_pads(size: int, kernel: int, stride: int, upper: bool) -> tuple[int, int]:
@@ -301,7 +327,7 @@ def graph_to_model(
     ops: list[Op] | None = None,
 ) -> onnx.ModelProto:
     """Export the (float) graph, or a subset of its ops, as one ONNX model."""
-    emitter = NodeEmitter()
+    emitter = NodeEmitter(opset=graph.opset_imports.get(""))
     for op in graph.ops if ops is None else ops:
         emit_op(op, emitter)
     used = {name for node in emitter.nodes for name in node.input}

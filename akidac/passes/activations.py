@@ -58,19 +58,14 @@ def relu_bound(op: Op) -> tuple[bool, float | None]:
         return True, None
     if op.kind != "onnx.Clip":
         return False, None
-    low = op.optional_float_attr("min")
-    high = op.optional_float_attr("max")
-    if len(op.inputs) > 1 and op.inputs[1] is not None:
-        low = _scalar(op.inputs[1])
-        if low is None:
-            return False, None
-    if len(op.inputs) > 2 and op.inputs[2] is not None:
-        high = _scalar(op.inputs[2])
-        if high is None:
-            return False, None
+    # the bounds are inputs from opset 11, the oldest the loader accepts (ir/opset_forms)
+    low = _scalar(op.inputs[1]) if len(op.inputs) > 1 else None
     if low is None or low != 0.0:
         return False, None
-    return True, high
+    if len(op.inputs) > 2 and op.inputs[2] is not None:
+        high = _scalar(op.inputs[2])
+        return (True, high) if high is not None else (False, None)
+    return True, None
 
 
 def _lut(name: str, ops: list[Op], tail: Value, alpha: float | None = None) -> ActivationMatch:

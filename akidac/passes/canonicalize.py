@@ -40,13 +40,12 @@ from akidac.passes.rewrites.rule import (
 
 
 def _reduce_axes(op: Op) -> list[int] | None:
-    axes = op.attrs.get("axes")
-    if axes is None and len(op.inputs) > 1:
-        array = const_of(op.inputs[1])
-        axes = None if array is None else [int(a) for a in array.reshape(-1)]
-    if not isinstance(axes, list):
+    """The sorted axes a 4-D reduction reads from its constant `axes` input (the frontend
+    moved an opset-13/17 `axes` attribute there), or None when they are not constant or absent."""
+    array = const_of(op.inputs[1]) if len(op.inputs) > 1 else None
+    if array is None:
         return None
-    return sorted(a % 4 for a in as_ints(axes, f"axes of '{op.display_name}'"))
+    return sorted(int(a) % 4 for a in array.reshape(-1))
 
 
 def matmul_add_to_gemm(graph: Graph, op: Op, by: str) -> Outcome:

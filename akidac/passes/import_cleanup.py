@@ -43,7 +43,7 @@ _NONDETERMINISTIC = {
 
 def _fold_op(graph: Graph, op: Op) -> np.ndarray | None:
     """Evaluate an all-constant op with ONNX's reference evaluator (small inputs only)."""
-    emitter = NodeEmitter()
+    emitter = NodeEmitter(opset=graph.opset_imports.get(""))
     emit_onnx_op(op, emitter)
     inputs = [v for v in op.inputs if v is not None]
     feeds = {v.name: v.const for v in inputs}

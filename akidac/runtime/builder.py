@@ -48,7 +48,7 @@ def build_hybrid_model(
     keep a symbolic batch (`mark_dynamic_batch`), so that `HybridSession` runs any batch."""
     region_of = {id(op): region for region in regions for op in region.ops}
     emitted: set[int] = set()
-    emitter = NodeEmitter()
+    emitter = NodeEmitter(opset=graph.opset_imports.get(""))
     typed: list[Value] = []  # every value a node emits: its type goes into value_info
     for op in graph.ops:
         region = region_of.get(id(op))
