@@ -22,9 +22,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
+# mypy reads its configuration from pyproject.toml ([tool.mypy]): the whole package, strict on
+# akidac/ir and akidac/target
 lint: $(STAMP)
 	$(BIN)/ruff check akidac tests bench
 	$(BIN)/ruff format --check akidac tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/compile_time.py

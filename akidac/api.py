@@ -201,9 +201,7 @@ def provenance(proto: onnx.ModelProto, graph: Graph, options: CompileOptions) ->
     return {
         "akidac_version": __version__,
         "model_sha256": digest,
-        "input_shapes": [
-            {"name": v.name, "shape": [int(d) for d in (v.type.shape or ())]} for v in graph.inputs
-        ],
+        "input_shapes": [{"name": v.name, "shape": list(v.type.dims)} for v in graph.inputs],
         "options": [
             {
                 "name": name,
@@ -259,11 +257,7 @@ def _guard_threshold(region: Any, options: CompileOptions) -> float | None:
     threshold = options.min_region_sqnr
     if threshold is None:
         return None
-    if any(
-        int(op.attrs.get(key, 8)) <= 4  # type: ignore[arg-type]
-        for op in region.ops
-        for key in ("abits", "wbits")
-    ):
+    if any(op.int_attr(key, 8) <= 4 for op in region.ops for key in ("abits", "wbits")):
         return min(threshold, options.min_region_sqnr_4bit)
     return threshold
 
@@ -485,7 +479,7 @@ def estimate_device(
                     "macs": footprint.macs,
                     "weight_bytes": footprint.weight_bytes,
                     "region": region.index,
-                    "pass": int(op.annotations.get("pass", 0)),  # type: ignore[arg-type]
+                    "pass": int(op.annotations.get("pass", 0)),
                 }
             )
     device = ctx.analyses.get("device") or assumed_device(options.device, options.sram_kib)
@@ -535,7 +529,7 @@ def program_passes(regions: Sequence[Any], footprints: dict[int, Any]) -> list[d
     for region in regions:
         by_pass: dict[int, list[Any]] = {}
         for op in region.ops:
-            by_pass.setdefault(int(op.annotations.get("pass", 0)), []).append(op)  # type: ignore[arg-type]
+            by_pass.setdefault(int(op.annotations.get("pass", 0)), []).append(op)
         passes = [
             {
                 "layers": [op.display_name for op in ops],

@@ -583,9 +583,10 @@ def run(
         _report_kernel_compilation()
         if save is not None:
             buffer = io.BytesIO()
-            np.savez(
-                buffer, **{i.name: v for i, v in zip(session.get_outputs(), outputs, strict=True)}
-            )
+            arrays: dict[str, Any] = {
+                i.name: v for i, v in zip(session.get_outputs(), outputs, strict=True)
+            }
+            np.savez(buffer, **arrays)
             write_bytes_atomically(buffer.getvalue(), save)
         if failures:
             from akidac.errors import GateFailed

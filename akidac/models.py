@@ -7,6 +7,8 @@ Weights are seeded and He-scaled so activations keep a sensible range through th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -30,7 +32,7 @@ class ModelBuilder:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def node(self, op_type: str, inputs: list[str], name: str, **attrs: object) -> str:
+    def node(self, op_type: str, inputs: list[str], name: str, **attrs: Any) -> str:
         self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attrs))
         return name
 

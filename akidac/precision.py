@@ -93,8 +93,8 @@ def _layer_bits(result: Any) -> dict[str, tuple[int, int, Any]]:
         for op in region.ops:
             if "abits" not in op.attrs or op.annotations.get("inserted"):
                 continue
-            wbits = int(op.attrs.get("wbits", 8))  # type: ignore[arg-type]
-            layers[op.display_name] = (wbits, int(op.attrs["abits"]), op)  # type: ignore[arg-type]
+            wbits = op.int_attr("wbits", 8)
+            layers[op.display_name] = (wbits, op.int_attr("abits"), op)
     return layers
 
 

@@ -100,7 +100,7 @@ def proto_to_graph(proto: onnx.ModelProto) -> Graph:
                 scope[node.output[0]] = graph.add_constant(node.output[0], array)
                 continue
         name = node.name or f"{node.op_type}_{index}"
-        inputs = []
+        inputs: list[Value | None] = []
         for input_name in node.input:
             if not input_name:
                 inputs.append(None)

@@ -181,7 +181,7 @@ def check_weights(proto: onnx.ModelProto, where: str) -> None:
 
 
 def _nonpositive_dims(proto: onnx.ModelProto) -> list[onnx.TensorShapeProto.Dimension]:
-    dims = []
+    dims: list[onnx.TensorShapeProto.Dimension] = []
     initializers = {t.name for t in proto.graph.initializer}  # an empty weight may be [0]
     for value_info in [*proto.graph.input, *proto.graph.output]:
         if value_info.name in initializers:

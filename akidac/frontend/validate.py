@@ -22,8 +22,6 @@ raised before calibration or the hardware model allocate anything of that size.
 
 from __future__ import annotations
 
-import math
-
 import onnx
 
 from akidac.errors import ModelError, UnsupportedModelError
@@ -252,7 +250,10 @@ def tensor_bytes(shape: tuple[int | None, ...], elem_type: int) -> int | None:
         itemsize = onnx.helper.tensor_dtype_to_np_dtype(elem_type).itemsize
     except (KeyError, ValueError, TypeError):
         itemsize = 1
-    return math.prod(int(d) for d in shape) * max(itemsize, 1)  # type: ignore[arg-type]
+    elements = 1
+    for d in shape:
+        elements *= int(d or 0)
+    return elements * max(itemsize, 1)
 
 
 def check_memory(proto: onnx.ModelProto, where: str, limit: int | None = None) -> None:

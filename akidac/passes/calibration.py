@@ -83,7 +83,7 @@ def _shape_text(shape: tuple[Any, ...]) -> str:
 def _batch(value: Value) -> int:
     """Samples one feed of the input takes: its static batch size (1 for a rank-0 input)."""
     shape = value.type.shape or ()
-    return int(shape[0]) if shape and isinstance(shape[0], int) and shape[0] > 0 else 1  # type: ignore[arg-type]
+    return int(shape[0]) if shape and isinstance(shape[0], int) and shape[0] > 0 else 1
 
 
 def _cast_samples(array: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
@@ -590,7 +590,7 @@ def _load_array(path: Path) -> np.ndarray:
 
 def _read_with_pillow(path: Path) -> np.ndarray:
     try:
-        from PIL import Image  # type: ignore[import-not-found]
+        from PIL import Image
     except ImportError:
         raise UsageError(
             f"'{path}' is a JPEG: install Pillow to read JPEG, or convert the images to PNG/NPY"
@@ -614,7 +614,7 @@ def _to_channels(pixels: np.ndarray, channels: int, path: Path) -> np.ndarray:
     if have == 1:
         return np.repeat(image, channels, axis=2)
     if have == 3 and channels == 1:
-        return image @ np.array([[0.299], [0.587], [0.114]])
+        return np.asarray(image @ np.array([[0.299], [0.587], [0.114]]))
     raise UsageError(f"'{path}' has {have} channels; the model input takes {channels}")
 
 
@@ -625,7 +625,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "area") -
         return image.astype(np.float64)
     rows = _resize_matrix(height, size[0], mode)
     cols = _resize_matrix(width, size[1], mode)
-    return np.einsum("ih,hwc,jw->ijc", rows, image.astype(np.float64), cols)
+    return np.asarray(np.einsum("ih,hwc,jw->ijc", rows, image.astype(np.float64), cols))
 
 
 def _resize_matrix(source: int, target: int, mode: str) -> np.ndarray:

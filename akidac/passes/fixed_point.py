@@ -49,7 +49,7 @@ def min_safe_shift(limit: int, post_bits: int = POST_OP_BITS) -> int:
 def round_half_away(values: np.ndarray) -> np.ndarray:
     """Round half away from zero (NumPy's `round` is half-to-even)."""
     values = np.asarray(values, dtype=np.float64)
-    return np.sign(values) * np.floor(np.abs(values) + 0.5)
+    return np.asarray(np.sign(values) * np.floor(np.abs(values) + 0.5))
 
 
 def encode_scale(
@@ -79,7 +79,7 @@ def scale_is_exact(ratio: np.ndarray, scales: np.ndarray, shifts: np.ndarray) ->
     ratio = np.asarray(ratio, dtype=np.float64)
     error = np.abs(decode_scale(scales, shifts) - ratio)
     half_lsb = np.exp2(shifts.astype(np.float64)) / 2
-    return (error <= half_lsb * (1 + 1e-9)) & ((scales >= 16) | (ratio <= 0))
+    return np.asarray((error <= half_lsb * (1 + 1e-9)) & ((scales >= 16) | (ratio <= 0)))
 
 
 def encode_mantissa_shift(
@@ -110,13 +110,13 @@ def encode_relu_max(ceiling_acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def weight_limit(bits: int) -> int:
     """Largest weight magnitude of a symmetric `bits`-bit weight: 127 (8 bits), 7 (4 bits)."""
-    return 2 ** (bits - 1) - 1
+    return int(2 ** (bits - 1) - 1)
 
 
 def channel_peaks(weights: np.ndarray, axis: int) -> np.ndarray:
     """max |w| of every output channel (`axis` is the output-channel axis)."""
     moved = np.moveaxis(np.asarray(weights, dtype=np.float64), axis, 0)
-    return np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1)
+    return np.asarray(np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1))
 
 
 def quantize_with_scale(weights: np.ndarray, scale: np.ndarray, bits: int, axis: int) -> np.ndarray:
@@ -126,7 +126,7 @@ def quantize_with_scale(weights: np.ndarray, scale: np.ndarray, bits: int, axis:
     q = np.clip(
         round_half_away(moved / scale.reshape(-1, *([1] * (moved.ndim - 1)))), -limit, limit
     )
-    return np.moveaxis(q, 0, axis).astype(np.int8)
+    return np.asarray(np.moveaxis(q, 0, axis).astype(np.int8))
 
 
 def quantize_weights(

@@ -311,15 +311,15 @@ class Partition:
         last = region.output.producer  # type: ignore[union-attr]
         if last is None or last.attrs.get("pool") != "max":
             return
-        size = list(last.attrs["pool_size"])  # type: ignore[arg-type]
-        stride = list(last.attrs["pool_stride"])  # type: ignore[arg-type]
+        size = last.ints_attr("pool_size")
+        stride = last.ints_attr("pool_stride")
         pooled = last.outputs[0]
-        x_shape = last.inputs[0].type.shape  # type: ignore[union-attr]
-        kernel = last.attrs["kernel"]
-        conv_stride = last.attrs["stride"]
-        conv_hw = [-(-int(x_shape[2 + a]) // conv_stride[a]) for a in (0, 1)]  # type: ignore[index,operator,arg-type]
+        x_shape = last.operand(0).type.dims
+        kernel = last.ints_attr("kernel")
+        conv_stride = last.ints_attr("stride")
+        conv_hw = [-(-x_shape[2 + a] // conv_stride[a]) for a in (0, 1)]
         if last.attrs.get("pad") == "valid":
-            conv_hw = [(int(x_shape[2 + a]) - kernel[a]) // conv_stride[a] + 1 for a in (0, 1)]  # type: ignore[index,operator,arg-type]
+            conv_hw = [(x_shape[2 + a] - kernel[a]) // conv_stride[a] + 1 for a in (0, 1)]
             pads = [0, 0, 0, 0]
         else:
             (top, bottom), (left, right) = (
@@ -328,8 +328,8 @@ class Partition:
             pads = [top, left, bottom, right]
         unpooled_type = pooled.type.with_shape(
             (
-                pooled.type.shape[0],
-                pooled.type.shape[1],  # type: ignore[index]
+                pooled.type.dims[0],
+                pooled.type.dims[1],
                 conv_hw[0],
                 conv_hw[1],
             )
@@ -418,6 +418,7 @@ class Partition:
             s = out.type.shape
             nchw = TensorType(out.type.dtype, (s[0], s[3], s[1], s[2]))  # type: ignore[index]
             last = out.producer
+            assert last is not None  # a region's output is a layer's result
             transpose = graph.make_op(
                 "onnx.Transpose",
                 [],
@@ -428,7 +429,7 @@ class Partition:
                 created_by="partition",
                 fresh_names=True,
                 index=graph.ops.index(last) + 1,
-            )  # type: ignore[arg-type]
+            )
             graph.redirect_uses(out, transpose.outputs[0])
             _append(transpose, out)
 

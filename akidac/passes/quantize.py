@@ -97,12 +97,12 @@ MIN_EXACT_MANTISSA = 16
 
 def activation_limit(bits: int) -> int:
     """Largest activated output: 8-bit ReLU outputs are int8 0..127, 4-bit are 0..15."""
-    return 2**bits - 1 if bits <= 4 else 2 ** (bits - 1) - 1
+    return int(2**bits - 1 if bits <= 4 else 2 ** (bits - 1) - 1)
 
 
 def output_limit(bits: int, signed: bool) -> int:
     """Largest code of an output: 2^(b−1) − 1 signed, 2^b − 1 unsigned."""
-    return 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    return int(2 ** (bits - 1) - 1 if signed else 2**bits - 1)
 
 
 def weight_axis(kind: str) -> int:

@@ -41,17 +41,18 @@ def plot_bisect(data: dict[str, Any], path: str | Path) -> None:
             if layer["target"] == target
         ]
         if points:
-            axis.scatter(
-                *zip(*points, strict=True), s=14, color=colour, zorder=2, label=f"{target} value"
-            )
+            point_x, point_y = zip(*points, strict=True)
+            axis.scatter(point_x, point_y, s=14, color=colour, zorder=2, label=f"{target} value")
     own = [
         (x, layer["own_sqnr_db"])
         for x, layer in zip(xs, layers, strict=True)
         if layer["own_sqnr_db"] is not None
     ]
     if own:
+        own_x, own_y = zip(*own, strict=True)
         axis.scatter(
-            *zip(*own, strict=True),
+            own_x,
+            own_y,
             s=18,
             marker="x",
             color="tab:red",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from akidac.backends.akida.estimate import DEFAULT_HOST, HostRate, RegionCost, estimate
 from akidac.errors import UsageError
 from akidac.ir.akida_candidates import describe_akida_op
+from akidac.ir.attributes import as_ints
 from akidac.ir.diagnostics import Diagnostic
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.types import dtype_to_numpy
@@ -126,7 +127,7 @@ def build_report(
             known = reasons.setdefault(name, [])
             known += [reason for reason in op_reasons if reason not in known]
 
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     for name, op_type in original_nodes:
         if name in on_cpu:
             target, region, why = "cpu", None, reasons[name]
@@ -338,7 +339,7 @@ def _transfer(value: Value | None, predicted_dtype: str) -> dict[str, Any]:
 
 
 def _region_record(region: Region) -> dict[str, Any]:
-    layers = []
+    layers: list[dict[str, Any]] = []
     for op in region.ops:
         nps = op.annotations.get("np")
         layers.append(
@@ -347,7 +348,7 @@ def _region_record(region: Region) -> dict[str, Any]:
                 "kind": op.op_type,
                 "nodes": list(op.origin),
                 "macs": op_macs(op),
-                "nps": [int(n) for n in nps] if isinstance(nps, list) else None,  # type: ignore[union-attr]
+                "nps": as_ints(nps) if isinstance(nps, list) else None,
             }
         )
     allocated = all(layer["nps"] is not None for layer in layers)

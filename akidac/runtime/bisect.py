@@ -393,8 +393,10 @@ def _own_sqnr(
 ) -> float | None:
     """The layer run alone on its float inputs, quantized as it reads them."""
     count = 2 if op.kind in ("akida.add", "akida.concat") else 1
-    operands = op.inputs[:count]
-    if any(v is None or id(v) not in float_of or v.type.quant is None for v in operands):
+    operands = [v for v in op.inputs[:count] if v is not None]
+    if len(operands) < count or any(
+        id(v) not in float_of or v.type.quant is None for v in operands
+    ):
         return None
     gots = []
     for sample in range(len(refs_flat)):

@@ -46,7 +46,7 @@ def measure_host_rate(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     rng = np.random.default_rng(0)
-    feeds = {}
+    feeds: dict[str, np.ndarray] = {}
     for arg in session.get_inputs():
         given = (input_shapes or {}).get(arg.name)
         shape = given or tuple(d if isinstance(d, int) and d > 0 else 1 for d in arg.shape)

@@ -27,7 +27,7 @@ from onnx import helper, numpy_helper
 try:
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as _OrtInvalidArgument
 except ImportError:  # pragma: no cover - the module of ORT's exception types moved
-    _OrtInvalidArgument = ()  # type: ignore[assignment,misc]
+    _OrtInvalidArgument = ()
 
 from akidac.backends.akida.executor import PreparedProgram
 from akidac.backends.akida.program import Program, decode_program
@@ -317,7 +317,7 @@ def _per_sample(
     first = rank.get(node.input[0]) if node.input else None
     if op == "Transpose":
         perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
-        return bool(perm) and perm[0] == 0
+        return perm is not None and len(perm) > 0 and perm[0] == 0
     if op in ("Softmax", "LogSoftmax", "Hardmax", "Flatten", "Concat", "LayerNormalization"):
         default = {"Flatten": 1, "Concat": 0, "LayerNormalization": -1}.get(op, -1)
         axis = _int_attr(node, "axis", default)
@@ -418,7 +418,7 @@ class HybridSession:
             raise
         except Exception as error:  # protobuf raises several unrelated types
             raise ProgramError(
-                f"'{model}' is not a readable hybrid ONNX model: "
+                f"'{model!s}' is not a readable hybrid ONNX model: "
                 f"{str(error).splitlines()[0] if str(error) else error}",
                 code="AK-PROGRAM-MODEL",
             ) from None
@@ -943,7 +943,7 @@ class HybridSession:
         """Run the steps in order on checked feeds; every value computed, by name."""
         env: dict[str, np.ndarray] = dict(feeds)
         for step in self.steps:
-            if type(step) is _AkidaStep:
+            if isinstance(step, _AkidaStep):
                 env[step.output] = self._run_akida(step, env[step.input])
                 continue
             try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from akidac.backends.akida.program import Program, ProgramTensor
-from akidac.ir.akida_dialect import akida_attr
+from akidac.ir.akida_dialect import akida_attr, akida_int, akida_ints
 from akidac.ir.attributes import DenseAttr
 from akidac.ir.graph import Op, Value
 from akidac.target import limits as lim
@@ -106,22 +106,21 @@ def layer_record(op: Op, inbounds: list[str]) -> LayerRecord:
             _variables(op, ADD_VARIABLES),
             hwc(output),
         )
-    params["weights_bits"] = int(akida_attr(op, "wbits"))  # type: ignore[arg-type]
+    params["weights_bits"] = akida_int(op, "wbits")
     params["activation"] = _ACTIVATIONS[str(akida_attr(op, "act"))]
     weights = akida_weights(op)
     if layer_type == "Dense1D":
         params["units"] = int(weights.shape[1])
     else:
-        kernel = akida_attr(op, "kernel")
-        params["kernel_size"] = int(kernel[0])  # type: ignore[index]
-        params["kernel_stride"] = int(akida_attr(op, "stride")[0])  # type: ignore[index]
+        params["kernel_size"] = akida_ints(op, "kernel")[0]
+        params["kernel_stride"] = akida_ints(op, "stride")[0]
         params["padding"] = _PADDING[str(akida_attr(op, "pad"))]
         depthwise = layer_type in ("DepthwiseConv2D", "DepthwiseConv2DTranspose")
         params["filters"] = int(weights.shape[2] if depthwise else weights.shape[3])
         if akida_attr(op, "pool") == "max":
             params["pool_type"] = "Max"
-            params["pool_size"] = int(op.attrs["pool_size"][0])  # type: ignore[index]
-            params["pool_stride"] = int(op.attrs["pool_stride"][0])  # type: ignore[index]
+            params["pool_size"] = op.ints_attr("pool_size")[0]
+            params["pool_stride"] = op.ints_attr("pool_stride")[0]
         else:
             params["pool_type"] = "Average" if akida_attr(op, "gap") else "NoPooling"
             params["pool_size"] = -1

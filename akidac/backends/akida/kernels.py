@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 
 def _configure_cache_dir() -> None:
@@ -82,7 +83,7 @@ def madd32(typingctx: object, acc: object, a: object, b: object) -> object:
     """`acc + a * b` in wrapping int32 arithmetic (numba would otherwise compute in int64)."""
     sig = types.int32(types.int32, types.int32, types.int32)
 
-    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         total, left, right = args
         return builder.add(total, builder.mul(left, right))
 
@@ -105,7 +106,7 @@ def requantize32(
     """
     sig = types.int32(types.int32, types.int32, types.int32, types.int32, types.int32, types.int32)
 
-    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         value_, bias_, scale_, half_, right_, left_ = args
         scaled = builder.mul(builder.add(value_, bias_), scale_)
         return builder.shl(builder.ashr(builder.add(scaled, half_), right_), left_)
@@ -233,11 +234,11 @@ def _float32_tile(
             return None
     if geometry != types.UniTuple(types.int64, len(TILE_GEOMETRY)):
         return None
-    n_pixels, n_vectors = pixels.literal_value, vectors.literal_value
+    n_pixels, n_vectors = cast(Any, pixels).literal_value, cast(Any, vectors).literal_value
     lanes = VECTOR_LANES
     sig = types.void(x, w, acc, geometry, types.boolean, pixels, vectors)
 
-    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         x_arg, w_arg, acc_arg, geometry_arg, accumulate_ = args[:5]
         x_ptr = context.make_array(signature.args[0])(context, builder, x_arg).data
         w_ptr = context.make_array(signature.args[1])(context, builder, w_arg).data
@@ -680,7 +681,7 @@ def _depthwise3_float32_row(
     i64 = types.int64
     sig = types.void(ring, i64, i64, i64, weights, params, i64, i64, out_row)
 
-    def codegen(context: object, builder: object, signature: object, args: object) -> object:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         ring_arg, slot0_, slot1_, slot2_, weights_arg, params_arg, low_, high_, out_arg = args
         ring_struct = context.make_array(signature.args[0])(context, builder, ring_arg)
         out_struct = context.make_array(signature.args[8])(context, builder, out_arg)
@@ -704,18 +705,18 @@ def _depthwise3_float32_row(
         def const(value: int) -> ir.Constant:
             return ir.Constant(int64, value)
 
-        def load(pointer: object, index: object, vector: ir.VectorType) -> object:
+        def load(pointer: Any, index: Any, vector: ir.VectorType) -> Any:
             address = builder.bitcast(builder.gep(pointer, [index]), vector.as_pointer())
             return builder.load(address, align=4)
 
-        def splat(value: object) -> object:
+        def splat(value: Any) -> Any:
             value = builder.trunc(value, int32)
             single = builder.insert_element(ir.Constant(ints, ir.Undefined), value, const(0))
             return builder.shuffle_vector(
                 single, ir.Constant(ints, ir.Undefined), ir.Constant(ints, [0] * lanes)
             )
 
-        def clip(value: object, lower: object, upper: object) -> object:
+        def clip(value: Any, lower: Any, upper: Any) -> Any:
             value = builder.select(builder.icmp_signed("<", value, lower), lower, value)
             return builder.select(builder.icmp_signed(">", value, upper), upper, value)
 

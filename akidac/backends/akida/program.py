@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import TypeVar
@@ -211,7 +211,7 @@ class _Writer:
         self.buffer += bytes(_padding(base_offset + len(self.buffer)))
 
 
-def _sorted_keys(mapping: dict[str, object], what: str) -> list[str]:
+def _sorted_keys(mapping: Mapping[str, object], what: str) -> list[str]:
     """The keys in the canonical (sorted) order; all must be strings."""
     for key in mapping:
         if not isinstance(key, str):

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from akidac.ir.attributes import AttrValue
 from akidac.ir.graph import Graph, Op
 from akidac.ir.types import dtype_to_numpy
 from akidac.passes.rewrites.rule import (
@@ -141,7 +142,12 @@ def resize_nearest(graph: Graph, op: Op, by: str) -> Outcome:
     kernel = np.outer(TAPS, TAPS).astype(dtype_to_numpy(x.type.dtype))
     weights = np.broadcast_to(kernel, (channels, 1, 4, 4))
     weight = derived_constant(graph, op.display_name, "upsample", weights)
-    attrs = {"group": channels, "kernel_shape": [4, 4], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    attrs: dict[str, AttrValue] = {
+        "group": channels,
+        "kernel_shape": [4, 4],
+        "strides": [2, 2],
+        "pads": [1, 1, 1, 1],
+    }
     replace_ops(graph, [op], "onnx.ConvTranspose", [x, weight], by, attrs=attrs)
     return True
 

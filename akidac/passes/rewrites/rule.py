@@ -143,7 +143,7 @@ def replace_ops(
     inputs: Sequence[Value | None],
     by: str,
     *,
-    attrs: dict | None = None,
+    attrs: dict[str, AttrValue] | None = None,
     result_name: str | None = None,
     origin: tuple[str, ...] | None = None,
 ) -> None:
@@ -229,7 +229,7 @@ def explicit_conv_pads(op: Op, in_hw: tuple[int, int]) -> list[int] | None:
     return [*begins, *ends]
 
 
-def with_pads(attrs: dict, pads: list[int]) -> dict:
+def with_pads(attrs: dict[str, AttrValue], pads: list[int]) -> dict[str, AttrValue]:
     """A copy of Conv attributes with explicit `pads` (and no `auto_pad`)."""
     new = {k: v for k, v in attrs.items() if k != "auto_pad"}
     new["pads"] = [int(p) for p in pads]

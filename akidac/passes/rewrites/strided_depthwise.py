@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from akidac.ir.attributes import AttrValue
 from akidac.ir.graph import Graph, Op
 from akidac.ir.types import dtype_to_numpy
 from akidac.passes.rewrites.rule import (
@@ -105,7 +106,7 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
         "identity",
         eye.reshape(channels, channels, 1, 1),
     )
-    second_attrs = {"kernel_shape": [1, 1], "strides": [2, 2]}
+    second_attrs: dict[str, AttrValue] = {"kernel_shape": [1, 1], "strides": [2, 2]}
     replace_ops(graph, [op], "onnx.Conv", [first.outputs[0], identity], by, attrs=second_attrs)
     return True
 
