@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from akidac.ir.attributes import AttrValue
 from akidac.ir.graph import Graph, Op
 from akidac.ir.types import dtype_to_numpy
 from akidac.passes.rewrites.rule import (
@@ -48,7 +49,7 @@ def batchnorm_to_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     name = f"BatchNormalization '{op.display_name}'"
     if x.type.rank != 4:
         return Miss(f"{name} normalizes a rank-{x.type.rank} value; only NCHW maps become a layer")
-    channels = x.type.shape[1]
+    channels = x.type.shape[1] if x.type.shape is not None else None
     if not isinstance(channels, int) or channels < 1:
         return Miss(f"{name} has no static channel count")
     try:
@@ -61,19 +62,18 @@ def batchnorm_to_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
         return Miss(f"{name} is in training mode")
     if any(v.users or graph.is_pinned(v) for v in op.outputs[1:]):
         return Miss(f"the running statistics of {name} are read")
-    params = [const_of(v) for v in op.inputs[1:5]]
-    if len(params) != 4 or any(p is None for p in params):
+    params = [p for p in (const_of(v) for v in op.inputs[1:5]) if p is not None]
+    if len(params) != 4:
         return Miss(f"the statistics of {name} are not constant")
     gamma, beta, mean, var = (
-        np.broadcast_to(p.astype(np.float64).reshape(-1), (channels,))  # type: ignore[union-attr]
-        for p in params
+        np.broadcast_to(p.astype(np.float64).reshape(-1), (channels,)) for p in params
     )
-    epsilon = float(op.attrs.get("epsilon", 1e-5))  # type: ignore[arg-type]
+    epsilon = op.float_attr("epsilon", 1e-5)
     scale = gamma / np.sqrt(var + epsilon)
     weights = np.zeros((channels, 1, KERNEL, KERNEL), dtype)
     weights[:, 0, CENTRE, CENTRE] = scale
     bias = (beta - mean * scale).astype(dtype)
-    attrs = {
+    attrs: dict[str, AttrValue] = {
         "kernel_shape": [KERNEL, KERNEL],
         "pads": [CENTRE] * 4,
         "strides": [1, 1],
