@@ -26,20 +26,22 @@ def concat_to_pairs(graph: Graph, op: Op, by: str) -> Outcome:
     result = op.outputs[0]
     if len(inputs) <= MERGE_INPUTS or op.domain or result.type.rank != 4:
         return False
-    if int(op.attrs.get("axis", 0)) % 4 != 1:  # type: ignore[arg-type]
+    if op.int_attr("axis", 0) % 4 != 1:
         return False
-    if any(v is None or v.is_constant or not v.type.is_static for v in inputs):
+    operands = [v for v in inputs if v is not None and not v.is_constant and v.type.is_static]
+    if len(operands) != len(inputs):
         return False
     index = graph.ops.index(op)
     shape = result.type.shape
-    merged: Value = inputs[0]  # type: ignore[assignment]
-    channels = merged.type.shape[1]
-    for step, value in enumerate(inputs[1:-1], start=1):
-        channels += value.type.shape[1]  # type: ignore[operator,union-attr]
+    assert shape is not None  # rank 4
+    merged: Value = operands[0]
+    channels = merged.type.dims[1]
+    for step, value in enumerate(operands[1:-1], start=1):
+        channels += value.type.dims[1]
         inner = graph.make_op(
             "onnx.Concat",
             [merged, value],
-            [result.type.with_shape((shape[0], channels, *shape[2:]))],  # type: ignore[index]
+            [result.type.with_shape((shape[0], channels, *shape[2:]))],
             result_names=[f"{result.name}_pair{step}"],
             attrs={"axis": 1},
             origin=op.origin,

@@ -101,7 +101,8 @@ def _chain(graph: Graph, start: Value) -> tuple[Op, list[Op]] | str:
 
 def _with_channels(value: Value, count: int) -> TensorType:
     shape = value.type.shape
-    return value.type.with_shape((shape[0], count, *shape[2:]))  # type: ignore[index]
+    assert shape is not None  # a 4-D map
+    return value.type.with_shape((shape[0], count, *shape[2:]))
 
 
 def _only_read_inside(graph: Graph, ops: Sequence[Op], split: Op) -> bool:
@@ -119,22 +120,21 @@ def _pieces(op: Op) -> list[tuple[int, int]] | None:
     if x is None or x.type.rank != 4 or not x.type.is_static:
         return None
     if op.op_type == "Split":
-        if int(op.attrs.get("axis", 0)) % 4 != 1:  # type: ignore[arg-type]
+        if op.int_attr("axis", 0) % 4 != 1:
             return None
-        sizes = [v.type.shape[1] for v in op.outputs]
-        if not all(isinstance(s, int) for s in sizes):
+        sizes = [v.type.shape[1] for v in op.outputs if v.type.rank == 4 and v.type.shape]
+        counts = [s for s in sizes if isinstance(s, int)]
+        if len(counts) != len(op.outputs) or sum(counts) != x.type.dims[1]:
             return None
-        if sum(sizes) != x.type.shape[1]:  # type: ignore[arg-type]
-            return None
-        starts = np.cumsum([0, *sizes[:-1]])
-        return [(int(s), int(n)) for s, n in zip(starts, sizes, strict=True)]
+        offsets = np.cumsum([0, *counts[:-1]])
+        return [(int(s), int(n)) for s, n in zip(offsets, counts, strict=True)]
     starts, ends, axes = (const_of(v) for v in (op.inputs[1:4] + [None] * 3)[:3])
     steps = const_of(op.inputs[4]) if len(op.inputs) > 4 else None
     if starts is None or ends is None or axes is None or starts.size != 1 or axes.size != 1:
         return None
     if int(axes.reshape(-1)[0]) % 4 != 1 or (steps is not None and int(steps.reshape(-1)[0]) != 1):
         return None
-    channels = int(x.type.shape[1])  # type: ignore[arg-type]
+    channels = x.type.dims[1]
     first, last, _ = slice(int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0])).indices(channels)
     return [(first, last - first)] if last > first else None
 
@@ -146,7 +146,7 @@ def split_to_convs(graph: Graph, op: Op, by: str) -> Outcome:
     if pieces is None or op.domain:
         return False
     name = f"{op.op_type} '{op.display_name}'"
-    found = _chain(graph, op.inputs[0])  # type: ignore[arg-type]
+    found = _chain(graph, op.operand(0))
     if isinstance(found, str):
         return Miss(f"{name}: {found}")
     conv, chain = found
@@ -154,12 +154,13 @@ def split_to_convs(graph: Graph, op: Op, by: str) -> Outcome:
     bias = conv.inputs[2] if len(conv.inputs) > 2 else None
     if weight is None or (bias is not None and const_of(bias) is None):
         return Miss(f"{name}: the weights of Conv '{conv.display_name}' are not constant")
-    if int(conv.attrs.get("group", 1)) != 1:  # type: ignore[arg-type]
+    if conv.int_attr("group", 1) != 1:
         return Miss(f"{name}: Conv '{conv.display_name}' is grouped; its filters share inputs")
     if not _only_read_inside(graph, [conv, *chain], op):
         return Miss(f"{name}: the Conv's output or a value after it has other readers")
     index = graph.ops.index(op)
-    weight_name = conv.inputs[1].name  # type: ignore[union-attr]
+    weight_name = conv.operand(1).name
+    bias_array = const_of(bias)
     for piece, (first, count) in enumerate(pieces):
         taken = slice(first, first + count)
         inputs: list[Value | None] = [
@@ -167,8 +168,8 @@ def split_to_convs(graph: Graph, op: Op, by: str) -> Outcome:
             derived_constant(graph, weight_name, f"part{piece}", weight[taken]),
         ]
         if bias is not None:
-            b = const_of(bias)[taken]  # type: ignore[index]
-            inputs.append(derived_constant(graph, bias.name, f"part{piece}", b))
+            assert bias_array is not None  # checked with the weights
+            inputs.append(derived_constant(graph, bias.name, f"part{piece}", bias_array[taken]))
         clones: dict[int, Value] = {}
         template = [conv, *chain]
         for original in template:
