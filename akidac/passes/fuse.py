@@ -418,7 +418,7 @@ class Fuse:
         graph: Graph, ctx: PassContext, producer: Op, source: Value, readers: list[Op]
     ) -> Value:
         """An identity layer reading `source` that `readers` read instead; its result."""
-        channels = int(source.type.shape[1])  # type: ignore[index,arg-type]
+        channels = source.type.dims[1]
         eye = np.zeros((channels, 1, 3, 3), dtype=np.float32)
         eye[:, 0, 1, 1] = 1.0
         weight = graph.add_constant(f"{producer.display_name}_fanout", eye, fresh=True)
