@@ -29,8 +29,8 @@ from typing import ClassVar
 from akidac.errors import AllocationError, FallbackToCpu, UsageError
 from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.graph import Graph, Op
+from akidac.ir.regions import Region
 from akidac.passes.base import PassContext, PassResult, register_pass
-from akidac.passes.partition import Region
 from akidac.target.devices import Device, NpType, parse_device
 from akidac.target.footprint import LayerFootprint, layer_footprint, minimal_device
 

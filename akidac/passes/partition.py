@@ -15,12 +15,13 @@ and `ctx.analyses["regions"]` lists the regions with why each starts and ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from akidac.errors import InternalError
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import same_pads
+from akidac.ir.regions import Region
 from akidac.ir.types import TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.legalize import record
@@ -29,19 +30,6 @@ from akidac.target.limits import MAX_CONSUMERS
 
 TO_NHWC = [0, 2, 3, 1]
 TO_NCHW = [0, 3, 1, 2]
-
-
-@dataclass
-class Region:
-    """One future Akida program: its ops in order, its input and output values."""
-
-    index: int
-    ops: list[Op]
-    input: Value | None = None
-    output: Value | None = None
-    starts_because: str = ""
-    ends_because: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def region_boundary(ops: list[Op], graph: Graph) -> tuple[list[Value], list[Value]]:

@@ -44,6 +44,7 @@ from akidac.ir.akida_dialect import akida_attr, akida_ints, akida_optional_float
 from akidac.ir.attributes import AttrValue, DenseAttr, as_int
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import preactivation_name
+from akidac.ir.regions import Region
 from akidac.ir.types import Quantization, TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.calibration import (
@@ -71,7 +72,7 @@ from akidac.passes.fixed_point import (
     weight_limit,
 )
 from akidac.passes.lut import LUT_FUNCTIONS, build_table, encode_index_scale, index_scale
-from akidac.passes.partition import Region, region_boundary
+from akidac.passes.partition import region_boundary
 from akidac.passes.quant_config import ALLOWED_BITS, load_quant_config
 from akidac.target import limits as lim
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from akidac.backends.akida.estimate import DEFAULT_HOST, HostRate, RegionCost, estimate
 from akidac.errors import UsageError
@@ -23,12 +23,10 @@ from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.attributes import as_ints
 from akidac.ir.diagnostics import Diagnostic
 from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.regions import Region
 from akidac.ir.types import dtype_to_numpy
 from akidac.target.devices import Device, parse_device
 from akidac.target.footprint import layer_macs
-
-if TYPE_CHECKING:
-    from akidac.passes.partition import Region
 
 #: version of the report's JSON form; the policy for changing it is in docs/report-schema.md.
 REPORT_SCHEMA_VERSION = 3

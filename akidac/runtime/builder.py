@@ -16,7 +16,7 @@ from akidac.backends.akida.codegen import region_program
 from akidac.backends.akida.program import Program, encode_program
 from akidac.ir.graph import Graph, Value
 from akidac.ir.onnx_export import NodeEmitter, emit_op, type_value_info, value_info
-from akidac.passes.partition import Region
+from akidac.ir.regions import Region
 from akidac.runtime.akida_op import AKIDA_DOMAIN, AKIDA_OPSET, make_akida_node
 
 
