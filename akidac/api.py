@@ -20,6 +20,7 @@ import onnx
 from akidac.backends.akida.estimate import DEFAULT_HOST
 from akidac.backends.akida.estimate import estimate as estimate_cost
 from akidac.backends.akida.program import Program
+from akidac.backends.hybrid import build_hybrid_model, build_programs
 from akidac.errors import FallbackToCpu, UsageError
 from akidac.frontend.importer import import_validated
 from akidac.frontend.loader import load_model
@@ -37,7 +38,6 @@ from akidac.passes.calibration import validate_sample_options
 from akidac.passes.manager import Instrument
 from akidac.report.compat import assumed_device, build_report, estimate_inputs, op_macs
 from akidac.report.tagged import tag_model
-from akidac.runtime.builder import build_hybrid_model, build_programs
 from akidac.runtime.host_rate import measure_host_rate
 
 #: `report` and `device` allocate exactly as `compile` does (same NPs, same passes), without

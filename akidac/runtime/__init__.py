@@ -1,5 +1,6 @@
-"""Hybrid models: building them from the compiled IR, and running them (`HybridSession`).
+"""Running hybrid models: `HybridSession`, its comparison with the float model, bisection.
 
-`HybridSession` imports only the program decoder, the hardware model and onnxruntime: a hybrid
-model runs without the compiler.
+`HybridSession` imports only the AkidaOp node format, the program decoder, the hardware model and
+onnxruntime: a hybrid model runs without the compiler. Hybrid models are built at compile time by
+`akidac.backends.hybrid`.
 """

@@ -29,10 +29,10 @@ try:
 except ImportError:  # pragma: no cover - the module of ORT's exception types moved
     _OrtInvalidArgument = ()
 
+from akidac.backends.akida.akida_node import DYNAMIC_BATCH_KEY, is_akida_node, program_bytes
 from akidac.backends.akida.executor import PreparedProgram
 from akidac.backends.akida.program import Program, decode_program
 from akidac.errors import AkidacError, ModelError, ProgramError, UsageError
-from akidac.runtime.akida_op import is_akida_node, program_bytes
 
 
 @dataclass(frozen=True)
@@ -201,10 +201,6 @@ def node_reads(node: onnx.NodeProto) -> list[str]:
 def _node_label(node: onnx.NodeProto, index: int) -> str:
     return f"'{node.name}'" if node.name else f"#{index} ({node.op_type})"
 
-
-#: metadata key of a hybrid model whose inputs accept any batch (written by
-#: `akidac.runtime.builder.mark_dynamic_batch`): JSON, input name → compiled batch.
-DYNAMIC_BATCH_KEY = "akidac.dynamic_batch"
 
 #: operators that compute each sample of a batch-major tensor from that sample alone, whatever
 #: their attributes (constants broadcast over the batch): a CPU part made only of these, and of

@@ -17,9 +17,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from akidac.backends.akida.akida_node import PROGRAM_ATTR, is_akida_node
 from akidac.models import conv_net
 from akidac.passes import DEFAULT_PIPELINE
-from akidac.runtime.akida_op import PROGRAM_ATTR, is_akida_node
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ from models import conv_net, tiny_conv_model
 from models.agreement import assert_hardware_model_equals_reference
 
 from akidac.api import compile_model
+from akidac.backends.akida.akida_node import AKIDA_DOMAIN, is_akida_node
 from akidac.demo import cosine, smooth_images
 from akidac.passes import CompileOptions, VerifyInstrument
-from akidac.runtime.akida_op import AKIDA_DOMAIN, is_akida_node
 from akidac.runtime.session import HybridSession
 
 

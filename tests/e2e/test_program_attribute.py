@@ -14,9 +14,9 @@ from models import realistic
 from onnx import TensorProto, helper
 
 from akidac.api import compile_model
+from akidac.backends.akida.akida_node import PROGRAM_ATTR, is_akida_node
 from akidac.errors import ProgramError
 from akidac.passes import CompileOptions
-from akidac.runtime.akida_op import PROGRAM_ATTR, is_akida_node
 from akidac.runtime.session import HybridSession
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ from models.zoo import ZOO, dynamic_batch
 from onnx import helper, numpy_helper
 
 from akidac.api import compile_model
+from akidac.backends.hybrid import DYNAMIC_BATCH_KEY
 from akidac.errors import UsageError
 from akidac.passes import CompileOptions
-from akidac.runtime.builder import DYNAMIC_BATCH_KEY
 from akidac.runtime.session import HybridSession
 
 

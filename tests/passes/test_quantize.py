@@ -17,6 +17,7 @@ import pytest
 from models.agreement import assert_hardware_model_equals_reference
 
 from akidac.backends.akida.program import Program
+from akidac.backends.hybrid import build_hybrid_model, build_programs
 from akidac.errors import UnsupportedModelError
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import graph_to_model
@@ -24,7 +25,6 @@ from akidac.ir.types import TensorType
 from akidac.passes import CompileOptions, PassContext, PassManager, VerifyInstrument
 from akidac.passes.calibration import measure_fidelity
 from akidac.passes.fixed_point import add_rule_holds
-from akidac.runtime.builder import build_hybrid_model, build_programs
 from akidac.runtime.session import HybridSession
 
 CALIBRATION = 24

@@ -12,12 +12,17 @@ import json
 import onnx
 from onnx import helper, numpy_helper
 
+from akidac.backends.akida.akida_node import (
+    AKIDA_DOMAIN,
+    AKIDA_OPSET,
+    DYNAMIC_BATCH_KEY,
+    make_akida_node,
+)
 from akidac.backends.akida.codegen import region_program
 from akidac.backends.akida.program import Program, encode_program
 from akidac.ir.graph import Graph, Value
 from akidac.ir.onnx_export import NodeEmitter, emit_op, type_value_info, value_info
 from akidac.ir.regions import Region
-from akidac.runtime.akida_op import AKIDA_DOMAIN, AKIDA_OPSET, make_akida_node
 
 
 def build_programs(
@@ -116,11 +121,6 @@ def build_hybrid_model(
     if source is not None:
         mark_dynamic_batch(model, source)
     return model
-
-
-#: metadata key of a hybrid model whose inputs accept any batch: a JSON object, input name →
-#: the batch size the model was compiled for (the frontend uses 1 for a dynamic batch).
-DYNAMIC_BATCH_KEY = "akidac.dynamic_batch"
 
 
 def _batch_is_dynamic(value: onnx.ValueInfoProto) -> bool:

@@ -1,4 +1,9 @@
-"""The `AkidaOp` node of a hybrid model: its domain, attributes and how to read them."""
+"""The `AkidaOp` node of a hybrid model: its domain, attributes and how to read them.
+
+The contract between the compiler, which writes hybrid models (`akidac.backends.hybrid`), and
+the runtime, which reads them (`akidac.runtime.session`); it lives in the Akida backend, which
+both may import.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ AKIDA_OPSET = 1
 PROGRAM_ATTR = "program"
 #: node attribute holding the JSON list of the ONNX nodes the AkidaOp replaced.
 REPLACED_ATTR = "replaced_nodes"
+#: metadata key of a hybrid model whose inputs accept any batch: a JSON object, input name →
+#: the batch size the model was compiled for (the frontend uses 1 for a dynamic batch).
+DYNAMIC_BATCH_KEY = "akidac.dynamic_batch"
 
 
 #: the doc string of every AkidaOp node: what it is and what runs it.
