@@ -13,12 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from akidac.target.layer_record import LayerRecord
-
-#: entries of the LUT activation table and the offset of index 0 in it.
-LUT_SIZE = 2048
-LUT_OFFSET = 1024
-#: bits of the LUT index: it is clipped to [-1024, 1023].
-LUT_INDEX_BITS = 11
+from akidac.target.limits import LUT_INDEX_BITS, LUT_OFFSET
 
 #: Shift counts above these caps cannot change a result (the value is 0 or saturated already);
 #: the caps keep every intermediate inside int64. A value v with |v| <= 2^32 shifted right with

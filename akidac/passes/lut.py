@@ -20,11 +20,10 @@ from collections.abc import Callable
 import numpy as np
 
 from akidac.passes.fixed_point import encode_scale, min_safe_shift, round_half_away
+from akidac.target.limits import LUT_ENTRIES, LUT_INDEX_MAX, LUT_OFFSET
 
-LUT_SIZE = 2048
-LUT_OFFSET = 1024
 #: largest index magnitude: the index is clipped to [−1024, 1023].
-INDEX_LIMIT = 1023
+INDEX_LIMIT = LUT_INDEX_MAX
 #: largest |lut value|: 14-bit signed values.
 LUT_VALUE_MAX = 8191
 
@@ -60,7 +59,7 @@ def index_scale(pre_activation_range: float) -> float:
 
 def index_points(step: float) -> np.ndarray:
     """The real inputs i · step of the 2048 entries, i = −1024 … 1023."""
-    return np.arange(-LUT_OFFSET, LUT_SIZE - LUT_OFFSET, dtype=np.float64) * step
+    return np.arange(-LUT_OFFSET, LUT_ENTRIES - LUT_OFFSET, dtype=np.float64) * step
 
 
 def build_table(

@@ -127,6 +127,9 @@ GAP_MAX_INPUT_AREA: Final = 144
 LUT_ENTRIES: Final = 2048
 LUT_INDEX_MIN: Final = -1024
 LUT_INDEX_MAX: Final = 1023
+#: the entry of index 0 (index i reads entry i + LUT_OFFSET) and the index width in bits.
+LUT_OFFSET: Final = -LUT_INDEX_MIN
+LUT_INDEX_BITS: Final = (LUT_ENTRIES - 1).bit_length()
 
 # ---------------------------------------------------------------------------------------------
 # Numbers (AKIDA.md, "Numbers (quantization)" and "The integer pipeline of one CNP/FNP layer")

@@ -19,28 +19,34 @@ from akidac.errors import ProgramError
 from akidac.target import limits as target_limits
 from akidac.target.layer_record import ENUM_PARAMS, LAYER_TYPES, LayerRecord
 
-#: kernel sizes and strides each layer type may use (AKIDA.md's table; InputConv2D and
-#: pooling as the vendor's engine accepts them).
+#: The engine's acceptance tables, derived from the target's one table (`LAYER_LIMITS`).
+#: They are deliberately looser than the compiler's rules, as the vendor's engine is: a stride is
+#: checked against every stride the layer type allows at any kernel size (Conv2D accepts stride 2
+#: with a 5×5 kernel here; `legalize` and the verifier never emit that pairing), and max pooling
+#: against the largest pool any layer type fuses (3, the input conv's). The engine must run every
+#: program the compiler writes, and refuse what would make its kernels read out of bounds.
+_LIMITS_BY_LAYER = {limits.akida_layer: limits for limits in target_limits.LAYER_LIMITS.values()}
 KERNEL_SIZES: dict[str, tuple[int, ...]] = {
-    "InputConv2D": (3, 4, 5, 7),
-    "Conv2D": (1, 3, 5, 7),
-    "DepthwiseConv2D": (3, 5, 7),
-    "Conv2DTranspose": (3, 4),
-    "DepthwiseConv2DTranspose": (3, 4),
+    layer: tuple(sorted(limits.kernels))
+    for layer, limits in _LIMITS_BY_LAYER.items()
+    if limits.kernels
 }
 STRIDES: dict[str, tuple[int, ...]] = {
-    "InputConv2D": (1, 2, 3, 4, 5, 6),
-    "Conv2D": (1, 2),
-    "DepthwiseConv2D": (1, 2),
+    layer: tuple(sorted({s for strides in limits.strides_by_kernel.values() for s in strides}))
+    for layer, limits in _LIMITS_BY_LAYER.items()
+    if layer in ("InputConv2D", "Conv2D", "DepthwiseConv2D")  # transposes: stride 2, checked apart
 }
-MAX_POOL_SIZE = 3
+MAX_POOL_SIZE = max(size for limits in _LIMITS_BY_LAYER.values() for size in limits.pool_sizes)
 #: widths in bits of outputs, accumulators and weights.
-MAX_BITS = 32
-MAX_WEIGHT_BITS = 8
+MAX_BITS = max(
+    target_limits.POST_OP_BITS,
+    target_limits.INPUT_CONV_ACCUMULATOR_BITS,
+    target_limits.DENSE_HOST_OUTPUT_BITS,
+)
+MAX_WEIGHT_BITS = max(target_limits.WEIGHT_BITS)
 #: signed shifts (`output_shift`, `activation_shift`) lie in [-31, 31]: the vendor's engine
 #: crashes on an output shift of -32. Unsigned shifts lie in [0, 31].
-MAX_SHIFT = 31
-LUT_SIZE = 2048
+MAX_SHIFT = target_limits.OUTPUT_SHIFT_MAX
 
 _CONV_TYPES = ("InputConv2D", "Conv2D", "DepthwiseConv2D")
 _TRANSPOSE_TYPES = ("Conv2DTranspose", "DepthwiseConv2DTranspose")
@@ -180,7 +186,7 @@ def _check_neural(record: LayerRecord) -> None:
     elif activation == "LUT":
         _variable(record, "activation_scales", (filters,))
         _variable(record, "activation_shift", (filters,))
-        _variable(record, "lut_values", (LUT_SIZE,))
+        _variable(record, "lut_values", (target_limits.LUT_ENTRIES,))
     pool_type = _enum_param(record, "pool_type", "NoPooling")
     if pool_type != "NoPooling" and kind not in _CONV_TYPES:
         raise _fail(record, f"pool_type {pool_type} is not supported by {kind}")
@@ -501,7 +507,7 @@ class _Epilogue:
         act_high = np.full(filters, (1 << (post_bits - 1)) - 1, np.int64)
         act_scales = empty
         act_shifts = (empty, empty, empty)
-        lut = np.zeros(LUT_SIZE, np.int64)
+        lut = np.zeros(target_limits.LUT_ENTRIES, np.int64)
         act_kind = kernels.ACT_NONE
         if activation == "ReLU":
             act_kind = kernels.ACT_RELU

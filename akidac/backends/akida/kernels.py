@@ -44,6 +44,8 @@ from numba import njit, types  # noqa: E402
 from numba.core import cgutils, config  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
+from akidac.target.limits import LUT_INDEX_MAX, LUT_INDEX_MIN, LUT_OFFSET  # noqa: E402
+
 #: float32 holds every integer of magnitude up to 2^24 exactly.
 FLOAT32_EXACT_LIMIT = 1 << 24
 
@@ -929,7 +931,7 @@ def _activate_row(
         for f in range(values.shape[0]):
             scaled = _saturate(values[f] * act_scales[f], post_low, post_high)
             index = _rounding_shift(scaled, act_right[f], act_half[f], act_left[f])
-            values[f] = lut[_saturate(index, -1024, 1023) + 1024]
+            values[f] = lut[_saturate(index, LUT_INDEX_MIN, LUT_INDEX_MAX) + LUT_OFFSET]
     else:
         for f in range(values.shape[0]):
             values[f] = min(max(values[f], act_low), act_high[f])
