@@ -8,6 +8,9 @@ the cheapest fix, never by dropping the region:
 - a program has one output: a region with several outputs is cut after the first one;
 - max pooling cannot end a sequence: the trailing pooling moves to the CPU as an ONNX MaxPool
   (`AK-REGION-MAXPOOL-LAST`), the layer stays on Akida.
+Regions that would compute nothing run on the CPU: one made only of Add/Concatenate layers
+(`AK-REGION-COST`: its transfers can only cost more than it saves) or only of merges and inserted
+identity layers (`AK-REGION-NO-MACS`). No other cost is weighed here.
 Finally, values inside a region become NHWC and Transposes are inserted at its borders.
 After it every akida op is annotated with its `region` (or `target = "cpu"` with a reason),
 and `ctx.analyses["regions"]` lists the regions with why each starts and ends.

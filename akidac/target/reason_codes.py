@@ -339,10 +339,13 @@ _register(
 _register(
     "AK-REGION-COST",
     "region",
-    "Region demoted by the cost model",
-    "The region's CPU↔Akida transfers (quantize, transpose, copy) would cost more than running "
-    "its layers on Akida saves, so it runs on the CPU.",
-    "Nothing required; larger Akida regions make transfers worthwhile.",
+    "Region demoted: it would compute nothing",
+    "Every layer of the region is an Add or Concatenate, so as an Akida program it would compute "
+    "no MACs of its own: its CPU↔Akida transfers (quantize, transpose, copy) could only cost more "
+    "than it saves, and it runs on the CPU. This is the only region the partitioner demotes for "
+    "cost; it does not weigh transfer time against MACs saved for other regions "
+    "(`akidac device` estimates both for a compiled model).",
+    "Nothing required; a merge in one region with a convolution or dense layer stays on Akida.",
 )
 _register(
     "AK-MERGE-INPUTS",
