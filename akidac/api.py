@@ -24,6 +24,7 @@ from akidac.backends.hybrid import build_hybrid_model, build_programs
 from akidac.errors import FallbackToCpu, UsageError
 from akidac.frontend.importer import import_validated
 from akidac.frontend.loader import load_model
+from akidac.frontend.samples import validate_sample_options
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph
 from akidac.passes import (
@@ -34,7 +35,6 @@ from akidac.passes import (
     PassManager,
     VerifyInstrument,
 )
-from akidac.passes.calibration import validate_sample_options
 from akidac.passes.manager import Instrument
 from akidac.report.compat import assumed_device, build_report, estimate_inputs, op_macs
 from akidac.report.tagged import tag_model
@@ -333,7 +333,7 @@ def _measure_fidelity(
 ) -> dict[str, Any]:
     """The fidelity figures of every output of the hybrid model against the float model
     (`akidac.runtime.compare`): SQNR, Pearson, top-1 agreement, max |error|, cosine."""
-    from akidac.passes.calibration import fidelity_feeds
+    from akidac.frontend.samples import fidelity_feeds
     from akidac.runtime.compare import measure_fidelity
     from akidac.runtime.session import HybridSession
 
@@ -420,7 +420,7 @@ def bisect_model(
 
     It measures on `count` samples: held-out ones when `options.samples` holds more than
     `num_samples`, else the last calibration samples (random ones without samples)."""
-    from akidac.passes.calibration import fidelity_feeds
+    from akidac.frontend.samples import fidelity_feeds
     from akidac.runtime.bisect import DEFAULT_THRESHOLD_DB, bisect_hybrid
 
     options = replace(options or CompileOptions(), fidelity_samples=0)

@@ -116,7 +116,7 @@ def search_precision(
     compile_once: Any,
 ) -> QuantChoice:
     """Run the search; `compile_once(options)` compiles `proto` and returns a CompileResult."""
-    from akidac.passes.calibration import fidelity_feeds
+    from akidac.frontend.samples import fidelity_feeds
     from akidac.runtime.bisect import bisect_hybrid
 
     options = replace(options, fidelity_samples=max(options.fidelity_samples, MIN_FIDELITY_SAMPLES))

@@ -52,7 +52,7 @@ class CompileOptions:
     num_samples: int = 32
     seed: int = 0
     #: activation observer: "auto" (percentile at 8 bits, mse at 4), "percentile" (of |x|),
-    #: "minmax" or "mse" (see passes/calibration).
+    #: "minmax" or "mse" (see passes/calibration.py).
     calibration: str = "auto"
     percentile: float = 99.99
     #: weight observer: "auto" (minmax at 8 bits, mse at 4), "minmax" (max |w| per channel) or

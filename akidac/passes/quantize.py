@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from akidac.errors import FallbackToCpu, UnsupportedModelError, UsageError
+from akidac.frontend.samples import sample_set, validate_sample_options
 from akidac.ir.akida_dialect import akida_attr, akida_ints, akida_optional_float, akida_str
 from akidac.ir.attributes import AttrValue, DenseAttr, as_int
 from akidac.ir.graph import Graph, Op, Value
@@ -55,8 +56,6 @@ from akidac.passes.calibration import (
     min_max_range,
     mse_weight_peaks,
     observe,
-    sample_set,
-    validate_sample_options,
 )
 from akidac.passes.fixed_point import (
     ADD_SHIFT_HIGH,

@@ -16,27 +16,31 @@ from onnx import TensorProto, helper
 from akidac.api import compile_model
 from akidac.errors import UnsupportedModelError, UsageError
 from akidac.frontend import import_model
+from akidac.frontend.images import (
+    decode_netpbm,
+    decode_png,
+    load_image_samples,
+    read_image,
+    resize_image,
+)
+from akidac.frontend.sample_files import load_sample_file
+from akidac.frontend.samples import (
+    calibration_samples,
+    check_samples,
+    fidelity_feeds,
+    sample_set,
+    validate_sample_options,
+)
 from akidac.passes import CompileOptions
 from akidac.passes.calibration import (
     abs_range,
     activation_range,
-    calibration_samples,
-    check_samples,
-    decode_netpbm,
-    decode_png,
-    fidelity_feeds,
-    load_image_samples,
-    load_sample_file,
-    measure_fidelity,
     min_max_range,
     mse_range,
     mse_weight_peaks,
-    read_image,
-    resize_image,
-    sample_set,
-    validate_sample_options,
 )
 from akidac.passes.fixed_point import quantize_weights
+from akidac.runtime.compare import measure_fidelity
 from akidac.runtime.session import HybridSession
 
 
@@ -456,7 +460,7 @@ def test_observers_reject_non_finite_activations_by_name_without_a_runtime_warni
 
 
 def test_fidelity_figures_of_infinite_outputs_print_no_runtime_warning() -> None:
-    from akidac.passes.calibration import cosine
+    from akidac.metrics import cosine
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

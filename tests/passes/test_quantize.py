@@ -23,8 +23,8 @@ from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import graph_to_model
 from akidac.ir.types import TensorType
 from akidac.passes import CompileOptions, PassContext, PassManager, VerifyInstrument
-from akidac.passes.calibration import measure_fidelity
 from akidac.passes.fixed_point import add_rule_holds
+from akidac.runtime.compare import measure_fidelity
 from akidac.runtime.session import HybridSession
 
 CALIBRATION = 24
