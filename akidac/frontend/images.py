@@ -1,15 +1,14 @@
 """Image folders as calibration samples: decoding, channel conversion, resizing, normalising.
 
-A folder of images (PNG, PGM/PPM, NPY/NPZ; JPEG when Pillow is installed) becomes one float32
-(N, C, H, W) array for a single image input. Every image's declared size is checked against the
-pixel and memory limits before it is decoded (a decompression bomb stops at its header).
+A folder of images (NPY/NPZ arrays; PNG, PGM/PPM and JPEG through Pillow, the optional `images`
+extra) becomes one float32 (N, C, H, W) array for a single image input. Every image's declared
+size is checked against the pixel and memory limits before it is decoded (a decompression bomb
+stops at its header).
 """
 
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,18 @@ from akidac.frontend.sample_files import DECODE_ERRORS, array_headers, nbytes, s
 from akidac.limits import MAX_IMAGE_PIXELS_ENV, max_image_pixels, max_tensor_bytes
 
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".npy", ".npz", ".jpg", ".jpeg")
+#: suffixes read with NumPy; every other image needs Pillow (the `images` extra).
+_ARRAY_SUFFIXES = (".npy", ".npz")
+#: Pillow image modes read as they are, with the largest value of their pixels.
+_PILLOW_MODE_MAX = {
+    "L": 255,
+    "LA": 255,
+    "RGB": 255,
+    "RGBA": 255,
+    "I": 65535,
+    "I;16": 65535,
+    "I;16B": 65535,
+}
 
 
 def load_image_samples(
@@ -58,6 +69,9 @@ def load_image_samples(
         files = files[:limit]
     if not files:
         raise UsageError(f"samples folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    pictures = [path for path in files if path.suffix.lower() not in _ARRAY_SUFFIXES]
+    if pictures:
+        _pillow(f"samples folder '{folder}' holds images ('{pictures[0].name}'): reading them")
     images = []
     for path in files:
         pixels, integer_max = read_image(path)
@@ -97,18 +111,14 @@ def _channel_constants(values: Any, what: str, channels: int) -> np.ndarray | No
 def read_image(path: Path) -> tuple[np.ndarray, int | None]:
     """(pixels (H, W, C) or (H, W), the integer maximum or None for float arrays).
 
-    A file that cannot be read or decoded is a `UsageError` naming it.
+    NPY/NPZ arrays are read with NumPy; every other image with Pillow (`_decode_with_pillow`). A
+    file that cannot be read or decoded is a `UsageError` naming it.
     """
-    suffix = path.suffix.lower()
     try:
-        if suffix in (".npy", ".npz"):
+        if path.suffix.lower() in _ARRAY_SUFFIXES:
             array = _load_array(path)
-        elif suffix in (".pgm", ".ppm", ".pnm"):
-            return decode_netpbm(path.read_bytes(), str(path))
-        elif suffix == ".png":
-            return decode_png(path.read_bytes(), str(path)), 255
         else:
-            return _read_with_pillow(path), 255
+            return _decode_with_pillow(path)
     except DECODE_ERRORS as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise UsageError(f"cannot read image '{path}': {reason}") from None
@@ -157,19 +167,44 @@ def _load_array(path: Path) -> np.ndarray:
         return np.asarray(data[data.files[0]])
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
+def _pillow(what: str) -> Any:
+    """Pillow's `Image` module, or a `UsageError` saying how to install it."""
     try:
         from PIL import Image  # type: ignore[import-not-found]
     except ImportError:
         raise UsageError(
-            f"'{path}' is a JPEG: install Pillow to read JPEG, or convert the images to PNG/NPY"
+            f"{what} needs Pillow, which is not installed: pip install 'akidac[images]' (or save "
+            "the images as .npy arrays, which need nothing more)"
         ) from None
+    return Image
+
+
+def _decode_with_pillow(path: Path) -> tuple[np.ndarray, int]:
+    """(pixels, their integer maximum) of a PNG, PGM/PPM or JPEG, decoded by Pillow.
+
+    Gray, gray+alpha, RGB and RGBA keep their channels; 16-bit gray reads as 0…65535 (netpbm
+    files with another maximum are scaled by Pillow to 255 or 65535); any other mode (palette,
+    1-bit, CMYK, …) is converted to RGB, or RGBA when it carries transparency. The size in the
+    header is checked against `max_image_pixels()` before any pixel is decoded: akidac's limit
+    stands in for Pillow's own `Image.MAX_IMAGE_PIXELS` during the call, so the refusal names
+    the file and the variable that raises the limit.
+    """
+    Image = _pillow(f"reading image '{path}'")
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as image:  # reads the header only
             _check_pixels(image.height, image.width, str(path))
-            return np.asarray(image.convert("RGB"), dtype=np.float64)
-    except (*DECODE_ERRORS, SyntaxError, Image.DecompressionBombError) as error:
-        raise UsageError(f"cannot read image '{path}': {error}") from None
+            if image.mode == "1":
+                image = image.convert("L")
+            elif image.mode not in _PILLOW_MODE_MAX:
+                image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+            return np.asarray(image, dtype=np.float64), _PILLOW_MODE_MAX[image.mode]
+    except (*DECODE_ERRORS, SyntaxError, Image.UnidentifiedImageError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise UsageError(f"cannot read image '{path}': {reason}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 def _to_channels(pixels: np.ndarray, channels: int, path: Path) -> np.ndarray:
@@ -210,119 +245,3 @@ def _resize_matrix(source: int, target: int, mode: str) -> np.ndarray:
             matrix[i, j] = min(stop, j + 1) - max(start, j)
         matrix[i] /= matrix[i].sum()
     return matrix
-
-
-def decode_netpbm(data: bytes, name: str = "<netpbm>") -> tuple[np.ndarray, int]:
-    """A PGM/PPM image (P2, P3, P5, P6): (pixels (H, W) or (H, W, 3), maxval)."""
-    magic = data[:2]
-    if magic not in (b"P2", b"P3", b"P5", b"P6"):
-        raise ValueError(f"{name} is not a PGM/PPM file (magic {magic!r})")
-    fields: list[int] = []
-    position = 2
-    while len(fields) < 3:
-        while position < len(data) and data[position : position + 1].isspace():
-            position += 1
-        if data[position : position + 1] == b"#":
-            while position < len(data) and data[position : position + 1] not in (b"\n", b"\r"):
-                position += 1
-            continue
-        start = position
-        while position < len(data) and not data[position : position + 1].isspace():
-            position += 1
-        if start == position:
-            raise ValueError(f"{name}: truncated header")
-        fields.append(int(data[start:position]))
-    width, height, maxval = fields
-    _check_pixels(height, width, name)
-    channels = 3 if magic in (b"P3", b"P6") else 1
-    count = width * height * channels
-    if not 0 < maxval < 65536:
-        raise ValueError(f"{name}: maxval {maxval} is out of range")
-    if magic in (b"P2", b"P3"):
-        values = np.array(data[position:].split()[:count], dtype=np.int64)
-    else:
-        body = data[position + 1 :]
-        dtype = np.dtype(">u2") if maxval > 255 else np.dtype(np.uint8)
-        values = np.frombuffer(body[: count * dtype.itemsize], dtype=dtype)
-    if values.size != count:
-        raise ValueError(f"{name}: expected {count} samples, found {values.size}")
-    shape = (height, width, 3) if channels == 3 else (height, width)
-    return values.reshape(shape).astype(np.float64), maxval
-
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
-
-
-def decode_png(data: bytes, name: str = "<png>") -> np.ndarray:
-    """An 8-bit, non-interlaced gray/RGB/gray+alpha/RGBA PNG as uint8 (H, W, C).
-
-    Chunks → zlib-inflated IDAT → one filter byte per scanline (None, Sub, Up, Average, Paeth)
-    undone with the previous scanline, as the PNG specification (ISO/IEC 15948) defines.
-    """
-    if not data.startswith(_PNG_SIGNATURE):
-        raise ValueError(f"{name} is not a PNG file")
-    position = len(_PNG_SIGNATURE)
-    header: tuple[int, ...] | None = None
-    compressed = bytearray()
-    while position + 8 <= len(data):
-        length, tag = struct.unpack(">I4s", data[position : position + 8])
-        body = data[position + 8 : position + 8 + length]
-        position += 12 + length
-        if tag == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif tag == b"IDAT":
-            compressed.extend(body)
-        elif tag == b"IEND":
-            break
-    if header is None:
-        raise ValueError(f"{name} has no IHDR chunk")
-    width, height, depth, color, _, _, interlace = header
-    if depth != 8 or color not in _PNG_CHANNELS or interlace:
-        raise ValueError(
-            f"{name}: only 8-bit non-interlaced gray, RGB, gray+alpha or RGBA PNGs are supported "
-            f"(bit depth {depth}, color type {color}, interlace {interlace})"
-        )
-    _check_pixels(height, width, name)
-    channels = _PNG_CHANNELS[color]
-    stride = width * channels
-    # never inflate more than the image holds (a decompression bomb stops here)
-    raw = zlib.decompressobj().decompress(bytes(compressed), height * (stride + 1))
-    if len(raw) < height * (stride + 1):
-        raise ValueError(f"{name}: image data is truncated")
-    rows = np.zeros((height, stride), np.uint8)
-    previous = np.zeros(stride, np.int64)
-    for y in range(height):
-        start = y * (stride + 1)
-        kind = raw[start]
-        line = np.frombuffer(raw, np.uint8, stride, start + 1).astype(np.int64)
-        if kind == 0:
-            out = line
-        elif kind == 1:
-            out = np.cumsum(line.reshape(width, channels), axis=0).reshape(-1) % 256
-        elif kind == 2:
-            out = (line + previous) % 256
-        elif kind in (3, 4):
-            out = _unfilter_sequential(line.tolist(), previous.tolist(), channels, kind)
-        else:
-            raise ValueError(f"{name}: scanline {y} has unknown filter {kind}")
-        rows[y] = out
-        previous = np.asarray(out, np.int64)
-    return rows.reshape(height, width, channels)
-
-
-def _unfilter_sequential(line: list[int], up: list[int], bpp: int, kind: int) -> np.ndarray:
-    """Average (3) and Paeth (4) filters, which depend on the byte just decoded."""
-    out = [0] * len(line)
-    for x, value in enumerate(line):
-        left = out[x - bpp] if x >= bpp else 0
-        above = up[x]
-        if kind == 3:
-            out[x] = (value + (left + above) // 2) & 0xFF
-            continue
-        upper_left = up[x - bpp] if x >= bpp else 0
-        estimate = left + above - upper_left
-        pa, pb, pc = abs(estimate - left), abs(estimate - above), abs(estimate - upper_left)
-        predictor = left if pa <= pb and pa <= pc else above if pb <= pc else upper_left
-        out[x] = (value + predictor) & 0xFF
-    return np.asarray(out, np.int64)

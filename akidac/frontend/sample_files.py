@@ -20,7 +20,7 @@ import numpy as np
 from akidac.errors import UsageError
 from akidac.limits import MAX_TENSOR_BYTES_ENV, max_tensor_bytes
 
-#: what a corrupt or truncated NPY/NPZ/PNG/PGM raises while it is decoded.
+#: what a corrupt or truncated NPY/NPZ file (or an image, decoded by Pillow) raises.
 DECODE_ERRORS = (
     OSError,
     ValueError,

@@ -58,7 +58,7 @@ class CompileOptions:
     #: weight observer: "auto" (minmax at 8 bits, mse at 4), "minmax" (max |w| per channel) or
     #: "mse" (searched clip per channel).
     weight_observer: str = "auto"
-    #: a folder of calibration images (PNG, PGM/PPM, NPY/NPZ; JPEG with Pillow), used when
+    #: a folder of calibration images (NPY/NPZ; PNG, PGM/PPM, JPEG with Pillow), used when
     #: `samples` is None; resized to the input's H × W and normalised by these, in [0, 1] units.
     samples_dir: str | None = None
     sample_mean: tuple[float, ...] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 import warnings
 import zlib
 from pathlib import Path
@@ -18,8 +19,6 @@ from akidac.api import compile_model
 from akidac.errors import UnsupportedModelError, UsageError
 from akidac.frontend import import_model
 from akidac.frontend.images import (
-    decode_netpbm,
-    decode_png,
     load_image_samples,
     read_image,
     resize_image,
@@ -46,29 +45,39 @@ from akidac.runtime.session import HybridSession
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_the_png_decoder_undoes_every_scanline_filter(channels: int) -> None:
+def test_png_images_read_back_the_pixels_of_every_scanline_filter(
+    tmp_path: Path, channels: int
+) -> None:
     image = np.random.default_rng(channels).integers(0, 256, (7, 5, channels)).astype(np.uint8)
-    decoded = decode_png(encode_png(image, [0, 1, 2, 3, 4]), "test.png")
-    np.testing.assert_array_equal(decoded, image)
+    path = tmp_path / "test.png"
+    path.write_bytes(encode_png(image, [0, 1, 2, 3, 4]))
+    pixels, integer_max = read_image(path)
+    np.testing.assert_array_equal(pixels.reshape(image.shape), image)
+    assert integer_max == 255
 
 
-def test_the_png_decoder_rejects_16_bit_images_with_a_reason() -> None:
-    data = bytearray(encode_png(np.zeros((2, 2, 1), np.uint8), [0]))
-    data[24] = 16  # bit depth byte of IHDR
-    with pytest.raises(ValueError, match="only 8-bit"):
-        decode_png(bytes(data))
+def test_a_16_bit_gray_png_reads_on_a_65535_scale(tmp_path: Path) -> None:
+    from PIL import Image
 
-
-def test_netpbm_images_decode_in_binary_and_ascii_forms() -> None:
-    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    pixels, maxval = decode_netpbm(b"P5\n# comment\n4 3\n255\n" + gray.tobytes())
+    gray = np.array([[0, 1000], [40000, 65535]], np.uint16)
+    Image.fromarray(gray).save(tmp_path / "deep.png")
+    pixels, integer_max = read_image(tmp_path / "deep.png")
     np.testing.assert_array_equal(pixels, gray)
-    assert maxval == 255
+    assert integer_max == 65535
+
+
+def test_netpbm_images_read_in_binary_and_ascii_forms(tmp_path: Path) -> None:
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    (tmp_path / "gray.pgm").write_bytes(b"P5\n# comment\n4 3\n255\n" + gray.tobytes())
+    pixels, integer_max = read_image(tmp_path / "gray.pgm")
+    np.testing.assert_array_equal(pixels, gray)
+    assert integer_max == 255
     rgb = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
-    pixels, _ = decode_netpbm(b"P6 3 2 255\n" + rgb.tobytes())
-    np.testing.assert_array_equal(pixels, rgb)
-    pixels, maxval = decode_netpbm(b"P2\n2 1\n15\n3 15\n")
-    assert pixels.tolist() == [[3, 15]] and maxval == 15
+    (tmp_path / "rgb.ppm").write_bytes(b"P6 3 2 255\n" + rgb.tobytes())
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.ppm")[0], rgb)
+    (tmp_path / "ascii.pgm").write_bytes(b"P2\n2 1\n15\n3 15\n")
+    pixels, integer_max = read_image(tmp_path / "ascii.pgm")
+    assert (pixels / integer_max).tolist() == [[0.2, 1.0]]  # 3/15 and 15/15, whatever the scale
 
 
 def test_area_resizing_averages_boxes_and_nearest_picks_pixels() -> None:
@@ -103,15 +112,23 @@ def test_an_image_folder_loads_sorted_resized_and_normalised(tmp_path: Path) -> 
     assert load_image_samples(tmp_path, (4, 4), channels=1, limit=2).shape == (2, 1, 4, 4)
 
 
-def test_a_jpeg_without_pillow_or_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
+def test_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="holds no images"):
         load_image_samples(tmp_path, (8, 8))
-    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff")
-    try:
-        import PIL  # noqa: F401
-    except ImportError:
-        with pytest.raises(UsageError, match="install Pillow"):
-            load_image_samples(tmp_path, (8, 8))
+
+
+def test_without_pillow_an_image_folder_names_the_images_extra_and_arrays_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    np.save(tmp_path / "a.npy", np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setitem(sys.modules, "PIL", None)  # `import PIL` raises ImportError
+    assert load_image_samples(tmp_path, (8, 8)).shape == (1, 3, 8, 8)
+    (tmp_path / "photo.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.uint8), [0]))
+    with pytest.raises(UsageError, match=r"photo\.png.*pip install 'akidac\[images\]'") as caught:
+        load_image_samples(tmp_path, (8, 8))
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
+    with pytest.raises(UsageError, match=r"akidac\[images\]"):
+        read_image(tmp_path / "photo.png")
 
 
 def test_a_model_calibrates_on_an_image_folder(tmp_path: Path) -> None:
