@@ -28,32 +28,16 @@ from typing import ClassVar
 
 from akidac.errors import AllocationError, FallbackToCpu, UsageError
 from akidac.ir.akida_candidates import describe_akida_op
-from akidac.ir.graph import Graph, Op
+from akidac.ir.graph import Graph
 from akidac.ir.regions import Region
 from akidac.passes.base import PassContext, PassResult, register_pass
-from akidac.target.devices import Device, NpType, parse_device
-from akidac.target.footprint import LayerFootprint, layer_footprint, minimal_device
-
-
-def split_into_passes(
-    ops: list[Op], footprints: list[LayerFootprint], device: Device
-) -> list[list[int]]:
-    """Indices of `ops` grouped into consecutive passes that each fit `device` (NPs and input
-    convolution units). Every footprint must fit the device on its own."""
-    passes: list[list[int]] = []
-    current: list[int] = []
-    nps = hrc = 0
-    for index, footprint in enumerate(footprints):
-        is_hrc = footprint.np_type == NpType.HRC
-        if current and (nps + footprint.nps > device.nps or hrc + is_hrc > device.hrc_units):
-            passes.append(current)
-            current, nps, hrc = [], 0, 0
-        current.append(index)
-        nps += footprint.nps
-        hrc += is_hrc
-    if current:
-        passes.append(current)
-    return passes
+from akidac.target.devices import Device, parse_device
+from akidac.target.footprint import (
+    LayerFootprint,
+    layer_footprint,
+    minimal_device,
+    split_into_passes,
+)
 
 
 @register_pass
@@ -100,7 +84,7 @@ class Allocate:
                 continue
             fitting = minimal_device(candidates, ctx.options.sram_kib)
             smallest.append(fitting)
-            groups = split_into_passes(region.ops, prints, device)
+            groups = split_into_passes(prints, device)
             if strict and len(groups) > 1:
                 raise self._strict_error(region, prints, device, fitting)
             passes_of[region.index] = []

@@ -32,7 +32,7 @@ def plot_estimate(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from akidac.api import write_bytes_atomically
+    from akidac.output_files import write_bytes_atomically
 
     estimate = data.get("estimate") or {}
     layers = estimate.get("layers", [])

@@ -254,6 +254,26 @@ def nps_needed(
     return max(a + b for a, b in itertools.pairwise(counts))
 
 
+def split_into_passes(footprints: Sequence[LayerFootprint], device: Device) -> list[list[int]]:
+    """Indices of consecutive layers (given by their footprints, in program order) grouped into
+    hardware passes that each fit `device` (NPs and input convolution units). Every footprint
+    must fit the device on its own."""
+    passes: list[list[int]] = []
+    current: list[int] = []
+    nps = hrc = 0
+    for index, footprint in enumerate(footprints):
+        is_hrc = footprint.np_type == NpType.HRC
+        if current and (nps + footprint.nps > device.nps or hrc + is_hrc > device.hrc_units):
+            passes.append(current)
+            current, nps, hrc = [], 0, 0
+        current.append(index)
+        nps += footprint.nps
+        hrc += is_hrc
+    if current:
+        passes.append(current)
+    return passes
+
+
 def minimal_device(
     layers: Sequence[LayerCandidate],
     sram_kib: int | None = None,

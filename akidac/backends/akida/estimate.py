@@ -24,7 +24,7 @@ from typing import Any
 
 from akidac.target import devices as dev
 from akidac.target.devices import Device, NpType
-from akidac.target.footprint import LayerFootprint
+from akidac.target.footprint import LayerFootprint, split_into_passes
 
 #: version of the `estimate` object (in `report --json`, `compile --report-json` and `device`).
 ESTIMATE_SCHEMA_VERSION = 1
@@ -83,11 +83,9 @@ def layer_cycles(footprint: LayerFootprint, device: Device) -> int:
 
 def split_passes(layers: Sequence[LayerFootprint], device: Device) -> list[list[int]] | None:
     """The layers packed into `device`'s passes, or None when one layer alone exceeds it."""
-    from akidac.passes.allocate import split_into_passes
-
     if any(f.nps > device.nps or f.unmappable for f in layers):
         return None
-    return split_into_passes(list(layers), list(layers), device)  # type: ignore[arg-type]
+    return split_into_passes(layers, device)
 
 
 def estimate(
