@@ -13,17 +13,18 @@ tests/passes/conftest.py); review the diff before committing it.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from akidac.ir.attributes import content_hash
+from akidac.ir.attributes import DenseAttr, content_hash
 from akidac.ir.graph import Graph
 from akidac.ir.parser import parse_graph
 from akidac.ir.printer import print_graph
 from akidac.ir.verifier import verify_graph
-from akidac.passes import PassContext, PassManager, VerifyInstrument
+from akidac.passes import DEFAULT_PIPELINE, PassContext, PassManager, VerifyInstrument
 from akidac.passes.canonicalize import RULES as CANONICALIZE_RULES
 from akidac.passes.rewrites import IMPORT_CLEANUP_RULES
 
@@ -127,6 +128,12 @@ def test_golden_case(case: Case, update_goldens: bool) -> None:
     )
     graph, actual, misses = run_case(case)
     weights = {content_hash(v.const): v.const for v in graph.constants.values()}  # type: ignore[arg-type]
+    weights.update(
+        (content_hash(attr.array), attr.array)
+        for op in graph.ops
+        for attr in op.attrs.values()
+        if isinstance(attr, DenseAttr)
+    )  # elided dense attributes (a LUT's table) parse back from the same weights
     assert print_graph(parse_graph(actual, weights=weights)) == actual
     expected_now = None if actual == case.input_text else actual
     if update_goldens:
@@ -151,3 +158,10 @@ def test_every_rewrite_rule_has_golden_cases_and_a_documented_algebra() -> None:
         assert rule.doc, rule.name
         assert f"`{rule.name}`" in section, f"docs/passes.md does not list {rule.name}"
         assert rule.name in goldens, f"no golden case names {rule.name}"
+
+
+def test_every_pass_of_the_default_pipeline_has_at_least_four_golden_cases() -> None:
+    """A case counts for the last pass it runs: the passes before it only prepare its input."""
+    last_pass = Counter(case.passes[-1] for case in CASES)
+    thin = {name: last_pass[name] for name in DEFAULT_PIPELINE if last_pass[name] < 4}
+    assert not thin, f"passes with fewer than 4 golden cases: {thin}"
