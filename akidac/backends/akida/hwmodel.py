@@ -581,18 +581,19 @@ class _Epilogue:
                 acc, out_h, out_w, self.int32_params, self.low, self.high, out
             )
             return out.view(self.dtype)
-        kernels.finish_layer(
-            acc,
-            out_h,
-            out_w,
+        pool = kernels.PoolWindow(self.pool_kind, self.pool_size, self.pool_stride, top, left)
+        kernels.finish_layer(acc, out_h, out_w, self.stage, pool, out)
+        return out.view(self.dtype)
+
+    def __post_init__(self) -> None:
+        #: the array type the kernel writes: int8 for every <= 8-bit output (set once: a
+        #: property cost ~2 µs per layer per run)
+        self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
+        #: steps 3-8 as `kernels.finish_layer` takes them (built once, not per run)
+        self.stage = kernels.OutputStage(
             self.buffer_bits,
             self.post_bits,
             self.bias,
-            self.pool_kind,
-            self.pool_size,
-            self.pool_stride,
-            top,
-            left,
             self.act_kind,
             self.act_low,
             self.act_high,
@@ -603,14 +604,7 @@ class _Epilogue:
             *self.out_shifts,
             self.low,
             self.high,
-            out,
         )
-        return out.view(self.dtype)
-
-    def __post_init__(self) -> None:
-        #: the array type the kernel writes: int8 for every <= 8-bit output (set once: a
-        #: property cost ~2 µs per layer per run)
-        self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
 
 
 # ---------------------------------------------------------------------------------------------

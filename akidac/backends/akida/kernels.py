@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 
 def _configure_cache_dir() -> None:
@@ -895,269 +895,199 @@ def _rounding_shift(value: int, right: int, half: int, left: int) -> int:
     return ((value + half) >> right) << left
 
 
+class OutputStage(NamedTuple):
+    """Steps 3-8 of one layer after its accumulation, as `finish_layer` takes them.
+
+    Widths of the accumulator (`buffer_bits`, B) and of the post-operation values (`post_bits`,
+    P); the bias, already shifted; the activation: `act_kind` with a clamp to
+    [act_low, act_high[f]] (ReLU: [0, max_value << max_value_shift]; none: the P-bit range) or
+    the LUT (`act_scales`, its index shift, `lut`); the requantization (`out_scales` and its
+    shift) and the output range [low, high]. Every per-filter shift comes split into a right
+    shift, its rounding term `half` and a left shift (one of the two shifts is 0). A NamedTuple,
+    not a dataclass, so that numba kernels take it whole and read its fields by name.
+    """
+
+    buffer_bits: int
+    post_bits: int
+    bias: np.ndarray
+    act_kind: int
+    act_low: int
+    act_high: np.ndarray
+    act_scales: np.ndarray
+    act_right: np.ndarray
+    act_half: np.ndarray
+    act_left: np.ndarray
+    lut: np.ndarray
+    out_scales: np.ndarray
+    out_right: np.ndarray
+    out_half: np.ndarray
+    out_left: np.ndarray
+    low: int
+    high: int
+
+
+class PoolWindow(NamedTuple):
+    """The pooling of one layer: `kind` (POOL_NONE, POOL_MAX, POOL_AVERAGE = global), and for max
+    pooling the square window `size`, its `stride` and the pads before the first row and column
+    (`top`, `left`; pad pixels never win)."""
+
+    kind: int
+    size: int
+    stride: int
+    top: int
+    left: int
+
+
 @njit(cache=True, inline="always")
-def _bias_row(
-    src: np.ndarray,
-    bias: np.ndarray,
-    acc_low: int,
-    acc_high: int,
-    post_low: int,
-    post_high: int,
-    dst: np.ndarray,
-) -> None:
+def _signed_range(bits: int) -> tuple[int, int]:
+    """[low, high] of a `bits`-bit signed value."""
+    high = (np.int64(1) << (bits - 1)) - 1
+    return -high - 1, high
+
+
+@njit(cache=True, inline="always")
+def _bias_row(src: np.ndarray, stage: OutputStage, dst: np.ndarray) -> None:
     """Steps 3-4 on one pixel: dst = sat_P(sat_B(acc) + bias)."""
+    acc_low, acc_high = _signed_range(stage.buffer_bits)
+    post_low, post_high = _signed_range(stage.post_bits)
     for f in range(dst.shape[0]):
         value = _saturate(np.int64(src[f]), acc_low, acc_high)
-        dst[f] = _saturate(value + bias[f], post_low, post_high)
+        dst[f] = _saturate(value + stage.bias[f], post_low, post_high)
 
 
 @njit(cache=True, inline="always")
-def _activate_row(
-    values: np.ndarray,
-    act_kind: int,
-    act_low: int,
-    act_high: np.ndarray,
-    act_scales: np.ndarray,
-    act_right: np.ndarray,
-    act_half: np.ndarray,
-    act_left: np.ndarray,
-    lut: np.ndarray,
-    post_low: int,
-    post_high: int,
-) -> None:
+def _activate_row(values: np.ndarray, stage: OutputStage) -> None:
     """Step 6 on one pixel, in place: a clamp [act_low, act_high[f]] (ReLU, or none with the
     P-bit range) or the LUT."""
-    if act_kind == ACT_LUT:
+    if stage.act_kind == ACT_LUT:
+        post_low, post_high = _signed_range(stage.post_bits)
         for f in range(values.shape[0]):
-            scaled = _saturate(values[f] * act_scales[f], post_low, post_high)
-            index = _rounding_shift(scaled, act_right[f], act_half[f], act_left[f])
-            values[f] = lut[_saturate(index, LUT_INDEX_MIN, LUT_INDEX_MAX) + LUT_OFFSET]
+            scaled = _saturate(values[f] * stage.act_scales[f], post_low, post_high)
+            index = _rounding_shift(
+                scaled, stage.act_right[f], stage.act_half[f], stage.act_left[f]
+            )
+            values[f] = stage.lut[_saturate(index, LUT_INDEX_MIN, LUT_INDEX_MAX) + LUT_OFFSET]
     else:
         for f in range(values.shape[0]):
-            values[f] = min(max(values[f], act_low), act_high[f])
+            values[f] = min(max(values[f], stage.act_low), stage.act_high[f])
 
 
 @njit(cache=True, inline="always")
-def _requantize_row(
-    values: np.ndarray,
-    scales: np.ndarray,
-    right: np.ndarray,
-    half: np.ndarray,
-    left: np.ndarray,
-    post_low: int,
-    post_high: int,
-    low: int,
-    high: int,
-    out: np.ndarray,
-) -> None:
+def _requantize_row(values: np.ndarray, stage: OutputStage, out: np.ndarray) -> None:
     """Step 8 on one pixel: clip(shift(sat_P(v · scale), s), low, high)."""
+    post_low, post_high = _signed_range(stage.post_bits)
     for f in range(out.shape[0]):
-        scaled = _saturate(values[f] * scales[f], post_low, post_high)
-        out[f] = _saturate(_rounding_shift(scaled, right[f], half[f], left[f]), low, high)
+        scaled = _saturate(values[f] * stage.out_scales[f], post_low, post_high)
+        shifted = _rounding_shift(scaled, stage.out_right[f], stage.out_half[f], stage.out_left[f])
+        out[f] = _saturate(shifted, stage.low, stage.high)
 
 
 @njit(cache=True, inline="always")
-def _fused_row(
-    src: np.ndarray,
-    bias: np.ndarray,
-    acc_low: int,
-    acc_high: int,
-    post_low: int,
-    post_high: int,
-    act_low: int,
-    act_high: np.ndarray,
-    scales: np.ndarray,
-    right: np.ndarray,
-    half: np.ndarray,
-    left: np.ndarray,
-    low: int,
-    high: int,
-    out: np.ndarray,
-) -> None:
+def _fused_row(src: np.ndarray, stage: OutputStage, out: np.ndarray) -> None:
     """Steps 3-8 on one pixel without pooling and with a clamp activation, in one loop."""
+    acc_low, acc_high = _signed_range(stage.buffer_bits)
+    post_low, post_high = _signed_range(stage.post_bits)
     for f in range(out.shape[0]):
         value = _saturate(np.int64(src[f]), acc_low, acc_high)
-        value = _saturate(value + bias[f], post_low, post_high)
-        value = min(max(value, act_low), act_high[f])
-        scaled = _saturate(value * scales[f], post_low, post_high)
-        out[f] = _saturate(_rounding_shift(scaled, right[f], half[f], left[f]), low, high)
+        value = _saturate(value + stage.bias[f], post_low, post_high)
+        value = min(max(value, stage.act_low), stage.act_high[f])
+        scaled = _saturate(value * stage.out_scales[f], post_low, post_high)
+        shifted = _rounding_shift(scaled, stage.out_right[f], stage.out_half[f], stage.out_left[f])
+        out[f] = _saturate(shifted, stage.low, stage.high)
+
+
+@njit(cache=True)
+def _finish_clamped(
+    acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, out: np.ndarray
+) -> None:
+    """No pooling, a clamp activation: every pixel in one fused loop."""
+    for n in range(acc.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                _fused_row(acc[n, i, j], stage, out[n, i, j])
+
+
+@njit(cache=True)
+def _finish_lut(
+    acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, out: np.ndarray
+) -> None:
+    """No pooling, the LUT activation: bias, activate, requantize every pixel."""
+    values = np.empty(out.shape[3], np.int64)
+    for n in range(acc.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                _bias_row(acc[n, i, j], stage, values)
+                _activate_row(values, stage)
+                _requantize_row(values, stage, out[n, i, j])
+
+
+@njit(cache=True)
+def _finish_global_average(
+    acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, out: np.ndarray
+) -> None:
+    """Global average pooling: the activated pixels summed (the running sum clipped to P bits
+    after every addition, in row-major order), then requantized once (the scale holds 1/(H·W))."""
+    filters = out.shape[3]
+    post_low, post_high = _signed_range(stage.post_bits)
+    values = np.empty(filters, np.int64)
+    totals = np.empty(filters, np.int64)
+    for n in range(acc.shape[0]):
+        totals[:] = 0
+        for i in range(out_h):
+            for j in range(out_w):
+                _bias_row(acc[n, i, j], stage, values)
+                _activate_row(values, stage)
+                for f in range(filters):
+                    totals[f] = _saturate(totals[f] + values[f], post_low, post_high)
+        _requantize_row(totals, stage, out[n, 0, 0])
+
+
+@njit(cache=True)
+def _finish_max_pooled(
+    acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, pool: PoolWindow, out: np.ndarray
+) -> None:
+    """Max pooling of the biased values, then activation and requantization of each window's
+    maximum. Pad pixels act as -infinity: only real pixels of the window compete."""
+    filters = out.shape[3]
+    values = np.empty(filters, np.int64)
+    biased = np.empty((out_h, out_w, filters), np.int64)
+    for n in range(acc.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                _bias_row(acc[n, i, j], stage, biased[i, j])
+        for i in range(out.shape[1]):
+            first_row = max(i * pool.stride - pool.top, 0)
+            last_row = min(i * pool.stride - pool.top + pool.size, out_h)
+            for j in range(out.shape[2]):
+                first_col = max(j * pool.stride - pool.left, 0)
+                last_col = min(j * pool.stride - pool.left + pool.size, out_w)
+                values[:] = biased[first_row, first_col]
+                for pi in range(first_row, last_row):
+                    for pj in range(first_col, last_col):
+                        window = biased[pi, pj]
+                        for f in range(filters):
+                            values[f] = max(values[f], window[f])
+                _activate_row(values, stage)
+                _requantize_row(values, stage, out[n, i, j])
 
 
 @njit(cache=True)
 def finish_layer(
-    acc: np.ndarray,
-    out_h: int,
-    out_w: int,
-    buffer_bits: int,
-    post_bits: int,
-    bias: np.ndarray,
-    pool_kind: int,
-    pool_size: int,
-    pool_stride: int,
-    pool_top: int,
-    pool_left: int,
-    act_kind: int,
-    act_low: int,
-    act_high: np.ndarray,
-    act_scales: np.ndarray,
-    act_right: np.ndarray,
-    act_half: np.ndarray,
-    act_left: np.ndarray,
-    lut: np.ndarray,
-    out_scales: np.ndarray,
-    out_right: np.ndarray,
-    out_half: np.ndarray,
-    out_left: np.ndarray,
-    low: int,
-    high: int,
-    out: np.ndarray,
+    acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, pool: PoolWindow, out: np.ndarray
 ) -> None:
     """Steps 3-8 on the int32 accumulator `acc` (N, ≥out_h, ≥out_w, ≥F); result in `out`.
 
-    Activation: a clamp to [act_low, act_high[f]] (ReLU: [0, max_value << max_value_shift];
-    none: the P-bit range) or the LUT. Shifts come split per filter into a right shift with its
-    rounding term `half` and a left shift (one of them 0). `out` (N, rows, cols, F) has the
-    pooled size; `out_h`, `out_w` are the conv output size before pooling.
+    `out` (N, rows, cols, F) has the pooled size; `out_h`, `out_w` are the conv output size
+    before pooling. One named step per pooling and activation form.
     """
-    n_batch = acc.shape[0]
-    filters = out.shape[3]
-    acc_high = (np.int64(1) << (buffer_bits - 1)) - 1
-    acc_low = -acc_high - 1
-    post_high = (np.int64(1) << (post_bits - 1)) - 1
-    post_low = -post_high - 1
-    values = np.empty(filters, np.int64)
-    if pool_kind == POOL_NONE and act_kind != ACT_LUT:
-        for n in range(n_batch):
-            for i in range(out_h):
-                for j in range(out_w):
-                    _fused_row(
-                        acc[n, i, j],
-                        bias,
-                        acc_low,
-                        acc_high,
-                        post_low,
-                        post_high,
-                        act_low,
-                        act_high,
-                        out_scales,
-                        out_right,
-                        out_half,
-                        out_left,
-                        low,
-                        high,
-                        out[n, i, j],
-                    )
-    elif pool_kind == POOL_NONE:
-        for n in range(n_batch):
-            for i in range(out_h):
-                for j in range(out_w):
-                    _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, values)
-                    _activate_row(
-                        values,
-                        act_kind,
-                        act_low,
-                        act_high,
-                        act_scales,
-                        act_right,
-                        act_half,
-                        act_left,
-                        lut,
-                        post_low,
-                        post_high,
-                    )
-                    _requantize_row(
-                        values,
-                        out_scales,
-                        out_right,
-                        out_half,
-                        out_left,
-                        post_low,
-                        post_high,
-                        low,
-                        high,
-                        out[n, i, j],
-                    )
-    elif pool_kind == POOL_AVERAGE:
-        totals = np.empty(filters, np.int64)
-        for n in range(n_batch):
-            totals[:] = 0
-            # the running sum is clipped after every addition, in row-major order
-            for i in range(out_h):
-                for j in range(out_w):
-                    _bias_row(acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, values)
-                    _activate_row(
-                        values,
-                        act_kind,
-                        act_low,
-                        act_high,
-                        act_scales,
-                        act_right,
-                        act_half,
-                        act_left,
-                        lut,
-                        post_low,
-                        post_high,
-                    )
-                    for f in range(filters):
-                        totals[f] = _saturate(totals[f] + values[f], post_low, post_high)
-            _requantize_row(
-                totals,
-                out_scales,
-                out_right,
-                out_half,
-                out_left,
-                post_low,
-                post_high,
-                low,
-                high,
-                out[n, 0, 0],
-            )
+    if pool.kind == POOL_NONE and stage.act_kind != ACT_LUT:
+        _finish_clamped(acc, out_h, out_w, stage, out)
+    elif pool.kind == POOL_NONE:
+        _finish_lut(acc, out_h, out_w, stage, out)
+    elif pool.kind == POOL_AVERAGE:
+        _finish_global_average(acc, out_h, out_w, stage, out)
     else:
-        biased = np.empty((out_h, out_w, filters), np.int64)
-        for n in range(n_batch):
-            for i in range(out_h):
-                for j in range(out_w):
-                    _bias_row(
-                        acc[n, i, j], bias, acc_low, acc_high, post_low, post_high, biased[i, j]
-                    )
-            for i in range(out.shape[1]):
-                first_row = max(i * pool_stride - pool_top, 0)
-                last_row = min(i * pool_stride - pool_top + pool_size, out_h)
-                for j in range(out.shape[2]):
-                    first_col = max(j * pool_stride - pool_left, 0)
-                    last_col = min(j * pool_stride - pool_left + pool_size, out_w)
-                    # pad pixels act as -infinity: only real pixels of the window compete
-                    values[:] = biased[first_row, first_col]
-                    for pi in range(first_row, last_row):
-                        for pj in range(first_col, last_col):
-                            window = biased[pi, pj]
-                            for f in range(filters):
-                                values[f] = max(values[f], window[f])
-                    _activate_row(
-                        values,
-                        act_kind,
-                        act_low,
-                        act_high,
-                        act_scales,
-                        act_right,
-                        act_half,
-                        act_left,
-                        lut,
-                        post_low,
-                        post_high,
-                    )
-                    _requantize_row(
-                        values,
-                        out_scales,
-                        out_right,
-                        out_half,
-                        out_left,
-                        post_low,
-                        post_high,
-                        low,
-                        high,
-                        out[n, i, j],
-                    )
+        _finish_max_pooled(acc, out_h, out_w, stage, pool, out)
 
 
 @njit(cache=True, inline="always")
