@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from akidac.backends.akida.estimate import DEFAULT_HOST, HostRate, RegionCost, estimate
@@ -84,6 +85,101 @@ def assumed_device(spec: str, sram_kib: int | None = None) -> Device:
         raise UsageError(str(error)) from None
 
 
+@dataclass
+class _Placement:
+    """Where the compiled graph runs each original node: its Akida region, or the CPU with the
+    reasons, and the MACs of every node (by the first name of each op's origin)."""
+
+    akida_region: dict[str, int] = field(default_factory=dict)
+    on_cpu: set[str] = field(default_factory=set)
+    reasons: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    macs: Counter[str] = field(default_factory=Counter)
+    macs_on_akida: int = 0
+
+
+def _placement(graph: Graph, regions: Sequence[Region], decisions: dict[str, Any]) -> _Placement:
+    region_of_op = {id(op): region.index for region in regions for op in region.ops}
+    placement = _Placement()
+    for op in graph.ops:
+        if not op.origin:
+            continue
+        layer_macs_ = op_macs(op)
+        placement.macs[op.origin[0]] += layer_macs_
+        if id(op) in region_of_op:
+            placement.macs_on_akida += layer_macs_
+            for name in op.origin:
+                placement.akida_region.setdefault(name, region_of_op[id(op)])
+            continue
+        op_reasons = _cpu_reasons(op, decisions)
+        for name in op.origin:
+            placement.on_cpu.add(name)
+            known = placement.reasons.setdefault(name, [])
+            known += [reason for reason in op_reasons if reason not in known]
+    return placement
+
+
+def _node_rows(
+    original_nodes: Sequence[tuple[str, str]], placement: _Placement
+) -> list[dict[str, Any]]:
+    """One row per node of the input model: akida (with its region), cpu (with its reasons)
+    or removed (with why)."""
+    nodes = []
+    for name, op_type in original_nodes:
+        if name in placement.on_cpu:
+            target, region, why = "cpu", None, placement.reasons[name]
+        elif name in placement.akida_region:
+            target, region, why = "akida", placement.akida_region[name], []
+        else:
+            target, region, why = "removed", None, [_removed_reason(name, op_type)]
+        nodes.append(
+            {
+                "name": name,
+                "op_type": op_type,
+                "target": target,
+                "region": region,
+                "macs": placement.macs[name] if target != "removed" else 0,
+                "reasons": why,
+            }
+        )
+    return nodes
+
+
+def _summary(
+    nodes: list[dict[str, Any]],
+    border: list[dict[str, Any]],
+    region_records: list[dict[str, Any]],
+    macs_on_akida: int,
+) -> dict[str, int]:
+    counts = Counter(node["target"] for node in nodes)
+    macs_total = sum(node["macs"] for node in nodes)
+    return {
+        "nodes_total": len(nodes),
+        "nodes_on_akida": counts["akida"],
+        "nodes_on_cpu": counts["cpu"],
+        "nodes_removed": counts["removed"],
+        "border_nodes_added": len(border),
+        "macs_total": macs_total,
+        "macs_on_akida": macs_on_akida,
+        "macs_on_cpu": macs_total - macs_on_akida,
+        "regions": len(region_records),
+        "hardware_passes": sum(r["passes"] or 0 for r in region_records),
+        "transfer_bytes": sum(r["input"]["bytes"] + r["output"]["bytes"] for r in region_records),
+    }
+
+
+def _diagnostic_rows(diagnostics: Iterable[Diagnostic]) -> list[dict[str, Any]]:
+    return [
+        {
+            "severity": d.severity,
+            "code": d.code,
+            "message": d.message,
+            "node": d.node,
+            "hint": d.hint,
+        }
+        for d in diagnostics
+    ]
+
+
 def build_report(
     graph: Graph,
     analyses: dict[str, Any],
@@ -100,97 +196,34 @@ def build_report(
     `original_nodes` is [(name, op_type)] of the input model's nodes in order; `device` the
     configuration assumed; `stage` "analyze" (legality and partition only) or "compile";
     `regions` the Akida regions the hybrid model runs (default: `analyses["regions"]`).
+    Shares count the Transpose and Q/DQ nodes added at region borders as CPU work.
     """
     regions = list(analyses.get("regions", []) if regions is None else regions)
-    decisions = analyses.get("decisions", {})
-    region_of_op = {id(op): region.index for region in regions for op in region.ops}
-    akida_region: dict[str, int] = {}
-    on_cpu: set[str] = set()
-    reasons: dict[str, list[dict[str, str]]] = {}
-    macs: Counter[str] = Counter()
-    macs_on_akida = 0
-    for op in graph.ops:
-        if not op.origin:
-            continue
-        layer_macs_ = op_macs(op)
-        macs[op.origin[0]] += layer_macs_
-        if id(op) in region_of_op:
-            macs_on_akida += layer_macs_
-            for name in op.origin:
-                akida_region.setdefault(name, region_of_op[id(op)])
-            continue
-        op_reasons = _cpu_reasons(op, decisions)
-        for name in op.origin:
-            on_cpu.add(name)
-            known = reasons.setdefault(name, [])
-            known += [reason for reason in op_reasons if reason not in known]
-
-    nodes: list[dict[str, Any]] = []
-    for name, op_type in original_nodes:
-        if name in on_cpu:
-            target, region, why = "cpu", None, reasons[name]
-        elif name in akida_region:
-            target, region, why = "akida", akida_region[name], []
-        else:
-            target, region, why = "removed", None, [_removed_reason(name, op_type)]
-        nodes.append(
-            {
-                "name": name,
-                "op_type": op_type,
-                "target": target,
-                "region": region,
-                "macs": macs[name] if target != "removed" else 0,
-                "reasons": why,
-            }
-        )
-
+    placement = _placement(graph, regions, analyses.get("decisions", {}))
+    nodes = _node_rows(original_nodes, placement)
     border = _border_nodes(graph, regions)
     region_records = [_region_record(region) for region in regions]
-    counts = Counter(node["target"] for node in nodes)
-    macs_total = sum(node["macs"] for node in nodes)
-    executed = counts["akida"] + counts["cpu"] + len(border)
+    summary = _summary(nodes, border, region_records, placement.macs_on_akida)
+    executed = summary["nodes_on_akida"] + summary["nodes_on_cpu"] + len(border)
     report: dict[str, Any] = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "stage": stage,
         "device": {"name": device.name, "description": device.describe()},
-        "summary": {
-            "nodes_total": len(nodes),
-            "nodes_on_akida": counts["akida"],
-            "nodes_on_cpu": counts["cpu"],
-            "nodes_removed": counts["removed"],
-            "border_nodes_added": len(border),
-            "macs_total": macs_total,
-            "macs_on_akida": macs_on_akida,
-            "macs_on_cpu": macs_total - macs_on_akida,
-            "regions": len(regions),
-            "hardware_passes": sum(r["passes"] or 0 for r in region_records),
-            "transfer_bytes": sum(
-                r["input"]["bytes"] + r["output"]["bytes"] for r in region_records
-            ),
-        },
+        "summary": summary,
         "shares": {
-            "nodes": _shares(counts["akida"], executed),
-            "macs": _shares(macs_on_akida, macs_total),
+            "nodes": _shares(summary["nodes_on_akida"], executed),
+            "macs": _shares(placement.macs_on_akida, summary["macs_total"]),
         },
         "op_types": _op_type_rows(nodes, border),
         "regions": region_records,
         "border_nodes": border,
         "nodes": nodes,
-        "diagnostics": [
-            {
-                "severity": d.severity,
-                "code": d.code,
-                "message": d.message,
-                "node": d.node,
-                "hint": d.hint,
-            }
-            for d in diagnostics
-        ],
+        "diagnostics": _diagnostic_rows(diagnostics),
     }
     if "fidelity" in analyses:
         report["fidelity"] = analyses["fidelity"]
     report["estimate"] = model_estimate(
-        analyses, device, regions, region_records, cpu_macs=macs_total - macs_on_akida, host=host
+        analyses, device, regions, region_records, cpu_macs=summary["macs_on_cpu"], host=host
     )
     return report
 
