@@ -88,6 +88,63 @@ def split_passes(layers: Sequence[LayerFootprint], device: Device) -> list[list[
     return split_into_passes(layers, device)
 
 
+@dataclass(frozen=True)
+class _RegionTime:
+    """One region's share of an estimate: its layer rows and region row, its compute and
+    transfer seconds, its MACs and the bytes it moves over the host link."""
+
+    layer_rows: list[dict[str, Any]]
+    row: dict[str, Any]
+    compute_s: float
+    transfer_s: float
+    macs: int
+    link_bytes: int
+
+
+def _region_time(region: RegionCost, groups: list[list[int]], device: Device) -> _RegionTime:
+    """The layers of `region` timed on `device` in their hardware passes `groups`: the layers one
+    after another, plus its input and output bytes (and, with several passes, all its weights
+    reloaded) over the host link, plus one region switch."""
+    prints = [f for _, f in region.layers]
+    pass_of = {i: p for p, group in enumerate(groups) for i in group}
+    layer_rows = []
+    cycles = macs = 0
+    for i, (name, f) in enumerate(region.layers):
+        c = layer_cycles(f, device)
+        cycles += c
+        macs += f.macs
+        layer_rows.append(
+            {
+                "name": name,
+                "region": region.index,
+                "pass": pass_of[i],
+                "np_type": f.np_type,
+                "nps": f.nps,
+                "macs": f.macs,
+                "cycles": c,
+                "time_ms": _ms(c / device.clock_hz),
+                "weight_bytes": f.weight_bytes,
+                "input_sram_bytes": f.input_bytes_per_np,
+            }
+        )
+    reloaded = sum(f.weight_bytes for f in prints) if len(groups) > 1 else 0
+    io_bytes = region.input_bytes + region.output_bytes
+    compute_s = cycles / device.clock_hz
+    transfer_s = (reloaded + io_bytes) / dev.HOST_LINK_BYTES_PER_S
+    transfer_s += dev.REGION_SWITCH_SECONDS
+    row = {
+        "region": region.index,
+        "passes": len(groups),
+        "nps_per_pass": [sum(prints[i].nps for i in g) for g in groups],
+        "weight_bytes_reloaded": reloaded,
+        "dma_bytes_in": region.input_bytes,
+        "dma_bytes_out": region.output_bytes,
+        "cycles": cycles,
+        "time_ms": _ms(compute_s + transfer_s),
+    }
+    return _RegionTime(layer_rows, row, compute_s, transfer_s, macs, reloaded + io_bytes)
+
+
 def estimate(
     regions: Sequence[RegionCost],
     cpu_macs: int,
@@ -102,50 +159,16 @@ def estimate(
     akida_s = transfer_s = 0.0
     akida_macs = link_bytes = 0
     for region in regions:
-        prints = [f for _, f in region.layers]
-        groups = split_passes(prints, device)
+        groups = split_passes([f for _, f in region.layers], device)
         if groups is None:
             return _not_fitting(region, device, host, cpu_macs)
-        pass_of = {i: p for p, group in enumerate(groups) for i in group}
-        cycles = 0
-        for i, (name, f) in enumerate(region.layers):
-            c = layer_cycles(f, device)
-            cycles += c
-            akida_macs += f.macs
-            layers.append(
-                {
-                    "name": name,
-                    "region": region.index,
-                    "pass": pass_of[i],
-                    "np_type": f.np_type,
-                    "nps": f.nps,
-                    "macs": f.macs,
-                    "cycles": c,
-                    "time_ms": _ms(c / device.clock_hz),
-                    "weight_bytes": f.weight_bytes,
-                    "input_sram_bytes": f.input_bytes_per_np,
-                }
-            )
-        reloaded = sum(f.weight_bytes for f in prints) if len(groups) > 1 else 0
-        io_bytes = region.input_bytes + region.output_bytes
-        compute_s = cycles / device.clock_hz
-        region_transfer_s = (reloaded + io_bytes) / dev.HOST_LINK_BYTES_PER_S
-        region_transfer_s += dev.REGION_SWITCH_SECONDS
-        akida_s += compute_s
-        transfer_s += region_transfer_s
-        link_bytes += reloaded + io_bytes
-        region_rows.append(
-            {
-                "region": region.index,
-                "passes": len(groups),
-                "nps_per_pass": [sum(prints[i].nps for i in g) for g in groups],
-                "weight_bytes_reloaded": reloaded,
-                "dma_bytes_in": region.input_bytes,
-                "dma_bytes_out": region.output_bytes,
-                "cycles": cycles,
-                "time_ms": _ms(compute_s + region_transfer_s),
-            }
-        )
+        timed = _region_time(region, groups, device)
+        layers += timed.layer_rows
+        region_rows.append(timed.row)
+        akida_s += timed.compute_s
+        transfer_s += timed.transfer_s
+        akida_macs += timed.macs
+        link_bytes += timed.link_bytes
     cpu_s = cpu_macs / host.macs_per_s
     total_s = akida_s + cpu_s + transfer_s
     energy_pj = (
