@@ -36,6 +36,7 @@ STRIDES: dict[str, tuple[int, ...]] = {
     for layer, limits in _LIMITS_BY_LAYER.items()
     if layer in ("InputConv2D", "Conv2D", "DepthwiseConv2D")  # transposes: stride 2, checked apart
 }
+MAX_KERNEL_SIZE = max(max(sizes) for sizes in KERNEL_SIZES.values())
 MAX_POOL_SIZE = max(size for limits in _LIMITS_BY_LAYER.values() for size in limits.pool_sizes)
 #: widths in bits of outputs, accumulators and weights.
 MAX_BITS = max(
@@ -151,7 +152,7 @@ def _check_neural(record: LayerRecord) -> None:
             _int_param(record, "units", filters, filters)
     else:
         weights = _check_weights(record, 4)
-        k = _int_param(record, "kernel_size", 1, 7)
+        k = _int_param(record, "kernel_size", 1, MAX_KERNEL_SIZE)
         if k not in KERNEL_SIZES[kind]:
             raise _fail(record, f"kernel_size {k} is not one of {KERNEL_SIZES[kind]}")
         if weights.shape[:2] != (k, k):
