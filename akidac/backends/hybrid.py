@@ -20,9 +20,9 @@ from akidac.backends.akida.akida_node import (
 )
 from akidac.backends.akida.codegen import region_program
 from akidac.backends.akida.program import Program, encode_program
+from akidac.ir.analyses import Region
 from akidac.ir.graph import Graph, Value
 from akidac.ir.onnx_export import NodeEmitter, emit_op, type_value_info, value_info
-from akidac.ir.regions import Region
 
 
 def build_programs(

@@ -28,8 +28,8 @@ from typing import ClassVar
 
 from akidac.errors import AllocationError, FallbackToCpu, UsageError
 from akidac.ir.akida_candidates import describe_akida_op
+from akidac.ir.analyses import Region
 from akidac.ir.graph import Graph
-from akidac.ir.regions import Region
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.target.devices import Device, parse_device
 from akidac.target.footprint import (

@@ -10,9 +10,10 @@ with `AK-OP-UNSUPPORTED`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
+from akidac.ir.analyses import Decision
 from akidac.ir.graph import Graph, Op
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.layer_candidates import describe_anchor, judge
@@ -39,16 +40,6 @@ FUSABLE_OPS = frozenset(
     }
 )
 ANCHOR_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Concat"})
-
-
-@dataclass
-class Decision:
-    """Where one ONNX node runs and why: the report's per-node record."""
-
-    node: str
-    op_type: str
-    target: str
-    violations: list[Violation] = field(default_factory=list)
 
 
 #: where an op runs ("akida", "cpu" or "fusable") and the violations behind a "cpu"

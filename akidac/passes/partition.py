@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from akidac.errors import InternalError
+from akidac.ir.analyses import Region
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import same_pads
-from akidac.ir.regions import Region
 from akidac.ir.types import TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.legalize import record

@@ -42,10 +42,10 @@ import numpy as np
 from akidac.errors import FallbackToCpu, UnsupportedModelError, UsageError
 from akidac.frontend.samples import sample_set, validate_sample_options
 from akidac.ir.akida_dialect import akida_attr, akida_ints, akida_optional_float, akida_str
+from akidac.ir.analyses import Region
 from akidac.ir.attributes import AttrValue, DenseAttr, as_int
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import preactivation_name
-from akidac.ir.regions import Region
 from akidac.ir.types import Quantization, TensorType
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.calibration import (

@@ -21,10 +21,10 @@ from typing import Any
 from akidac.backends.akida.estimate import DEFAULT_HOST, HostRate, RegionCost, estimate
 from akidac.errors import UsageError
 from akidac.ir.akida_candidates import describe_akida_op
+from akidac.ir.analyses import Decision, Region
 from akidac.ir.attributes import as_ints
 from akidac.ir.diagnostics import Diagnostic
 from akidac.ir.graph import Graph, Op, Value
-from akidac.ir.regions import Region
 from akidac.ir.types import dtype_to_numpy
 from akidac.target.devices import Device, parse_device
 from akidac.target.footprint import layer_macs
@@ -97,7 +97,9 @@ class _Placement:
     macs_on_akida: int = 0
 
 
-def _placement(graph: Graph, regions: Sequence[Region], decisions: dict[str, Any]) -> _Placement:
+def _placement(
+    graph: Graph, regions: Sequence[Region], decisions: dict[str, Decision]
+) -> _Placement:
     region_of_op = {id(op): region.index for region in regions for op in region.ops}
     placement = _Placement()
     for op in graph.ops:
@@ -264,7 +266,7 @@ def model_estimate(
 
 
 # ------------------------------------------------------------------------------------- nodes
-def _cpu_reasons(op: Op, decisions: dict[str, Any]) -> list[dict[str, str]]:
+def _cpu_reasons(op: Op, decisions: dict[str, Decision]) -> list[dict[str, str]]:
     """Every recorded reason why `op` runs on the CPU (legalize, fuse and partition record them
     per ONNX name); a fallback sentence when no pass recorded one."""
     decision = decisions.get(op.origin[0])
