@@ -422,6 +422,12 @@ def conv_int32(
                     out_row[j, f + 3] = s3
 
 
+@njit(cache=True, inline="always")
+def _madd3(total: int, a: int, b: int, c: int, ta: int, tb: int, tc: int) -> int:
+    """total + a·ta + b·tb + c·tc in wrapping int32: one kernel row of a 3×3 tap, in order."""
+    return madd32(madd32(madd32(total, a, ta), b, tb), c, tc)
+
+
 @njit(cache=True)
 def _depthwise3_row(
     r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, weights: np.ndarray, acc_row: np.ndarray
@@ -491,42 +497,14 @@ def _depthwise3_row(
             z3 = pz3[c]
             z4 = pz4[c]
             z5 = pz5[c]
-            total = madd32(zero, x0, t00)
-            total = madd32(total, x1, t01)
-            total = madd32(total, x2, t02)
-            total = madd32(total, y0, t10)
-            total = madd32(total, y1, t11)
-            total = madd32(total, y2, t12)
-            total = madd32(total, z0, t20)
-            total = madd32(total, z1, t21)
-            o0[c] = madd32(total, z2, t22)
-            total = madd32(zero, x1, t00)
-            total = madd32(total, x2, t01)
-            total = madd32(total, x3, t02)
-            total = madd32(total, y1, t10)
-            total = madd32(total, y2, t11)
-            total = madd32(total, y3, t12)
-            total = madd32(total, z1, t20)
-            total = madd32(total, z2, t21)
-            o1[c] = madd32(total, z3, t22)
-            total = madd32(zero, x2, t00)
-            total = madd32(total, x3, t01)
-            total = madd32(total, x4, t02)
-            total = madd32(total, y2, t10)
-            total = madd32(total, y3, t11)
-            total = madd32(total, y4, t12)
-            total = madd32(total, z2, t20)
-            total = madd32(total, z3, t21)
-            o2[c] = madd32(total, z4, t22)
-            total = madd32(zero, x3, t00)
-            total = madd32(total, x4, t01)
-            total = madd32(total, x5, t02)
-            total = madd32(total, y3, t10)
-            total = madd32(total, y4, t11)
-            total = madd32(total, y5, t12)
-            total = madd32(total, z3, t20)
-            total = madd32(total, z4, t21)
-            o3[c] = madd32(total, z5, t22)
+            total = _madd3(_madd3(zero, x0, x1, x2, t00, t01, t02), y0, y1, y2, t10, t11, t12)
+            o0[c] = _madd3(total, z0, z1, z2, t20, t21, t22)
+            total = _madd3(_madd3(zero, x1, x2, x3, t00, t01, t02), y1, y2, y3, t10, t11, t12)
+            o1[c] = _madd3(total, z1, z2, z3, t20, t21, t22)
+            total = _madd3(_madd3(zero, x2, x3, x4, t00, t01, t02), y2, y3, y4, t10, t11, t12)
+            o2[c] = _madd3(total, z2, z3, z4, t20, t21, t22)
+            total = _madd3(_madd3(zero, x3, x4, x5, t00, t01, t02), y3, y4, y5, t10, t11, t12)
+            o3[c] = _madd3(total, z3, z4, z5, t20, t21, t22)
 
 
 @njit(cache=True)
