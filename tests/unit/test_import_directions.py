@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import akidac
@@ -99,9 +100,11 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _imports(modules: dict[str, Path]) -> dict[str, set[tuple[str, int]]]:
+@cache
+def _module_imports() -> dict[str, set[tuple[str, int]]]:
     """Module → the akidac modules it imports (each with the line), a `from package import
-    submodule` resolved to the submodule."""
+    submodule` resolved to the submodule. Read once per test session."""
+    modules = _modules()
     found: dict[str, set[tuple[str, int]]] = defaultdict(set)
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -136,7 +139,7 @@ def _part(module: str) -> str:
 def _arrows() -> dict[tuple[str, str], list[str]]:
     modules = _modules()
     arrows: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for importer, targets in _imports(modules).items():
+    for importer, targets in _module_imports().items():
         for target, line in sorted(targets):
             arrow = (_part(importer), _part(target))
             if arrow[0] != arrow[1]:
@@ -208,7 +211,7 @@ def _circles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_modules_import_one_another_without_circles_but_the_known_one() -> None:
-    edges = {name: {t for t, _ in targets} for name, targets in _imports(_modules()).items()}
+    edges = {name: {t for t, _ in targets} for name, targets in _module_imports().items()}
     edges.get(KNOWN_CIRCLE_EDGE[0], set()).discard(KNOWN_CIRCLE_EDGE[1])
     assert _circles(edges) == []
 
