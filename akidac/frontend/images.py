@@ -170,7 +170,7 @@ def _load_array(path: Path) -> np.ndarray:
 def _pillow(what: str) -> Any:
     """Pillow's `Image` module, or a `UsageError` saying how to install it."""
     try:
-        from PIL import Image  # type: ignore[import-not-found]
+        from PIL import Image
     except ImportError:
         raise UsageError(
             f"{what} needs Pillow, which is not installed: pip install 'akidac[images]' (or save "

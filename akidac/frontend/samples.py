@@ -42,7 +42,7 @@ def validate_sample_options(options: Any) -> None:
 def _batch(value: Value) -> int:
     """Samples one feed of the input takes: its static batch size (1 for a rank-0 input)."""
     shape = value.type.shape or ()
-    return int(shape[0]) if shape and isinstance(shape[0], int) and shape[0] > 0 else 1  # type: ignore[arg-type]
+    return int(shape[0]) if shape and isinstance(shape[0], int) and shape[0] > 0 else 1
 
 
 def _cast_samples(array: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:

@@ -917,7 +917,7 @@ class PoolWindow(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def _signed_range(bits: int) -> tuple[int, int]:
+def _signed_range(bits: int) -> tuple[np.int64, np.int64]:
     """[low, high] of a `bits`-bit signed value."""
     high = (np.int64(1) << (bits - 1)) - 1
     return -high - 1, high
