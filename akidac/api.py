@@ -553,3 +553,353 @@ def write_json_atomically(data: Any, path: str | os.PathLike[str]) -> None:
     """Write JSON (sorted keys, deterministic) through a temporary file and a rename."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     write_bytes_atomically(text.encode(), path)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points of the command line. `akidac.cli` reaches the compiler through this module only
+# (DESIGN.md's map: cli → api), so every piece of work a command does has a name here, usable
+# from Python as well: reading arrays, checking and building options, running a hybrid model
+# over a dataset against the float model, describing the programs of a hybrid model.
+
+#: activation observers `CompileOptions.calibration` accepts.
+ACTIVATION_OBSERVERS = ("auto", "percentile", "minmax", "mse")
+#: weight observers `CompileOptions.weight_observer` accepts.
+WEIGHT_OBSERVERS = ("auto", "minmax", "mse")
+
+
+def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
+    """`NAME=1x3x224x224` texts (a bare `1x3x224x224` for a single input) → shapes by name."""
+    from akidac.frontend.shapes import parse_input_shapes as parse
+
+    return parse(list(specs or []))
+
+
+def load_arrays(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The arrays of an `.npz` (by name) or an `.npy` (keyed '' for a model's single input);
+    a missing or unreadable file is a one-line `UsageError` naming `what` (the option)."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{what} file '{path}' does not exist or is not a file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"": loaded}
+        with loaded as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(
+            f"{what} file '{path}' is not a readable NumPy .npz/.npy file ({first})"
+        ) from None
+
+
+def check_bits(**bits: int) -> None:
+    """Each of `wbits=`, `abits=` is 4 or 8; else a `UsageError` naming its option."""
+    for name, value in bits.items():
+        if value not in (4, 8):
+            raise UsageError(f"--{name} must be 4 or 8, not {value}")
+
+
+def make_options(
+    *,
+    samples: str | os.PathLike[str] | None = None,
+    **fields: Any,
+) -> CompileOptions:
+    """`CompileOptions` from command-line values, checked: bits 4 or 8, known observers,
+    sample counts in range. `samples` is a folder of images (`samples_dir`) or an `.npz`/`.npy`
+    file, read here (`load_arrays`); every other keyword is a `CompileOptions` field."""
+    check_bits(**{k: fields[k] for k in ("wbits", "abits") if k in fields})
+    if fields.get("num_samples", 1) < 1:
+        raise UsageError(f"--num-samples must be at least 1, not {fields['num_samples']}")
+    if fields.get("fidelity_samples", 0) < 0:
+        raise UsageError(f"--fidelity-samples must be 0 or more, not {fields['fidelity_samples']}")
+    if fields.get("calibration", "auto") not in ACTIVATION_OBSERVERS:
+        raise UsageError(
+            f"--calibration must be auto, percentile, minmax or mse, not {fields['calibration']!r}"
+        )
+    if fields.get("weight_observer", "auto") not in WEIGHT_OBSERVERS:
+        raise UsageError(
+            f"--weight-observer must be auto, minmax or mse, not {fields['weight_observer']!r}"
+        )
+    options = CompileOptions(**fields)
+    if samples is not None and Path(samples).is_dir():
+        options.samples_dir = str(samples)
+    elif samples is not None:
+        options.samples = load_arrays(samples, "--samples")
+    return options
+
+
+def pass_instruments(
+    pipeline: Sequence[str] | None,
+    *,
+    dump_after: str | None = None,
+    dump_dir: str | os.PathLike[str] = "akidac-dump",
+    elide_weights: bool = True,
+    time_passes: bool = False,
+) -> tuple[list[Instrument], Any]:
+    """The instruments of `--dump-after PASS[,PASS]|all` and `--time-passes`, and the timing
+    instrument (whose `rows` the pass-time table prints; it is returned even when unused). A
+    dumped pass the pipeline does not run is a `UsageError`."""
+    from akidac.passes import DumpInstrument, TimingInstrument
+
+    instruments: list[Instrument] = []
+    timing = TimingInstrument()
+    if time_passes:
+        instruments.append(timing)
+    if dump_after:
+        names = None if dump_after == "all" else frozenset(dump_after.split(","))
+        known = list(pipeline or DEFAULT_PIPELINE)
+        unknown = sorted((names or set()) - set(known))
+        if unknown:
+            raise UsageError(
+                f"--dump-after names {', '.join(unknown)}, which the pipeline "
+                f"does not run ({', '.join(known)})"
+            )
+        instruments.append(DumpInstrument(Path(dump_dir), names, elide_weights=elide_weights))
+    return instruments, timing
+
+
+def write_compile_outputs(
+    result: CompileResult,
+    output: str | os.PathLike[str] | None,
+    report_json: str | os.PathLike[str] | None,
+) -> None:
+    """The report, then the hybrid model, each atomically; when the second write fails the
+    first one is taken back, so a failed compile leaves no output behind (a report that was
+    there before is not restored: it described an earlier compile)."""
+    if report_json is not None:
+        write_json_atomically(result.report, report_json)
+    if output is None:
+        return
+    try:
+        write_model_atomically(result.model, output)
+    except BaseException:
+        if report_json is not None:
+            Path(report_json).unlink(missing_ok=True)
+        raise
+
+
+def make_gates(
+    min_akida_share: str | None = None,
+    min_sqnr: float | None = None,
+    max_regions: int | None = None,
+    max_transfer: int | None = None,
+) -> Any:
+    """The CI gates (`akidac.report.gates.Gates`) of the `--min-akida-share`, `--min-sqnr`,
+    `--max-regions` and `--max-transfer` values; a malformed share is a `UsageError`."""
+    from akidac.report.gates import Gates, parse_share
+
+    return Gates(parse_share(min_akida_share), min_sqnr, max_regions, max_transfer)
+
+
+def check_gates(report: dict[str, Any], gates: Any) -> None:
+    """Raise `GateFailed` (exit 7) naming every gate `report` misses, with its figure."""
+    from akidac.report.gates import check_gates as check
+
+    check(report, gates)
+
+
+def kernels_compiled() -> int:
+    """Hardware-model kernel specialisations this process compiled so far (numba cache misses):
+    non-zero after a first run on a machine, which the CLI says so the wait is explained."""
+    from akidac.backends.akida.kernels import kernels_compiled_in_this_process
+
+    return kernels_compiled_in_this_process()
+
+
+@dataclass
+class RunResult:
+    """A hybrid model's outputs over a dataset (`run_hybrid`), by output name in the model's
+    order, with each output's figures against the float model when one was given."""
+
+    outputs: dict[str, Any]
+    samples: int
+    non_finite_inputs: list[str]
+    figures: dict[str, dict[str, Any]] | None = None
+
+
+def read_feeds(session: Any, paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The `--input` files of a run joined (later files add to or override earlier ones); a
+    bare `.npy` is the model's single input."""
+    feeds: dict[str, Any] = {}
+    for path in paths:
+        feeds.update(load_arrays(path, "--input"))
+    if "" in feeds:
+        if len(session.get_inputs()) != 1:
+            raise UsageError("the model has several inputs: pass an .npz keyed by name")
+        feeds = {session.get_inputs()[0].name: feeds.pop("")}
+    return feeds
+
+
+def run_hybrid(
+    session: Any,
+    feeds: dict[str, Any],
+    *,
+    reference: str | os.PathLike[str] | None = None,
+    on_chunk: Any = None,
+) -> RunResult:
+    """Run a `HybridSession` over every sample of `feeds` (the first axis counts samples, run
+    in chunks of the model's batch), and with `reference` (a float ONNX model) compare every
+    output over the whole set (`akidac.metrics.compare_outputs`); `on_chunk()` is called after
+    each chunk (`chunk_count` of them: a progress bar)."""
+    import numpy as np
+
+    from akidac.metrics import compare_outputs
+    from akidac.runtime.compare import float_session
+    from akidac.runtime.dataset import (
+        chunk_size,
+        iter_chunks,
+        non_finite_inputs,
+        run_chunks,
+        sample_count,
+    )
+
+    size = chunk_size(session)
+    total = sample_count(session, feeds)
+    float_model = float_session(load_model(reference)) if reference is not None else None
+    results, expected = run_chunks(
+        session, iter_chunks(session, feeds, size), float_model, on_chunk=on_chunk
+    )
+    names = [info.name for info in session.get_outputs()]
+    outputs = {
+        name: np.concatenate(part, axis=0) for name, part in zip(names, results, strict=True)
+    }
+    figures = None
+    if expected is not None:
+        with np.errstate(all="ignore"):
+            figures = {
+                name: compare_outputs(want, got)
+                for name, want, got in zip(names, expected, results, strict=True)
+            }
+    return RunResult(outputs, total, non_finite_inputs(feeds), figures)
+
+
+def chunk_count(session: Any, feeds: dict[str, Any]) -> int:
+    """How many chunks `run_hybrid` runs `feeds` in (samples / the model's batch)."""
+    from akidac.runtime.dataset import chunk_size, sample_count
+
+    size = chunk_size(session)
+    total = sample_count(session, feeds)
+    return total // size if total % size == 0 else total
+
+
+def run_gate_failures(
+    figures: dict[str, dict[str, Any]], min_sqnr: float | None, atol: float | None
+) -> list[str]:
+    """`run --compare`'s gates: one sentence per output below `min_sqnr` dB or above `atol`."""
+    failures = []
+    for name, figure in figures.items():
+        if min_sqnr is not None and figure["sqnr_db"] < min_sqnr:
+            failures.append(
+                f"output '{name}' SQNR {figure['sqnr_db']:.1f} dB is below "
+                f"--min-sqnr {min_sqnr:g} dB"
+            )
+        if atol is not None and figure["max_abs_error"] > atol:
+            failures.append(
+                f"output '{name}' max abs error {figure['max_abs_error']:.6g} "
+                f"exceeds --atol {atol:g}"
+            )
+    return failures
+
+
+def save_outputs(outputs: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write arrays by name to an `.npz`, atomically."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    write_bytes_atomically(buffer.getvalue(), path)
+
+
+def open_hybrid(model: str | os.PathLike[str]) -> Any:
+    """A `HybridSession` of a hybrid model (every program decoded and checked at load)."""
+    from akidac.runtime.session import HybridSession
+
+    return HybridSession(model)
+
+
+def describe_programs(model: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+    """(AkidaOp node name, the value it reads, a description of its program) for every Akida
+    program embedded in a hybrid model, in execution order."""
+    from akidac.backends.akida.program import program_summary
+
+    return [
+        (name, input_name, program_summary(program))
+        for name, program, input_name in open_hybrid(model).akida_steps()
+    ]
+
+
+def pass_list() -> list[tuple[str, int | None, str]]:
+    """(name, 1-based position in the default pipeline or None, one-line description) of every
+    registered pass: the default pipeline in order first, then the others by name."""
+    from akidac.passes import registered_passes
+    from akidac.passes.base import one_line_doc
+
+    passes = registered_passes()
+    order = sorted(passes)
+    return [
+        (
+            name,
+            DEFAULT_PIPELINE.index(name) + 1 if name in DEFAULT_PIPELINE else None,
+            one_line_doc(passes[name]),
+        )
+        for name in order
+    ]
+
+
+# Presentation, re-exported so that the command line reaches the report's renderers and plots
+# through this module too (they print or draw data the functions above return).
+def print_report(console: Any, report: dict[str, Any]) -> None:
+    """The human form of a report (`akidac report`) on a rich console."""
+    from akidac.report.render import print_report as render
+
+    render(console, report)
+
+
+def compile_summary_table(report: dict[str, Any], output: Any, seconds: float) -> Any:
+    """The end-of-compile rich table: device, where nodes and MACs run, regions, file, time."""
+    from akidac.report.render import compile_summary_table as table
+
+    return table(report, output, seconds)
+
+
+def estimate_summary(estimate: dict[str, Any] | None) -> str:
+    """One line of a report's latency/energy estimate (or why there is none)."""
+    from akidac.backends.akida.estimate import summary_line
+
+    return summary_line(estimate)
+
+
+def sweep_devices() -> tuple[str, ...]:
+    """The devices `device --sweep` estimates on."""
+    from akidac.backends.akida.estimate import SWEEP_DEVICES
+
+    return tuple(SWEEP_DEVICES)
+
+
+def require_matplotlib() -> None:
+    """A `UsageError` naming the `[plot]` extra when matplotlib is not installed."""
+    from akidac.report.estimate_plot import require_matplotlib as require
+
+    require()
+
+
+def plot_estimate(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Draw `estimate_device`'s per-layer time and MACs (and its sweep) to a PNG."""
+    from akidac.report.estimate_plot import plot_estimate as plot
+
+    plot(data, path)
+
+
+def plot_bisect(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Draw `bisect_model`'s SQNR per layer to a PNG."""
+    from akidac.report.bisect_plot import plot_bisect as plot
+
+    plot(data, path)
