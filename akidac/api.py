@@ -854,6 +854,108 @@ def pass_list() -> list[tuple[str, int | None, str]]:
     ]
 
 
+def batch_models(source: str | os.PathLike[str]) -> list[Path]:
+    """The models of `compile --batch`: a folder's `*.onnx` files by name, or the paths a list
+    file names (relative to its folder; `#` comments and blank lines skipped)."""
+    from akidac.batch import batch_names, find_models
+
+    models = find_models(source)
+    batch_names(models)
+    return models
+
+
+def compile_batch(
+    models: Sequence[str | os.PathLike[str]],
+    outdir: str | os.PathLike[str],
+    *,
+    options: CompileOptions | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    gates: Any = None,
+    jobs: int = 1,
+    verify_each: bool = True,
+    on_done: Any = None,
+) -> dict[str, Any]:
+    """Compile every model into `outdir` (`NAME.hybrid.onnx`, `NAME.report.json`), `jobs` at a
+    time, each with the same options and gates; one failure does not stop the others. Writes
+    and returns `summary.json` (`akidac.batch.batch_summary`: each model's exit code, reason
+    and figures, in the models' order, the same whatever `jobs` is). `on_done(entry)` is
+    called as each model finishes."""
+    from akidac.batch import BatchJob, batch_names, batch_summary, run_batch
+    from akidac.report.gates import Gates
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    paths = [Path(m) for m in models]
+    folder = Path(outdir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"--output '{folder}' exists and is not a folder (a batch writes a folder)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create --output folder '{folder}': {error.strerror}") from None
+    options = options or CompileOptions()
+    validate_sample_options(options)
+    batch = [
+        BatchJob(
+            str(path),
+            name,
+            str(folder),
+            options,
+            dict(input_shapes or {}),
+            gates or Gates(),
+            verify_each,
+        )
+        for path, name in zip(paths, batch_names(paths), strict=True)
+    ]
+    summary = batch_summary(run_batch(batch, jobs, on_done))
+    write_json_atomically(summary, folder / "summary.json")
+    return summary
+
+
+def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON report written by `--report-json` or `report --json`; a missing file or one
+    that is not JSON is a one-line `UsageError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"report '{path}' does not exist or is not a file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"report '{path}' is not readable JSON ({first})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"report '{path}' is not an akidac JSON report")
+    return data
+
+
+def diff_reports(
+    old: str | os.PathLike[str],
+    new: str | os.PathLike[str],
+    *,
+    max_share_drop: float = 0.0,
+    max_sqnr_drop: float = 1.0,
+    max_latency_rise: float = 5.0,
+) -> Any:
+    """What changed between two JSON reports (`akidac.report.diff.ReportDiff`): coverage,
+    regions, transfers, fidelity per output, the estimate, moved nodes, provenance; its
+    `regressions` name the changes beyond the thresholds (share in percentage points, SQNR in
+    dB, latency in percent). Reports of different schema versions are a `UsageError`."""
+    from akidac.report.diff import DiffThresholds
+    from akidac.report.diff import diff_reports as diff
+
+    for name, value in (
+        ("--max-share-drop", max_share_drop),
+        ("--max-sqnr-drop", max_sqnr_drop),
+        ("--max-latency-rise", max_latency_rise),
+    ):
+        if not value >= 0:
+            raise UsageError(f"{name} must be 0 or more, not {value:g}")
+    thresholds = DiffThresholds(max_share_drop, max_sqnr_drop, max_latency_rise / 100.0)
+    return diff(read_report(old), read_report(new), thresholds, (str(old), str(new)))
+
+
 # Presentation, re-exported so that the command line reaches the report's renderers and plots
 # through this module too (they print or draw data the functions above return).
 def print_report(console: Any, report: dict[str, Any]) -> None:

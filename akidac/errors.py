@@ -73,6 +73,14 @@ class GateFailed(AkidacError):
     code_prefix = "AK-GATE"
 
 
+class BatchFailed(AkidacError):
+    """Some models of `compile --batch` failed to compile (each one's own exit code and reason
+    are in the batch's summary.json); the others were compiled and written."""
+
+    exit_code = 8
+    code_prefix = "AK-BATCH"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "internal error (a bug in akidac: please report it with the command line and model)",
@@ -82,6 +90,7 @@ EXIT_CODES: dict[int, str] = {
     5: "device too small / allocation failure",
     6: "corrupt program binary or hybrid model",
     7: "a gate failed (the outputs were written)",
+    8: "some models of a batch failed to compile (summary.json says which and why)",
 }
 
 

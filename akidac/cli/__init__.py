@@ -7,7 +7,7 @@ entry point in `app`, the rich tables in `tables`. Nothing here imports the comp
 `akidac.api` (and `akidac.errors`).
 """
 
-from akidac.cli import commands, compile_command  # noqa: F401  (registers the commands)
+from akidac.cli import commands, compile_command, diff_command  # noqa: F401  (registers them)
 from akidac.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -19,14 +19,27 @@ from akidac.cli.app import (
     note_kernel_compilation,
     out,
 )
-from akidac.cli.tables import pass_time_table, precision_table
+from akidac.cli.tables import batch_table, pass_time_table, precision_table
 from akidac.errors import UsageError
 
 
 @app.command()
 def compile(
-    model: Annotated[Path, typer.Argument(help="ONNX model to compile")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="hybrid model to write")],
+    model: Annotated[
+        Path | None, typer.Argument(help="ONNX model to compile (or give --batch)")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="hybrid model to write (with --batch: a folder)"),
+    ] = None,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            help="compile every *.onnx of this folder, or every model this list file names, "
+            "into the -o folder (NAME.hybrid.onnx, NAME.report.json, summary.json)"
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="with --batch: models compiled at once")] = 1,
     input_shape: Annotated[
         list[str] | None,
         typer.Option("--input-shape", help="static shape NAME=1x3x224x224 (repeatable)"),
@@ -145,10 +158,32 @@ def compile(
         gates = api.make_gates(min_akida_share, min_sqnr, max_regions, max_transfer)
         if min_sqnr is not None and fidelity_samples == 0:
             raise UsageError("--min-sqnr needs the fidelity figures: drop --fidelity-samples 0")
-        check_output_path(output, "--output")
+        if output is None:
+            raise UsageError("compile needs -o/--output: the hybrid model (a folder with --batch)")
+        if (model is None) == (batch is None):
+            raise UsageError("compile takes a MODEL or --batch DIR_OR_LIST, not both nor neither")
+        single_only = {
+            "--report-json": report_json,
+            "--dump-after": dump_after,
+            "--time-passes": time_passes or None,
+            "--target-sqnr": target_sqnr,
+            "--write-quant-config": write_quant_config,
+            "--passes": passes,
+        }
+        if batch is not None:
+            given = [name for name, value in single_only.items() if value is not None]
+            if given:
+                raise UsageError(f"--batch writes one report per model: it takes no {given[0]}")
+        check_output_path(output if batch is None else None, "--output")
         check_output_path(report_json, "--report-json")
         for path, what in ((output, "--output"), (report_json, "--report-json")):
-            if path is not None and path.exists() and model.exists() and path.samefile(model):
+            if (
+                path is not None
+                and model is not None
+                and path.exists()
+                and model.exists()
+                and path.samefile(model)
+            ):
                 raise UsageError(f"{what} '{path}' is the input model: it would be overwritten")
         options = api.make_options(
             samples=samples,
@@ -177,6 +212,8 @@ def compile(
             time_passes=time_passes,
         )
         shapes = api.parse_input_shapes(input_shape)
+        if batch is not None:
+            return compile_batch(batch, output, options, shapes, gates, jobs, verify_each)
         start = time.perf_counter()
         choice = None
         if target_sqnr is not None:
@@ -266,3 +303,45 @@ def print_summary(report: dict[str, Any], output: Path | None, seconds: float) -
 
     out.print(api.compile_summary_table(report, output, seconds))
     out.print(api.estimate_summary(report.get("estimate")), highlight=False, soft_wrap=True)
+
+
+def compile_batch(
+    source: Path,
+    outdir: Path,
+    options: Any,
+    shapes: dict[str, tuple[int, ...]],
+    gates: Any,
+    jobs: int,
+    verify_each: bool,
+) -> int:
+    """`compile --batch`: a progress bar over the models on a terminal, then one row per model
+    and the batch's exit code (0; 7 when only gates failed; 8 when a model failed)."""
+    from rich.progress import Progress
+
+    from akidac import api
+    from akidac.errors import BatchFailed, GateFailed
+
+    models = api.batch_models(source)
+    show = err.is_terminal
+    with Progress(console=err, transient=True, disable=not show) as progress:
+        task = progress.add_task(f"compiling {len(models)} models", total=len(models))
+        summary = api.compile_batch(
+            models,
+            outdir,
+            options=options,
+            input_shapes=shapes,
+            gates=gates,
+            jobs=jobs,
+            verify_each=verify_each,
+            on_done=lambda entry: progress.advance(task),
+        )
+    out.print(batch_table(summary))
+    out.print(f"wrote {escape(str(outdir / 'summary.json'))}", highlight=False, soft_wrap=True)
+    failed = [m for m in summary["models"] if m["exit_code"] != 0]
+    if not failed:
+        return 0
+    listed = ", ".join(f"{m['name']} (exit {m['exit_code']})" for m in failed)
+    message = f"{len(failed)} of {len(summary['models'])} models failed: {listed}"
+    if summary["exit_code"] == GateFailed.exit_code:
+        raise GateFailed(message)
+    raise BatchFailed(message)

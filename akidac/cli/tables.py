@@ -141,3 +141,23 @@ def bisect_table(data: dict[str, Any]) -> Table:
             "" if clipped is None else f"{clipped:.2%}",
         )
     return table
+
+
+def batch_table(summary: dict[str, Any]) -> Table:
+    """`compile --batch`: per model its exit code, Akida share of MACs, regions, worst SQNR,
+    and the reason of a failure."""
+    table = Table(title=f"batch: {len(summary['models'])} models")
+    for column in ("model", "exit", "Akida MACs", "regions", "worst SQNR dB", "reason"):
+        table.add_column(column, justify="left" if column in ("model", "reason") else "right")
+    for entry in summary["models"]:
+        share = entry["akida_share_macs"]
+        sqnr = entry["worst_sqnr_db"]
+        table.add_row(
+            escape(entry["name"]),
+            str(entry["exit_code"]),
+            "" if share is None else f"{share:.1%}",
+            "" if entry["regions"] is None else str(entry["regions"]),
+            "" if sqnr is None else f"{sqnr:.1f}",
+            escape(f"{entry['code']}: {entry['reason']}" if entry["code"] else ""),
+        )
+    return table

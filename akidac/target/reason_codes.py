@@ -449,6 +449,14 @@ _register(
     "Look at the figure the message names, or relax the gate.",
 )
 _register(
+    "AK-BATCH",
+    "error",
+    "Some models of a batch failed (exit code 8)",
+    "`compile --batch` compiled every model it could; at least one failed to compile (its own "
+    "exit code and reason are in the batch's summary.json).",
+    "Read summary.json or the batch table for the failing models and their reasons.",
+)
+_register(
     "AK-MODEL",
     "error",
     "Invalid model (exit code 3)",
