@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import onnx
 
@@ -56,7 +58,9 @@ ANALYZE_PIPELINE = (
 
 @dataclass
 class CompileResult:
-    """Everything one compile produced."""
+    """Everything one compile produced. `steps`: seconds spent outside the passes' own timing
+    (calibration within quantize, the fidelity guard, building the hybrid, measuring fidelity),
+    summed over the compile rounds, for `--time-passes`."""
 
     model: onnx.ModelProto
     graph: Graph
@@ -64,6 +68,62 @@ class CompileResult:
     report: dict[str, Any]
     diagnostics: DiagnosticSink
     analyses: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+class ProgressListener(Protocol):
+    """What a compile tells about its long steps, for a progress display: a `phase` starts
+    (with its number of steps, or None for a spinner), its text changes, or it advances."""
+
+    def phase(self, description: str, total: int | None = None) -> None: ...
+
+    def describe(self, description: str) -> None: ...
+
+    def advance(self) -> None: ...
+
+
+class _Silent:
+    """The listener when nobody watches."""
+
+    def phase(self, description: str, total: int | None = None) -> None:
+        pass
+
+    def describe(self, description: str) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+
+@dataclass
+class _PassProgress:
+    """An instrument: after each pass, advance the round's phase and name the next pass."""
+
+    listener: ProgressListener
+    label: str
+    names: list[str]
+
+    def after_pass(self, index: int, pass_: Pass, result: Any, seconds: float) -> None:
+        self.listener.advance()
+        if index + 1 < len(self.names):
+            self.listener.describe(f"{self.label}: {_activity(self.names[index + 1])}")
+
+
+def _activity(name: str) -> str:
+    return "quantize (calibrating)" if name == "quantize" else name
+
+
+#: the steps of a compile outside the passes' own timing, in the order they run.
+COMPILE_STEPS = (
+    "calibration (in quantize)",
+    "programs and fidelity guard",
+    "hybrid model",
+    "fidelity measurement",
+)
+
+
+def _add_seconds(steps: dict[str, float], name: str, seconds: float) -> None:
+    steps[name] = steps.get(name, 0.0) + seconds
 
 
 def _where(model: object) -> str:
@@ -95,6 +155,7 @@ def compile_model(
     passes: Sequence[Pass | str] | None = None,
     instruments: Sequence[Instrument] = (),
     verify_each: bool = True,
+    progress: ProgressListener | None = None,
 ) -> CompileResult:
     """Compile an ONNX model into a hybrid model (and write it to `output` if given).
 
@@ -102,8 +163,11 @@ def compile_model(
     the fidelity guard finds an Akida region too far from the float model
     (`options.min_region_sqnr`), those nodes are sent to the CPU with a reason code and the
     model is compiled again (`MAX_COMPILE_ROUNDS` at most). The IR verifier runs after every
-    pass unless `verify_each=False` (it costs about 9% of the compile time)."""
+    pass unless `verify_each=False` (it costs about 9% of the compile time). `progress` hears
+    of every compile round, pass, guarded region and fidelity step (`ProgressListener`)."""
     options = options or CompileOptions()
+    listener = progress or _Silent()
+    steps: dict[str, float] = {}
     validate_sample_options(options)
     proto = load_model(model)
     instruments = list(instruments)
@@ -112,13 +176,19 @@ def compile_model(
         instruments.append(VerifyInstrument())
 
     def emit_and_guard(graph: Graph, ctx: PassContext) -> dict[str, tuple[str, str]]:
+        started = time.perf_counter()
         regions = _quantized_regions(ctx.analyses.get("regions", []), ctx)
         programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
         ctx.analyses["emitted"] = (regions, programs)
         # the guard splits failing regions layer by layer while rounds remain; in the last
         # rounds it sends failing regions whole, so the rounds always end
         split = ctx.analyses["compile_round"] < MAX_COMPILE_ROUNDS - GUARD_WHOLE_REGION_ROUNDS
-        return _guard_regions(ctx, regions, programs, options, split=split)
+        listener.phase(f"fidelity guard: {len(regions)} Akida region(s)", len(regions))
+        moved = _guard_regions(
+            ctx, regions, programs, options, split=split, on_region=listener.advance
+        )
+        _add_seconds(steps, "programs and fidelity guard", time.perf_counter() - started)
+        return moved
 
     graph, ctx = run_rounds(
         proto,
@@ -128,11 +198,18 @@ def compile_model(
         _where(model),
         instruments=instruments,
         check=emit_and_guard,
+        progress=listener,
+        steps=steps,
     )
     regions, programs = ctx.analyses.pop("emitted")
+    started = time.perf_counter()
+    listener.phase("building the hybrid model")
     hybrid = build_hybrid_model(graph, regions, programs, source=proto)
+    _add_seconds(steps, "hybrid model", time.perf_counter() - started)
     if regions and options.fidelity_samples > 0:
-        ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options)
+        started = time.perf_counter()
+        ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options, listener)
+        _add_seconds(steps, "fidelity measurement", time.perf_counter() - started)
     report = build_report(
         graph,
         ctx.analyses,
@@ -145,7 +222,8 @@ def compile_model(
     report["provenance"] = provenance(proto, graph, options)
     if output is not None:
         write_model_atomically(hybrid, output)
-    return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses)
+    ordered = {name: steps[name] for name in COMPILE_STEPS if name in steps}
+    return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses, ordered)
 
 
 def _quantized_regions(regions: list[Any], ctx: PassContext) -> list[Any]:
@@ -220,6 +298,8 @@ def run_rounds(
     *,
     instruments: Sequence[Instrument] = (),
     check: Any = None,
+    progress: ProgressListener | None = None,
+    steps: dict[str, float] | None = None,
 ) -> tuple[Graph, PassContext]:
     """Import and run `pipeline` until no node has to move to the CPU.
 
@@ -228,19 +308,32 @@ def run_rounds(
     must run on the CPU: they become `cpu_overrides` (with their reason code and sentence) and
     the model is imported and compiled again, at most `MAX_COMPILE_ROUNDS` times. Every round
     moves at least one more node, so the loop ends. `ctx.analyses["cpu_fallback"]` lists them.
+    `progress` hears of each round and pass; `steps` gathers the calibration seconds.
     """
+    listener = progress or _Silent()
+    names = [p if isinstance(p, str) else p.name for p in pipeline]
     overrides: dict[str, tuple[str, str]] = dict(options.cpu_overrides)
     for round_index in range(MAX_COMPILE_ROUNDS):
         ctx = PassContext(options=replace(options, cpu_overrides=dict(overrides)))
         ctx.analyses["compile_round"] = round_index
+        label = f"compile round {round_index + 1}"
+        listener.phase(f"{label}: import", len(names))
         graph = import_validated(proto, input_shapes, ctx.sink, where)
+        if names:
+            listener.describe(f"{label}: {_activity(names[0])}")
+        watch = _PassProgress(listener, label, names)
         try:
-            graph = PassManager(list(pipeline), instruments).run(graph, ctx).graph
+            graph = PassManager(list(pipeline), [*instruments, watch]).run(graph, ctx).graph
             moved = check(graph, ctx) if check is not None else {}
         except FallbackToCpu as fallback:
             moved = fallback.nodes
             if not set(moved) - set(overrides):
                 raise  # nothing new to move: a hand-made pipeline, or a bug
+        finally:
+            if steps is not None and "calibration_seconds" in ctx.analyses:
+                _add_seconds(
+                    steps, "calibration (in quantize)", ctx.analyses["calibration_seconds"]
+                )
         if not moved:
             ctx.analyses["cpu_fallback"] = {
                 name: {"code": code, "message": sentence}
@@ -268,6 +361,7 @@ def _guard_regions(
     options: CompileOptions,
     *,
     split: bool = True,
+    on_region: Any = None,
 ) -> dict[str, tuple[str, str]]:
     """The fidelity guard: ONNX nodes to send to the CPU because an Akida region's own quantized
     output scores below its threshold (`_guard_threshold`) against the float model on the
@@ -285,6 +379,8 @@ def _guard_regions(
     figures: dict[int, float] = {}
     rejected: dict[str, tuple[str, str]] = {}
     for region, program in zip(regions, programs, strict=True):
+        if on_region is not None:
+            on_region()
         if region.index not in observed:
             continue
         float_in, float_out = observed[region.index]
@@ -328,7 +424,11 @@ def _guard_regions(
 
 
 def _measure_fidelity(
-    proto: onnx.ModelProto, hybrid: onnx.ModelProto, graph: Graph, options: CompileOptions
+    proto: onnx.ModelProto,
+    hybrid: onnx.ModelProto,
+    graph: Graph,
+    options: CompileOptions,
+    listener: ProgressListener,
 ) -> dict[str, Any]:
     """The fidelity figures of every output of the hybrid model against the float model
     (`akidac.runtime.compare`): SQNR, Pearson, top-1 agreement, max |error|, cosine."""
@@ -337,7 +437,10 @@ def _measure_fidelity(
     from akidac.runtime.session import HybridSession
 
     feeds, note = fidelity_feeds(graph, options, options.fidelity_samples)
-    figures = measure_fidelity(proto, HybridSession(hybrid), feeds)
+    listener.phase("fidelity: loading the hybrid model")
+    session = HybridSession(hybrid)
+    listener.phase(f"fidelity: {len(feeds)} sample(s) through the hybrid and the float model")
+    figures = measure_fidelity(proto, session, feeds)
     keys = (
         "sqnr_db",
         "pearson",
@@ -412,12 +515,14 @@ def bisect_model(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     threshold_db: float | None = None,
     count: int = 4,
+    passes: Sequence[Pass | str] | None = None,
 ) -> Any:
     """Compile as `compile_model` does, then compare the hybrid and the float model at every
     value both compute (`akidac.runtime.bisect`): per layer the accumulated and the own SQNR,
     bits, scale and clipped share, the first layer below `threshold_db` and what to try.
 
-    It measures on `count` samples: held-out ones when `options.samples` holds more than
+    `passes` replaces the default pipeline, as for `compile_model`. It measures on `count`
+    samples: held-out ones when `options.samples` holds more than
     `num_samples`, else the last calibration samples (random ones without samples)."""
     from akidac.frontend.samples import fidelity_feeds
     from akidac.runtime.bisect import DEFAULT_THRESHOLD_DB, bisect_hybrid
@@ -426,7 +531,7 @@ def bisect_model(
     if count < 1:
         raise UsageError(f"bisect needs at least one sample, not {count}")
     proto = load_model(model)
-    result = compile_model(proto, options=options, input_shapes=input_shapes)
+    result = compile_model(proto, options=options, input_shapes=input_shapes, passes=passes)
     feeds, note = fidelity_feeds(result.graph, options, count)
     regions = result.analyses.get("regions", [])
     figures = bisect_hybrid(
@@ -561,11 +666,6 @@ def write_json_atomically(data: Any, path: str | os.PathLike[str]) -> None:
 # from Python as well: reading arrays, checking and building options, running a hybrid model
 # over a dataset against the float model, describing the programs of a hybrid model.
 
-#: activation observers `CompileOptions.calibration` accepts.
-ACTIVATION_OBSERVERS = ("auto", "percentile", "minmax", "mse")
-#: weight observers `CompileOptions.weight_observer` accepts.
-WEIGHT_OBSERVERS = ("auto", "minmax", "mse")
-
 
 def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:
     """`NAME=1x3x224x224` texts (a bare `1x3x224x224` for a single input) → shapes by name."""
@@ -613,6 +713,8 @@ def make_options(
     """`CompileOptions` from command-line values, checked: bits 4 or 8, known observers,
     sample counts in range. `samples` is a folder of images (`samples_dir`) or an `.npz`/`.npy`
     file, read here (`load_arrays`); every other keyword is a `CompileOptions` field."""
+    from akidac.passes.calibration import ACTIVATION_OBSERVERS, WEIGHT_OBSERVERS
+
     check_bits(**{k: fields[k] for k in ("wbits", "abits") if k in fields})
     if fields.get("num_samples", 1) < 1:
         raise UsageError(f"--num-samples must be at least 1, not {fields['num_samples']}")
@@ -843,7 +945,8 @@ def pass_list() -> list[tuple[str, int | None, str]]:
     from akidac.passes.base import one_line_doc
 
     passes = registered_passes()
-    order = sorted(passes)
+    order = [n for n in DEFAULT_PIPELINE if n in passes]
+    order += sorted(n for n in passes if n not in DEFAULT_PIPELINE)
     return [
         (
             name,
@@ -912,6 +1015,160 @@ def compile_batch(
     summary = batch_summary(run_batch(batch, jobs, on_done))
     write_json_atomically(summary, folder / "summary.json")
     return summary
+
+
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import each `--plugin`: a module name (found on `sys.path`, the current folder
+    included) or a `.py` file, whose import registers passes with `register_pass`. A module
+    that is missing or fails to import is a one-line `UsageError` naming it."""
+    import importlib
+    import importlib.util
+    import sys
+
+    if modules and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for module in modules:
+        try:
+            if module.endswith(".py"):
+                path = Path(module)
+                if not path.is_file():
+                    raise UsageError(f"--plugin '{module}': no such file")
+                spec = importlib.util.spec_from_file_location(path.stem, path)
+                if spec is None or spec.loader is None:
+                    raise UsageError(f"--plugin '{module}' cannot be loaded as a Python module")
+                loaded = importlib.util.module_from_spec(spec)
+                sys.modules[path.stem] = loaded
+                spec.loader.exec_module(loaded)
+            else:
+                importlib.import_module(module)
+        except UsageError:
+            raise
+        except ModuleNotFoundError as error:
+            raise UsageError(
+                f"--plugin '{module}': no module named '{error.name}' (give a module on "
+                "PYTHONPATH or in the current folder, or a .py file)"
+            ) from None
+        except Exception as error:  # the plugin's own code failed: say which and how
+            raise UsageError(
+                f"--plugin '{module}' failed to import: {type(error).__name__}: "
+                f"{' '.join(str(error).split())}"
+            ) from None
+
+
+def _pass_parameter(text: str) -> Any:
+    """`3` → 3, `0.5` → 0.5, `true`/`false` → bool, anything else the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas outside brackets: `a,b[x=1,y=2]` → ['a', 'b[x=1,y=2]']."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth < 0:
+            raise UsageError(f"--passes '{text}': a ']' without its '['")
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if depth:
+        raise UsageError(f"--passes '{text}': a '[' without its ']'")
+    return [part.strip() for part in [*parts, current] if part.strip()]
+
+
+def parse_pipeline(text: str | None) -> list[Pass] | None:
+    """`--passes name,name[key=value,...]` → pass instances (None: the default pipeline). Each
+    name must be registered (`load_plugins` first for a plugin's passes); the bracketed values
+    go to the pass's constructor as keywords (`_pass_parameter` reads numbers and booleans). An
+    unknown pass or parameter, or a value the pass refuses, is a one-line `UsageError`."""
+    from akidac.passes import create_pass
+
+    if not text:
+        return None
+    pipeline = []
+    for spec in _split_top_level(text):
+        name, bracket, rest = spec.partition("[")
+        name = name.strip()
+        params: dict[str, Any] = {}
+        if bracket:
+            if not rest.endswith("]"):
+                raise UsageError(f"--passes '{spec}': parameters go last, as name[key=value,...]")
+            for item in _split_top_level(rest[:-1]):
+                key, equals, value = item.partition("=")
+                if not equals or not key.strip():
+                    raise UsageError(f"--passes '{spec}': '{item}' is not key=value")
+                params[key.strip().replace("-", "_")] = _pass_parameter(value.strip())
+        try:
+            pipeline.append(create_pass(name, **params))
+        except TypeError as error:  # an unknown or missing parameter
+            raise UsageError(
+                f"--passes: pass '{name}' {str(error).split('__init__() ', 1)[-1]}"
+                + f" (it takes: {', '.join(_pass_parameters(name)) or 'no parameters'})"
+            ) from None
+        except ValueError as error:
+            raise UsageError(f"--passes: pass '{name}' refuses {params}: {error}") from None
+    return pipeline
+
+
+def _pass_parameters(name: str) -> list[str]:
+    """The constructor parameters of a registered pass (its dataclass fields)."""
+    import dataclasses
+
+    from akidac.passes import registered_passes
+
+    cls = registered_passes()[name]
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+    import inspect
+
+    return [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+
+
+def program_records(model: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """`inspect --json`: every Akida program of a hybrid model as data, in execution order:
+    the node, the value it reads, device, format version, input/output tensors, passes, and per
+    layer its type, inbounds, output dims, NPs, integer parameters, variables (dtype, shape)
+    and ONNX origin."""
+    records = []
+    for name, program, input_name in open_hybrid(model).akida_steps():
+        records.append(
+            {
+                "node": name,
+                "reads": input_name,
+                "device": program.device,
+                "format_version": program.format_version,
+                "input": {"dims": list(program.input.dims), "dtype": program.input.dtype},
+                "output": {
+                    "dims": list(program.output.dims),
+                    "dtype": program.output.dtype,
+                    "layer": program.output_layer,
+                },
+                "passes": [list(names) for names in program.passes],
+                "layers": [
+                    {
+                        "name": record.name,
+                        "type": record.layer_type,
+                        "inbounds": list(record.inbounds),
+                        "output_dims": [int(d) for d in record.output_dims],
+                        "nps": list(program.np_assignment.get(record.name, [])),
+                        "params": {k: record.params[k] for k in sorted(record.params)},
+                        "variables": {
+                            k: {"dtype": v.dtype.name, "shape": list(v.shape)}
+                            for k, v in sorted(record.variables.items())
+                        },
+                        "origin": list(program.origins.get(record.name, [])),
+                    }
+                    for record in program.layers
+                ],
+            }
+        )
+    return records
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:

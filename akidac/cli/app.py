@@ -107,10 +107,17 @@ def note_kernel_compilation() -> None:
         )
 
 
-def check_output_path(path: Path | None, what: str) -> None:
-    """Refuse an output path whose folder is missing or which is a folder, before any work."""
-    if path is None:
-        return
+def check_output_path(
+    text: str | os.PathLike[str] | None, what: str, *, model: Path | None = None
+) -> Path | None:
+    """The output file an option names, refused before any work when it ends with '/' (a
+    folder), is a folder, lies in a missing or read-only folder, is not a regular file, or is
+    the input `model` itself (it would be overwritten)."""
+    if text is None:
+        return None
+    if str(text).endswith(("/", os.sep)):
+        raise UsageError(f"{what} '{text}' ends with '/': give a file name, not a folder")
+    path = Path(text)
     if path.is_dir():
         raise UsageError(f"{what} '{path}' is a folder; give a file name")
     folder = path.parent if str(path.parent) else Path(".")
@@ -120,6 +127,16 @@ def check_output_path(path: Path | None, what: str) -> None:
         raise UsageError(f"{what} '{path}': folder '{folder}' is not writable")
     if path.exists() and not path.is_file():
         raise UsageError(f"{what} '{path}' exists and is not a regular file (a device or FIFO)")
+    if model is not None and path.exists() and model.exists() and path.samefile(model):
+        raise UsageError(f"{what} '{path}' is the input model: it would be overwritten")
+    return path
+
+
+def check_distinct(first: tuple[Path | None, str], second: tuple[Path | None, str]) -> None:
+    """Two outputs of one command must be different files (one would overwrite the other)."""
+    (a, a_what), (b, b_what) = first, second
+    if a is not None and b is not None and a.resolve() == b.resolve():
+        raise UsageError(f"{a_what} and {b_what} are the same file '{a}': give two names")
 
 
 def floats(text: str | None, what: str) -> tuple[float, ...] | None:

@@ -11,7 +11,42 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from akidac.cli.app import app, check_output_path, err, guard, names, note_kernel_compilation, out
+from akidac.cli.app import (
+    app,
+    check_distinct,
+    check_output_path,
+    err,
+    guard,
+    names,
+    note_kernel_compilation,
+    out,
+)
+from akidac.cli.options import (
+    GATES,
+    OUTPUTS,
+    Abits,
+    Calibration,
+    Device,
+    FidelityGuard,
+    Hybrid,
+    InputShapes,
+    Json,
+    KeepOnCpu,
+    MaxRegions,
+    MaxTransfer,
+    MinAkidaShare,
+    Model,
+    Passes,
+    Plot,
+    Plugins,
+    QuantConfig,
+    Quiet,
+    ReportJson,
+    Samples,
+    SramKib,
+    Wbits,
+)
+from akidac.cli.progress import TerminalProgress
 from akidac.cli.tables import (
     bisect_table,
     device_layer_table,
@@ -24,28 +59,41 @@ from akidac.errors import GateFailed, UsageError
 
 @app.command()
 def run(
-    model: Annotated[Path, typer.Argument(help="hybrid ONNX model")],
+    model: Hybrid,
     input: Annotated[
         list[Path],
         typer.Option(
             "--input",
-            help="input .npy (single input) or .npz (arrays by input name); the first axis "
-            "counts samples, run in chunks of the model's batch",
+            metavar="FILE",
+            help="an .npy (single input) or .npz (arrays by input name); the first axis "
+            "counts samples, run in chunks of the model's batch (repeatable)",
         ),
     ],
     compare: Annotated[
         Path | None,
-        typer.Option(help="float ONNX model to compare with, over the whole set"),
+        typer.Option(
+            metavar="MODEL", help="the float ONNX model to compare with, over the whole set"
+        ),
     ] = None,
-    save: Annotated[Path | None, typer.Option(help="write the outputs to this .npz")] = None,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    save: Annotated[
+        str | None, typer.Option(metavar="FILE", help="write the outputs to this .npz")
+    ] = None,
+    quiet: Quiet = False,
     min_sqnr: Annotated[
         float | None,
-        typer.Option(help="with --compare, gate: every output's SQNR at least this (dB); exit 7"),
+        typer.Option(
+            metavar="DB",
+            help="with --compare, gate: every output's SQNR at least DB; exit 7",
+            rich_help_panel=GATES,
+        ),
     ] = None,
     atol: Annotated[
         float | None,
-        typer.Option(help="with --compare, gate: max absolute error at most this; exit 7"),
+        typer.Option(
+            metavar="X",
+            help="with --compare, gate: every output's max absolute error at most X; exit 7",
+            rich_help_panel=GATES,
+        ),
     ] = None,
 ) -> None:
     """Run a hybrid model (Akida parts on the bit-exact hardware model) on one input or a whole
@@ -54,20 +102,21 @@ def run(
     def action() -> int:
         from akidac import api
 
-        check_output_path(save, "--save")
+        save_file = check_output_path(save, "--save")
         if compare is None and (min_sqnr is not None or atol is not None):
             raise UsageError("--min-sqnr and --atol compare with the float model: give --compare")
         session = api.open_hybrid(model)
         feeds = api.read_feeds(session, input)
         chunks = api.chunk_count(session, feeds)
-        show = not quiet and chunks > 1 and out.is_terminal
-        from rich.progress import Progress
+        with TerminalProgress(err, quiet=quiet) as progress:
+            # the first chunk is where a first run on a machine compiles the kernels
+            progress.phase("first chunk (a first run compiles hardware-model kernels)", chunks)
 
-        with Progress(console=out, transient=True, disable=not show) as progress:
-            task = progress.add_task("running", total=chunks)
-            result = api.run_hybrid(
-                session, feeds, reference=compare, on_chunk=lambda: progress.advance(task)
-            )
+            def next_chunk() -> None:
+                progress.advance()
+                progress.describe(f"running {chunks} chunk(s)")
+
+            result = api.run_hybrid(session, feeds, reference=compare, on_chunk=next_chunk)
         if result.non_finite_inputs:
             code = "AK-INPUT-NONFINITE"
             err.print(
@@ -80,7 +129,7 @@ def run(
         out.print(run_table(result))
         note_kernel_compilation()
         if save is not None:
-            api.save_outputs(result.outputs, save)
+            api.save_outputs(result.outputs, save_file)
         failures = api.run_gate_failures(result.figures or {}, min_sqnr, atol)
         if failures:
             raise GateFailed("; ".join(failures))
@@ -90,14 +139,16 @@ def run(
 
 
 @app.command()
-def inspect(
-    model: Annotated[Path, typer.Argument(help="hybrid ONNX model")],
-) -> None:
+def inspect(model: Hybrid, as_json: Json = False) -> None:
     """Decode and describe every Akida program embedded in a hybrid model."""
 
     def action() -> int:
         from akidac import api
 
+        if as_json:
+            data = {"schema_version": 1, "programs": api.program_records(model)}
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            return 0
         programs = api.describe_programs(model)
         if not programs:
             out.print(f"{model} holds no AkidaOp: it runs entirely on the CPU")
@@ -110,12 +161,14 @@ def inspect(
 
 
 @app.command(name="passes")
-def list_passes() -> None:
-    """List the registered passes with their one-line descriptions."""
+def list_passes(plugin: Plugins = None) -> None:
+    """List the registered passes, the default pipeline first in its order, each with its
+    one-line description."""
 
     def action() -> int:
         from akidac import api
 
+        api.load_plugins(plugin or ())
         out.print(pass_list_table(api.pass_list()))
         return 0
 
@@ -124,46 +177,47 @@ def list_passes() -> None:
 
 @app.command()
 def report(
-    model: Annotated[Path, typer.Argument(help="ONNX model to analyse")],
-    input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="print the JSON report")] = False,
+    model: Model,
+    input_shape: InputShapes = None,
+    json_output: Json = False,
+    report_json: ReportJson = None,
     tagged: Annotated[
-        Path | None,
-        typer.Option(help="write a copy of MODEL whose nodes carry target/region/reasons"),
-    ] = None,
-    device: Annotated[str, typer.Option(help="device preset")] = "akida2-12n",
-    keep_on_cpu: Annotated[
-        str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
-    ] = None,
-    min_akida_share: Annotated[
         str | None,
-        typer.Option(help="gate: [nodes:|macs:]PERCENT on Akida at least; exit 7 if not met"),
+        typer.Option(
+            metavar="FILE",
+            help="write a copy of MODEL whose nodes carry target/region/reasons (for Netron)",
+            rich_help_panel=OUTPUTS,
+        ),
     ] = None,
-    max_regions: Annotated[
-        int | None, typer.Option(help="gate: at most this many Akida regions; exit 7")
-    ] = None,
-    max_transfer: Annotated[
-        int | None,
-        typer.Option(help="gate: at most this many CPU<->Akida bytes per inference; exit 7"),
-    ] = None,
+    device: Device = "akida2-12n",
+    keep_on_cpu: KeepOnCpu = None,
+    min_akida_share: MinAkidaShare = None,
+    max_regions: MaxRegions = None,
+    max_transfer: MaxTransfer = None,
+    plugin: Plugins = None,
 ) -> None:
     """Which nodes Akida can run, and why not for the others (no quantization)."""
 
     def action() -> int:
         from akidac import api
 
-        check_output_path(tagged, "--tagged")
+        tagged_file = check_output_path(tagged, "--tagged", model=model)
+        report_file = check_output_path(report_json, "--report-json", model=model)
+        check_distinct((tagged_file, "--tagged"), (report_file, "--report-json"))
+        api.load_plugins(plugin or ())
         gates = api.make_gates(min_akida_share, None, max_regions, max_transfer)
         data = api.analyze(
             model,
             options=api.make_options(device=device, keep_on_cpu=names(keep_on_cpu)),
             input_shapes=api.parse_input_shapes(input_shape),
-            tagged=tagged,
+            tagged=tagged_file,
         )
         if json_output:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         else:
             api.print_report(out, data)
+        if report_json is not None:
+            api.write_json_atomically(data, report_file)
         if tagged is not None:
             err.print(f"wrote {tagged}", highlight=False, soft_wrap=True)
         api.check_gates(data, gates)
@@ -174,26 +228,29 @@ def report(
 
 @app.command()
 def device(
-    model: Annotated[Path, typer.Argument(help="ONNX model")],
-    input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
-    sram_kib: Annotated[int | None, typer.Option(help="input SRAM per NP, KiB")] = None,
-    device: Annotated[
-        str, typer.Option(help="device to map on: akida2-2n/4n/6n/12n or custom:NODES")
-    ] = "akida2-12n",
-    keep_on_cpu: Annotated[
-        str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
-    ] = None,
+    model: Model,
+    input_shape: InputShapes = None,
+    sram_kib: SramKib = None,
+    device: Device = "akida2-12n",
+    keep_on_cpu: KeepOnCpu = None,
     sweep: Annotated[
-        bool, typer.Option(help="estimate on every preset and custom sizes (same partition)")
+        bool,
+        typer.Option(
+            "--sweep",
+            metavar="",
+            help="also estimate on every preset and custom sizes (same partition)",
+        ),
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="print JSON (docs/cli.md)")] = False,
+    json_output: Json = False,
     measure_cpu: Annotated[
-        bool, typer.Option(help="price CPU parts at this machine's measured onnxruntime rate")
+        bool,
+        typer.Option(
+            "--measure-cpu",
+            metavar="",
+            help="price CPU parts at this machine's measured onnxruntime rate",
+        ),
     ] = False,
-    plot: Annotated[
-        Path | None,
-        typer.Option(help="draw per-layer time/MACs and the sweep to this PNG (needs [plot])"),
-    ] = None,
+    plot: Plot = None,
 ) -> None:
     """How the model's Akida programs map on a device (NPs, hardware passes), the smallest
     preset that holds each program in one pass, and the estimated latency and energy."""
@@ -201,7 +258,7 @@ def device(
     def action() -> int:
         from akidac import api
 
-        check_output_path(plot, "--plot")
+        plot_file = check_output_path(plot, "--plot")
         if plot is not None:
             api.require_matplotlib()
         data = api.estimate_device(
@@ -212,8 +269,8 @@ def device(
             sweep=api.sweep_devices() if sweep or plot is not None else (),
             measure_cpu=measure_cpu,
         )
-        if plot is not None:
-            api.plot_estimate(data, plot)
+        if plot_file is not None:
+            api.plot_estimate(data, plot_file)
             err.print(f"wrote {plot}", highlight=False, soft_wrap=True)
         if json_output:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -242,37 +299,24 @@ def device(
 
 @app.command()
 def bisect(
-    model: Annotated[Path, typer.Argument(help="ONNX model")],
-    samples: Annotated[
-        Path | None,
-        typer.Option(help="calibration samples (.npz by input name, or an image folder)"),
-    ] = None,
-    input_shape: Annotated[list[str] | None, typer.Option("--input-shape")] = None,
-    wbits: Annotated[int, typer.Option(help="weight bits (4 or 8)")] = 8,
-    abits: Annotated[int, typer.Option(help="activation bits (4 or 8)")] = 8,
-    quant_config: Annotated[
-        Path | None, typer.Option(help="per-layer bits (TOML or JSON, by ONNX node name)")
-    ] = None,
-    calibration: Annotated[
-        str, typer.Option(help="activation observer: auto, percentile, minmax or mse")
-    ] = "auto",
-    device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")] = (
-        "akida2-12n"
-    ),
-    keep_on_cpu: Annotated[
-        str | None, typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU")
-    ] = None,
+    model: Model,
+    samples: Samples = None,
+    input_shape: InputShapes = None,
+    wbits: Wbits = 8,
+    abits: Abits = 8,
+    quant_config: QuantConfig = None,
+    calibration: Calibration = "auto",
+    device: Device = "akida2-12n",
+    keep_on_cpu: KeepOnCpu = None,
     threshold: Annotated[
-        float, typer.Option(help="SQNR (dB) below which a layer counts as divergent")
+        float, typer.Option(metavar="DB", help="SQNR below which a value counts as divergent")
     ] = 20.0,
-    count: Annotated[int, typer.Option(help="samples to compare on")] = 4,
-    fidelity_guard: Annotated[
-        bool, typer.Option(help="compile with the fidelity guard, as `compile` does")
-    ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
-    plot: Annotated[
-        Path | None, typer.Option(help="draw the SQNR per layer to this PNG (needs matplotlib)")
-    ] = None,
+    count: Annotated[int, typer.Option(metavar="N", help="samples to compare on")] = 4,
+    fidelity_guard: FidelityGuard = True,
+    passes: Passes = None,
+    plugin: Plugins = None,
+    as_json: Json = False,
+    plot: Plot = None,
 ) -> None:
     """Compile MODEL as `compile` would, then compare the hybrid and the float model at every
     value both compute: where accuracy is lost, and what to try."""
@@ -280,7 +324,9 @@ def bisect(
     def action() -> int:
         from akidac import api
 
-        check_output_path(plot, "--plot")
+        plot_file = check_output_path(plot, "--plot")
+        api.load_plugins(plugin or ())
+        pipeline = api.parse_pipeline(passes)
         options = api.make_options(
             samples=samples,
             device=device,
@@ -298,10 +344,11 @@ def bisect(
                 input_shapes=api.parse_input_shapes(input_shape),
                 threshold_db=threshold,
                 count=count,
+                passes=pipeline,
             )
         data = result.as_json()
-        if plot is not None:
-            api.plot_bisect(data, plot)
+        if plot_file is not None:
+            api.plot_bisect(data, plot_file)
         if as_json:
             out.print_json(json.dumps(data))
             return 0

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from akidac.cli.app import (
     app,
+    check_distinct,
     check_output_path,
     err,
     floats,
@@ -19,6 +20,33 @@ from akidac.cli.app import (
     note_kernel_compilation,
     out,
 )
+from akidac.cli.options import (
+    FIDELITY,
+    GATES,
+    INPUTS,
+    OUTPUTS,
+    PIPELINE,
+    QUANTIZATION,
+    TARGET,
+    Abits,
+    Calibration,
+    Device,
+    FidelityGuard,
+    InputShapes,
+    KeepOnCpu,
+    MaxRegions,
+    MaxTransfer,
+    MinAkidaShare,
+    Passes,
+    Plugins,
+    QuantConfig,
+    Quiet,
+    ReportJson,
+    Samples,
+    SramKib,
+    Wbits,
+)
+from akidac.cli.progress import TerminalProgress
 from akidac.cli.tables import batch_table, pass_time_table, precision_table
 from akidac.errors import UsageError
 
@@ -26,129 +54,186 @@ from akidac.errors import UsageError
 @app.command()
 def compile(
     model: Annotated[
-        Path | None, typer.Argument(help="ONNX model to compile (or give --batch)")
+        Path | None,
+        typer.Argument(metavar="MODEL", help="the ONNX model to compile (or give --batch)"),
     ] = None,
     output: Annotated[
-        Path | None,
-        typer.Option("-o", "--output", help="hybrid model to write (with --batch: a folder)"),
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="the hybrid model to write (required; with --batch a folder)",
+            rich_help_panel=OUTPUTS,
+        ),
     ] = None,
+    report_json: ReportJson = None,
     batch: Annotated[
         Path | None,
         typer.Option(
+            metavar="DIR|LIST",
             help="compile every *.onnx of this folder, or every model this list file names, "
-            "into the -o folder (NAME.hybrid.onnx, NAME.report.json, summary.json)"
+            "into the -o folder (NAME.hybrid.onnx, NAME.report.json, summary.json)",
+            rich_help_panel=OUTPUTS,
         ),
     ] = None,
-    jobs: Annotated[int, typer.Option(help="with --batch: models compiled at once")] = 1,
-    input_shape: Annotated[
-        list[str] | None,
-        typer.Option("--input-shape", help="static shape NAME=1x3x224x224 (repeatable)"),
-    ] = None,
-    samples: Annotated[
-        Path | None,
+    jobs: Annotated[
+        int,
         typer.Option(
-            help="calibration samples: an .npz with one array (N, ...) per input name, or a "
-            "folder of images (PNG, PGM/PPM, NPY) for a single image input"
+            metavar="N", help="with --batch: models compiled at once", rich_help_panel=OUTPUTS
         ),
-    ] = None,
-    num_samples: Annotated[int, typer.Option(help="calibration samples to use")] = 32,
-    sample_mean: Annotated[
-        str | None, typer.Option(help="image folder: per-channel mean in [0, 1], e.g. 0.5,0.5,0.5")
-    ] = None,
-    sample_std: Annotated[
-        str | None, typer.Option(help="image folder: per-channel std in [0, 1]")
-    ] = None,
-    wbits: Annotated[int, typer.Option(help="weight bits, 4 or 8")] = 8,
-    abits: Annotated[int, typer.Option(help="activation bits, 4 or 8")] = 8,
-    quant_config: Annotated[
-        Path | None, typer.Option(help="per-layer bit overrides (TOML or JSON)")
-    ] = None,
-    calibration: Annotated[
-        str, typer.Option(help="activation observer: auto, percentile, minmax or mse")
-    ] = "auto",
-    percentile: Annotated[float, typer.Option(help="percentile of |x| for 'percentile'")] = 99.99,
-    weight_observer: Annotated[
-        str, typer.Option(help="weight observer: auto, minmax or mse")
-    ] = "auto",
-    fidelity_samples: Annotated[
-        int, typer.Option(help="held-out samples to measure fidelity on (0: skip)")
-    ] = 8,
-    device: Annotated[str, typer.Option(help="akida2-2n/4n/6n/12n or custom:NODES")] = "akida2-12n",
-    sram_kib: Annotated[int | None, typer.Option(help="input SRAM per NP, KiB")] = None,
-    passes: Annotated[
-        str | None, typer.Option(help="comma-separated pass list instead of the default pipeline")
-    ] = None,
-    dump_after: Annotated[
-        str | None, typer.Option(help="PASS[,PASS] or 'all': write the IR after these passes")
-    ] = None,
-    dump_dir: Annotated[Path, typer.Option(help="folder for --dump-after files")] = Path(
-        "akidac-dump"
-    ),
-    elide_weights: Annotated[
+    ] = 1,
+    verbose: Annotated[
         bool,
         typer.Option(
-            help="print large weights in dumps as a hash (--no-elide-weights prints them)"
+            "--verbose",
+            metavar="",
+            help="print every diagnostic (by default repeated ones are counted)",
+            rich_help_panel=OUTPUTS,
         ),
-    ] = True,
-    time_passes: Annotated[bool, typer.Option(help="print a table of pass times")] = False,
-    verify_each: Annotated[
-        bool, typer.Option(help="verify the IR after every pass (on by default: ~9% of compile)")
-    ] = True,
-    report_json: Annotated[Path | None, typer.Option(help="write the JSON report here")] = None,
-    keep_on_cpu: Annotated[
+    ] = False,
+    quiet: Quiet = False,
+    input_shape: InputShapes = None,
+    samples: Samples = None,
+    num_samples: Annotated[
+        int,
+        typer.Option(metavar="N", help="calibration samples to use", rich_help_panel=INPUTS),
+    ] = 32,
+    sample_mean: Annotated[
         str | None,
-        typer.Option(help="NODE[,NODE]: ONNX nodes to keep on the CPU (reason AK-USER-CPU)"),
+        typer.Option(
+            metavar="M,M,M",
+            help="image folder: per-channel mean in [0, 1], e.g. 0.5,0.5,0.5",
+            rich_help_panel=INPUTS,
+        ),
     ] = None,
-    min_region_sqnr: Annotated[
+    sample_std: Annotated[
+        str | None,
+        typer.Option(
+            metavar="S,S,S", help="image folder: per-channel std in [0, 1]", rich_help_panel=INPUTS
+        ),
+    ] = None,
+    wbits: Wbits = 8,
+    abits: Abits = 8,
+    quant_config: QuantConfig = None,
+    calibration: Calibration = "auto",
+    percentile: Annotated[
         float,
         typer.Option(
-            help="fidelity guard: an Akida region whose own output scores below this SQNR (dB) "
-            "against the float model on the calibration samples runs on the CPU (regions with "
-            "a 4-bit layer: at most 6 dB)"
+            metavar="P",
+            help="the percentile of |x| the 'percentile' observer keeps",
+            rich_help_panel=QUANTIZATION,
         ),
-    ] = 20.0,
-    fidelity_guard: Annotated[
-        bool, typer.Option(help="run the fidelity guard (--no-fidelity-guard turns it off)")
-    ] = True,
+    ] = 99.99,
+    weight_observer: Annotated[
+        str,
+        typer.Option(
+            metavar="OBSERVER",
+            help="weight observer: auto, minmax or mse",
+            rich_help_panel=QUANTIZATION,
+        ),
+    ] = "auto",
     target_sqnr: Annotated[
         float | None,
         typer.Option(
+            metavar="DB",
             help="automatic mixed precision: raise the bits of the layers that lose most until "
-            "every output reaches this SQNR (dB) against the float model"
+            "every output reaches DB of SQNR against the float model",
+            rich_help_panel=QUANTIZATION,
         ),
     ] = None,
     write_quant_config: Annotated[
-        Path | None,
-        typer.Option(help="with --target-sqnr: write the chosen per-layer bits (TOML) here"),
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option(help="print every diagnostic (by default repeated ones are counted)")
-    ] = False,
-    min_akida_share: Annotated[
         str | None,
         typer.Option(
-            help="gate: [nodes:|macs:]PERCENT on Akida at least (MACs when unqualified); "
-            "exit 7 if not met, after writing the outputs"
+            metavar="FILE",
+            help="with --target-sqnr: write the chosen per-layer bits (TOML) to FILE",
+            rich_help_panel=QUANTIZATION,
         ),
     ] = None,
-    min_sqnr: Annotated[
-        float | None,
-        typer.Option(help="gate: the worst output's SQNR (dB) against the float model; exit 7"),
-    ] = None,
-    max_regions: Annotated[
-        int | None, typer.Option(help="gate: at most this many Akida regions; exit 7")
-    ] = None,
-    max_transfer: Annotated[
-        int | None,
-        typer.Option(help="gate: at most this many CPU<->Akida bytes per inference; exit 7"),
-    ] = None,
+    fidelity_samples: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="held-out samples the fidelity of every output is measured on (0: skip)",
+            rich_help_panel=FIDELITY,
+        ),
+    ] = 8,
+    min_region_sqnr: Annotated[
+        float,
+        typer.Option(
+            metavar="DB",
+            help="fidelity guard: an Akida region whose own output scores below DB of SQNR "
+            "against the float model on the calibration samples runs on the CPU (regions with "
+            "a 4-bit layer: at most 6 dB)",
+            rich_help_panel=FIDELITY,
+        ),
+    ] = 20.0,
+    fidelity_guard: FidelityGuard = True,
+    device: Device = "akida2-12n",
+    sram_kib: SramKib = None,
+    keep_on_cpu: KeepOnCpu = None,
     strict_device: Annotated[
         bool,
         typer.Option(
+            "--strict-device",
+            metavar="",
             help="refuse (exit 5) a program that does not fit the device in one hardware pass "
-            "instead of running it in several passes"
+            "instead of running it in several passes",
+            rich_help_panel=TARGET,
         ),
     ] = False,
+    min_akida_share: MinAkidaShare = None,
+    min_sqnr: Annotated[
+        float | None,
+        typer.Option(
+            metavar="DB",
+            help="gate: the worst output's SQNR against the float model at least DB",
+            rich_help_panel=GATES,
+        ),
+    ] = None,
+    max_regions: MaxRegions = None,
+    max_transfer: MaxTransfer = None,
+    passes: Passes = None,
+    plugin: Plugins = None,
+    dump_after: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PASS[,PASS]|all",
+            help="write the IR after these passes (or every pass) into --dump-dir",
+            rich_help_panel=PIPELINE,
+        ),
+    ] = None,
+    dump_dir: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="the folder for --dump-after files", rich_help_panel=PIPELINE
+        ),
+    ] = Path("akidac-dump"),
+    elide_weights: Annotated[
+        bool,
+        typer.Option(
+            metavar="",
+            help="print large weights in dumps as a hash (--no-elide-weights prints them)",
+            rich_help_panel=PIPELINE,
+        ),
+    ] = True,
+    time_passes: Annotated[
+        bool,
+        typer.Option(
+            "--time-passes",
+            metavar="",
+            help="print how long every pass, the calibration and the fidelity steps took",
+            rich_help_panel=PIPELINE,
+        ),
+    ] = False,
+    verify_each: Annotated[
+        bool,
+        typer.Option(
+            metavar="",
+            help="verify the IR after every pass (on by default: ~9% of the compile time)",
+            rich_help_panel=PIPELINE,
+        ),
+    ] = True,
 ) -> None:
     """Compile MODEL into a hybrid ONNX model (Akida programs + CPU nodes)."""
 
@@ -162,29 +247,22 @@ def compile(
             raise UsageError("compile needs -o/--output: the hybrid model (a folder with --batch)")
         if (model is None) == (batch is None):
             raise UsageError("compile takes a MODEL or --batch DIR_OR_LIST, not both nor neither")
-        single_only = {
-            "--report-json": report_json,
-            "--dump-after": dump_after,
-            "--time-passes": time_passes or None,
-            "--target-sqnr": target_sqnr,
-            "--write-quant-config": write_quant_config,
-            "--passes": passes,
-        }
         if batch is not None:
+            single_only = {
+                "--report-json": report_json,
+                "--dump-after": dump_after,
+                "--time-passes": time_passes or None,
+                "--target-sqnr": target_sqnr,
+                "--write-quant-config": write_quant_config,
+                "--passes": passes,
+            }
             given = [name for name, value in single_only.items() if value is not None]
             if given:
                 raise UsageError(f"--batch writes one report per model: it takes no {given[0]}")
-        check_output_path(output if batch is None else None, "--output")
-        check_output_path(report_json, "--report-json")
-        for path, what in ((output, "--output"), (report_json, "--report-json")):
-            if (
-                path is not None
-                and model is not None
-                and path.exists()
-                and model.exists()
-                and path.samefile(model)
-            ):
-                raise UsageError(f"{what} '{path}' is the input model: it would be overwritten")
+        hybrid = check_output_path(output, "--output", model=model) if batch is None else None
+        report_file = check_output_path(report_json, "--report-json", model=model)
+        check_distinct((hybrid, "--output"), (report_file, "--report-json"))
+        api.load_plugins(plugin or ())
         options = api.make_options(
             samples=samples,
             device=device,
@@ -203,9 +281,9 @@ def compile(
             min_region_sqnr=min_region_sqnr if fidelity_guard else None,
             strict_device=strict_device,
         )
-        pipeline = [p.strip() for p in passes.split(",") if p.strip()] if passes else None
+        pipeline = api.parse_pipeline(passes)
         instruments, timing = api.pass_instruments(
-            pipeline,
+            [p.name for p in pipeline] if pipeline else None,
             dump_after=dump_after,
             dump_dir=dump_dir,
             elide_weights=elide_weights,
@@ -213,7 +291,9 @@ def compile(
         )
         shapes = api.parse_input_shapes(input_shape)
         if batch is not None:
-            return compile_batch(batch, output, options, shapes, gates, jobs, verify_each)
+            return compile_batch(
+                batch, Path(output), options, shapes, gates, jobs, verify_each, quiet
+            )
         start = time.perf_counter()
         choice = None
         if target_sqnr is not None:
@@ -222,7 +302,7 @@ def compile(
                     "--target-sqnr compiles several times: it takes no --passes, "
                     "--dump-after or --time-passes"
                 )
-            check_output_path(write_quant_config, "--write-quant-config")
+            config_file = check_output_path(write_quant_config, "--write-quant-config")
             with err.status(f"compiling towards {target_sqnr:g} dB…"):
                 result, choice = api.compile_to_target(
                     model, None, target_sqnr=target_sqnr, options=options, input_shapes=shapes
@@ -230,7 +310,7 @@ def compile(
         else:
             if write_quant_config is not None:
                 raise UsageError("--write-quant-config needs --target-sqnr")
-            with err.status("compiling…"):
+            with TerminalProgress(err, quiet=quiet) as progress:
                 result = api.compile_model(
                     model,
                     None,
@@ -239,16 +319,17 @@ def compile(
                     passes=pipeline,
                     instruments=instruments,
                     verify_each=verify_each,
+                    progress=progress,
                 )
         seconds = time.perf_counter() - start
         if choice is not None:
-            _print_precision(choice, write_quant_config)
+            _print_precision(choice, config_file)
         note_kernel_compilation()
         print_diagnostics(result.diagnostics.items, verbose)
         if time_passes:
-            out.print(pass_time_table(timing.rows))
-        api.write_compile_outputs(result, output, report_json)
-        print_summary(result.report, output, seconds)
+            out.print(pass_time_table(timing.rows, result.steps, seconds))
+        api.write_compile_outputs(result, hybrid, report_file)
+        print_summary(result.report, hybrid, seconds)
         api.check_gates(result.report, gates)
         return 0
 
@@ -313,18 +394,16 @@ def compile_batch(
     gates: Any,
     jobs: int,
     verify_each: bool,
+    quiet: bool,
 ) -> int:
     """`compile --batch`: a progress bar over the models on a terminal, then one row per model
     and the batch's exit code (0; 7 when only gates failed; 8 when a model failed)."""
-    from rich.progress import Progress
-
     from akidac import api
     from akidac.errors import BatchFailed, GateFailed
 
     models = api.batch_models(source)
-    show = err.is_terminal
-    with Progress(console=err, transient=True, disable=not show) as progress:
-        task = progress.add_task(f"compiling {len(models)} models", total=len(models))
+    with TerminalProgress(err, quiet=quiet) as progress:
+        progress.phase(f"compiling {len(models)} models, {jobs} at a time", len(models))
         summary = api.compile_batch(
             models,
             outdir,
@@ -333,7 +412,7 @@ def compile_batch(
             gates=gates,
             jobs=jobs,
             verify_each=verify_each,
-            on_done=lambda entry: progress.advance(task),
+            on_done=lambda entry: progress.advance(),
         )
     out.print(batch_table(summary))
     out.print(f"wrote {escape(str(outdir / 'summary.json'))}", highlight=False, soft_wrap=True)

@@ -11,14 +11,22 @@ from rich.markup import escape
 from rich.table import Table
 
 
-def pass_time_table(rows: list[tuple[str, float, bool]]) -> Table:
-    """`--time-passes`: (pass, seconds, changed) rows in the order they ran."""
+def pass_time_table(
+    rows: list[tuple[str, float, bool]], steps: dict[str, float], total: float
+) -> Table:
+    """`--time-passes`: (pass, seconds, changed) rows in the order they ran, then the steps
+    outside the passes (calibration is part of quantize's time) and the whole compile."""
     table = Table(title="pass times")
-    table.add_column("pass")
+    table.add_column("pass or step")
     table.add_column("ms", justify="right")
     table.add_column("changed")
     for name, secs, changed in rows:
         table.add_row(name, f"{secs * 1000:.1f}", "yes" if changed else "no")
+    table.add_section()
+    for name, secs in steps.items():
+        table.add_row(name, f"{secs * 1000:.1f}", "")
+    table.add_section()
+    table.add_row("whole compile", f"{total * 1000:.1f}", "")
     return table
 
 

@@ -34,6 +34,7 @@ cannot be expressed raises `UnsupportedModelError` (AK-QUANT) naming it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -210,7 +211,9 @@ class Quantize:
         # once each: a value observed twice would get every sample twice in its list
         watched = list({v.name: v for v in watched}.values())
         lut_ops = [op for op in ops if op.attrs.get("act") == "lut"]
+        started = time.perf_counter()
         seen = observe(graph, watched, samples.feeds, [preactivation_name(op) for op in lut_ops])
+        ctx.analyses["calibration_seconds"] = time.perf_counter() - started  # --time-passes
         ctx.analyses["calibration"] = {
             "samples": len(samples.feeds),
             "random": samples.random,
