@@ -145,7 +145,8 @@ class Fuse:
         for op in graph.ops:
             if op.annotations.get("target") == "fusable":
                 reasons = op.meta.pop("near_miss", None) or [
-                    unsupported(
+                    _producer_on_cpu(ctx, op)
+                    or unsupported(
                         op,
                         f"{op.op_type} '{op.display_name}' runs on Akida only fused into a "
                         "preceding Conv or Gemm layer",
@@ -543,3 +544,40 @@ class Fuse:
         record(ctx, new, "akida", [])
         if suffix == "identity":
             new.annotations["inserted"] = "identity"
+
+
+#: ops a fusable op is found after when it follows a layer through other fused steps
+#: (Conv → Relu → GlobalAveragePool): how far back `_producer_on_cpu` looks.
+_LAYER_KINDS = ("onnx.Conv", "onnx.ConvTranspose", "onnx.Gemm", "onnx.MatMul")
+_FUSED_STEPS = 3
+
+
+def _producer_on_cpu(ctx: PassContext, op: Op) -> Any:
+    """When `op` (a ReLU, Clip, pooling… that Akida runs only fused into a layer) follows a
+    Conv/ConvTranspose/Gemm that runs on the CPU, directly or through other CPU ops of that
+    kind, the reason says so: it names that layer and the layer's own first reason, since that
+    is what to fix. None otherwise."""
+    between: list[str] = []
+    producer = op
+    for _ in range(_FUSED_STEPS):
+        value = producer.inputs[0] if producer.inputs else None
+        producer = value.producer if value is not None else None
+        if producer is None or producer.annotations.get("target") != "cpu":
+            return None
+        if producer.kind in _LAYER_KINDS:
+            break
+        between.append(producer.display_name)
+    else:
+        return None
+    name = producer.display_name
+    decision = ctx.analyses.get("decisions", {}).get((producer.origin or (name,))[0])
+    cause = decision.violations[0] if decision is not None and decision.violations else None
+    why = f" ({cause.code}: {cause.message})" if cause else ""
+    hint = f"; its hint: {cause.hint}" if cause and cause.hint else ""
+    through = f" (through {', '.join(between)})" if between else ""
+    return unsupported(
+        op,
+        f"{op.op_type} '{op.display_name}' would fuse into {producer.op_type} '{name}'"
+        f"{through}, but '{name}' runs on the CPU{why}",
+        f"make '{name}' run on Akida and '{op.display_name}' fuses into it{hint}",
+    )

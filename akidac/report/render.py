@@ -156,11 +156,14 @@ def region_lines(report: dict[str, Any]) -> Text:
 
 
 def rejection_lines(report: dict[str, Any]) -> Text:
-    """Every node not on Akida with all of its reasons, each with its hint."""
+    """Every node not on Akida with its MACs and all of its reasons, each with its hint; the
+    nodes with most MACs first (model order among equals), as fixing those gains most."""
     rejected = [node for node in report["nodes"] if node["target"] != "akida"]
-    lines = [_heading(f"nodes not on Akida ({len(rejected)})")]
+    rejected.sort(key=lambda node: -int(node.get("macs") or 0))
+    lines = [_heading(f"nodes not on Akida ({len(rejected)}), most MACs first")]
     for node in rejected:
-        lines.append(Text(f"  {node['name']} ({node['op_type']}): {node['target']}"))
+        macs = f", {node['macs']:,} MACs" if node["target"] == "cpu" else ""
+        lines.append(Text(f"  {node['name']} ({node['op_type']}): {node['target']}{macs}"))
         for reason in node["reasons"]:
             lines.append(Text.assemble("    ", (reason["code"], "yellow"), f" {reason['message']}"))
             if reason["hint"]:
