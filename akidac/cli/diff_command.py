@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from akidac.cli.app import app, guard, out
+from akidac.cli.options import Json
 from akidac.errors import GateFailed
 
 
@@ -54,7 +55,7 @@ def diff_table(data: dict[str, Any]) -> Table:
 def diff(
     old: Annotated[Path, typer.Argument(metavar="OLD", help="the earlier JSON report")],
     new: Annotated[Path, typer.Argument(metavar="NEW", help="the later JSON report")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the diff as JSON")] = False,
+    as_json: Json = False,
     max_share_drop: Annotated[
         float,
         typer.Option(

@@ -138,7 +138,7 @@ Plot = Annotated[
     str | None,
     typer.Option(
         metavar="FILE.png",
-        help="draw the figures to this PNG (needs matplotlib: pip install 'akidac[plot]')",
+        help="draw the figures to this PNG (needs matplotlib: pip install 'akidac\\[plot]')",
         rich_help_panel=OUTPUTS,
     ),
 ]
