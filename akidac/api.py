@@ -1012,7 +1012,7 @@ def compile_batch(
         )
         for path, name in zip(paths, batch_names(paths), strict=True)
     ]
-    summary = batch_summary(run_batch(batch, jobs, on_done))
+    summary = batch_summary(run_batch(batch, jobs, compile_batch_job, on_done))
     write_json_atomically(summary, folder / "summary.json")
     return summary
 
@@ -1169,6 +1169,33 @@ def program_records(model: str | os.PathLike[str]) -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def compile_batch_job(job: Any) -> Any:
+    """Compile one model of a batch (`akidac.batch.BatchJob`): write its hybrid and report,
+    check its gates. Never raises: the `BatchEntry` holds the exit code and reason of a
+    failure, and a model that failed leaves no output of an earlier batch behind."""
+    from akidac.batch import HYBRID_SUFFIX, REPORT_SUFFIX, batch_entry
+
+    hybrid = Path(job.outdir) / f"{job.name}{HYBRID_SUFFIX}"
+    report_file = Path(job.outdir) / f"{job.name}{REPORT_SUFFIX}"
+    written, report, failure = False, None, None
+    try:
+        result = compile_model(
+            job.model,
+            options=job.options,
+            input_shapes=job.input_shapes,
+            verify_each=job.verify_each,
+        )
+        write_compile_outputs(result, hybrid, report_file)
+        written, report = True, result.report
+        check_gates(result.report, job.gates)
+    except Exception as error:  # recorded in the entry; the batch goes on
+        failure = error
+    if not written:
+        hybrid.unlink(missing_ok=True)
+        report_file.unlink(missing_ok=True)
+    return batch_entry(job, written, report, failure)
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:

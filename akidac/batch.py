@@ -2,10 +2,11 @@
 
 The models are the `*.onnx` files of a folder (sorted by name) or the lines of a list file
 (paths relative to the list's folder; blank lines and `#` comments skipped). Each compiles on
-its own (`compile_one`, in a worker process when `jobs` > 1) into `OUTDIR/NAME.hybrid.onnx` and
-`OUTDIR/NAME.report.json`; one model's failure is recorded with its exit code and reason and
-does not stop the others; gates apply per model. Entries come back in the models' order and
-hold no timing, so `summary.json` is byte-identical whatever `jobs` is.
+its own (`akidac.api.compile_batch_job`, in a worker process when `jobs` > 1) into
+`OUTDIR/NAME.hybrid.onnx` and `OUTDIR/NAME.report.json`; one model's failure is recorded with
+its exit code and reason and does not stop the others; gates apply per model. Entries come
+back in the models' order and hold no timing, so `summary.json` is byte-identical whatever
+`jobs` is. This module holds the batch's data and pool; the compile itself is the API's.
 """
 
 from __future__ import annotations
@@ -103,54 +104,43 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def compile_one(job: BatchJob) -> BatchEntry:
-    """Compile one model of a batch, write its hybrid and report, check its gates. Never
-    raises: a failure is an entry with the error's exit code and one-line reason (a bug is
-    exit 1, as on the command line), and a failed model leaves no output of an earlier batch."""
-    from akidac.api import check_gates, compile_model, write_compile_outputs
-
-    hybrid = Path(job.outdir) / f"{job.name}{HYBRID_SUFFIX}"
-    report = Path(job.outdir) / f"{job.name}{REPORT_SUFFIX}"
+def batch_entry(
+    job: BatchJob, written: bool, report: dict[str, Any] | None, error: BaseException | None
+) -> BatchEntry:
+    """The entry of one model from what its compile gave: the outputs `written` or not, its
+    `report`, and the error that stopped it or failed its gates (an `AkidacError`: its exit
+    code and message; anything else a bug, exit 1, as on the command line)."""
     figures: dict[str, Any] = {"akida_share_macs": None, "regions": None, "worst_sqnr_db": None}
-    written = False
-    try:
-        result = compile_model(
-            job.model,
-            options=job.options,
-            input_shapes=job.input_shapes,
-            verify_each=job.verify_each,
-        )
-        write_compile_outputs(result, hybrid, report)
-        written = True
-        figures = _figures(result.report)
-        check_gates(result.report, job.gates)
-    except AkidacError as error:
+    if report is not None:
+        figures = _figures(report)
+    if error is None:
+        exit_code, code, reason = 0, None, None
+    elif isinstance(error, AkidacError):
         exit_code, code, reason = error.exit_code, error.code, error.message
-    except Exception as error:  # a bug: recorded, and the batch goes on
+    else:
         exit_code, code = 1, "AK-INTERNAL"
         reason = f"{type(error).__name__}: {' '.join(str(error).split())} — this is a bug in akidac"
-    else:
-        exit_code, code, reason = 0, None, None
-    if not written:
-        hybrid.unlink(missing_ok=True)
-        report.unlink(missing_ok=True)
     return BatchEntry(
         model=job.model,
         name=job.name,
         exit_code=exit_code,
         code=code,
         reason=reason,
-        hybrid=hybrid.name if written else None,
-        report=report.name if written else None,
+        hybrid=f"{job.name}{HYBRID_SUFFIX}" if written else None,
+        report=f"{job.name}{REPORT_SUFFIX}" if written else None,
         **figures,
     )
 
 
 def run_batch(
-    jobs: Sequence[BatchJob], workers: int, on_done: Callable[[BatchEntry], None] | None = None
+    jobs: Sequence[BatchJob],
+    workers: int,
+    compile_one: Callable[[BatchJob], BatchEntry],
+    on_done: Callable[[BatchEntry], None] | None = None,
 ) -> list[BatchEntry]:
-    """Compile every job, `workers` at a time (in this process when 1; else a pool of spawned
-    processes, so no numba or onnxruntime thread state is forked); entries in `jobs`' order.
+    """`compile_one` every job (a module-level function, so a worker process can run it),
+    `workers` at a time: in this process when 1, else in a pool of spawned processes, so no
+    numba or onnxruntime thread state is forked. Entries come back in `jobs`' order;
     `on_done(entry)` is called as each model finishes (a progress bar)."""
     if workers <= 1 or len(jobs) <= 1:
         entries = []
