@@ -195,3 +195,43 @@ def test_argument_parser_errors_are_one_line_with_a_code() -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error AK-USAGE: "), proc.stderr
         assert "╭" not in proc.stderr
+
+
+def test_output_options_naming_a_folder_or_each_other_are_usage_errors(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    cases = [
+        (["compile", model, "-o", "out/dir/"], "--output 'out/dir/' ends with '/'"),
+        (["compile", model, "-o", "h.onnx", "--report-json", "r/"], "--report-json 'r/' ends"),
+        (["compile", model, "-o", "h.onnx", "--report-json", "./h.onnx"], "are the same file"),
+        (["report", model, "--report-json", "r/"], "--report-json 'r/' ends with '/'"),
+    ]
+    for args, words in cases:
+        proc = subprocess.run(
+            [*AKIDAC, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
+    assert not (tmp_path / "h.onnx").exists()
+
+
+def test_report_writes_its_json_with_report_json_as_compile_does(tmp_path: Path) -> None:
+    import json
+
+    model = _model(tmp_path)
+    proc = subprocess.run(
+        [*AKIDAC, "report", str(model), "--report-json", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    printed = subprocess.run(
+        [*AKIDAC, "report", str(model), "--json"], capture_output=True, text=True, env=_env()
+    )
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(printed.stdout)

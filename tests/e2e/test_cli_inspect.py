@@ -44,3 +44,31 @@ def test_inspect_of_a_file_that_is_not_a_hybrid_model_exits_6(tmp_path: Path) ->
     )
     assert result.returncode == 6
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_json_gives_the_same_programs_as_data(tmp_path: Path) -> None:
+    import json
+
+    from akidac.api import open_hybrid
+
+    hybrid = tmp_path / "hybrid.onnx"
+    compile_model(conv_net(), hybrid, options=CompileOptions(num_samples=2, fidelity_samples=0))
+    result = subprocess.run(
+        [sys.executable, "-m", "akidac.cli", "inspect", str(hybrid), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    steps = open_hybrid(hybrid).akida_steps()
+    assert data["schema_version"] == 1
+    assert [p["node"] for p in data["programs"]] == [name for name, _, _ in steps]
+    for record, (_, program, reads) in zip(data["programs"], steps, strict=True):
+        assert record["reads"] == reads and record["device"] == program.device
+        assert [layer["name"] for layer in record["layers"]] == [r.name for r in program.layers]
+        assert record["passes"] == [list(names) for names in program.passes]
+    first = data["programs"][0]["layers"][0]
+    assert first["type"] == "InputConv2D" and first["origin"][:1] == ["conv1"]
+    assert all(v["dtype"] and v["shape"] for v in first["variables"].values())
