@@ -675,27 +675,13 @@ def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]
 
 
 def load_arrays(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    """The arrays of an `.npz` (by name) or an `.npy` (keyed '' for a model's single input);
-    a missing or unreadable file is a one-line `UsageError` naming `what` (the option)."""
-    import zipfile
-    import zlib
+    """The arrays of an `.npz` (by name) or an `.npy` (keyed '' for a model's single input),
+    with the checks of `frontend.sample_files.load_sample_file` (a missing, unreadable or empty
+    file, pickled arrays, a declared size above the tensor budget: a one-line `UsageError`
+    naming `what`, the option) before any array is read."""
+    from akidac.frontend.sample_files import load_sample_file
 
-    import numpy as np
-
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{what} file '{path}' does not exist or is not a file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return {"": loaded}
-        with loaded as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(
-            f"{what} file '{path}' is not a readable NumPy .npz/.npy file ({first})"
-        ) from None
+    return dict(load_sample_file(path, what))
 
 
 def check_bits(**bits: int) -> None:

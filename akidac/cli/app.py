@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, overload
 
 import typer
 from rich.console import Console
@@ -107,6 +107,14 @@ def note_kernel_compilation() -> None:
         )
 
 
+@overload
+def check_output_path(
+    text: str | os.PathLike[str], what: str, *, model: Path | None = None
+) -> Path: ...
+@overload
+def check_output_path(
+    text: str | os.PathLike[str] | None, what: str, *, model: Path | None = None
+) -> Path | None: ...
 def check_output_path(
     text: str | os.PathLike[str] | None, what: str, *, model: Path | None = None
 ) -> Path | None:

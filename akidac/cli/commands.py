@@ -102,7 +102,7 @@ def run(
     def action() -> int:
         from akidac import api
 
-        save_file = check_output_path(save, "--save")
+        check_output_path(save, "--save")
         if compare is None and (min_sqnr is not None or atol is not None):
             raise UsageError("--min-sqnr and --atol compare with the float model: give --compare")
         session = api.open_hybrid(model)
@@ -129,7 +129,7 @@ def run(
         out.print(run_table(result))
         note_kernel_compilation()
         if save is not None:
-            api.save_outputs(result.outputs, save_file)
+            api.save_outputs(result.outputs, save)
         failures = api.run_gate_failures(result.figures or {}, min_sqnr, atol)
         if failures:
             raise GateFailed("; ".join(failures))
@@ -217,7 +217,7 @@ def report(
         else:
             api.print_report(out, data)
         if report_json is not None:
-            api.write_json_atomically(data, report_file)
+            api.write_json_atomically(data, report_json)
         if tagged is not None:
             err.print(f"wrote {tagged}", highlight=False, soft_wrap=True)
         api.check_gates(data, gates)

@@ -294,6 +294,7 @@ def compile(
             return compile_batch(
                 batch, Path(output), options, shapes, gates, jobs, verify_each, quiet
             )
+        assert model is not None  # checked above: a MODEL or --batch, exactly one
         start = time.perf_counter()
         choice = None
         if target_sqnr is not None:

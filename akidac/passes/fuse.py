@@ -561,9 +561,10 @@ def _producer_on_cpu(ctx: PassContext, op: Op) -> Any:
     producer = op
     for _ in range(_FUSED_STEPS):
         value = producer.inputs[0] if producer.inputs else None
-        producer = value.producer if value is not None else None
-        if producer is None or producer.annotations.get("target") != "cpu":
+        upstream = value.producer if value is not None else None
+        if upstream is None or upstream.annotations.get("target") != "cpu":
             return None
+        producer = upstream
         if producer.kind in _LAYER_KINDS:
             break
         between.append(producer.display_name)

@@ -6,13 +6,14 @@ error naming the extra, and nothing else needs it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from akidac.errors import UsageError
 
 
-def plot_bisect(data: dict[str, Any], path: str | Path) -> None:
+def plot_bisect(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Draw the accumulated SQNR (line) and each Akida layer's own SQNR (dots) in topological
     order, CPU values in another colour, the threshold and the first divergent layer marked;
     write a PNG to `path` (through a temporary file, then renamed)."""
