@@ -37,7 +37,13 @@ from akidac.passes import (
     VerifyInstrument,
 )
 from akidac.passes.manager import Instrument
-from akidac.report.compat import assumed_device, build_report, estimate_inputs, op_macs
+from akidac.report.compat import (
+    assumed_device,
+    build_report,
+    cpu_work,
+    estimate_inputs,
+    op_macs,
+)
 from akidac.report.tagged import tag_model
 from akidac.runtime.host_rate import measure_host_rate
 
@@ -615,10 +621,10 @@ def estimate_device(
     }
     if sweep:
         inputs = estimate_inputs(ctx.analyses, regions, report["regions"])
-        cpu_macs = report["summary"]["macs_on_cpu"]
+        cpu = cpu_work(graph, regions)
         data["sweep"] = [
             estimate_cost(
-                inputs or [], cpu_macs, assumed_device(name, options.sram_kib), host or DEFAULT_HOST
+                inputs or [], cpu, assumed_device(name, options.sram_kib), host or DEFAULT_HOST
             )
             for name in sweep
         ]

@@ -18,7 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from akidac.backends.akida.estimate import DEFAULT_HOST, HostRate, RegionCost, estimate
+from akidac.backends.akida.estimate import (
+    DEFAULT_HOST,
+    CpuWork,
+    HostRate,
+    RegionCost,
+    estimate,
+)
 from akidac.errors import UsageError
 from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.analyses import Decision, Region
@@ -225,9 +231,30 @@ def build_report(
     if "fidelity" in analyses:
         report["fidelity"] = analyses["fidelity"]
     report["estimate"] = model_estimate(
-        analyses, device, regions, region_records, cpu_macs=summary["macs_on_cpu"], host=host
+        analyses, device, regions, region_records, cpu=cpu_work(graph, regions), host=host
     )
     return report
+
+
+def cpu_work(graph: Graph, regions: Sequence[Region]) -> CpuWork:
+    """What the model's own ops outside every region compute per inference: their MACs, the
+    elements they write other than by MACs, and how many they are. Border nodes (Transpose,
+    Q/DQ: no ONNX origin) are left out: their cost is the transfer's, and `quantize` adds
+    some of them only at compile time, where the report and `device` must agree with it."""
+    placed = {id(op) for region in regions for op in region.ops}
+    macs = elements = nodes = 0
+    for op in graph.ops:
+        if id(op) in placed or not op.origin:
+            continue
+        nodes += 1
+        op_mac_count = op_macs(op)
+        macs += op_mac_count
+        if op_mac_count:
+            continue
+        for value in op.outputs:
+            dims = [d if isinstance(d, int) and d > 0 else 1 for d in value.type.shape or ()]
+            elements += math.prod(dims)
+    return CpuWork(macs, elements, nodes)
 
 
 def estimate_inputs(
@@ -255,14 +282,14 @@ def model_estimate(
     regions: Sequence[Region],
     region_records: Sequence[dict[str, Any]],
     *,
-    cpu_macs: int,
+    cpu: CpuWork,
     host: HostRate | None = None,
 ) -> dict[str, Any] | None:
     """The `estimate` object of the report (None without an allocation)."""
     inputs = estimate_inputs(analyses, regions, region_records)
     if inputs is None:
         return None
-    return estimate(inputs, cpu_macs, device, host or DEFAULT_HOST)
+    return estimate(inputs, cpu, device, host or DEFAULT_HOST)
 
 
 # ------------------------------------------------------------------------------------- nodes

@@ -115,7 +115,7 @@ ESTIMATE_SCHEMA: dict[str, Any] = _object(
     "null when no allocation ran. Every figure rests on the constants in `assumptions` (sources "
     "in docs/devices.md).",
     {
-        "schema_version": _field("integer", "Version of the estimate object.", enum=[1]),
+        "schema_version": _field("integer", "Version of the estimate object.", enum=[2]),
         "device": _object(
             "The device estimated on.",
             {"name": _field("string", "Device name."), "nps": _count("Its NPs.")},
@@ -128,7 +128,12 @@ ESTIMATE_SCHEMA: dict[str, Any] = _object(
         "inferences_per_s": _ms("1 / latency."),
         "energy_uj": _ms("Energy per inference in µJ (Akida MACs, link bytes, host MACs)."),
         "akida_ms": _ms("Time of the Akida layers (cycles at the clock)."),
-        "cpu_ms": _ms("Time of the CPU parts (their MACs at the host rate)."),
+        "cpu_ms": _ms(
+            "Time of the CPU parts: their MACs at the host rate, their other elements at "
+            "`host_elements_per_s`, and `host_seconds_per_node` per node."
+        ),
+        "cpu_elements": _count("Elements the CPU nodes write, other than by MACs."),
+        "cpu_nodes": _count("The model's own nodes on the CPU (border nodes not counted)."),
         "transfer_ms": _ms(
             "Time of region inputs/outputs and reloaded weights over the host link, plus one "
             "region switch per region."
@@ -198,6 +203,8 @@ ESTIMATE_SCHEMA: dict[str, Any] = _object(
                     "boolean", "True when the host rate was measured (--measure-cpu)."
                 ),
                 "host_pj_per_mac": _ms("Energy of one host MAC, pJ.", nullable=False),
+                "host_elements_per_s": _count("Host element-wise elements per second."),
+                "host_seconds_per_node": _ms("Host cost of one CPU node, s.", nullable=False),
                 "layers_overlap": _field(
                     "boolean", "Whether layers of one frame are assumed to overlap (false)."
                 ),

@@ -74,9 +74,11 @@ HOST_LINK_BYTES_PER_S: Final = 1_000_000_000
 #: onnxruntime `run` call, measured at ~7.5 µs (DESIGN.md, "The hybrid model and its runtime").
 REGION_SWITCH_SECONDS: Final = 7.5e-6
 
-#: energy of one MAC on an Akida NP. Assumption: BrainChip publishes board power, not energy per
-#: operation; 1 pJ/MAC is the order of 8-bit-or-less MACs in 28/22 nm edge accelerators.
-AKIDA_PJ_PER_MAC: Final = 1.0
+#: energy of one MAC on an Akida NP, memory and control included. Measured, on the only board
+#: figure published with a model's layers attached: AkidaNet α=0.5 at 224×224 on an AKD1000
+#: (Akida 1) draws about 109 mW above the board's floor at 43.5 frames/s, 2.5 mJ per frame for
+#: its 350 M MACs (bench/estimate_crosscheck.py). Akida 2's own figure is not published.
+AKIDA_PJ_PER_MAC: Final = 7.0
 #: energy of one byte over the host link or from external memory (weights reloaded per pass,
 #: region inputs and outputs). Assumption: the order of LPDDR/PCIe transfers, ~100 pJ/B.
 LINK_PJ_PER_BYTE: Final = 100.0
@@ -87,6 +89,14 @@ HOST_MACS_PER_S: Final = 10_000_000_000
 #: energy of one MAC on the host core. Assumption: ~0.5 W of a busy core's share of package
 #: power at 10 GMAC/s, i.e. 50 pJ/MAC.
 HOST_PJ_PER_MAC: Final = 50.0
+#: the host's rate on element-wise work (activations, Q/DQ, Transpose, Add, pooling) of CPU
+#: parts, which has no MACs. Assumption: onnxruntime's fp32 element-wise kernels on one core,
+#: memory traffic included, ~1 G elements/s; each element is counted at `HOST_PJ_PER_MAC`.
+HOST_ELEMENTS_PER_S: Final = 1_000_000_000
+#: fixed cost of one CPU node per inference: onnxruntime's per-node dispatch (a graph of tiny
+#: nodes is bound by it, not by its arithmetic). Measured order: onnxruntime runs the test zoo's
+#: 15-node transformer block, a few hundred elements per node, in about 11 µs on one core.
+HOST_SECONDS_PER_NODE: Final = 1e-6
 
 #: every cost constant of this module: name → (unit, source). The docs table is generated from
 #: it, and a test checks each name exists here.
@@ -110,8 +120,8 @@ COST_CONSTANTS: Final = MappingProxyType(
         "HRC_UNITS": ("units", "assumption: one input-convolution unit per device"),
         "AKIDA_PJ_PER_MAC": (
             "pJ/MAC",
-            "assumption: no published energy per MAC; the order of low-bit MACs in edge "
-            "accelerators",
+            "measured on one published board figure: AkidaNet 0.5 at 224 on an AKD1000 (Akida 1), "
+            "~109 mW above floor at 43.5 frames/s for 350 M MACs; no Akida 2 figure is published",
         ),
         "LINK_PJ_PER_BYTE": ("pJ/B", "assumption: the order of LPDDR/PCIe transfer energy"),
         "HOST_MACS_PER_S": (
@@ -120,6 +130,15 @@ COST_CONSTANTS: Final = MappingProxyType(
             "measurement with --measure-cpu",
         ),
         "HOST_PJ_PER_MAC": ("pJ/MAC", "assumption: one busy x86-64 core's share of package power"),
+        "HOST_ELEMENTS_PER_S": (
+            "element/s",
+            "assumption: onnxruntime's fp32 element-wise kernels on one x86-64 core",
+        ),
+        "HOST_SECONDS_PER_NODE": (
+            "s",
+            "measured order: onnxruntime's per-node dispatch (a 15-node block of tiny nodes "
+            "runs in ~11 µs on one core, bench/e2e_runtime.py)",
+        ),
     }
 )
 

@@ -191,11 +191,15 @@ ESTIMATE_SECTION = [
     "counted: an upper bound for a pipelined device), plus its input and output bytes and, with "
     "several hardware passes, all its weights reloaded every inference, over the host link at "
     "`HOST_LINK_BYTES_PER_S`, plus one `REGION_SWITCH_SECONDS`.",
-    f'- **CPU parts**: their MACs at `HOST_MACS_PER_S` (the host class "{dev.HOST_CLASS}"), or '
-    "with `--measure-cpu` at the rate this machine's onnxruntime reaches on the float model.",
+    "- **CPU parts**: the model's own nodes left on the CPU: their MACs at `HOST_MACS_PER_S` "
+    f'(the host class "{dev.HOST_CLASS}"), or with `--measure-cpu` at the rate this '
+    "machine's onnxruntime reaches on the float model; the elements their other nodes write "
+    "(activations, merges, pooling) at `HOST_ELEMENTS_PER_S`; `HOST_SECONDS_PER_NODE` per "
+    "node. Border nodes are priced as transfers.",
     "- **Whole model**: latency = Akida + CPU + transfers (regions and CPU parts run one after "
     "another); inferences/s = 1 / latency; energy = Akida MACs × `AKIDA_PJ_PER_MAC` + link "
-    "bytes × `LINK_PJ_PER_BYTE` + CPU MACs × `HOST_PJ_PER_MAC` (dynamic energy only, no "
+    "bytes × `LINK_PJ_PER_BYTE` + (CPU MACs + CPU elements) × `HOST_PJ_PER_MAC` (dynamic "
+    "energy only, no "
     "static power).",
     "- **Sweep**: the same partition re-packed into the passes of each device (the allocator's "
     "own greedy packing), so more NPs never add time: fewer passes, fewer reloads. A device "
@@ -215,9 +219,10 @@ ESTIMATE_SECTION = [
     "estimated on a device of 68 NPs, akidac counts 146,132 and 5,876,792 cycles: 1.4–1.6× "
     "the measured clocks (the peak-derived `MACS_PER_NP_PER_CYCLE` is not optimistic against "
     "that silicon), and 56 frames/s against the board's 43.5 (which includes the host link). "
-    "Energy is the weak figure: `AKIDA_PJ_PER_MAC` × 350 M MACs is 0.35 mJ where the board "
-    "spends about 2.5 mJ above its floor per frame (about 7 pJ per MAC, memory and control "
-    "included). No figure of an Akida 2 part with a model's architecture attached was found.",
+    "`AKIDA_PJ_PER_MAC` is that board's own figure (about 7 pJ per MAC above its floor, memory "
+    "and control included), so on that model the estimate matches it by construction (2.45 "
+    "against 2.5 mJ per frame); for Akida 2 it rests on Akida 1 silicon. No figure of an "
+    "Akida 2 part with a model's architecture attached was found.",
 ]
 
 

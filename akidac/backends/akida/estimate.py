@@ -27,7 +27,7 @@ from akidac.target.devices import Device, NpType
 from akidac.target.footprint import LayerFootprint, split_into_passes
 
 #: version of the `estimate` object (in `report --json`, `compile --report-json` and `device`).
-ESTIMATE_SCHEMA_VERSION = 1
+ESTIMATE_SCHEMA_VERSION = 2
 
 
 #: devices of `akidac device --sweep`, fewest NPs first: the presets and custom sizes between
@@ -53,6 +53,17 @@ class RegionCost:
     layers: Sequence[tuple[str, LayerFootprint]]
     input_bytes: int
     output_bytes: int
+
+
+@dataclass(frozen=True)
+class CpuWork:
+    """What the CPU parts compute per inference: MACs (convolutions and matrix products left on
+    the CPU), elements written by their other nodes (activations, Q/DQ, Transposes, merges)
+    and the number of nodes, each with a dispatch cost."""
+
+    macs: int
+    elements: int = 0
+    nodes: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,13 +158,15 @@ def _region_time(region: RegionCost, groups: list[list[int]], device: Device) ->
 
 def estimate(
     regions: Sequence[RegionCost],
-    cpu_macs: int,
+    cpu: CpuWork | int,
     device: Device,
     host: HostRate = DEFAULT_HOST,
 ) -> dict[str, Any]:
     """The `estimate` object: per layer, per region and whole-model time and energy on `device`
     (JSON-ready, deterministic; times in ms, energy in µJ). `fits` is False (and the figures
     null) when a layer needs more NPs than the device has."""
+    work = cpu if isinstance(cpu, CpuWork) else CpuWork(cpu)
+    cpu_macs = work.macs
     layers: list[dict[str, Any]] = []
     region_rows: list[dict[str, Any]] = []
     akida_s = transfer_s = 0.0
@@ -161,7 +174,7 @@ def estimate(
     for region in regions:
         groups = split_passes([f for _, f in region.layers], device)
         if groups is None:
-            return _not_fitting(region, device, host, cpu_macs)
+            return _not_fitting(region, device, host, work)
         timed = _region_time(region, groups, device)
         layers += timed.layer_rows
         region_rows.append(timed.row)
@@ -169,12 +182,12 @@ def estimate(
         transfer_s += timed.transfer_s
         akida_macs += timed.macs
         link_bytes += timed.link_bytes
-    cpu_s = cpu_macs / host.macs_per_s
+    cpu_s = cpu_seconds(work, host)
     total_s = akida_s + cpu_s + transfer_s
     energy_pj = (
         akida_macs * dev.AKIDA_PJ_PER_MAC
         + link_bytes * dev.LINK_PJ_PER_BYTE
-        + cpu_macs * dev.HOST_PJ_PER_MAC
+        + (cpu_macs + work.elements) * dev.HOST_PJ_PER_MAC
     )
     return {
         "schema_version": ESTIMATE_SCHEMA_VERSION,
@@ -191,6 +204,8 @@ def estimate(
         "nps_used": max((max(r["nps_per_pass"]) for r in region_rows), default=0),
         "macs_on_akida": akida_macs,
         "macs_on_cpu": cpu_macs,
+        "cpu_elements": work.elements,
+        "cpu_nodes": work.nodes,
         "layers": layers,
         "regions": region_rows,
         "assumptions": assumptions(device, host),
@@ -211,6 +226,8 @@ def assumptions(device: Device, host: HostRate) -> dict[str, Any]:
         "host_macs_per_s": host.macs_per_s,
         "host_measured": host.measured,
         "host_pj_per_mac": dev.HOST_PJ_PER_MAC,
+        "host_elements_per_s": dev.HOST_ELEMENTS_PER_S,
+        "host_seconds_per_node": dev.HOST_SECONDS_PER_NODE,
         "layers_overlap": False,
     }
 
@@ -231,8 +248,18 @@ def summary_line(est: dict[str, Any] | None) -> str:
     )
 
 
+def cpu_seconds(work: CpuWork, host: HostRate) -> float:
+    """Time of the CPU parts: MACs at the host's MAC rate, other elements at
+    `HOST_ELEMENTS_PER_S`, and `HOST_SECONDS_PER_NODE` per node."""
+    return (
+        work.macs / host.macs_per_s
+        + work.elements / dev.HOST_ELEMENTS_PER_S
+        + work.nodes * dev.HOST_SECONDS_PER_NODE
+    )
+
+
 def _not_fitting(
-    region: RegionCost, device: Device, host: HostRate, cpu_macs: int
+    region: RegionCost, device: Device, host: HostRate, work: CpuWork
 ) -> dict[str, Any]:
     worst = max(region.layers, key=lambda item: item[1].nps)
     reason = (
@@ -249,13 +276,15 @@ def _not_fitting(
         "inferences_per_s": None,
         "energy_uj": None,
         "akida_ms": None,
-        "cpu_ms": _ms(cpu_macs / host.macs_per_s),
+        "cpu_ms": _ms(cpu_seconds(work, host)),
         "transfer_ms": None,
         "shares": None,
         "passes": None,
         "nps_used": None,
         "macs_on_akida": None,
-        "macs_on_cpu": cpu_macs,
+        "macs_on_cpu": work.macs,
+        "cpu_elements": work.elements,
+        "cpu_nodes": work.nodes,
         "layers": [],
         "regions": [],
         "assumptions": assumptions(device, host),
