@@ -72,7 +72,8 @@ def _border_codes(
     x = np.concatenate([np.asarray(a, np.float64) for a in float_inputs[:count]])
     with np.errstate(all="ignore"):
         codes = np.clip(np.rint(x / scale) + zero, info.min, info.max).astype(dtype)
-    return codes.reshape(count, *program.input.dims)
+    # each calibration sample holds the model's batch (1, or 2 and more for a static batch)
+    return codes.reshape(-1, *program.input.dims)
 
 
 def first_divergent_layer(
