@@ -204,14 +204,27 @@ def conv_geometry(op: Op) -> tuple[list[int], list[int], list[int]]:
 
 
 def explicit_conv_pads(op: Op, in_hw: tuple[int, int]) -> list[int] | None:
-    """The Conv's pads [top, left, bottom, right], with `auto_pad` resolved by ONNX's rule:
+    """The Conv's pads [top, left, bottom, right], `auto_pad` resolved (`explicit_pads`)."""
+    return explicit_pads(op, in_hw, *conv_geometry(op))
+
+
+def explicit_pool_pads(op: Op, in_hw: tuple[int, int]) -> list[int] | None:
+    """A MaxPool's or AveragePool's pads [top, left, bottom, right], `auto_pad` resolved as
+    onnxruntime resolves it for pooling: on the undilated kernel (`explicit_pads`)."""
+    kernel = int_list(op.attrs.get("kernel_shape"), [1, 1])
+    return explicit_pads(op, in_hw, kernel, int_list(op.attrs.get("strides"), [1, 1]), [1, 1])
+
+
+def explicit_pads(
+    op: Op, in_hw: tuple[int, int], kernel: list[int], strides: list[int], dilations: list[int]
+) -> list[int] | None:
+    """The window op's pads [top, left, bottom, right], with `auto_pad` resolved by ONNX's rule:
 
         total = max((⌈n / s⌉ − 1) · s + (k − 1) · d + 1 − n, 0)
         SAME_UPPER: begin = ⌊total / 2⌋;  SAME_LOWER: begin = ⌈total / 2⌉;  end = total − begin
 
     None for an unknown `auto_pad` value.
     """
-    kernel, strides, dilations = conv_geometry(op)
     auto_pad = op.attrs.get("auto_pad", "NOTSET")
     if auto_pad == "NOTSET":
         return int_list(op.attrs.get("pads"), [0, 0, 0, 0])
