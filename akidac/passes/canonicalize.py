@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from akidac.ir.attributes import as_ints
 from akidac.ir.graph import Graph, Op, Value
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.rewrites import CANONICALIZE_RULES
@@ -31,6 +30,7 @@ from akidac.passes.rewrites.rule import (
     Outcome,
     RewriteRule,
     const_of,
+    explicit_pool_pads,
     per_channel,
     replace_ops,
     replace_value,
@@ -95,13 +95,17 @@ def reduce_mean_to_gap(graph: Graph, op: Op, by: str) -> Outcome:
 
 
 def average_pool_to_gap(graph: Graph, op: Op, by: str) -> Outcome:
-    """AveragePool whose window is the whole unpadded map → GlobalAveragePool."""
+    """AveragePool whose window is the whole unpadded map → GlobalAveragePool (its pads
+    explicit or from `auto_pad`: a SAME AveragePool pads, and keeps the map's size)."""
     x = op.inputs[0]
     if x is None or x.type.rank != 4 or not x.type.is_static:
         return False
     kernel = op.attrs.get("kernel_shape")
-    pads = op.attrs.get("pads", [0, 0, 0, 0])
-    if kernel != list(x.type.dims[2:]) or any(as_ints(pads)):
+    dims = x.type.dims
+    if kernel != list(dims[2:]) or op.ints_attr("dilations", [1, 1]) != [1, 1]:
+        return False
+    pads = explicit_pool_pads(op, (dims[2], dims[3]))
+    if pads is None or any(pads):
         return False
     return _to_gap(graph, op, keepdims=True, by=by)
 

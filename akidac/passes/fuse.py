@@ -30,6 +30,7 @@ from akidac.passes.activations import ActivationMatch, match_activation
 from akidac.passes.base import PassContext, PassResult, register_pass
 from akidac.passes.layer_candidates import describe_anchor, judge
 from akidac.passes.legalize import record, unsupported
+from akidac.passes.rewrites.rule import explicit_pool_pads
 from akidac.target.constraints import LayerCandidate, Violation
 from akidac.target.limits import MAX_CONSUMERS
 
@@ -77,8 +78,10 @@ def _maxpool_params(op: Op, conv_out_hw: tuple[int, int], padding: str) -> list[
         return None
     kernel = op.ints_attr("kernel_shape")
     strides = op.ints_attr("strides", [1, 1])
-    pads = op.ints_attr("pads", [0, 0, 0, 0])
     if len(kernel) != 2:
+        return None
+    pads = explicit_pool_pads(op, conv_out_hw)  # auto_pad resolved: SAME_LOWER pads the head
+    if pads is None:
         return None
     if op.attrs.get("dilations", [1, 1]) != [1, 1] or op.attrs.get("storage_order", 0):
         return None
