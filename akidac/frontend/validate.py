@@ -199,6 +199,8 @@ def _check_conv(
             label,
             f"kernel_shape {kernel} differs from its weight's spatial dims {list(w[2:])}",
         )
+    if not transpose and auto_pad in ("NOTSET", "VALID"):
+        _check_kernel_fits(node, label, x, w, dilations, auto_pad, where)
     if len(node.input) > 2 and node.input[2]:
         bias = shapes.get(node.input[2])
         outputs = (w[1] * group if w[1] is not None else None) if transpose else w[0]
@@ -209,6 +211,39 @@ def _check_conv(
                 label,
                 f"its bias has shape {_shape_text(bias)}; it must be [{outputs}], one value "
                 "per output channel",
+            )
+
+
+def _check_kernel_fits(
+    node: onnx.NodeProto,
+    label: str,
+    x: tuple[int | None, ...],
+    w: tuple[int | None, ...],
+    dilations: list[int],
+    auto_pad: str,
+    where: str,
+) -> None:
+    """The dilated kernel must fit the padded input on every spatial axis, as onnxruntime
+    requires. Shape inference alone misses it when the excess is smaller than the stride: ONNX
+    truncates (n + pads − kernel) / stride toward zero, so −1 / 2 gives an output of 1."""
+    spatial = len(x) - 2
+    pads = [0] * (2 * spatial) if auto_pad == "VALID" else _attr_ints(node, "pads")
+    pads = pads or [0] * (2 * spatial)
+    dilations = dilations or [1] * spatial
+    for axis in range(spatial):
+        size, kernel = x[2 + axis], w[2 + axis]
+        if size is None or kernel is None or len(pads) != 2 * spatial:
+            continue
+        padded = size + pads[axis] + pads[axis + spatial]
+        reach = (kernel - 1) * dilations[axis] + 1
+        if reach > padded:
+            _refuse(
+                where,
+                node,
+                label,
+                f"its kernel reaches {reach} along spatial axis {axis} but its padded input "
+                f"{_shape_text(x)} is {padded} there (its kernel is larger than its padded "
+                "input)",
             )
 
 

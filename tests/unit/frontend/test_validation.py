@@ -49,6 +49,9 @@ def _conv(
         (_conv([1, 3, 8, 8], (4, 1, 3, 3), group=2), "3 channels, which group=2 does not divide"),
         (_conv([1, 3, 4, 4], (4, 3, 7, 7)), "every dimension must be at least 1"),
         (_conv([1, 3, 4, 4], (4, 3, 5, 5)), "kernel is larger than its padded input"),
+        # found by the graph fuzz: ONNX truncates (1 − 2) / 2 + 1 to an output of 1
+        (_conv([1, 3, 1, 1], (4, 3, 1, 2), strides=[2, 2]), "kernel reaches 2 along spatial"),
+        (_conv([1, 3, 5, 5], (4, 3, 3, 3), dilations=[3, 3], strides=[3, 3]), "reaches 7"),
         (_conv([1, 3, 8, 8], (4, 5, 3, 3)), "has 3 channels but its weight dim 1"),
         (_conv([1, 4, 8, 8], (6, 1, 3, 3), group=4), "6 output channels, which group=4"),
         (_conv([1, 3, 8, 8], (4, 3, 3, 3), kernel_shape=[5, 5]), "kernel_shape [5, 5] differs"),
@@ -60,6 +63,8 @@ def _conv(
         "group",
         "kernel-7-on-4",
         "kernel-5-on-4",
+        "kernel-2-on-1-stride-2",
+        "dilated-kernel-7-on-5-stride-3",
         "channels",
         "group-outputs",
         "kernel-shape",
