@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench fuzz venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/compile_time.py
 	$(BIN)/python bench/hwmodel.py
 	$(BIN)/python bench/report_time.py
+
+# the fuzzers at scale (not part of `make test`, which runs their fixed sets): random graphs
+# through the compiler, mutated programs through HybridSession
+FUZZ_N ?= 2000
+FUZZ_MUTANTS ?= 5000
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py --graphs $(FUZZ_N) --mutants $(FUZZ_MUTANTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
