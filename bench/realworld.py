@@ -5,11 +5,16 @@
 
 The models are torchvision and timm networks with random weights (seed 0, BatchNorm statistics
 set by a few train-mode passes on random inputs), ONNX files that PyPI wheels ship (ddddocr's OCR
-and detection models, silero-vad's voice activity detector) and a log-mel keyword-spotting front
-end written in torch. torch, torchvision and timm never enter akidac's venv: on first use the
-script creates a separate environment (CACHE/venv, default ~/.cache/akidac-realworld) and
-exports the models there with bench/realworld_export.py into CACHE/models/*.onnx, which are then
-reused. No weights are downloaded.
+and detection models, silero-vad's voice activity detector), a log-mel keyword-spotting front
+end written in torch, Keras applications with random weights exported by tf2onnx (NHWC input,
+dynamic batch, as tf2onnx writes them) and the trained TFLite models that the mediapipe wheel
+ships (face, palm and hand, pose, selfie segmentation), converted by `python -m tf2onnx.convert
+--tflite`. torch, TensorFlow and their friends never enter akidac's venv: on first use the script
+creates separate environments (CACHE/venv for torch, CACHE/venv-tf for TensorFlow; default CACHE
+~/.cache/akidac-realworld) and exports the models there with bench/realworld_export.py and
+bench/realworld_export_tf.py into CACHE/models/*.onnx, which are then reused while their
+registry entry and environment stay the same (CACHE/models/NAME.stamp.json). No weights are
+downloaded.
 
 Each model is then compiled by the CLI in a subprocess with a timeout,
 
@@ -75,6 +80,33 @@ ENV_STEPS = [
 ]
 ENV_STAMP = "akidac-realworld-env-v2"
 
+# The TensorFlow environment (CACHE/venv-tf): Keras applications and tf2onnx, and the mediapipe
+# release whose wheel still ships its trained TFLite models (face, hand, pose, selfie; later
+# releases download them at run time). That release pins numpy<2 and protobuf<5, which
+# TensorFlow 2.21 does not accept; only its files are read (never imported), so it is installed
+# without its dependencies.
+TF_ENV_STEPS = [
+    ["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0"],
+    ["--no-deps", "mediapipe==0.10.21"],
+]
+TF_ENV_STAMP = "akidac-realworld-tf-env-v1"
+
+# which environment exports a model of each kind, and with which script
+ENVIRONMENTS = {
+    "torch": {
+        "folder": "venv",
+        "steps": ENV_STEPS,
+        "stamp": ENV_STAMP,
+        "script": "realworld_export.py",
+    },
+    "tf": {
+        "folder": "venv-tf",
+        "steps": TF_ENV_STEPS,
+        "stamp": TF_ENV_STAMP,
+        "script": "realworld_export_tf.py",
+    },
+}
+
 CALIBRATION, HELD_OUT, TIMED_ROUNDS = 32, 8, 5
 
 IMAGENET = "imagenet"  # uniform [0, 1] pixels normalised with ImageNet's mean and std
@@ -100,6 +132,38 @@ def _timm(arch, size=224):
         "arch": arch,
         "size": size,
         "dist": IMAGENET,
+    }
+
+
+def _keras(arch, size, dist, name=None, **kwargs):
+    """A Keras application, weights=None, exported by tf2onnx with its NHWC input; `dist` is
+    what the application's preprocess_input produces from uniform pixels."""
+    return {
+        "name": name or f"keras_{arch.lower()}",
+        "source": "keras (tf2onnx)",
+        "kind": "keras",
+        "env": "tf",
+        "arch": arch,
+        "size": size,
+        "kwargs": kwargs,
+        "dist": dist,
+        "layout": "NHWC",
+    }
+
+
+def _mediapipe(name, file, dist):
+    """A trained TFLite model from the mediapipe wheel, converted by tf2onnx's command line.
+    `dist` follows the model's MediaPipe graph (ImageToTensorCalculator's
+    output_tensor_float_range): natural-looking images in [0, 1] or [-1, 1]."""
+    return {
+        "name": f"mp_{name}",
+        "source": "mediapipe tflite (trained)",
+        "kind": "tflite",
+        "env": "tf",
+        "package": "mediapipe",
+        "file": f"modules/{file}",
+        "dist": dist,
+        "layout": "NHWC",
     }
 
 
@@ -209,6 +273,28 @@ MODELS: list[dict] = [
         "size": 16000,
         "dist": "audio",
     },
+    # TensorFlow: Keras applications (random weights) and mediapipe's trained TFLite models.
+    # Not here: pose_detection and face_detection_full_range_sparse, which tf2onnx 1.17 cannot
+    # convert (ValueError in MakeNdarray), and selfie_segmentation and
+    # face_landmark_with_attention, whose ONNX models keep custom TFLite ops
+    # (TFL_Convolution2DTransposeBias, TFL_TransformLandmarks) that onnxruntime cannot run.
+    _keras("MobileNetV2", 96, "pm1", name="keras_mobilenetv2_035_96", alpha=0.35),
+    _keras("MobileNetV3Small", 224, "pixels255"),
+    _keras("ResNet50", 224, "caffe"),
+    _keras("EfficientNetB0", 224, "pixels255"),
+    _keras("DenseNet121", 224, IMAGENET),
+    _mediapipe(
+        "face_detection_short_range",
+        "face_detection/face_detection_short_range.tflite",
+        "blobs-pm1",
+    ),
+    _mediapipe("palm_detection_lite", "palm_detection/palm_detection_lite.tflite", "blobs"),
+    _mediapipe("palm_detection_full", "palm_detection/palm_detection_full.tflite", "blobs"),
+    _mediapipe("hand_landmark_lite", "hand_landmark/hand_landmark_lite.tflite", "blobs"),
+    _mediapipe("hand_landmark_full", "hand_landmark/hand_landmark_full.tflite", "blobs"),
+    _mediapipe("pose_landmark_full", "pose_landmark/pose_landmark_full.tflite", "blobs"),
+    _mediapipe("face_landmark", "face_landmark/face_landmark.tflite", "blobs"),
+    _mediapipe("iris_landmark", "iris_landmark/iris_landmark.tflite", "blobs"),
 ]
 BY_NAME = {m["name"]: m for m in MODELS}
 
@@ -216,47 +302,67 @@ BY_NAME = {m["name"]: m for m in MODELS}
 # ----------------------------------------------------------------------------- environment
 
 
-def ensure_env(cache: Path) -> Path:
-    """Create CACHE/venv with torch, torchvision, timm, onnx and the wheels, once."""
-    venv = cache / "venv"
+def ensure_env(cache: Path, env: str = "torch") -> Path:
+    """Create the export environment `env` (CACHE/venv or CACHE/venv-tf) once; returns its
+    python. A stamp file named after the environment's version holds its install steps."""
+    spec = ENVIRONMENTS[env]
+    venv = cache / spec["folder"]
     python = venv / "bin" / "python"
-    stamp = venv / ENV_STAMP
+    stamp = venv / spec["stamp"]
     if stamp.exists():
         return python
-    print(f"creating the export environment {venv} (once; about a minute)", file=sys.stderr)
+    print(f"creating the export environment {venv} (once; a few minutes)", file=sys.stderr)
     if not python.exists():
         subprocess.run(["python3.11", "-m", "venv", str(venv)], check=True)
-    for args in ENV_STEPS:
+    for args in spec["steps"]:
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], check=True)
-    stamp.write_text("\n".join(" ".join(a) for a in ENV_STEPS) + "\n")
+    stamp.write_text("\n".join(" ".join(a) for a in spec["steps"]) + "\n")
     return python
 
 
+def _export_stamp(model: dict) -> str:
+    """What a cached export was made from: the model's registry entry and its environment's
+    version. A cached file whose stamp differs (or is missing) is exported again."""
+    env = model.get("env", "torch")
+    return json.dumps({"spec": model, "env": ENVIRONMENTS[env]["stamp"]}, sort_keys=True)
+
+
 def ensure_models(cache: Path, models: list[dict]) -> dict[str, str]:
-    """Export (or copy) the models whose ONNX file is not cached yet; returns export failures."""
+    """Export (or copy) the models whose ONNX file is not cached, or was cached from another
+    spec; returns export failures. Each environment exports its own models."""
     out_dir = cache / "models"
-    missing = [m for m in models if not (out_dir / f"{m['name']}.onnx").exists()]
-    if not missing:
-        return {}
-    python = ensure_env(cache)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec = out_dir / "export-spec.json"
-    spec.write_text(json.dumps(missing, indent=1))
-    print(f"exporting {len(missing)} model(s) to {out_dir}", file=sys.stderr)
-    log = out_dir / "export.log"
-    with log.open("w") as err:
-        proc = subprocess.run(
-            [str(python), str(HERE / "realworld_export.py"), str(out_dir), str(spec)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
+
+    def cached(m: dict) -> bool:
+        stamp = out_dir / f"{m['name']}.stamp.json"
+        return (out_dir / f"{m['name']}.onnx").exists() and (
+            stamp.exists() and stamp.read_text() == _export_stamp(m)
         )
+
     failures = {}
-    for line in proc.stdout.splitlines():
-        print(f"  {line}", file=sys.stderr)
-        if line.startswith("fail "):
-            name, _, why = line[5:].partition(": ")
-            failures[name] = why
+    for env, spec in ENVIRONMENTS.items():
+        missing = [m for m in models if m.get("env", "torch") == env and not cached(m)]
+        if not missing:
+            continue
+        python = ensure_env(cache, env)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec_file = out_dir / f"export-spec-{env}.json"
+        spec_file.write_text(json.dumps(missing, indent=1))
+        print(f"exporting {len(missing)} model(s) to {out_dir} ({env})", file=sys.stderr)
+        with (out_dir / f"export-{env}.log").open("w") as err:
+            proc = subprocess.run(
+                [str(python), str(HERE / spec["script"]), str(out_dir), str(spec_file)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        for line in proc.stdout.splitlines():
+            print(f"  {line}", file=sys.stderr)
+            if line.startswith("fail "):
+                name, _, why = line[5:].partition(": ")
+                failures[name] = why
+        for m in missing:
+            if m["name"] not in failures and (out_dir / f"{m['name']}.onnx").exists():
+                (out_dir / f"{m['name']}.stamp.json").write_text(_export_stamp(m))
     return failures
 
 
@@ -330,7 +436,12 @@ def _blobs(shape: list[int], rng: np.random.Generator) -> np.ndarray:
     return np.clip(image + rng.normal(0, 0.02, size=image.shape), 0.0, 1.0)
 
 
-def _sample(dist: str, shape: list[int], rng: np.random.Generator) -> np.ndarray:
+def _sample(
+    dist: str, shape: list[int], rng: np.random.Generator, layout: str = "NCHW"
+) -> np.ndarray:
+    if layout == "NHWC" and len(shape) == 4:  # TensorFlow's layout: drawn as NCHW, transposed
+        n, h, w, c = shape
+        return np.ascontiguousarray(_sample(dist, [n, c, h, w], rng).transpose(0, 2, 3, 1))
     if dist == "page-imagenet":  # a text page normalised like ImageNet (PP-OCR detection)
         mean = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
         std = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
@@ -339,6 +450,12 @@ def _sample(dist: str, shape: list[int], rng: np.random.Generator) -> np.ndarray
         return (2.0 * _text_page(shape, rng) - 1.0).astype(np.float32)
     if dist == "blobs":
         return _blobs(shape, rng).astype(np.float32)
+    if dist == "blobs-pm1":  # the same images in [-1, 1] (MediaPipe's face and pose detectors)
+        return (2.0 * _blobs(shape, rng) - 1.0).astype(np.float32)
+    if dist == "caffe" and len(shape) == 4 and shape[1] == 3:
+        # Keras' "caffe" preprocessing (ResNet50): RGB pixels 0..255 -> BGR minus channel means
+        bgr_mean = np.array([103.939, 116.779, 123.68]).reshape(1, 3, 1, 1)
+        return (255.0 * rng.random(shape)[:, ::-1] - bgr_mean).astype(np.float32)
     if dist == IMAGENET and len(shape) == 4 and shape[1] == 3:
         mean = np.array([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
         std = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
@@ -383,7 +500,8 @@ def make_feeds(
             if name in fill:
                 feeds[name].append(np.full(shape, fill[name], dtype=np_type))
             else:
-                feeds[name].append(_sample(model["dist"], shape, rng).astype(np_type))
+                layout = model.get("layout", "NCHW")
+                feeds[name].append(_sample(model["dist"], shape, rng, layout).astype(np_type))
     join = {
         name: np.concatenate if concat and arrays[0].ndim else np.stack
         for name, arrays in feeds.items()
@@ -773,7 +891,7 @@ def main() -> int:
     if args.list:
         for m in MODELS:
             size = f" {m['size']}" if m.get("size") and m["kind"] != "logmel" else ""
-            print(f"{m['name']:28} {m['source']}{size}")
+            print(f"{m['name']:30} {m['source']}{size}")
         return 0
     models = MODELS
     if args.models:

@@ -22,6 +22,7 @@ import json
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -210,14 +211,16 @@ def export_one(spec: dict, out: Path) -> str:
     return f"{norms} BatchNorms calibrated, input {tuple(example.shape)}"
 
 
-def main() -> int:
+def export_all(export: Callable[[dict, Path], str]) -> int:
+    """The command line of an export script: `OUT_DIR SPEC.json`; `export(spec, out)` writes
+    one model and returns a note. Also used by realworld_export_tf.py."""
     out_dir, spec_file = Path(sys.argv[1]), Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for spec in json.loads(spec_file.read_text()):
         out = out_dir / f"{spec['name']}.onnx"
         try:
-            note = export_one(spec, out)
+            note = export(spec, out)
             print(f"ok {spec['name']}: {note}", flush=True)
         except Exception as error:  # one model's failure does not stop the others
             failed += 1
@@ -228,4 +231,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(export_all(export_one))
