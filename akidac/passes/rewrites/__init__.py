@@ -43,6 +43,7 @@ CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
     even_kernel.RULE,
     strided_depthwise.RULE,
     affine_depthwise.RULE,
+    affine_depthwise.CHANNEL_AFFINE_RULE,
     split_channels.RULE,
     concat_pairs.RULE,
 )

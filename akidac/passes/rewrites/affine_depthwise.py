@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from akidac.ir.attributes import AttrValue
-from akidac.ir.graph import Graph, Op
+from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.types import dtype_to_numpy
 from akidac.passes.rewrites.rule import (
     Miss,
@@ -33,6 +33,7 @@ from akidac.passes.rewrites.rule import (
     const_of,
     derived_constant,
     replace_ops,
+    single_consumer,
 )
 
 #: the smallest depthwise kernel Akida runs, and its centre tap.
@@ -70,24 +71,99 @@ def batchnorm_to_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     )
     epsilon = op.float_attr("epsilon", 1e-5)
     scale = gamma / np.sqrt(var + epsilon)
+    _emit_depthwise(graph, [op], x, scale, beta - mean * scale, dtype, by)
+    return True
+
+
+def _emit_depthwise(
+    graph: Graph,
+    replaced: list[Op],
+    x: Value,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    dtype: np.dtype,
+    by: str,
+) -> None:
+    """Replace `replaced` (ending in the op whose result is `scale · x + shift` per channel)
+    by the centre-tap 3×3 depthwise Conv that computes it."""
+    channels = len(scale)
     weights = np.zeros((channels, 1, KERNEL, KERNEL), dtype)
     weights[:, 0, CENTRE, CENTRE] = scale
-    bias = (beta - mean * scale).astype(dtype)
     attrs: dict[str, AttrValue] = {
         "kernel_shape": [KERNEL, KERNEL],
         "pads": [CENTRE] * 4,
         "strides": [1, 1],
         "group": channels,
     }
-    inputs = [
+    base = replaced[0].display_name
+    inputs: list[Value | None] = [
         x,
-        derived_constant(graph, op.display_name, "depthwise", weights),
-        derived_constant(graph, op.display_name, "depthwise_bias", bias),
+        derived_constant(graph, base, "depthwise", weights),
+        derived_constant(graph, base, "depthwise_bias", shift.astype(dtype)),
     ]
-    replace_ops(graph, [op], "onnx.Conv", inputs, by, attrs=attrs)
+    replace_ops(graph, replaced, "onnx.Conv", inputs, by, attrs=attrs)
+
+
+def _channel_vector(op: Op, channels: int) -> tuple[Value, np.ndarray] | None:
+    """(the variable operand, one value per channel) of a Mul/Add whose other operand is a
+    constant of exactly `channels` > 1 values broadcast over axis 1 of an NCHW map; None for
+    scalars (they belong to activation idioms such as `x · Clip(x + 3, 0, 6) / 6`)."""
+    if len(op.inputs) != 2:
+        return None
+    first, second = op.inputs
+    if first is None or second is None:
+        return None
+    for variable, constant in ((first, second), (second, first)):
+        array = const_of(constant)
+        if array is None or const_of(variable) is not None or array.size != channels:
+            continue
+        if channels < 2 or array.ndim != 4 or array.shape[:2] != (1, channels):
+            continue
+        if array.shape[2:] != (1, 1):
+            continue
+        return variable, array.astype(np.float64).reshape(-1)
+    return None
+
+
+def channel_affine_to_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
+    """`Mul(x, s)` (then `Add(·, t)`), or `Add(x, t)` alone, with [1, C, 1, 1] constants on an
+    NCHW float map, that `import-cleanup` could not fold into a layer → the centre-tap 3×3
+    depthwise Conv, tap s (1 for an Add alone), bias t (0 without an Add). tf2onnx writes a
+    Keras BatchNormalization this way (DenseNet's after every Concat)."""
+    result = op.outputs[0]
+    if op.domain or result.type.rank != 4 or not result.type.is_static:
+        return False
+    channels = result.type.shape[1]  # type: ignore[index]
+    if not isinstance(channels, int):
+        return False
+    found = _channel_vector(op, channels)
+    if found is None:
+        return False
+    x, vector = found
+    if x.type.shape != result.type.shape:
+        return False
+    try:
+        dtype = dtype_to_numpy(x.type.dtype)
+    except (KeyError, ValueError):
+        return False
+    if dtype.kind != "f":
+        return False
+    if op.op_type == "Add":
+        _emit_depthwise(graph, [op], x, np.ones(channels), vector, dtype, by)
+        return True
+    replaced, shift = [op], np.zeros(channels)
+    add = single_consumer(graph, result)
+    if add is not None and add.op_type == "Add" and not add.domain:
+        following = _channel_vector(add, channels)
+        if following is not None and following[0] is result:
+            replaced, shift = [op, add], following[1]
+    _emit_depthwise(graph, replaced, x, vector, shift, dtype, by)
     return True
 
 
 RULE = RewriteRule(
     "batchnorm-to-depthwise", frozenset({"BatchNormalization"}), batchnorm_to_depthwise
+)
+CHANNEL_AFFINE_RULE = RewriteRule(
+    "channel-affine-to-depthwise", frozenset({"Mul", "Add"}), channel_affine_to_depthwise
 )
