@@ -423,9 +423,7 @@ class Fuse:
     ) -> Value:
         """An identity layer reading `source` that `readers` read instead; its result."""
         channels = source.type.dims[1]
-        eye = np.zeros((channels, 1, 3, 3), dtype=np.float32)
-        eye[:, 0, 1, 1] = 1.0
-        weight = graph.add_constant(f"{producer.display_name}_fanout", eye, fresh=True)
+        weight = _identity_weight(graph, f"{producer.display_name}_fanout", channels)
         anchor = source.producer or producer
         identity = graph.make_op(
             "akida.depthwise_conv2d",
@@ -478,9 +476,7 @@ class Fuse:
         """An identity layer (`_identity_attrs`: a 3×3 depthwise convolution, centre tap 1)
         reading `source`, replacing `fused` (which end in `tail`), placed after `after`."""
         channels = source.type.dims[1]
-        eye = np.zeros((channels, 1, 3, 3), dtype=np.float32)
-        eye[:, 0, 1, 1] = 1.0
-        weight = graph.add_constant(f"{after.display_name}_identity", eye, fresh=True)
+        weight = _identity_weight(graph, f"{after.display_name}_identity", channels)
         if origin is None:
             origin = (*after.origin[:1], *(n for f in fused for n in f.origin))
         Fuse._emit(
@@ -585,3 +581,11 @@ def _producer_on_cpu(ctx: PassContext, op: Op) -> Any:
         f"{through}, but '{name}' runs on the CPU{why}",
         f"make '{name}' run on Akida and '{op.display_name}' fuses into it{hint}",
     )
+
+
+def _identity_weight(graph: Graph, name: str, channels: int) -> Value:
+    """The weights of an identity layer (`Fuse._identity_attrs`): a 3×3 depthwise kernel per
+    channel whose centre tap is 1."""
+    eye = np.zeros((channels, 1, 3, 3), dtype=np.float32)
+    eye[:, 0, 1, 1] = 1.0
+    return graph.add_constant(name, eye, fresh=True)

@@ -93,7 +93,7 @@ def _chain(graph: Graph, start: Value) -> tuple[Op, list[Op]] | str:
             chain.append(op)
         if len(chain) > MAX_CHAIN:
             return f"more than {MAX_CHAIN} ops between the Conv and the split"
-        stack.extend(v for v in op.inputs[:1] + op.inputs[1:] if v is not None)
+        stack.extend(v for v in op.inputs if v is not None)
     if conv is None:
         return f"'{start.name}' is not computed from a Conv"
     return conv, sorted(chain, key=graph.ops.index)
