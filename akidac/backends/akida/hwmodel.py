@@ -466,6 +466,62 @@ def plan_int32_requantization(
     return np.stack([clamp_low, clamp_high, bias, scales, half, right, left]).astype(np.int32)
 
 
+def plan_int32_lut(
+    buffer_bits: int,
+    post_bits: int,
+    bias: np.ndarray,
+    act_scales: np.ndarray,
+    act_shifts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    out_scales: np.ndarray,
+    out_shifts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    low: int,
+    high: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two int32 plans of `kernels.finish_lut_int32` (index, value), or None when unsafe.
+
+    Steps 3-8 without pooling, with the LUT, are index = clip(shift(sat_P(v · act_scale)),
+    -1024, 1023) of v = sat_P(sat_B(acc) + bias), then out = clip(shift(sat_P(lut[index] ·
+    out_scale)), low, high). Both are the form `plan_int32_requantization` plans, with the
+    identity clamp (no activation): the index with the layer's B, bias and activation scale;
+    the value with B = 32 (an entry is int32: sat_B is the identity) and bias 0, since
+    sat_P(sat_P(e) · s) = sat_P(e · s) for a scale s >= 0 (uint8): an entry beyond the P-bit
+    range saturates either way. Each plan narrows its input to the range where its result
+    still changes and checks every intermediate at both ends (the shifts of the target reach
+    31 bits and P is 32, so nothing holds from the bit widths alone); when either plan is
+    refused, the layer keeps the int64 `finish_layer`.
+    """
+    filters = bias.shape[0]
+    post_low, post_high = -(1 << (post_bits - 1)), (1 << (post_bits - 1)) - 1
+    no_clamp = np.full(filters, post_high, np.int64)
+    index_plan = plan_int32_requantization(
+        buffer_bits,
+        post_bits,
+        bias,
+        post_low,
+        no_clamp,
+        act_scales,
+        act_shifts,
+        target_limits.LUT_INDEX_MIN,
+        target_limits.LUT_INDEX_MAX,
+    )
+    if index_plan is None:
+        return None
+    value_plan = plan_int32_requantization(
+        32,
+        post_bits,
+        np.zeros(filters, np.int64),
+        post_low,
+        no_clamp,
+        out_scales,
+        out_shifts,
+        low,
+        high,
+    )
+    if value_plan is None:
+        return None
+    return index_plan, value_plan
+
+
 @dataclass
 class _Epilogue:
     """Steps 3-8 of a CNP/FNP layer, prepared once: per-filter int64 vectors and codes."""
@@ -488,8 +544,11 @@ class _Epilogue:
     low: int
     high: int
     dtype: np.dtype
-    #: the int32 plan of `plan_int32_requantization`, when it applies and is safe.
+    #: the int32 plan of `plan_int32_requantization`, when it applies and is safe (a clamp
+    #: activation, no pooling or max pooling: then the outputs are pooled).
     int32_params: np.ndarray | None = None
+    #: the LUT's int32 plans (index, value) of `plan_int32_lut`, when they apply and are safe.
+    lut_int32_params: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_record(cls, record: LayerRecord, filters: int) -> _Epilogue:
@@ -526,10 +585,23 @@ class _Epilogue:
         out_scales = variables["output_scales"].astype(np.int64)
         out_shifts = _split_shifts(variables["output_shift"])
         buffer_bits = int(params["buffer_bits"])
-        int32_params = None
-        if pool_kind == kernels.POOL_NONE and act_kind != kernels.ACT_LUT:
+        int32_params = lut_int32_params = None
+        if pool_kind != kernels.POOL_AVERAGE and act_kind != kernels.ACT_LUT:
+            # with max pooling too: the outputs are pooled instead (`kernels.max_pool`)
             int32_params = plan_int32_requantization(
                 buffer_bits, post_bits, bias, act_low, act_high, out_scales, out_shifts, low, high
+            )
+        elif pool_kind == kernels.POOL_NONE:
+            lut_int32_params = plan_int32_lut(
+                buffer_bits,
+                post_bits,
+                bias,
+                act_scales,
+                act_shifts,
+                out_scales,
+                out_shifts,
+                low,
+                high,
             )
         return cls(
             buffer_bits=buffer_bits,
@@ -551,6 +623,7 @@ class _Epilogue:
             high=high,
             dtype=output_dtype(bits),
             int32_params=int32_params,
+            lut_int32_params=lut_int32_params,
         )
 
     def _pool_axis(self, size: int) -> tuple[int, int]:
@@ -577,12 +650,25 @@ class _Epilogue:
             rows, cols = out_h, out_w
         # <= 8-bit outputs (uint8 0..15 included) are written as int8 bytes, then viewed
         out = np.empty((n_batch, rows, cols, filters), self.kernel_dtype)
+        pool = kernels.PoolWindow(self.pool_kind, self.pool_size, self.pool_stride, top, left)
+        if self.int32_params is not None and self.pool_kind == kernels.POOL_MAX:
+            full = np.empty((n_batch, out_h, out_w, filters), self.kernel_dtype)
+            kernels.finish_clamped_int32(
+                acc, out_h, out_w, self.int32_params, self.low, self.high, full
+            )
+            kernels.max_pool(full, pool, out)
+            return out.view(self.dtype)
         if self.int32_params is not None:
             kernels.finish_clamped_int32(
                 acc, out_h, out_w, self.int32_params, self.low, self.high, out
             )
             return out.view(self.dtype)
-        pool = kernels.PoolWindow(self.pool_kind, self.pool_size, self.pool_stride, top, left)
+        if self.lut_int32_params is not None:
+            index_plan, value_plan = self.lut_int32_params
+            kernels.finish_lut_int32(
+                acc, out_h, out_w, index_plan, self.lut32, value_plan, self.low, self.high, out
+            )
+            return out.view(self.dtype)
         kernels.finish_layer(acc, out_h, out_w, self.stage, pool, out)
         return out.view(self.dtype)
 
@@ -590,6 +676,8 @@ class _Epilogue:
         #: the array type the kernel writes: int8 for every <= 8-bit output (set once: a
         #: property cost ~2 µs per layer per run)
         self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
+        #: the LUT's entries as the int32 kernel reads them (they are int32 in the record)
+        self.lut32 = np.ascontiguousarray(self.lut.astype(np.int32))
         #: steps 3-8 as `kernels.finish_layer` takes them (built once, not per run)
         self.stage = kernels.OutputStage(
             self.buffer_bits,
@@ -780,6 +868,9 @@ class _DepthwiseExecutor(_LayerExecutor):
         self.epilogue = _Epilogue.from_record(record, self.channels)
         self.max_shift = int(self.shifts.max())
         plan = self.epilogue.int32_params
+        #: the plan the fused 3×3 kernel applies per pixel: only without pooling
+        self.fused_plan = plan if self.epilogue.pool_kind == kernels.POOL_NONE else None
+        plan = self.fused_plan
         self.float32_weights = self.float32_params = None
         if self.kernel == 3 and plan is not None:
             # the fused float32 kernel's operands, channels padded to whole vectors
@@ -797,7 +888,7 @@ class _DepthwiseExecutor(_LayerExecutor):
         n_batch, height, width, channels = x.shape
         k, s = self.kernel, self.stride
         pads_h, pads_w, out_h, out_w = _window_geometry(record, height, width, k, s, self.padding)
-        plan = self.epilogue.int32_params
+        plan = self.fused_plan
         if k == 3 and s == 1 and plan is not None:
             # the common layer: one fused kernel, rows shifted, convolved and requantized in
             # cache; float32 sums when |xs| · Σ|w| < 2^24 for every channel

@@ -1020,6 +1020,23 @@ def _finish_global_average(
         _requantize_row(totals, stage, out[n, 0, 0])
 
 
+@njit(cache=True, inline="always")
+def _window_max(plane: np.ndarray, pool: PoolWindow, i: int, j: int, best: np.ndarray) -> None:
+    """best = the per-filter maximum of pooling window (i, j) of `plane` (H, W, ≥F); pad
+    pixels are outside the plane and never win."""
+    first_row = max(i * pool.stride - pool.top, 0)
+    last_row = min(i * pool.stride - pool.top + pool.size, plane.shape[0])
+    first_col = max(j * pool.stride - pool.left, 0)
+    last_col = min(j * pool.stride - pool.left + pool.size, plane.shape[1])
+    filters = best.shape[0]
+    best[:] = plane[first_row, first_col, :filters]
+    for pi in range(first_row, last_row):
+        for pj in range(first_col, last_col):
+            window = plane[pi, pj]
+            for f in range(filters):
+                best[f] = max(best[f], window[f])
+
+
 @njit(cache=True)
 def _finish_max_pooled(
     acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, pool: PoolWindow, out: np.ndarray
@@ -1034,17 +1051,8 @@ def _finish_max_pooled(
             for j in range(out_w):
                 _bias_row(acc[n, i, j], stage, biased[i, j])
         for i in range(out.shape[1]):
-            first_row = max(i * pool.stride - pool.top, 0)
-            last_row = min(i * pool.stride - pool.top + pool.size, out_h)
             for j in range(out.shape[2]):
-                first_col = max(j * pool.stride - pool.left, 0)
-                last_col = min(j * pool.stride - pool.left + pool.size, out_w)
-                values[:] = biased[first_row, first_col]
-                for pi in range(first_row, last_row):
-                    for pj in range(first_col, last_col):
-                        window = biased[pi, pj]
-                        for f in range(filters):
-                            values[f] = max(values[f], window[f])
+                _window_max(biased, pool, i, j, values)
                 _activate_row(values, stage)
                 _requantize_row(values, stage, out[n, i, j])
 
@@ -1112,6 +1120,72 @@ def finish_clamped_int32(
                 _requantize_int32_row(acc[n, i, j], params, low, high, out[n, i, j])
 
 
+@njit(cache=True, inline="always")
+def _lut_int32_row(
+    src: np.ndarray,
+    index_params: np.ndarray,
+    lut: np.ndarray,
+    value_params: np.ndarray,
+    low: int,
+    high: int,
+    entries: np.ndarray,
+    dst: np.ndarray,
+) -> None:
+    """One pixel of `finish_lut_int32` in three loops, so that the two arithmetic ones
+    vectorize: the LUT indices, the entries they read (a gather), their requantization (the
+    value plan's bias is 0)."""
+    _requantize_int32_row(src, index_params, LUT_INDEX_MIN, LUT_INDEX_MAX, entries)
+    for f in range(dst.shape[0]):
+        entries[f] = lut[entries[f] + LUT_OFFSET]
+    _requantize_int32_row(entries, value_params, low, high, dst)
+
+
+@njit(cache=True)
+def finish_lut_int32(
+    acc: np.ndarray,
+    out_h: int,
+    out_w: int,
+    index_params: np.ndarray,
+    lut: np.ndarray,
+    value_params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """Steps 3-8 without pooling and with the LUT activation, in int32.
+
+    Two requantizations of the form of `finish_clamped_int32`, each planned by `hwmodel`
+    (`plan_int32_lut`): `index_params` (7, F) takes the accumulator to the LUT index,
+    clip(shift((clip(acc, A, B) + bias) · act_scale), -1024, 1023); `value_params` (7, F) takes
+    the entry `lut` (int32) to the output, clip(shift(clip(entry, A', B') · out_scale), low,
+    high), with bias 0. Every intermediate fits int32 (proved by the plans), so the loop runs
+    on int32 vectors instead of scalar int64.
+    """
+    entries = np.empty(out.shape[3], np.int32)
+    for n in range(acc.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                _lut_int32_row(
+                    acc[n, i, j], index_params, lut, value_params, low, high, entries, out[n, i, j]
+                )
+
+
+@njit(cache=True)
+def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
+    """Max pooling of finished outputs `src` (N, H, W, F) into `out` (N, rows, cols, F): the
+    windows of `_finish_max_pooled`, pad pixels never winning.
+
+    `hwmodel` pools a layer's outputs instead of its biased accumulators when its activation
+    is a clamp: every step from the accumulator to the output is then nondecreasing (sat, +
+    bias, clamp, · scale >= 0, rounding shift, clip), and max(f(a), f(b)) = f(max(a, b)) for a
+    nondecreasing f, so both orders give the same bytes.
+    """
+    for n in range(src.shape[0]):
+        for i in range(out.shape[1]):
+            for j in range(out.shape[2]):
+                _window_max(src[n], pool, i, j, out[n, i, j])
+
+
 @njit(cache=True)
 def add_layer(
     a: np.ndarray,
@@ -1150,6 +1224,8 @@ ALL_KERNELS = (
     dense_int32,
     finish_layer,
     finish_clamped_int32,
+    finish_lut_int32,
+    max_pool,
     add_layer,
 )
 
