@@ -23,7 +23,11 @@ are skipped): the hybrid model on the first of its held-out inputs against the f
 (CACHE/models/NAME.onnx) and the float model quantized by `quantize_static` on its calibration
 samples, as bench/realworld.py does, with the MAC share from its report.
 
-Run: `python bench/e2e_runtime.py [--rounds N] [--models a b ...] [--realworld [CACHE]]`.
+A reference the bench cannot build (onnxruntime's quantizer fails on the model, or the
+quantized model does not run) is reported in its cell as "n/a (reason)"; the other figures stay.
+
+Run: `python bench/e2e_runtime.py [--rounds N] [--models a b ...] [--realworld [CACHE]]
+[--realworld-models a,b]`.
 """
 
 from __future__ import annotations
@@ -76,8 +80,8 @@ class _Reader:
         return next(self._feeds, None)
 
 
-def quantized_int8(model: onnx.ModelProto, samples: dict[str, np.ndarray]) -> bytes | None:
-    """The model quantized by onnxruntime (QDQ, int8 weights and activations), or None."""
+def quantized_int8(model: onnx.ModelProto, samples: dict[str, np.ndarray]) -> bytes | str:
+    """The model quantized by onnxruntime (QDQ, int8 weights and activations), or why not."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, once per model
@@ -94,9 +98,14 @@ def quantized_int8(model: onnx.ModelProto, samples: dict[str, np.ndarray]) -> by
                 weight_type=QuantType.QInt8,
             )
         except Exception as error:  # a figure script reports and goes on
-            print(f"  (ORT int8 quantization failed: {type(error).__name__}: {error})")
-            return None
+            return _reason(error)
         return dst.read_bytes()
+
+
+def _reason(error: BaseException) -> str:
+    """One short line for a table cell: the exception's type and first line."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:100].replace("|", "/")
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -136,17 +145,21 @@ def measure(name: str, rounds: int) -> str:
         "float": lambda: float_session.run(None, feed),
     }
     int8 = quantized_int8(model, {k: v[:8] for k, v in calibration.items()})
-    if int8 is not None:
+    int8_note = ""
+    if isinstance(int8, str):
+        int8_note = int8
+    else:
         int8_session = ort.InferenceSession(int8, _one_thread(), providers=["CPUExecutionProvider"])
         runs["int8"] = lambda: int8_session.run(None, feed)
     ms = time_interleaved(runs, rounds)
     regions = sum(isinstance(s, _AkidaStep) for s in hybrid.steps)
-    return _row(name, macs, regions, ms)
+    return _row(name, macs, regions, ms, int8_note)
 
 
-def _row(name: str, macs: float, regions: int, ms: dict[str, float]) -> str:
-    int8_ms = f"{ms['int8']:.3f}" if "int8" in ms else "—"
-    int8_ratio = f"{ms['hybrid'] / ms['int8']:.2f}×" if "int8" in ms else "—"
+def _row(name: str, macs: float, regions: int, ms: dict[str, float], int8_note: str = "") -> str:
+    """A table row; `int8_note` says why there is no ORT int8 figure ("n/a (reason)")."""
+    int8_ms = f"{ms['int8']:.3f}" if "int8" in ms else f"n/a ({int8_note or 'not run'})"
+    int8_ratio = f"{ms['hybrid'] / ms['int8']:.2f}×" if "int8" in ms else "n/a"
     target = ""
     if macs >= 0.9:
         float_ok = ms["hybrid"] <= 3 * ms["float"]
@@ -169,7 +182,9 @@ def measure_realworld(work: Path, cache: Path, rounds: int) -> str:
     report = json.loads((work / "report.json").read_text())["summary"]
     macs = report["macs_on_akida"] / max(report["macs_total"], 1)
     with np.load(work / "heldout.npz") as held:
-        feed = {k: held[k][0] for k in held.files}
+        # np.asarray: a scalar input (silero_vad's sample rate) indexes to a NumPy scalar,
+        # which onnxruntime refuses ("Unable to handle object of type numpy.int64")
+        feed = {k: np.asarray(held[k][0]) for k in held.files}
     hybrid = HybridSession(str(work / "hybrid.onnx"), sess_options=_one_thread())
     float_session = ort.InferenceSession(
         str(float_path), _one_thread(), providers=["CPUExecutionProvider"]
@@ -179,17 +194,19 @@ def measure_realworld(work: Path, cache: Path, rounds: int) -> str:
         "float": lambda: float_session.run(None, feed),
     }
     calib = work / "calib.npz"
+    int8_note = "no calibration samples"
     if calib.exists():
         names = list(feed)
         batch = {n: int(feed[n].shape[0]) if feed[n].ndim else 0 for n in names}
         try:
             int8 = ort_int8_session(str(float_path), str(calib), _one_thread(), names, batch)
+            int8.run(None, feed)  # a quantized model that loads but cannot run is n/a too
             runs["int8"] = lambda: int8.run(None, feed)
         except Exception as error:  # a figure script reports and goes on
-            print(f"  ({name}: ORT int8 quantization failed: {type(error).__name__}: {error})")
+            int8_note = _reason(error)
     ms = time_interleaved(runs, rounds)
     regions = sum(isinstance(s, _AkidaStep) for s in hybrid.steps)
-    return _row(name, macs, regions, ms)
+    return _row(name, macs, regions, ms, int8_note)
 
 
 def tiny_model() -> onnx.ModelProto:
@@ -260,7 +277,14 @@ def main() -> None:
         metavar="CACHE",
         help="also time the real models bench/realworld.py compiled into CACHE",
     )
+    parser.add_argument(
+        "--realworld-models",
+        default="",
+        metavar="A,B",
+        help="with --realworld: only these cached models (comma-separated; default all)",
+    )
     args = parser.parse_args()
+    ort.set_default_logger_severity(3)  # run-time shape warnings of some real models
     print(f"batch 1, one thread, medians of {args.rounds} interleaved rounds after 2 warm-ups")
     print(
         "| model | MACs on Akida | AkidaOps | hybrid ms | ORT float ms | ORT int8 ms "
@@ -276,6 +300,9 @@ def main() -> None:
     if args.realworld:
         cache = Path(args.realworld)
         works = sorted((cache / "work").glob("*/hybrid.onnx")) if cache.is_dir() else []
+        only = {name for name in args.realworld_models.split(",") if name}
+        if only:
+            works = [path for path in works if path.parent.name in only]
         if not works:
             print(f"no compiled real models under {cache}/work: run bench/realworld.py first")
         for hybrid_path in works:

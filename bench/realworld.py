@@ -549,7 +549,7 @@ class _CalibrationReader:
 
         def sample(name: str, k: int) -> np.ndarray:
             b = batch[name]  # 0 for a 0-d input: one value per sample
-            return arrays[name][k] if b == 0 else arrays[name][k * b : (k + 1) * b]
+            return np.asarray(arrays[name][k]) if b == 0 else arrays[name][k * b : (k + 1) * b]
 
         self.feeds = iter([{n: sample(n, k) for n in arrays} for k in range(count)])
 
