@@ -208,6 +208,8 @@ def compile_model(
         steps=steps,
     )
     regions, programs = ctx.analyses.pop("emitted")
+    # the float session of the last calibration: only the guard replays it
+    ctx.analyses.pop("observation", None)
     started = time.perf_counter()
     listener.phase("building the hybrid model")
     hybrid = build_hybrid_model(graph, regions, programs, source=proto)
@@ -347,6 +349,9 @@ def run_rounds(
             }
             return graph, ctx
         overrides.update(moved)
+        # the next round imports afresh: drop this round's graph, programs and float session
+        # first, so two rounds never hold memory at once
+        del graph, ctx
     raise FallbackToCpu({k: v for k, v in overrides.items() if k not in options.cpu_overrides})
 
 
@@ -378,20 +383,27 @@ def _guard_regions(
     after it start a new region, with a fresh border, that the next round measures again. A
     region of one layer, or (without `split`, in the last rounds) any failing region, goes to
     the CPU whole. Measured figures go to `ctx.analyses["region_sqnr"]` (region index → dB)."""
-    from akidac.backends.akida.region_fidelity import first_divergent_layer, region_own_sqnr
+    from akidac.backends.akida.region_fidelity import first_divergent_layer
 
-    observed = ctx.analyses.get("region_float_io", {})
-    observed_layers = ctx.analyses.get("region_float_layers", {})
-    figures: dict[int, float] = {}
+    figures = _region_figures(ctx, regions, programs)
+    layer_figures: dict[int, dict[int, float]] = {}
+    if split:
+        failing = [
+            (region, program)
+            for region, program in zip(regions, programs, strict=True)
+            if len(region.ops) > 1
+            and region.index in figures
+            and (threshold := _guard_threshold(region, options)) is not None
+            and figures[region.index] < threshold
+        ]
+        layer_figures = _layer_figures(ctx, failing)
     rejected: dict[str, tuple[str, str]] = {}
-    for region, program in zip(regions, programs, strict=True):
+    for region in regions:
         if on_region is not None:
             on_region()
-        if region.index not in observed:
+        if region.index not in figures:
             continue
-        float_in, float_out = observed[region.index]
-        sqnr = region_own_sqnr(program, region.input, region.output, float_in, float_out)
-        figures[region.index] = sqnr
+        sqnr = figures[region.index]
         threshold = _guard_threshold(region, options)
         if threshold is None or sqnr >= threshold:
             continue
@@ -403,15 +415,8 @@ def _guard_regions(
             f"the {threshold:g} dB of --min-region-sqnr"
         )
         divergent = None
-        if split and len(region.ops) > 1 and region.index in observed_layers:
-            divergent = first_divergent_layer(
-                program,
-                region.ops,
-                region.input,
-                float_in,
-                observed_layers[region.index],
-                threshold,
-            )
+        if region.index in layer_figures:
+            divergent = first_divergent_layer(region.ops, layer_figures[region.index], threshold)
         if divergent is not None:
             op, figure = divergent
             sentence = (
@@ -429,6 +434,56 @@ def _guard_regions(
     return rejected
 
 
+def _region_figures(
+    ctx: PassContext, regions: list[Any], programs: list[Program]
+) -> dict[int, float]:
+    """Region index → its own SQNR (dB): the minimum over the first `GUARD_SAMPLES`
+    calibration samples, replayed one at a time (`Observation.replay`) so that the guard holds
+    one sample of the region borders at once, not every sample."""
+    from akidac.backends.akida.region_fidelity import GUARD_SAMPLES, region_sample_sqnr
+
+    observation = ctx.analyses.get("observation")
+    borders = ctx.analyses.get("region_float_io", {})
+    guarded = [(r, p) for r, p in zip(regions, programs, strict=True) if r.index in borders]
+    figures = {region.index: float("inf") for region, _ in guarded}
+    if observation is None or not guarded:
+        return figures
+    names = [name for region, _ in guarded for name in borders[region.index]]
+    for sample in observation.replay(names, GUARD_SAMPLES):
+        for region, program in guarded:
+            float_in, float_out = (sample[name] for name in borders[region.index])
+            figure = region_sample_sqnr(program, region.input, region.output, float_in, float_out)
+            figures[region.index] = min(figures[region.index], figure)
+    return figures
+
+
+def _layer_figures(
+    ctx: PassContext, failing: list[tuple[Any, Program]]
+) -> dict[int, dict[int, float]]:
+    """Region index → (`id(op)` → the layer's SQNR, minimum over `LAYER_GUARD_SAMPLES`
+    replayed samples) for the failing regions of several layers."""
+    from akidac.backends.akida.region_fidelity import LAYER_GUARD_SAMPLES, layer_sample_sqnrs
+
+    observation = ctx.analyses.get("observation")
+    borders = ctx.analyses.get("region_float_io", {})
+    layers = ctx.analyses.get("region_float_layers", {})
+    failing = [(r, p) for r, p in failing if r.index in layers and r.index in borders]
+    if observation is None or not failing:
+        return {}
+    names = [borders[r.index][0] for r, _ in failing]
+    names += [name for r, _ in failing for name in layers[r.index].values()]
+    result: dict[int, dict[int, float]] = {r.index: {} for r, _ in failing}
+    for sample in observation.replay(names, LAYER_GUARD_SAMPLES):
+        for region, program in failing:
+            float_layers = {key: sample[name] for key, name in layers[region.index].items()}
+            float_in = sample[borders[region.index][0]]
+            figures = layer_sample_sqnrs(program, region.ops, region.input, float_in, float_layers)
+            merged = result[region.index]
+            for key, figure in figures.items():
+                merged[key] = min(merged.get(key, float("inf")), figure)
+    return result
+
+
 def _measure_fidelity(
     proto: onnx.ModelProto,
     hybrid: onnx.ModelProto,
@@ -443,10 +498,15 @@ def _measure_fidelity(
     from akidac.runtime.session import HybridSession
 
     feeds, note = fidelity_feeds(graph, options, options.fidelity_samples)
-    listener.phase("fidelity: loading the hybrid model")
-    session = HybridSession(hybrid)
-    listener.phase(f"fidelity: {len(feeds)} sample(s) through the hybrid and the float model")
-    figures = measure_fidelity(proto, session, feeds)
+    listener.phase(f"fidelity: {len(feeds)} sample(s) through the float and the hybrid model")
+
+    def load_hybrid() -> HybridSession:
+        listener.describe("fidelity: loading the hybrid model")
+        session = HybridSession(hybrid)
+        listener.describe(f"fidelity: {len(feeds)} sample(s) through the hybrid model")
+        return session
+
+    figures = measure_fidelity(proto, load_hybrid, feeds)
     keys = (
         "sqnr_db",
         "pearson",
@@ -843,8 +903,8 @@ def run_hybrid(
     each chunk (`chunk_count` of them: a progress bar)."""
     import numpy as np
 
+    from akidac.float_session import float_session
     from akidac.metrics import compare_outputs
-    from akidac.runtime.compare import float_session
     from akidac.runtime.dataset import (
         chunk_size,
         iter_chunks,

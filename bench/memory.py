@@ -5,7 +5,9 @@ Cases: a single 3→16 3×3 Conv on a 1000×1000 input (built here), and the tor
 export at 224×224 when it is cached (`bench/realworld_export.py` writes it; CI never has it). The
 baseline is a process that only imports akidac and onnxruntime: what is left, peak − baseline,
 is what the compile itself took, given as a multiple of the largest tensor of the model
-(activations from ONNX shape inference, initializers included).
+(activations from ONNX shape inference, initializers included) and of the model's weights (a
+model with many layers holds its weights several times over: the loaded model, the IR, the
+float session that calibrates and the one that measures fidelity).
 
 `--tree PATH` compiles with the akidac of another checkout (a `git worktree` of an older commit)
 to give before/after figures; the compile runs the `akidac compile` command line with its
@@ -72,6 +74,13 @@ def largest_tensor(path: Path) -> tuple[str, int]:
     return best
 
 
+def weight_bytes(path: Path) -> int:
+    """float32 bytes of the model's initializers: a floor for any compile, which holds the
+    weights in the loaded model, the IR and the float session at least."""
+    model = onnx.load(str(path))
+    return sum(4 * int(np.prod(t.dims)) for t in model.graph.initializer)
+
+
 def peak_rss(code: str, args: list[str], tree: Path) -> tuple[int, int, float]:
     """Run `python -c code args` with `tree` first on sys.path; (exit code, max RSS bytes, s)."""
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -107,13 +116,15 @@ def main() -> None:
         print(f"akidac from {options.tree}; baseline (imports only) {baseline / mib:.0f} MiB")
         print(
             f"{'case':<10} {'exit':>4} {'time s':>7} {'peak MiB':>9} {'largest tensor':>24} "
-            f"{'peak/largest':>12} {'(peak-base)/largest':>20}"
+            f"{'peak/largest':>12} {'(peak-base)/largest':>20} {'weights MiB':>11} "
+            f"{'(peak-base)/weights':>19}"
         )
         for case in cases:
             if case not in models:
                 print(f"{case:<10} skipped: {RESNET50} is not cached")
                 continue
             name, size = largest_tensor(models[case])
+            weights = weight_bytes(models[case])
             out = Path(folder) / f"{case}.hybrid.onnx"
             code, peak, seconds = peak_rss(
                 _COMPILE, ["compile", str(models[case]), "-o", str(out)], options.tree
@@ -121,7 +132,8 @@ def main() -> None:
             tensor = f"{name[:12]} {size / mib:.1f} MiB"
             print(
                 f"{case:<10} {code:>4} {seconds:>7.1f} {peak / mib:>9.0f} {tensor:>24} "
-                f"{peak / size:>12.1f} {(peak - baseline) / size:>20.1f}"
+                f"{peak / size:>12.1f} {(peak - baseline) / size:>20.1f} "
+                f"{weights / mib:>11.1f} {(peak - baseline) / weights:>19.1f}"
             )
 
 

@@ -11,70 +11,33 @@ Observers (what range each value is given):
 - weights, `weight_observer = "minmax"`: max |w| per output channel; `"mse"`: per channel the
   clip ratio r ∈ {0.50, 0.525, …, 1.0} × max |w| minimising Σ (w − Q_r(w))²; `"auto"`
   (default): minmax for 8-bit weights, mse for 4-bit ones.
-The float IR is exported to ONNX (`akidac.ir.onnx_export`) with every value of interest, and the
-pre-activation of every LUT layer, as extra outputs and run in onnxruntime one sample at a time.
+What they read is gathered by `akidac.passes.observation`: the float IR runs in onnxruntime one
+sample at a time and each sample is folded into streaming statistics (tails for the percentiles,
+a strided subsample for MSE) that give the same figures as the whole data would.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper
 
 from akidac.errors import UnsupportedModelError
-from akidac.ir.graph import Graph, Value
-from akidac.ir.onnx_export import graph_to_model
 from akidac.passes.fixed_point import weight_limit
+from akidac.passes.observation import ValueStats
 
 ACTIVATION_OBSERVERS = ("auto", "percentile", "minmax", "mse")
 WEIGHT_OBSERVERS = ("auto", "minmax", "mse")
 #: clip ratios the MSE weight observer tries.
 WEIGHT_CLIP_RATIOS = np.linspace(0.5, 1.0, 21)
-#: at most this many elements per value enter the MSE activation search (a strided subsample).
-MSE_MAX_ELEMENTS = 1 << 20
+
+#: what an observer reads: the streaming statistics `observe` gathers, or arrays held at once.
+Observed = ValueStats | Sequence[np.ndarray]
 
 
-# ---------------------------------------------------------------------------------- observing
-def observe(
-    graph: Graph,
-    values: list[Value],
-    feeds: list[dict[str, np.ndarray]],
-    extra_names: list[str] | None = None,
-) -> dict[str, list[np.ndarray]]:
-    """Run the float graph on each feed; return every requested value per sample.
-
-    `extra_names` are tensors of the exported model that are not IR values (the
-    pre-activations of LUT layers, `preactivation_name(op)`).
-    """
-    model = graph_to_model(graph, extra_outputs=values)
-    produced = {name for node in model.graph.node for name in node.output}
-    extras = [name for name in extra_names or [] if name in produced]
-    for name in extras:
-        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    session = _session(model)
-    names = [v.name for v in values] + extras
-    seen: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for feed in feeds:
-        for name, array in zip(names, session.run(names, feed), strict=True):
-            seen[name].append(array)
-    return seen
-
-
-def _session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    # 4 = fatal only: at 3 onnxruntime still prints its ANSI-coloured error lines on stderr
-    # (e.g. a failing node) before the exception that akidac turns into its one-line message
-    options.log_severity_level = 4
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
-def _flat(arrays: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in arrays])
+def _stats(observed: Observed) -> ValueStats:
+    return observed if isinstance(observed, ValueStats) else ValueStats.of(observed)
 
 
 def _finite(value: float, name: str | None) -> float:
@@ -90,48 +53,44 @@ def _finite(value: float, name: str | None) -> float:
     return value
 
 
-def abs_range(arrays: list[np.ndarray], percentile: float, *, name: str | None = None) -> float:
-    """The `percentile` of |x| over all samples (max when percentile ≥ 100), never 0.
+def abs_range(
+    observed: Observed, percentile: float, *, name: str | None = None, positive: bool = False
+) -> float:
+    """The `percentile` of |x| over all samples (max when percentile ≥ 100), never 0; of
+    max(x, 0) with `positive` (an unsigned value, whose negatives clip to 0).
 
     A non-finite result (inf or NaN observed) is AK-QUANT naming `name`.
     """
-    with np.errstate(all="ignore"):
-        flat = np.abs(_flat(arrays))
-        value = float(flat.max() if percentile >= 100 else np.percentile(flat, percentile))
+    value = _stats(observed).abs_percentile(percentile, positive=positive)
     _finite(value, name)
     return value if value > 0 else 1e-6
 
 
 def min_max_range(
-    arrays: list[np.ndarray], percentile: float, *, name: str | None = None
+    observed: Observed, percentile: float, *, name: str | None = None
 ) -> tuple[float, float]:
     """(low, high) percentiles of x (min and max when percentile ≥ 100), always spanning 0."""
-    with np.errstate(all="ignore"):
-        flat = _flat(arrays)
-        if percentile >= 100:
-            low, high = float(flat.min()), float(flat.max())
-        else:
-            low, high = (float(v) for v in np.percentile(flat, [100 - percentile, percentile]))
+    low, high = _stats(observed).low_high(percentile)
     _finite(low, name)
     _finite(high, name)
     low, high = min(low, 0.0), max(high, 0.0)
     return (low, high) if high > low else (low, low + 1e-6)
 
 
-def mse_range(
-    arrays: list[np.ndarray], bits: int, signed: bool, *, name: str | None = None
-) -> float:
+def mse_range(observed: Observed, bits: int, signed: bool, *, name: str | None = None) -> float:
     """The clip c minimising the mean squared error of `bits`-bit quantization of x.
 
     Levels: signed values use [−L, L] with L = 2^(bits−1) − 1, unsigned [0, 2^bits − 1] (their
-    negatives clip to 0 and cost the same for every c). 40 candidates in (0.05, 1] × max |x|.
+    negatives clip to 0 and cost the same for every c). 40 candidates in (0.05, 1] × max |x|,
+    over a strided subsample of at most `MSE_MAX_ELEMENTS` elements.
     """
+    stats = _stats(observed)
+    if stats.has_nan:
+        _finite(float("nan"), name)
     with np.errstate(all="ignore"):
-        flat = _flat(arrays)
-        if flat.size > MSE_MAX_ELEMENTS:
-            flat = flat[:: -(-flat.size // MSE_MAX_ELEMENTS)]
+        flat = stats.mse_data()
         data = np.abs(flat) if signed else np.maximum(flat, 0.0)
-        peak = _finite(float(data.max()), name)
+        peak = _finite(float(data.max()) if data.size else 0.0, name)
         if peak <= 0:
             return 1e-6
         levels = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
@@ -147,7 +106,7 @@ def mse_range(
 
 
 def activation_range(
-    arrays: list[np.ndarray],
+    observed: Observed,
     method: str,
     percentile: float,
     bits: int,
@@ -162,8 +121,9 @@ def activation_range(
     if method == "auto":
         method = "mse" if bits <= 4 else "percentile"
     if method == "mse":
-        return mse_range(arrays, bits, signed, name=name)
-    return abs_range(arrays, 100.0 if method == "minmax" else percentile, name=name)
+        return mse_range(observed, bits, signed, name=name)
+    percentile = 100.0 if method == "minmax" else percentile
+    return abs_range(observed, percentile, name=name, positive=not signed)
 
 
 def mse_weight_peaks(

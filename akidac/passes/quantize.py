@@ -56,7 +56,6 @@ from akidac.passes.calibration import (
     activation_range,
     min_max_range,
     mse_weight_peaks,
-    observe,
 )
 from akidac.passes.fixed_point import (
     ADD_SHIFT_HIGH,
@@ -72,6 +71,7 @@ from akidac.passes.fixed_point import (
     weight_limit,
 )
 from akidac.passes.lut import LUT_FUNCTIONS, build_table, encode_index_scale, index_scale
+from akidac.passes.observation import Observation, ValueStats, observe
 from akidac.passes.partition import region_boundary
 from akidac.passes.quant_config import ALLOWED_BITS, load_quant_config
 from akidac.target import limits as lim
@@ -90,8 +90,6 @@ BIAS_ACC_LIMIT = 2.0**26
 #: a shifted Add operand stays below 2^31: 8-bit operands shift by at most 23.
 MAX_ADD_OPERAND_SHIFT = 23
 RAW_OUTPUT_BITS = lim.DENSE_HOST_OUTPUT_BITS
-#: calibration samples kept at every layer of a region for the fidelity guard's localisation.
-LAYER_GUARD_SAMPLES = 4
 #: an output multiplier of at least 16 keeps 4 significant bits (`fixed_point.scale_is_exact`).
 MIN_EXACT_MANTISSA = 16
 
@@ -212,7 +210,16 @@ class Quantize:
         watched = list({v.name: v for v in watched}.values())
         lut_ops = [op for op in ops if op.attrs.get("act") == "lut"]
         started = time.perf_counter()
-        seen = observe(graph, watched, samples.feeds, [preactivation_name(op) for op in lut_ops])
+        seen = observe(
+            graph,
+            watched,
+            samples.feeds,
+            [preactivation_name(op) for op in lut_ops],
+            percentile=options.percentile,
+            keep_subsample=_may_use_mse(options, ops),
+        )
+        # the fidelity guard replays the first samples from it (api._guard_regions)
+        ctx.analyses["observation"] = seen
         ctx.analyses["calibration_seconds"] = time.perf_counter() - started  # --time-passes
         ctx.analyses["calibration"] = {
             "samples": len(samples.feeds),
@@ -235,6 +242,16 @@ class Quantize:
         if failed:
             raise FallbackToCpu(failed)
         return PassResult(graph, True)
+
+
+def _may_use_mse(options: Any, ops: list[Op]) -> bool:
+    """Whether an activation observer may be MSE: `--calibration mse`, or `auto` with a layer
+    at 4 bits or less (bits come from the op, set by a quant config, or the options)."""
+    if options.calibration == "mse":
+        return True
+    if options.calibration != "auto":
+        return False
+    return any(int(op.attrs.get("abits", options.abits)) <= 4 for op in ops)
 
 
 def _check_options(options: Any) -> None:
@@ -322,9 +339,7 @@ def _float_parameters(op: Op) -> _FloatParameters:
 class _RegionQuantizer:
     """Quantize one region: bits, desired scales, shared scales, integer variables, borders."""
 
-    def __init__(
-        self, graph: Graph, ctx: PassContext, region: Region, seen: dict[str, list[np.ndarray]]
-    ) -> None:
+    def __init__(self, graph: Graph, ctx: PassContext, region: Region, seen: Observation) -> None:
         self.graph = graph
         self.ctx = ctx
         self.options = ctx.options
@@ -339,19 +354,18 @@ class _RegionQuantizer:
         self._infer_bits()
         self._desired_scales()
         self._solve_scales()
-        # the float values at the region's borders, for the fidelity guard (api): what the
-        # float model computes there on the calibration samples
+        # where the float values at the region's borders are, for the fidelity guard (api) to
+        # replay: the names of the observed values the float model computes there
         assert self.region.input is not None and self.region.output is not None
         self.ctx.analyses.setdefault("region_float_io", {})[self.region.index] = (
-            self._observed(self.region.input),
-            self._observed(self.region.output),
+            self._observed_name(self.region.input),
+            self._observed_name(self.region.output),
         )
         # and at every layer's output of a region of several, for the guard to find the layer
-        # where the region first drifts (a few samples: references to arrays already held)
+        # where the region first drifts
         if len(self.region.ops) > 1:
             self.ctx.analyses.setdefault("region_float_layers", {})[self.region.index] = {
-                id(op): self._observed(op.outputs[0])[:LAYER_GUARD_SAMPLES]
-                for op in self.region.ops
+                id(op): self._observed_name(op.outputs[0]) for op in self.region.ops
             }
         self._quantize_input()
         for op in self.region.ops:
@@ -479,24 +493,31 @@ class _RegionQuantizer:
                 info.bits, info.signed = bits, signed
 
     # -------------------------------------------------------------------------- scales
-    def _observed(self, value: Value) -> list[np.ndarray]:
-        """Calibration data of a value, or of what an earlier region's DequantizeLinear restores."""
+    def _observed_name(self, value: Value) -> str:
+        """The observed value that holds `value`'s float data: itself, or what an earlier
+        region's DequantizeLinear restores."""
         producer = value.producer
         if value.name not in self.seen and producer is not None:
             if (
                 producer.kind in ("onnx.DequantizeLinear", "onnx.Mul")
                 and producer.created_by == "quantize"
             ):
-                return self._observed(producer.operand(0))
-        return self.seen[value.name]
+                return self._observed_name(producer.operand(0))
+        return value.name
+
+    def _observed(self, value: Value) -> ValueStats:
+        """Calibration statistics of a value (`_observed_name`)."""
+        return self.seen[self._observed_name(value)]
 
     def _range(self, value: Value, bits: int, signed: bool) -> float:
-        arrays = self._observed(value)
-        if not signed:
-            arrays = [np.maximum(a, 0) for a in arrays]
         options = self.options
         return activation_range(
-            arrays, options.calibration, options.percentile, bits, signed, name=value.name
+            self._observed(value),
+            options.calibration,
+            options.percentile,
+            bits,
+            signed,
+            name=value.name,
         )
 
     def _desired_scales(self) -> None:

@@ -9,13 +9,13 @@ top-1 agreement for classifier outputs, the cosine over all samples joined as a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
+from akidac.float_session import float_session
 from akidac.metrics import compare_outputs
 
 
@@ -26,29 +26,28 @@ class OutputRunner(Protocol):
     def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[Any]: ...
 
 
-def float_session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
-    """A quiet one-thread onnxruntime session of the float model."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
 def measure_fidelity(
     float_model: onnx.ModelProto | bytes,
-    hybrid: OutputRunner,
+    hybrid: OutputRunner | Callable[[], OutputRunner],
     feeds: Iterable[dict[str, np.ndarray]],
 ) -> dict[str, dict[str, Any]]:
     """Per graph output of the float model: `akidac.metrics.compare_outputs` of the hybrid model's
-    results against the float model's over `feeds`."""
+    results against the float model's over `feeds`.
+
+    The float model runs over every feed first and its session is released before the hybrid
+    model runs; `hybrid` may be a function that loads it, so that the two are never held at
+    once (a compile's peak memory is this step on a model with many weights)."""
+    feeds = list(feeds)
     session = float_session(float_model)
     names = [o.name for o in session.get_outputs()]
     expected: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    actual: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for feed in feeds:
         for name, array in zip(names, session.run(names, feed), strict=True):
             expected[name].append(np.asarray(array))
-        for name, array in zip(names, hybrid.run(names, feed), strict=True):
+    del session
+    runner = hybrid if hasattr(hybrid, "run") else hybrid()
+    actual: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for feed in feeds:
+        for name, array in zip(names, runner.run(names, feed), strict=True):
             actual[name].append(np.asarray(array))
     return {name: compare_outputs(expected[name], actual[name]) for name in names}

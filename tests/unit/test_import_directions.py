@@ -36,7 +36,7 @@ import akidac
 
 PACKAGE = Path(akidac.__file__).parent
 
-LEAVES = frozenset({"akidac", "errors", "limits", "metrics", "output_files"})
+LEAVES = frozenset({"akidac", "errors", "float_session", "limits", "metrics", "output_files"})
 _BELOW_API = frozenset(
     {
         "frontend",
@@ -69,6 +69,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "limits": frozenset(),
     "metrics": frozenset(),
+    "float_session": frozenset(),
     "output_files": frozenset(),
 }
 _LEAF_IMPORTS = {"limits": {"errors"}, "output_files": {"errors"}}
