@@ -347,7 +347,8 @@ def _pool_fix(
             auto_pad,
         )
         if head < 0 or tail < 0:
-            raise UnsupportedModelError(
+            # an invalid model like every AK-MODEL-SHAPES case (exit 3): no runtime runs it
+            raise ModelError(
                 f"'{where}': {node.op_type} '{label}' has auto_pad {auto_pad} with a kernel "
                 f"({kernel[axis]}) smaller than its stride ({strides[axis]}), which gives "
                 "negative padding that onnxruntime refuses to run; use explicit pads",

@@ -12,7 +12,7 @@ import pytest
 from models.frontend_models import multi_input_model
 from onnx import TensorProto, helper, numpy_helper
 
-from akidac.errors import UnsupportedModelError, UsageError
+from akidac.errors import ModelError, UnsupportedModelError, UsageError
 from akidac.frontend import import_model
 from akidac.frontend.shapes import ort_pool_output_size
 from akidac.ir.diagnostics import DiagnosticSink
@@ -290,8 +290,9 @@ def test_same_pooling_with_a_kernel_below_its_stride_is_refused_as_onnxruntime_c
     model = _pool_model(
         "MaxPool", {"kernel_shape": [1, 1], "strides": [3, 3], "auto_pad": "SAME_UPPER"}
     )
-    with pytest.raises(UnsupportedModelError, match=r"'pool'.*negative padding"):
+    with pytest.raises(ModelError, match=r"'pool'.*negative padding") as raised:
         import_model(model, {"x": (1, 2, 5, 5)})
+    assert raised.value.code == "AK-MODEL-SHAPES" and raised.value.exit_code == 3
 
 
 # ------------------------------------------------------------------------- several inputs
