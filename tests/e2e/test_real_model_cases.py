@@ -3,6 +3,8 @@ runs and stays faithful (issue "Real models: every valid ONNX model compiles…"
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -496,5 +498,64 @@ def test_a_yolov8_c2f_block_is_one_akida_program() -> None:
     assert report["summary"]["nodes_on_cpu"] == 0
     assert _targets(report)["split"][0] == "removed"
     assert {d["code"] for d in report["diagnostics"]} >= {"AK-FAN-OUT", "AK-MERGE-CONSUMER"}
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+
+
+def _nhwc_keras_model(seed: int = 0) -> onnx.ModelProto:
+    """A Keras CNN as tf2onnx exports it: NHWC input, every Conv between a Transpose to NCHW and
+    one back, the BatchNormalization as Mul/Add by [C] constants on the last axis, ReLU on the
+    NHWC map, and a mean over NHWC axes [1, 2] at the end."""
+    rng = np.random.default_rng(seed)
+    channels = [3, 8, 8, 8]
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    x = "x"
+    for i, (cin, cout) in enumerate(itertools.pairwise(channels)):
+        group = cout if i == 1 else 1
+        weights = rng.standard_normal((cout, cin // group, 3, 3)) * np.sqrt(2 / (9 * cin / group))
+        scale = 1.0 + np.abs(rng.standard_normal(cout)) * 0.2
+        inits += [
+            numpy_helper.from_array(weights.astype(np.float32), f"w{i}"),
+            numpy_helper.from_array(scale.astype(np.float32), f"s{i}"),
+            numpy_helper.from_array((rng.standard_normal(cout) * 0.1).astype(np.float32), f"b{i}"),
+        ]
+        nodes += [
+            helper.make_node("Transpose", [x], [f"in{i}"], name=f"conv{i}__in", perm=[0, 3, 1, 2]),
+            helper.make_node(
+                "Conv", [f"in{i}", f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1] * 4, group=group
+            ),
+            helper.make_node(
+                "Transpose", [f"c{i}"], [f"t{i}"], name=f"conv{i}__out", perm=[0, 2, 3, 1]
+            ),
+            helper.make_node("Mul", [f"t{i}", f"s{i}"], [f"m{i}"], name=f"bn{i}_mul"),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"], name=f"bn{i}_add"),
+            helper.make_node("Relu", [f"a{i}"], [f"r{i}"], name=f"relu{i}"),
+        ]
+        x = f"r{i}"
+    nodes.append(helper.make_node("ReduceMean", [x], ["y"], name="mean", axes=[1, 2], keepdims=0))
+    graph = helper.make_graph(
+        nodes,
+        "nhwc_keras",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12, 12, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_tf2onnx_nhwc_model_is_one_akida_region_without_its_transposes() -> None:
+    """Keras MobileNetV3Small (tf2onnx) had 108 Transposes on the CPU and 51 regions: every Conv
+    sat between two Transposes with its BatchNormalization and ReLU in NHWC on the CPU. Pushed
+    through and cancelled, the BN folds into the Convs and the NHWC mean becomes the last
+    layer's GAP: one region, faithful per sample."""
+    model = _nhwc_keras_model()
+    result = compile_model(model, options=CompileOptions(num_samples=16))
+    summary = result.report["summary"]
+    targets = _targets(result.report)
+    assert summary["regions"] == 1
+    assert targets["conv1__in"][0] == "removed" and targets["conv2__out"][0] == "removed"
+    # on the CPU: the model's input Transpose, and the Flatten of the axes the mean drops
+    assert [n for n, (target, _) in targets.items() if target == "cpu"] == ["conv0__in", "mean"]
     figures = _fidelity(model, result.model)
     assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3

@@ -603,6 +603,69 @@ def test_a_pad_a_conv_cannot_express_stays_and_says_why(extra: dict, reason: str
     assert misses(ctx) == [f"fold-pad-into-conv 'pad': {reason}"]
 
 
+# --------------------------------------------------------------------------- push-transpose
+
+
+def _nhwc_conv(name: str, x: str, y: str) -> list[onnx.NodeProto]:
+    """A Conv as tf2onnx leaves it in an NHWC model: between a Transpose to NCHW and back."""
+    return [
+        helper.make_node("Transpose", [x], [f"{name}_in"], name=f"{name}__in", perm=[0, 3, 1, 2]),
+        helper.make_node(
+            "Conv", [f"{name}_in", f"{name}_w"], [f"{name}_c"], name=name, pads=[1, 1, 1, 1]
+        ),
+        helper.make_node("Transpose", [f"{name}_c"], [y], name=f"{name}__out", perm=[0, 2, 3, 1]),
+    ]
+
+
+def test_an_nhwc_block_loses_its_transposes_and_keeps_its_values() -> None:
+    """Two NHWC Convs with a per-channel Mul/Add, Clip, PRelu, a residual Add, a squeeze-excite
+    ReduceMean over NHWC axes [1, 2], a Concat on the channel axis and a final GlobalAveragePool
+    of an NHWC map: only the Transposes at the model's input and output stay."""
+    channels = 4
+    nodes = [
+        *_nhwc_conv("conv0", "x", "a"),
+        helper.make_node("Mul", ["a", "scale"], ["m"], name="bn_mul"),
+        helper.make_node("Add", ["m", "shift"], ["b"], name="bn_add"),
+        helper.make_node("Clip", ["b", "lo", "hi"], ["r"], name="relu6"),
+        *_nhwc_conv("conv1", "r", "d"),
+        helper.make_node("PRelu", ["d", "slope"], ["p"], name="prelu"),
+        helper.make_node("Add", ["p", "r"], ["res"], name="residual"),
+        helper.make_node("ReduceMean", ["res"], ["se"], name="se_mean", axes=[1, 2], keepdims=1),
+        helper.make_node("Mul", ["res", "se"], ["gated"], name="se_mul"),
+        helper.make_node("Concat", ["gated", "res"], ["cat"], name="cat", axis=3),
+        helper.make_node("Transpose", ["cat"], ["cat_nchw"], name="to_nchw", perm=[0, 3, 1, 2]),
+        helper.make_node("GlobalAveragePool", ["cat_nchw"], ["y"], name="gap"),
+    ]
+    weights = {
+        "conv0_w": rand(channels, 3, 3, 3, seed=1),
+        "conv1_w": rand(channels, channels, 3, 3, seed=2),
+        "scale": rand(channels, seed=3),
+        "shift": rand(channels, seed=4),
+        "lo": np.array(0, np.float32),
+        "hi": np.array(6, np.float32),
+        "slope": rand(1, 1, channels, seed=5),
+    }
+    graph, _ = rewrite(make_model(nodes, {"x": (1, 6, 6, 3)}, ["y"], weights))
+    assert Counter(kinds(graph))["Transpose"] == 1  # the model's own input Transpose
+    assert graph.ops[0].op_type == "Transpose"
+    assert "GlobalAveragePool" in kinds(graph)  # the NHWC squeeze-excite mean became a GAP
+
+
+def test_a_reduction_without_keepdims_and_a_fanned_out_transpose_keep_their_values() -> None:
+    """A Transpose read by two Relus that both reach graph outputs moves past both (it turns
+    NCHW into NHWC); a ReduceMax over NHWC axes [2, 3] without keepdims leaves the kept axes
+    [N, H] of the source, in order."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="to_nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node("Relu", ["t"], ["y"], name="relu"),
+        helper.make_node("Sigmoid", ["t"], ["z"], name="sigmoid"),
+        helper.make_node("ReduceMax", ["t"], ["w"], name="max", axes=[2, 3], keepdims=0),
+    ]
+    graph, _ = rewrite(make_model(nodes, {"x": (1, 3, 4, 5)}, ["y", "z", "w"]))
+    assert kinds(graph) == ["Relu", "Transpose", "Sigmoid", "Transpose", "ReduceMax"]
+    assert graph.ops[-1].inputs[0] is graph.inputs[0]
+
+
 # ------------------------------------------------------------------------------ all together
 
 

@@ -20,6 +20,7 @@ from akidac.passes.rewrites import (
     even_kernel,
     fold_affine,
     fold_pad,
+    push_transpose,
     resize_nearest,
     split_channels,
     strided_depthwise,
@@ -36,7 +37,11 @@ from akidac.passes.rewrites.rule import (
     single_consumer,
 )
 
-IMPORT_CLEANUP_RULES: tuple[RewriteRule, ...] = (fold_affine.RULE,)
+IMPORT_CLEANUP_RULES: tuple[RewriteRule, ...] = (
+    push_transpose.COMPOSE_RULE,
+    push_transpose.PUSH_RULE,
+    fold_affine.RULE,
+)
 CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
     fold_pad.RULE,
     resize_nearest.RULE,

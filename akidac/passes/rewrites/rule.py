@@ -136,6 +136,21 @@ def replace_value(graph: Graph, old_ops: Sequence[Op], old: Value, new: Value) -
         graph.remove_op(dead)
 
 
+def bypass_op(graph: Graph, op: Op, source: Value) -> bool:
+    """Let the readers of `op`'s result read `source` (a value equal to it) and drop `op`.
+
+    A graph output keeps its name: `source` takes it, which an op's unpinned result can do but
+    a graph input, a constant or another output cannot; then nothing changes (False)."""
+    result = op.outputs[0]
+    if graph.is_pinned(result) and (
+        source.producer is None or source.is_constant or graph.is_pinned(source)
+    ):
+        return False
+    graph.redirect_uses(result, source)
+    graph.remove_op(op)
+    return True
+
+
 def replace_ops(
     graph: Graph,
     old_ops: Sequence[Op],
