@@ -666,6 +666,18 @@ def test_a_reduction_without_keepdims_and_a_fanned_out_transpose_keep_their_valu
     assert graph.ops[-1].inputs[0] is graph.inputs[0]
 
 
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_an_nhwc_pad_between_transposes_pads_the_nchw_map(mode: str) -> None:
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="to_nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node("Pad", ["t", "pads"], ["p"], name="pad", mode=mode),
+        helper.make_node("Transpose", ["p"], ["y"], name="to_nchw", perm=[0, 3, 1, 2]),
+    ]
+    pads = np.array([0, 1, 2, 0, 0, 2, 1, 0], np.int64)
+    graph, _ = rewrite(make_model(nodes, {"x": (1, 3, 4, 5)}, ["y"], {"pads": pads}))
+    assert kinds(graph) == ["Pad"]
+
+
 # ------------------------------------------------------------------------------ all together
 
 

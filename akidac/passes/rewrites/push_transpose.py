@@ -14,7 +14,8 @@ by leading 1s, then permuted by P⁻¹: T(T(c, P⁻¹), P) = c); for a reduction
 `reduce_A(T(s, P)) = T'(reduce_{P[A]}(s))` where T' is P itself with keepdims and, without,
 P restricted to the kept axes and renumbered (the identity for NHWC axes [1, 2]); for a Concat
 on axis a, the Concat of the sources on axis P[a]; a GlobalAveragePool/GlobalMaxPool on a
-transposed map is a ReduceMean/ReduceMax over the axes P[2:] of the source (keepdims). Then
+transposed map is a ReduceMean/ReduceMax over the axes P[2:] of the source (keepdims); a Pad
+(any mode, no `axes` input) pads axis P[i] of the source as it padded axis i. Then
 
     T(T(s, P₁), P₂) = T(s, Q),  Q[i] = P₁[P₂[i]];  the identity Q leaves s itself.
 
@@ -67,7 +68,7 @@ REDUCE_OPS = frozenset(
 )  # fmt: skip
 #: global pools and the reduction each is over its spatial axes.
 GLOBAL_POOLS = {"GlobalAveragePool": "ReduceMean", "GlobalMaxPool": "ReduceMax"}
-PUSHED_OPS = BROADCAST_OPS | UNARY_OPS | REDUCE_OPS | frozenset(GLOBAL_POOLS) | {"Concat"}
+PUSHED_OPS = BROADCAST_OPS | UNARY_OPS | REDUCE_OPS | frozenset(GLOBAL_POOLS) | {"Concat", "Pad"}
 
 #: the perm that turns an NCHW map into NHWC.
 TO_NHWC = [0, 2, 3, 1]
@@ -152,6 +153,15 @@ def _plan(graph: Graph, op: Op, perm: list[int]) -> _Plan | None:
             kept_source = [a for a in range(rank) if a not in moved]
             kept = [kept_source.index(perm[a]) for a in range(rank) if a not in axes]
             plan.out_perm = kept
+    elif op.op_type == "Pad":
+        pads = const_of(op.inputs[1]) if len(op.inputs) > 1 else None
+        if pads is None or pads.size != 2 * rank or (len(op.inputs) > 3 and op.inputs[3]):
+            return None
+        flat = pads.reshape(-1)
+        moved_pads = np.zeros_like(flat)
+        for i, p in enumerate(perm):
+            moved_pads[p], moved_pads[p + rank] = flat[i], flat[i + rank]
+        plan.extra[1] = graph.add_constant(f"{op.display_name}_pads", moved_pads, fresh=True)
     elif op.op_type in GLOBAL_POOLS:
         plan.kind = f"onnx.{GLOBAL_POOLS[op.op_type]}"
         plan.attrs = {"keepdims": 1}
@@ -184,7 +194,7 @@ def _leads_to_transpose(graph: Graph, value: Value, depth: int = 64) -> bool:
 
 
 def push_transpose(graph: Graph, op: Op, by: str) -> Outcome:
-    """An elementwise op, reduction, global pool or Concat reading a Transpose by P → the op
+    """An elementwise op, reduction, global pool, Pad or Concat reading a Transpose by P → the op
     on the Transpose's source (other operands transposed by P⁻¹), then a Transpose by P."""
     if op.domain or len(op.outputs) != 1 or op.outputs[0].type.rank is None:
         return False
