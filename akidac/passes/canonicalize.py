@@ -3,7 +3,7 @@
 After it, within the `onnx` dialect:
 - `MatMul(x, W)` with a constant `W` and a 2-D `x`, followed by `Add(·, b)` with a constant
   `b` broadcast over the last axis, is one `Gemm(x, W, b)` (alpha = beta = 1, no transpose);
-- a `Reshape` of a 4-D value to `[N, C·H·W]` is `Flatten(axis=1)`;
+- a `Reshape` or `Squeeze` of a 4-D value to `[N, C·H·W]` is `Flatten(axis=1)`;
 - `ReduceMean` over axes {2, 3} and an `AveragePool` whose window is the whole map are
   `GlobalAveragePool` (followed by `Flatten` when the reduction dropped the axes);
 - a zero `Pad` of H/W before Convs is part of their pads (`rewrites.fold_pad`);
@@ -73,11 +73,13 @@ def matmul_add_to_gemm(graph: Graph, op: Op, by: str) -> Outcome:
 
 
 def reshape_to_flatten(graph: Graph, op: Op, by: str) -> Outcome:
-    """Reshape of a 4-D value to [N, C·H·W] → `Flatten(axis = 1)`."""
-    x, shape_value = op.inputs[0], op.inputs[1]
-    target = const_of(shape_value)
+    """Reshape (constant shape) or Squeeze of a 4-D value to [N, C·H·W] → `Flatten(axis = 1)`:
+    tf2onnx writes a Keras classifier head as `GlobalAveragePool → Squeeze(axes [2, 3])`."""
+    x = op.inputs[0]
     out = op.outputs[0]
-    if x is None or target is None or x.type.rank != 4 or not out.type.is_static:
+    if op.op_type == "Reshape" and const_of(op.inputs[1]) is None:
+        return False
+    if x is None or x.type.rank != 4 or not out.type.is_static:
         return False
     x_shape = x.type.shape
     if out.type.rank != 2 or x_shape is None or out.type.dims[0] != x_shape[0]:
@@ -149,7 +151,7 @@ def _flatten(graph: Graph, op: Op, x: Value, by: str) -> bool:
 #: the rules of this pass, in the order they are tried on an op.
 RULES: tuple[RewriteRule, ...] = (
     RewriteRule("matmul-add-to-gemm", frozenset({"MatMul"}), matmul_add_to_gemm),
-    RewriteRule("reshape-to-flatten", frozenset({"Reshape"}), reshape_to_flatten),
+    RewriteRule("reshape-to-flatten", frozenset({"Reshape", "Squeeze"}), reshape_to_flatten),
     RewriteRule("reduce-mean-to-gap", frozenset({"ReduceMean"}), reduce_mean_to_gap),
     RewriteRule("average-pool-to-gap", frozenset({"AveragePool"}), average_pool_to_gap),
     *CANONICALIZE_RULES,

@@ -502,6 +502,24 @@ def test_a_yolov8_c2f_block_is_one_akida_program() -> None:
     assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
 
 
+def _x_to_y_model(
+    nodes: list[onnx.NodeProto],
+    name: str,
+    x_shape: list[int],
+    y_shape: list[int],
+    inits: list[onnx.TensorProto],
+) -> onnx.ModelProto:
+    """An opset-17 float model from input `x` to output `y`."""
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def _nhwc_keras_model(seed: int = 0) -> onnx.ModelProto:
     """A Keras CNN as tf2onnx exports it: NHWC input, every Conv between a Transpose to NCHW and
     one back, the BatchNormalization as Mul/Add by [C] constants on the last axis, ReLU on the
@@ -534,14 +552,7 @@ def _nhwc_keras_model(seed: int = 0) -> onnx.ModelProto:
         ]
         x = f"r{i}"
     nodes.append(helper.make_node("ReduceMean", [x], ["y"], name="mean", axes=[1, 2], keepdims=0))
-    graph = helper.make_graph(
-        nodes,
-        "nhwc_keras",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12, 12, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return _x_to_y_model(nodes, "nhwc_keras", [1, 12, 12, 3], [1, 8], inits)
 
 
 def test_a_tf2onnx_nhwc_model_is_one_akida_region_without_its_transposes() -> None:
@@ -557,5 +568,51 @@ def test_a_tf2onnx_nhwc_model_is_one_akida_region_without_its_transposes() -> No
     assert targets["conv1__in"][0] == "removed" and targets["conv2__out"][0] == "removed"
     # on the CPU: the model's input Transpose, and the Flatten of the axes the mean drops
     assert [n for n, (target, _) in targets.items() if target == "cpu"] == ["conv0__in", "mean"]
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+
+
+def _keras_head_model(seed: int = 0) -> onnx.ModelProto:
+    """Keras EfficientNet's squeeze-excite input and classifier head as tf2onnx writes them:
+    GlobalAveragePool → Squeeze(axes [2, 3]) → Reshape([-1, C, 1, 1]) → 1×1 Conv → ReLU, then
+    GlobalAveragePool → Squeeze → MatMul + Add."""
+    rng = np.random.default_rng(seed)
+
+    def tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(array, name)
+
+    inits = [
+        tensor("w0", (rng.standard_normal((16, 3, 3, 3)) * 0.4).astype(np.float32)),
+        tensor("w1", (rng.standard_normal((16, 16, 1, 1)) * 0.3).astype(np.float32)),
+        tensor("dense", (rng.standard_normal((16, 10)) * 0.3).astype(np.float32)),
+        tensor("bias", (rng.standard_normal(10) * 0.1).astype(np.float32)),
+        tensor("axes", np.array([2, 3], np.int64)),
+        tensor("back", np.array([-1, 16, 1, 1], np.int64)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("GlobalAveragePool", ["r0"], ["g"], name="se_pool"),
+        helper.make_node("Squeeze", ["g", "axes"], ["s"], name="se_squeeze"),
+        helper.make_node("Reshape", ["s", "back"], ["b"], name="se_reshape"),
+        helper.make_node("Conv", ["b", "w1"], ["c1"], name="se_reduce"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="se_relu"),
+        helper.make_node("Squeeze", ["r1", "axes"], ["flat"], name="head_squeeze"),
+        helper.make_node("MatMul", ["flat", "dense"], ["mm"], name="head"),
+        helper.make_node("Add", ["mm", "bias"], ["y"], name="head_bias"),
+    ]
+    return _x_to_y_model(nodes, "keras_head", [1, 3, 8, 8], [1, 10], inits)
+
+
+def test_keras_squeezes_and_reshapes_back_cost_no_region_cut() -> None:
+    """Keras EfficientNetB0 had 17 Squeeze and 16 Reshape on the CPU (AK-RESHAPE): a Squeeze
+    reshaped straight back is nothing, and a Squeeze before a dense layer is its Flatten. The
+    model is one region, faithful per sample."""
+    model = _keras_head_model()
+    result = compile_model(model, options=CompileOptions(num_samples=16))
+    targets = _targets(result.report)
+    assert result.report["summary"]["regions"] == 1
+    assert result.report["summary"]["nodes_on_cpu"] == 0
+    assert targets["se_reshape"][0] == "removed" and targets["head_squeeze"][0] == "akida"
     figures = _fidelity(model, result.model)
     assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3

@@ -678,6 +678,41 @@ def test_an_nhwc_pad_between_transposes_pads_the_nchw_map(mode: str) -> None:
     assert kinds(graph) == ["Pad"]
 
 
+# -------------------------------------------------------------- reshape chains and squeezes
+
+
+def test_a_keras_squeeze_excite_and_head_keep_their_values_without_their_reshapes() -> None:
+    """GlobalAveragePool → Squeeze → Reshape back → 1×1 Conv (the pair goes), and the head's
+    GlobalAveragePool → Squeeze → MatMul + Add (the Squeeze is a Flatten before a Gemm)."""
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"], name="se_pool"),
+        helper.make_node("Squeeze", ["g", "axes"], ["s"], name="se_squeeze"),
+        helper.make_node("Reshape", ["s", "back"], ["r"], name="se_reshape"),
+        helper.make_node("Conv", ["r", "w"], ["c"], name="se_reduce"),
+        helper.make_node("Mul", ["x", "c"], ["gated"], name="se_mul"),
+        helper.make_node("GlobalAveragePool", ["gated"], ["h"], name="head_pool"),
+        helper.make_node("Squeeze", ["h", "axes"], ["flat"], name="head_squeeze"),
+        helper.make_node("MatMul", ["flat", "dense"], ["mm"], name="head"),
+        helper.make_node("Add", ["mm", "bias"], ["y"], name="head_bias"),
+    ]
+    weights = {
+        "axes": np.array([2, 3], np.int64),
+        "back": np.array([-1, 4, 1, 1], np.int64),
+        "w": rand(4, 4, 1, 1, seed=1),
+        "dense": rand(4, 3, seed=2),
+        "bias": rand(3, seed=3),
+    }
+    graph, _ = rewrite(make_model(nodes, {"x": (1, 4, 5, 5)}, ["y"], weights))
+    assert kinds(graph) == [
+        "GlobalAveragePool",
+        "Conv",
+        "Mul",
+        "GlobalAveragePool",
+        "Flatten",
+        "Gemm",
+    ]
+
+
 # ------------------------------------------------------------------------------ all together
 
 

@@ -21,6 +21,7 @@ from akidac.passes.rewrites import (
     fold_affine,
     fold_pad,
     push_transpose,
+    reshape_chain,
     resize_nearest,
     split_channels,
     strided_depthwise,
@@ -40,6 +41,7 @@ from akidac.passes.rewrites.rule import (
 IMPORT_CLEANUP_RULES: tuple[RewriteRule, ...] = (
     push_transpose.COMPOSE_RULE,
     push_transpose.PUSH_RULE,
+    reshape_chain.RULE,
     fold_affine.RULE,
 )
 CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
