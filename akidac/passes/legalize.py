@@ -221,8 +221,35 @@ def no_akida_layer(op: Op) -> Violation:
             hint="it runs on the CPU between Akida programs",
             values={},
         )
+    if op.op_type == "PRelu":
+        return prelu_violation(op)
     return unsupported(
         op,
         f"{op.op_type} '{name}' has no Akida equivalent",
         "it runs on the CPU; see docs/reason-codes.md",
+    )
+
+
+def prelu_violation(op: Op) -> Violation:
+    """Why a PRelu that `canonicalize` left (its slopes differ) runs on the CPU: Akida applies
+    one activation function per layer, and a slope per channel is a different function per
+    channel."""
+    name = op.display_name
+    slope = op.inputs[1] if len(op.inputs) > 1 else None
+    if slope is None or not slope.is_constant:
+        return Violation(
+            code="AK-ACTIVATION",
+            message=f"PRelu '{name}' reads a computed slope; Akida's activation is a lookup "
+            "table fixed in the program",
+            hint="it runs on the CPU",
+            values={},
+        )
+    values = slope.array.astype(float).reshape(-1)
+    return Violation(
+        code="AK-ACTIVATION",
+        message=f"PRelu '{name}' has {values.size} slopes from {values.min():g} to "
+        f"{values.max():g}; Akida's lookup-table activation is one function for the whole "
+        "layer, so it cannot give each channel its own slope",
+        hint="it runs on the CPU (a PRelu with one slope for all channels maps as LeakyRelu)",
+        values={"slopes": values.size, "min": float(values.min()), "max": float(values.max())},
     )

@@ -616,3 +616,36 @@ def test_keras_squeezes_and_reshapes_back_cost_no_region_cut() -> None:
     assert targets["se_reshape"][0] == "removed" and targets["head_squeeze"][0] == "akida"
     figures = _fidelity(model, result.model)
     assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+
+
+def _prelu_model(slopes: np.ndarray, seed: int = 0) -> onnx.ModelProto:
+    """MediaPipe's conv → PReLU → conv, the slope a [1, C, 1, 1] constant."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32), "w0"),
+        numpy_helper.from_array((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32), "w1"),
+        numpy_helper.from_array(slopes.astype(np.float32).reshape(1, -1, 1, 1), "slope"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("PRelu", ["c0", "slope"], ["p"], name="prelu"),
+        helper.make_node("Conv", ["p", "w1"], ["y"], name="conv1", pads=[1, 1, 1, 1]),
+    ]
+    return _x_to_y_model(nodes, "prelu", [1, 3, 10, 10], [1, 8, 10, 10], inits)
+
+
+def test_a_prelu_with_one_slope_maps_as_leaky_relu_and_one_per_channel_says_why_not() -> None:
+    """MediaPipe's PReLU cut every layer into its own region (AK-OP-UNSUPPORTED 'has no Akida
+    equivalent'). One slope for all channels is a LeakyRelu lookup table fused into the conv;
+    per-channel slopes stay on the CPU with AK-ACTIVATION naming the slopes."""
+    uniform = _prelu_model(np.full(8, 0.2))
+    result = compile_model(uniform, options=CompileOptions(num_samples=16))
+    assert result.report["summary"]["regions"] == 1
+    assert _targets(result.report)["prelu"][0] == "akida"
+    figures = _fidelity(uniform, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+    per_channel = _prelu_model(np.linspace(-0.5, 0.5, 8))
+    report = analyze(per_channel)
+    assert _targets(report)["prelu"] == ("cpu", ["AK-ACTIVATION"])
+    (node,) = [n for n in report["nodes"] if n["name"] == "prelu"]
+    assert "8 slopes from -0.5 to 0.5" in node["reasons"][0]["message"]

@@ -20,6 +20,7 @@ from akidac.passes.rewrites import (
     even_kernel,
     fold_affine,
     fold_pad,
+    prelu,
     push_transpose,
     reshape_chain,
     resize_nearest,
@@ -45,6 +46,7 @@ IMPORT_CLEANUP_RULES: tuple[RewriteRule, ...] = (
     fold_affine.RULE,
 )
 CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
+    prelu.RULE,
     fold_pad.RULE,
     resize_nearest.RULE,
     even_kernel.RULE,
