@@ -6,7 +6,8 @@ After it, within the `onnx` dialect:
 - a `Reshape` or `Squeeze` of a 4-D value to `[N, C·H·W]` is `Flatten(axis=1)`;
 - `ReduceMean` over axes {2, 3} and an `AveragePool` whose window is the whole map are
   `GlobalAveragePool` (followed by `Flatten` when the reduction dropped the axes);
-- a zero `Pad` of H/W before Convs is part of their pads (`rewrites.fold_pad`);
+- a zero `Pad` of H/W before Convs is part of their pads (`rewrites.fold_pad`), and a zero
+  `Pad` of the channels before an Add is a 1×1 Conv (`rewrites.channel_pad`);
 - a nearest 2× `Resize` is a depthwise 4×4 `ConvTranspose` (`rewrites.resize_nearest`);
 - no Conv has an even kernel of 2, 4 or 6 (`rewrites.even_kernel`);
 - no depthwise 5×5/7×7 Conv has stride 2 with PyTorch or no padding: it is a stride-1 Conv and

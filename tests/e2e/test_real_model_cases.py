@@ -649,3 +649,39 @@ def test_a_prelu_with_one_slope_maps_as_leaky_relu_and_one_per_channel_says_why_
     assert _targets(report)["prelu"] == ("cpu", ["AK-ACTIVATION"])
     (node,) = [n for n in report["nodes"] if n["name"] == "prelu"]
     assert "8 slopes from -0.5 to 0.5" in node["reasons"][0]["message"]
+
+
+def test_a_blazeface_block_with_a_channel_padded_shortcut_is_one_region() -> None:
+    """MediaPipe face detection had 11 channel Pads on the CPU, each ending a region before its
+    residual Add (17 regions, 2.4 MB CPU↔Akida). As a 1×1 Conv with weights [I; 0] the
+    shortcut stays on Akida: one region, faithful per sample."""
+    rng = np.random.default_rng(0)
+
+    def tensor(name: str, *shape: int, scale: float = 0.3) -> onnx.TensorProto:
+        return numpy_helper.from_array(
+            (rng.standard_normal(shape) * scale).astype(np.float32), name
+        )
+
+    inits = [
+        tensor("w0", 8, 3, 3, 3),
+        tensor("wd", 8, 1, 3, 3),
+        tensor("wp", 12, 8, 1, 1),
+        tensor("wo", 16, 12, 1, 1),
+        numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 4, 0, 0], np.int64), "pads"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1], name="conv0"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Conv", ["r0", "wd"], ["d"], group=8, pads=[1, 1, 1, 1], name="dw"),
+        helper.make_node("Conv", ["d", "wp"], ["p"], name="project"),
+        helper.make_node("Pad", ["r0", "pads"], ["s"], name="channel_padding"),
+        helper.make_node("Add", ["p", "s"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "wo"], ["y"], name="head"),
+    ]
+    model = _x_to_y_model(nodes, "blaze", [1, 3, 16, 16], [1, 16, 16, 16], inits)
+    result = compile_model(model, options=CompileOptions(num_samples=16))
+    assert result.report["summary"]["regions"] == 1
+    assert _targets(result.report)["channel_padding"][0] == "akida"
+    figures = _fidelity(model, result.model)
+    assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3

@@ -713,6 +713,20 @@ def test_a_keras_squeeze_excite_and_head_keep_their_values_without_their_reshape
     ]
 
 
+# ---------------------------------------------------------------------- channel-pad-to-conv
+
+
+def test_a_zero_channel_pad_before_an_add_becomes_a_1x1_conv_with_the_same_values() -> None:
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], name="channel_padding"),
+        helper.make_node("Add", ["branch", "p"], ["y"], name="add"),
+    ]
+    pads = np.array([0, 1, 0, 0, 0, 2, 0, 0], np.int64)
+    model = make_model(nodes, {"x": (1, 3, 4, 4), "branch": (1, 6, 4, 4)}, ["y"], {"pads": pads})
+    graph, _ = rewrite(model)
+    assert kinds(graph) == ["Conv", "Add"]
+
+
 # ------------------------------------------------------------------------------ all together
 
 

@@ -16,6 +16,7 @@ driver that records near misses as `RewriteMiss` in `ctx.analyses["rewrite_misse
 
 from akidac.passes.rewrites import (
     affine_depthwise,
+    channel_pad,
     concat_pairs,
     even_kernel,
     fold_affine,
@@ -48,6 +49,7 @@ IMPORT_CLEANUP_RULES: tuple[RewriteRule, ...] = (
 CANONICALIZE_RULES: tuple[RewriteRule, ...] = (
     prelu.RULE,
     fold_pad.RULE,
+    channel_pad.RULE,
     resize_nearest.RULE,
     even_kernel.RULE,
     strided_depthwise.RULE,

@@ -32,6 +32,7 @@ from akidac.passes.rewrites.rule import (
     RewriteRule,
     const_of,
     derived_constant,
+    float_dtype,
     replace_ops,
     single_consumer,
 )
@@ -142,11 +143,8 @@ def channel_affine_to_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     x, vector = found
     if x.type.shape != result.type.shape:
         return False
-    try:
-        dtype = dtype_to_numpy(x.type.dtype)
-    except (KeyError, ValueError):
-        return False
-    if dtype.kind != "f":
+    dtype = float_dtype(x)
+    if dtype is None:
         return False
     if op.op_type == "Add":
         _emit_depthwise(graph, [op], x, np.ones(channels), vector, dtype, by)

@@ -16,6 +16,7 @@ import numpy as np
 
 from akidac.ir.attributes import AttrValue, as_ints
 from akidac.ir.graph import Graph, Op, Value
+from akidac.ir.types import dtype_to_numpy
 from akidac.passes.base import PassContext
 
 #: sweeps of `run_rules` before it stops; every rule removes the op it starts from, so real
@@ -116,6 +117,15 @@ def per_channel(array: np.ndarray, rank: int, axis: int, channels: int) -> np.nd
     if any(d != 1 for i, d in enumerate(shape) if i != axis):
         return None
     return np.broadcast_to(array.reshape(-1).astype(np.float64), (channels,)).copy()
+
+
+def float_dtype(value: Value) -> np.dtype | None:
+    """The NumPy float dtype of `value`, or None for an integer type or one NumPy lacks."""
+    try:
+        dtype = dtype_to_numpy(value.type.dtype)
+    except (KeyError, ValueError):  # a type NumPy lacks (bf16)
+        return None
+    return dtype if dtype.kind == "f" else None
 
 
 def single_consumer(graph: Graph, value: Value) -> Op | None:
