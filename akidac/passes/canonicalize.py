@@ -10,8 +10,8 @@ After it, within the `onnx` dialect:
   `Pad` of the channels before an Add is a 1×1 Conv (`rewrites.channel_pad`);
 - a nearest 2× `Resize` is a depthwise 4×4 `ConvTranspose` (`rewrites.resize_nearest`);
 - no Conv has an even kernel of 2, 4 or 6 (`rewrites.even_kernel`);
-- no depthwise 5×5/7×7 Conv has stride 2 with PyTorch or no padding: it is a stride-1 Conv and
-  a 1×1 stride-2 identity Conv (`rewrites.strided_depthwise`).
+- no depthwise 5×5/7×7 Conv has stride 2 with PyTorch, TF "same" or no padding: it is a
+  stride-1 Conv and a stride-2 identity Conv (`rewrites.strided_depthwise`).
 - no BatchNormalization is left on an NCHW map: one that `import-cleanup` could not fold is a
   3×3 depthwise Conv with only its centre tap (`rewrites.affine_depthwise`).
 The math is unchanged (each rule's module states why); each rewrite keeps the origins of the

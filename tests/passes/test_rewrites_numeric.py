@@ -510,13 +510,33 @@ def test_a_stride2_large_depthwise_conv_becomes_stride1_then_a_1x1_identity(
     assert first.origin == second.origin == ("dw",)
 
 
-def test_a_stride2_depthwise_conv_with_tf_same_pads_stays_and_says_why() -> None:
-    graph, ctx = rewrite(depthwise_model(5, None, 8, auto_pad="SAME_UPPER"))
+@pytest.mark.parametrize(("kernel", "size"), [(5, 8), (7, 10), (5, 16)])
+def test_a_stride2_depthwise_conv_with_tf_same_pads_keeps_the_odd_rows_after_the_split(
+    kernel: int, size: int
+) -> None:
+    """TF "same" on an even input starts k // 2 − 1 early: the stride-2 output is the stride-1
+    output's odd rows and columns, which a centre-tap 3×3 stride-2 depthwise Conv selects."""
+    graph, ctx = rewrite(depthwise_model(kernel, None, size, auto_pad="SAME_UPPER"))
+    assert kinds(graph) == ["Conv", "Conv"]
+    first, second = graph.ops
+    assert first.attrs["pads"] == [kernel // 2] * 4 and first.attrs["strides"] == [1, 1]
+    assert second.attrs == {
+        "strides": [2, 2],
+        "kernel_shape": [3, 3],
+        "pads": [0, 0, 1, 1],
+        "group": 3,
+    }
+    assert misses(ctx) == []
+
+
+def test_a_stride2_depthwise_conv_sampling_rows_and_columns_unlike_stays_and_says_why() -> None:
+    graph, ctx = rewrite(depthwise_model(5, [2, 1, 2, 2], 8))
     assert kinds(graph) == ["Conv"]
     assert misses(ctx) == [
-        "split-strided-depthwise 'dw': depthwise Conv 'dw' has pads [1, 1, 2, 2]; the split "
-        "needs k // 2 before (PyTorch padding) or no padding, on both axes, so that the "
-        "stride-1 layer has Akida 'same' or 'valid' pads"
+        "split-strided-depthwise 'dw': depthwise Conv 'dw' has pads [2, 1, 2, 2]; the split "
+        "needs k // 2 before (PyTorch padding), k // 2 − 1 before on an even input "
+        "(TensorFlow 'same') or no padding, alike on both axes, so that the stride-1 layer "
+        "has Akida 'same' or 'valid' pads"
     ]
 
 

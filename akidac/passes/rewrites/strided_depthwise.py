@@ -11,8 +11,14 @@ can run, i.e. its pads are "same" (k // 2 on both sides) or "valid" (0); the end
 stride-1 layer only adds rows past the last one sampled. So the rule fires when, on both axes,
 either p_b = k // 2 and the output has ⌈n / 2⌉ rows (PyTorch's symmetric `padding = k // 2`,
 whatever the end pad), or p_b = 0 and the output has ⌊(n − k) / 2⌋ + 1 rows (no padding). Other
-pads — TensorFlow's "same" on an even input puts k // 2 − 1 before — are left alone: the
-sampled rows would be the odd ones, which a 1×1 stride-2 Conv cannot select.
+pads are left alone.
+
+TensorFlow's "same" on an even input puts p_b = k // 2 − 1 before (pads [1, 1, 2, 2] for 5×5):
+then, with the stride-1 layer padded k // 2 ("same"), `y[o] = z[2o + 1]`, the odd rows and
+columns. A 1×1 stride-2 Conv cannot select those, but a 3×3 stride-2 depthwise Conv whose only
+non-zero tap is its centre (1), with TF "same" pads [0, 0, 1, 1], computes
+`u[o] = Σ_a v[a] · z[2o + a] = z[2o + 1]` (the padded row meets a zero tap), and gives ⌊n / 2⌋
+rows, TF's ⌈n / 2⌉ for an even n. Both axes must sample alike (both even or both odd rows).
 """
 
 from __future__ import annotations
@@ -50,19 +56,23 @@ def is_depthwise(op: Op) -> bool:
     return group > 1 and group == channels and weight_shape[0] == channels
 
 
-def _stride1_pad(n: int, k: int, out: int, before: int) -> int | None:
-    """The symmetric pad of the stride-1 layer that samples like the stride-2 one, or None."""
+def _stride1_pad(n: int, k: int, out: int, before: int) -> tuple[int, int] | None:
+    """(the symmetric pad of the stride-1 layer, the offset 0 or 1 of the rows the stride-2 one
+    samples from it), or None."""
     if before == k // 2 and out == -(-n // 2):
-        return k // 2
+        return k // 2, 0
+    if before == k // 2 - 1 and out == n // 2:
+        return k // 2, 1
     if before == 0 and out == (n - k) // 2 + 1:
-        return 0
+        return 0, 0
     return None
 
 
 def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     """Depthwise Conv 5×5/7×7 with stride 2 and pads k // 2 (or 0) before → the same Conv at
     stride 1 with pads k // 2 (or 0) on both sides, then a 1×1 stride-2 Conv with identity
-    weights."""
+    weights; with TF "same" pads on an even input (k // 2 − 1 before), a centre-tap 3×3
+    stride-2 depthwise Conv with pads [0, 0, 1, 1] instead."""
     x, weight, result = op.inputs[0], op.inputs[1], op.outputs[0]
     in_hw, out_hw = static_hw(x), static_hw(result)
     if x is None or weight is None or in_hw is None or out_hw is None or not is_depthwise(op):
@@ -76,14 +86,15 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
     pads = explicit_conv_pads(op, in_hw)
     if pads is None:
         return Miss(f"{name} has an unknown auto_pad")
-    stride1 = [_stride1_pad(in_hw[a], kernel[a], out_hw[a], pads[a]) for a in (0, 1)]
-    if None in stride1 or (stride1[0] == 0) != (stride1[1] == 0):
+    found = [_stride1_pad(in_hw[a], kernel[a], out_hw[a], pads[a]) for a in (0, 1)]
+    forms = [f for f in found if f is not None]
+    if len(forms) != 2 or len({(pad == 0, offset) for pad, offset in forms}) != 1:
         return Miss(
-            f"{name} has pads {pads}; the split needs k // 2 before (PyTorch padding) or no "
-            "padding, on both axes, so that the stride-1 layer has Akida 'same' or 'valid' pads"
+            f"{name} has pads {pads}; the split needs k // 2 before (PyTorch padding), "
+            "k // 2 − 1 before on an even input (TensorFlow 'same') or no padding, alike on "
+            "both axes, so that the stride-1 layer has Akida 'same' or 'valid' pads"
         )
-    pad_h, pad_w = stride1
-    assert pad_h is not None and pad_w is not None
+    (pad_h, offset), (pad_w, _) = forms
     mid_hw = [in_hw[a] + 2 * (pad_h, pad_w)[a] - kernel[a] + 1 for a in (0, 1)]
     n, channels = result.type.dims[0], result.type.dims[1]
     attrs = with_pads(op.attrs, [pad_h, pad_w, pad_h, pad_w])
@@ -99,14 +110,16 @@ def split_strided_depthwise(graph: Graph, op: Op, by: str) -> Outcome:
         fresh_names=True,
         index=graph.ops.index(op),
     )
-    eye = np.eye(channels, dtype=dtype_to_numpy(weight.type.dtype))
-    identity = derived_constant(
-        graph,
-        op.display_name,
-        "identity",
-        eye.reshape(channels, channels, 1, 1),
-    )
-    second_attrs: dict[str, AttrValue] = {"kernel_shape": [1, 1], "strides": [2, 2]}
+    dtype = dtype_to_numpy(weight.type.dtype)
+    second_attrs: dict[str, AttrValue] = {"strides": [2, 2]}
+    if offset == 0:
+        taps = np.eye(channels, dtype=dtype).reshape(channels, channels, 1, 1)
+        second_attrs["kernel_shape"] = [1, 1]
+    else:  # the odd rows and columns: a centre-tap 3×3 depthwise Conv with TF "same" pads
+        taps = np.zeros((channels, 1, 3, 3), dtype)
+        taps[:, 0, 1, 1] = 1
+        second_attrs.update(kernel_shape=[3, 3], pads=[0, 0, 1, 1], group=channels)
+    identity = derived_constant(graph, op.display_name, "identity", taps)
     replace_ops(graph, [op], "onnx.Conv", [first.outputs[0], identity], by, attrs=second_attrs)
     return True
 
