@@ -440,7 +440,6 @@ def test_the_index_map_matches_onnxruntime_for_every_mode_pair() -> None:
 
 EVEN_CONVS = {
     "2x2-stride2-patchify": ((1, 2, 8, 8), (3, 2, 2, 2), {"strides": [2, 2]}),
-    "2x2-stride2-odd-input": ((1, 2, 7, 7), (3, 2, 2, 2), {"strides": [2, 2]}),
     "4x4-same-upper": ((1, 2, 6, 6), (2, 2, 4, 4), {"auto_pad": "SAME_UPPER"}),
     "4x4-stride2-pads1": ((1, 2, 8, 8), (3, 2, 4, 4), {"strides": [2, 2], "pads": [1] * 4}),
     "6x6-same-lower": ((1, 1, 9, 9), (2, 1, 6, 6), {"auto_pad": "SAME_LOWER"}),
@@ -462,6 +461,39 @@ def test_an_even_kernel_becomes_an_odd_one_with_the_same_result(case: str) -> No
     kernel = graph.ops[0].inputs[1].type.shape[2:]  # type: ignore[union-attr,index]
     assert all(k % 2 == 1 for k in kernel)  # type: ignore[operator]
     assert "auto_pad" not in graph.ops[0].attrs
+
+
+def test_an_even_kernel_no_zero_tap_makes_runnable_keeps_its_own_kernel_and_says_why() -> None:
+    """A 2×2 stride-2 Conv on a 7×7 map without pads: a 3×3 kernel would need pads (0, 1), which
+    Akida has no mode for, so the Conv keeps the kernel, pads and MACs the model has."""
+    model = make_model(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", strides=[2, 2])],
+        {"x": (1, 2, 7, 7)},
+        ["y"],
+        {"w": rand(3, 2, 2, 2), "b": rand(3, seed=1)},
+    )
+    graph, ctx = rewrite(model)
+    assert graph.ops[0].inputs[1].type.shape == (3, 2, 2, 2)  # type: ignore[union-attr]
+    assert misses(ctx) == [
+        "even-kernel-to-odd 'conv': Conv 'conv' has kernel 2×2 and pads [0, 0, 0, 0]; no zero "
+        "tap gives pads Akida runs, so it keeps its own kernel"
+    ]
+
+
+def test_a_valid_conv_over_its_whole_map_then_flattened_is_a_dense_layer() -> None:
+    """MediaPipe iris landmark's heads: a 'valid' 2×2 Conv on a 2×2 map, then Reshape([1, -1])."""
+    model = make_model(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv_iris"),
+            helper.make_node("Reshape", ["c", "shape"], ["y"], name="output_iris"),
+        ],
+        {"x": (1, 6, 2, 2)},
+        ["y"],
+        {"w": rand(5, 6, 2, 2), "b": rand(5, seed=1), "shape": np.array([1, -1], np.int64)},
+    )
+    graph, ctx = rewrite(model)
+    assert kinds(graph) == ["Flatten", "Gemm"]
+    assert misses(ctx) == []
 
 
 def test_a_patchify_conv_gets_tf_same_pads_so_akida_can_run_it() -> None:

@@ -8,7 +8,9 @@ Along one axis, ONNX Conv computes `y[o] = Σ_{t<k} w[t] · x[o·s − p_b + t]`
   sum when p'_b = p_b + 1; pads (p_b + 1, p_e).
 Both are exact, so the rule picks, per axis, the side whose pads Akida can express: first the
 one that lets a stride-2 5×5/7×7 depthwise conv be split (`split-strided-depthwise` needs a
-begin pad of k // 2), then "same", then "same_upper", else the appended tap.
+begin pad of k // 2), then "same", then "same_upper", then "valid"; when neither side gives
+pads Akida runs, the Conv keeps its kernel (a near miss), so a report shows the model's own
+kernel, pads and MACs.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def even_kernel_to_odd(graph: Graph, op: Op, by: str) -> Outcome:
         split = is_depthwise(op) and k in SPLIT_KERNELS and s == 2
         options = [((before, after + 1), (0, 1)), ((before + 1, after), (1, 0))]
         best = min(options, key=lambda o: _rank(in_hw[axis], k, s, o[0], split))
+        if _rank(in_hw[axis], k, s, best[0], split) == (1, _MODE_RANK["explicit"]):
+            return Miss(
+                f"{name} has kernel {size} and pads {pads}; no zero tap gives pads Akida runs, "
+                "so it keeps its own kernel"
+            )
         (new_pads[axis], new_pads[axis + 2]), taps[axis] = best
         new_kernel[axis] = k
     new_w = np.pad(w, [(0, 0), (0, 0), taps[0], taps[1]])
