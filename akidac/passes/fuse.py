@@ -543,6 +543,9 @@ class Fuse:
         record(ctx, new, "akida", [])
         if suffix == "identity":
             new.annotations["inserted"] = "identity"
+        elif len(fused) == 1 and fused[0].annotations.get("inserted"):
+            # a layer a rewrite made to move data (channel-pad-to-conv), nothing fused into it
+            new.annotations["inserted"] = fused[0].annotations["inserted"]
 
 
 #: ops a fusable op is found after when it follows a layer through other fused steps

@@ -10,7 +10,7 @@ the cheapest fix, never by dropping the region:
   (`AK-REGION-MAXPOOL-LAST`), the layer stays on Akida.
 Regions that would compute nothing run on the CPU: one made only of Add/Concatenate layers
 (`AK-REGION-COST`: its transfers can only cost more than it saves) or only of merges and inserted
-identity layers (`AK-REGION-NO-MACS`). No other cost is weighed here.
+identity or channel-padding layers (`AK-REGION-NO-MACS`). No other cost is weighed here.
 Finally, values inside a region become NHWC and Transposes are inserted at its borders.
 After it every akida op is annotated with its `region` (or `target = "cpu"` with a reason),
 and `ctx.analyses["regions"]` lists the regions with why each starts and ends.
@@ -207,18 +207,18 @@ class Partition:
                 ends_because=ends,
             )
             if not any(
-                op.kind not in ("akida.add", "akida.concat")
-                and op.annotations.get("inserted") != "identity"
+                op.kind not in ("akida.add", "akida.concat") and not op.annotations.get("inserted")
                 for op in ops
-            ) and any(op.annotations.get("inserted") == "identity" for op in ops):
+            ) and any(op.annotations.get("inserted") for op in ops):
                 for op in ops:
                     self._demote(
                         ctx,
                         op,
                         "AK-REGION-NO-MACS",
                         f"{op.op_type} '{op.display_name}' would form an Akida program whose "
-                        "only layers are merges and inserted identity layers: it computes "
-                        "nothing of the model's own, so it stays exact on the CPU",
+                        "only layers are merges and inserted identity or channel-padding "
+                        "layers: it computes nothing of the model's own, so it stays exact on "
+                        "the CPU",
                     )
                 continue
             if not any(op.kind not in ("akida.add", "akida.concat") for op in ops):

@@ -22,7 +22,7 @@ from akidac.passes.rewrites.rule import (
     const_of,
     derived_constant,
     float_dtype,
-    replace_ops,
+    replace_value,
 )
 
 
@@ -70,7 +70,21 @@ def channel_pad_to_conv(graph: Graph, op: Op, by: str) -> Outcome:
     weights = np.zeros((before + channels + after, channels, 1, 1), dtype)
     weights[before + np.arange(channels), np.arange(channels), 0, 0] = 1
     kernel = derived_constant(graph, op.display_name, "identity", weights)
-    replace_ops(graph, [op], "onnx.Conv", [x, kernel], by, attrs={"kernel_shape": [1, 1]})
+    conv = graph.make_op(
+        "onnx.Conv",
+        [x, kernel],
+        [result.type],
+        result_names=[result.name],
+        attrs={"kernel_shape": [1, 1]},
+        origin=op.origin,
+        created_by=by,
+        fresh_names=True,
+        index=graph.ops.index(op),
+    )
+    # it moves data and computes nothing of the model's own: `partition` never makes a region
+    # of such layers and merges alone (AK-REGION-NO-MACS), where it would only add transfers
+    conv.annotations["inserted"] = "channel_pad"
+    replace_value(graph, [op], result, conv.outputs[0])
     return True
 
 
