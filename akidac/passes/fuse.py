@@ -546,6 +546,8 @@ class Fuse:
         elif len(fused) == 1 and fused[0].annotations.get("inserted"):
             # a layer a rewrite made to move data (channel-pad-to-conv), nothing fused into it
             new.annotations["inserted"] = fused[0].annotations["inserted"]
+            if "channel_pads" in fused[0].meta:
+                new.meta["channel_pads"] = fused[0].meta["channel_pads"]
 
 
 #: ops a fusable op is found after when it follows a layer through other fused steps

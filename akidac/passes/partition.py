@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from akidac.errors import InternalError
 from akidac.ir.analyses import Region
 from akidac.ir.graph import Graph, Op, Value
@@ -237,6 +239,7 @@ class Partition:
         if cycle is not None:
             raise InternalError(f"partition formed a cycle: {' → '.join(cycle)}")
         self._drop_idle_identities(graph, regions)
+        self._restore_channel_pads(graph, regions)
         for region in regions:
             self._to_nhwc(graph, region)
             for op in region.ops:
@@ -258,6 +261,39 @@ class Partition:
             if op.attrs.get("gap") or op.inputs[0] is None or graph.is_pinned(op.outputs[0]):
                 continue
             graph.redirect_uses(op.outputs[0], op.inputs[0])
+            graph.remove_op(op)
+
+    @staticmethod
+    def _restore_channel_pads(graph: Graph, regions: list[Region]) -> None:
+        """Layers `channel-pad-to-conv` made of a channel zero-Pad that ended up outside every
+        region: on the CPU the Pad they came from is cheaper than a 1×1 convolution (and
+        computes no MACs), so it comes back."""
+        placed = {id(op) for region in regions for op in region.ops}
+        for op in list(graph.ops):
+            pads = op.meta.get("channel_pads")
+            if op.annotations.get("inserted") != "channel_pad" or id(op) in placed or not pads:
+                continue
+            x, result = op.inputs[0], op.outputs[0]
+            if x is None:
+                continue
+            before, after = pads
+            constant = graph.add_constant(
+                f"{op.display_name}_pads",
+                np.array([0, before, 0, 0, 0, after, 0, 0], np.int64),
+                fresh=True,
+            )
+            pad = graph.make_op(
+                "onnx.Pad",
+                [x, constant],
+                [result.type],
+                result_names=[f"{result.name}_pad"],
+                origin=op.origin,
+                created_by="partition",
+                fresh_names=True,
+                index=graph.ops.index(op),
+            )
+            pad.annotations["target"] = "cpu"
+            graph.redirect_uses(result, pad.outputs[0])
             graph.remove_op(op)
 
     @staticmethod

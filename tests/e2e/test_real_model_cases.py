@@ -685,3 +685,25 @@ def test_a_blazeface_block_with_a_channel_padded_shortcut_is_one_region() -> Non
     assert _targets(result.report)["channel_padding"][0] == "akida"
     figures = _fidelity(model, result.model)
     assert figures["sqnr_db"] >= 20 and figures["sqnr_db"] > figures["constant_sqnr_db"] + 3
+
+
+def test_a_channel_pad_that_joins_no_region_stays_a_pad_on_the_cpu() -> None:
+    """A channel-padded shortcut whose Add has no layer of the model's own around it would be a
+    program of a padding layer and a merge: it is not made (AK-REGION-NO-MACS), and the CPU runs
+    the model's Pad again, not a 1×1 convolution, so the output is exact."""
+    nodes = [
+        helper.make_node("Sin", ["x"], ["s"], name="sin"),
+        helper.make_node("Cos", ["x"], ["c"], name="cos"),
+        helper.make_node("Concat", ["c", "c"], ["c4"], name="widen", axis=1),
+        helper.make_node("Pad", ["s", "pads"], ["p"], name="channel_padding"),
+        helper.make_node("Add", ["c4", "p"], ["y"], name="add"),
+    ]
+    pads = numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 3, 0, 0], np.int64), "pads")
+    model = _x_to_y_model(nodes, "lonely_pad", [1, 3, 6, 6], [1, 6, 6, 6], [pads])
+    result = compile_model(model, options=CompileOptions(num_samples=8))
+    assert _targets(result.report)["channel_padding"] == ("cpu", ["AK-REGION-NO-MACS"])
+    assert [n.op_type for n in result.model.graph.node].count("Pad") == 1
+    (node,) = [n for n in result.report["nodes"] if n["name"] == "channel_padding"]
+    assert node["macs"] == 0
+    figures = _fidelity(model, result.model)
+    assert figures["max_abs_error"] < 1e-6

@@ -84,6 +84,7 @@ def channel_pad_to_conv(graph: Graph, op: Op, by: str) -> Outcome:
     # it moves data and computes nothing of the model's own: `partition` never makes a region
     # of such layers and merges alone (AK-REGION-NO-MACS), where it would only add transfers
     conv.annotations["inserted"] = "channel_pad"
+    conv.meta["channel_pads"] = (before, after)  # `partition` restores the Pad off Akida
     replace_value(graph, [op], result, conv.outputs[0])
     return True
 
