@@ -144,8 +144,17 @@ class _Parser:
                     bits = self.integer()
                     self.take(text=",")
                     signed = self.take("ident").text == "signed"
+                    shifts: list[int] = []
+                    if self.accept(","):
+                        self.take(text="shifts")
+                        self.take(text="=")
+                        self.take(text="[")
+                        while not self.accept("]"):
+                            if shifts:
+                                self.take(text=",")
+                            shifts.append(self.integer())
                     self.take(text=")")
-                    quant = Quantization(scale, zero_point, bits, signed)
+                    quant = Quantization(scale, zero_point, bits, signed, tuple(shifts))
                 else:
                     layout = word
         return TensorType(dtype, shape, layout, quant)

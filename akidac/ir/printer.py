@@ -39,7 +39,8 @@ def format_type(type_: TensorType) -> str:
     if type_.quant is not None:
         q = type_.quant
         sign = "signed" if q.signed else "unsigned"
-        extras.append(f"q({format_float(q.scale)}, {q.zero_point}, {q.bits}, {sign})")
+        shifts = f", shifts=[{','.join(map(str, q.channel_shift))}]" if q.channel_shift else ""
+        extras.append(f"q({format_float(q.scale)}, {q.zero_point}, {q.bits}, {sign}{shifts})")
     suffix = f"<{', '.join(extras)}>" if extras else ""
     return f"{type_.dtype}[{dims}]{suffix}"
 

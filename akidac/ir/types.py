@@ -72,12 +72,23 @@ def dtype_to_numpy(dtype: str) -> np.dtype:
 
 @dataclass(frozen=True)
 class Quantization:
-    """Affine per-tensor quantization of an activation: real = scale × (q − zero_point)."""
+    """Affine quantization of an activation: real = scale × 2^−channel_shift[c] × (q − zero_point).
+
+    `channel_shift` holds one power-of-two exponent per channel of the last axis (empty: one
+    scale for the tensor): an Akida layer writes a channel whose calibrated range is far below
+    the tensor's at a finer scale (`akidac.passes.channel_scales`)."""
 
     scale: float
     zero_point: int
     bits: int
     signed: bool
+    channel_shift: tuple[int, ...] = ()
+
+    def channel_scales(self) -> np.ndarray:
+        """The real scale of every channel (last axis), or the tensor's scale as a 0-d array."""
+        if not self.channel_shift:
+            return np.asarray(self.scale, np.float64)
+        return self.scale * np.exp2(-np.asarray(self.channel_shift, np.float64))
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,11 @@ class ValueStats:
     top: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     bottom: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     subsample: list[np.ndarray] = field(default_factory=list)
+    #: max |x| of every channel (the last axis) over all samples (float64; NaN where a NaN was
+    #: seen), and how many values of each channel that is (samples × positions), for the
+    #: per-channel activation scales (`channel_scales.activation_channel_peaks`).
+    channel_peaks: np.ndarray | None = None
+    channel_rows: int = 0
     _sorted: bool = False
 
     @classmethod
@@ -164,7 +169,9 @@ class ValueStats:
         for callers that already hold the data."""
         flat = [np.asarray(a).reshape(-1) for a in arrays]
         stats = cls(0.0, 1, keep_subsample)
-        stats.add(np.concatenate(flat) if flat else np.zeros(0, np.float32))
+        for array in arrays:
+            stats._add_channels(np.asarray(array))
+        stats._add_values(np.concatenate(flat) if flat else np.zeros(0, np.float32))
         return stats
 
     @property
@@ -174,7 +181,24 @@ class ValueStats:
 
     def add(self, array: np.ndarray) -> None:
         """Fold one sample in."""
-        flat = np.asarray(array).reshape(-1)
+        self._add_channels(np.asarray(array))
+        self._add_values(np.asarray(array).reshape(-1))
+
+    def _add_channels(self, array: np.ndarray) -> None:
+        """Fold one sample into the per-channel peaks (channels on the last axis)."""
+        if array.ndim == 0 or array.size == 0:
+            return
+        with np.errstate(all="ignore"):
+            peaks = np.abs(array).reshape(-1, array.shape[-1]).max(axis=0).astype(np.float64)
+        if self.channel_peaks is None or self.channel_peaks.shape != peaks.shape:
+            # a sample with another channel count starts over (values of one tensor do not)
+            self.channel_peaks, self.channel_rows = peaks, 0
+        else:
+            self.channel_peaks = np.maximum(self.channel_peaks, peaks)  # NaN stays NaN
+        self.channel_rows += array.size // array.shape[-1]
+
+    def _add_values(self, flat: np.ndarray) -> None:
+        """Fold one sample's values (flattened) into the tails, min/max and subsample."""
         if flat.dtype != np.float32 and flat.dtype != np.float64:
             flat = flat.astype(np.float64)
         if self.count == 0:

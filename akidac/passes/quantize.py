@@ -33,6 +33,7 @@ cannot be expressed raises `UnsupportedModelError` (AK-QUANT) naming it.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -56,6 +57,16 @@ from akidac.passes.calibration import (
     activation_range,
     min_max_range,
     mse_weight_peaks,
+)
+from akidac.passes.channel_scales import (
+    ABSORBING_READERS,
+    ACCUMULATOR_LIMIT,
+    SHIFTING_READERS,
+    accumulator_peak,
+    activation_channel_peaks,
+    channel_shifts,
+    fitting_shifts,
+    input_shifts,
 )
 from akidac.passes.fixed_point import (
     ADD_SHIFT_HIGH,
@@ -85,6 +96,10 @@ NEURAL_KINDS = (
     "akida.dense",
 )
 MERGE_KINDS = ("akida.add", "akida.concat")
+#: activations after which a layer's output may carry per-channel scales.
+ACTIVATED = ("relu", "lut")
+#: a per-axis DequantizeLinear (a region output with channel scales) needs opset 13.
+PER_AXIS_DEQUANTIZE_OPSET = 13
 #: the bias of a layer, in accumulator units, stays below this (see module docstring).
 BIAS_ACC_LIMIT = 2.0**26
 #: a shifted Add operand stays below 2^31: 8-bit operands shift by at most 23.
@@ -129,6 +144,13 @@ def _reads_unpadded(op: Op, x: Value) -> bool:
     return akida_ints(op, "kernel") == [1, 1] or akida_str(op, "pad") == "valid"
 
 
+def _input_elements(op: Op) -> int:
+    """Entries of a layer's `input_shift`: one per flattened input element for Dense1D, one
+    per input channel otherwise."""
+    dims = op.operand(0).type.dims
+    return int(np.prod(dims[1:])) if op.kind == "akida.dense" else int(dims[-1])
+
+
 def quant_error(op: Op, message: str) -> UnsupportedModelError:
     """AK-QUANT: the layer cannot be quantized; the message names it and says why. The error
     carries the ONNX nodes the layer came from (`origins`), which then run on the CPU."""
@@ -160,6 +182,14 @@ class _ValueQ:
     desired: float = 0.0
     scale: float = 0.0
     zero_point: int = 0
+    #: finer power-of-two scales of single channels: channel c is `scale · 2^−channel_shift[c]`
+    channel_shift: np.ndarray | None = None
+
+    def channel_scales(self) -> Any:
+        """The real scale of every channel (last axis), or the one scale of the tensor."""
+        if self.channel_shift is None:
+            return self.scale
+        return self.scale * np.exp2(-self.channel_shift.astype(np.float64))
 
 
 class _UnionFind:
@@ -348,12 +378,14 @@ class _RegionQuantizer:
         self.info: dict[int, _ValueQ] = {}
         self.image_input = False
         self.exponent: dict[int, int] = {}
+        self.weight_peaks: dict[int, np.ndarray] = {}
 
     # --------------------------------------------------------------------------- driver
     def run(self) -> None:
         self._infer_bits()
         self._desired_scales()
         self._solve_scales()
+        self._assign_channel_shifts()
         # where the float values at the region's borders are, for the fidelity guard (api) to
         # replay: the names of the observed values the float model computes there
         assert self.region.input is not None and self.region.output is not None
@@ -639,6 +671,46 @@ class _RegionQuantizer:
                 return
         raise quant_error(adds[0], "no power-of-two input scales satisfy the Add shift rules")
 
+    def _assign_channel_shifts(self) -> None:
+        """Finer power-of-two scales for the channels of an activated layer output whose
+        calibrated peaks lie far below the tensor's range, where every reader can take them
+        back exactly (`channel_scales` module docstring)."""
+        members = {id(op) for op in self.region.ops}
+        opset = self.graph.opset_imports.get("", 0)
+        for op in self.region.ops:
+            out = op.outputs[0]
+            info = self.info[id(out)]
+            if op.kind not in NEURAL_KINDS or info.raw or akida_attr(op, "act") not in ACTIVATED:
+                continue
+            readers = [user for user in out.users if id(user) in members]
+            if not all(
+                r.kind in SHIFTING_READERS + ABSORBING_READERS and r.inputs[0] is out
+                for r in readers
+            ) or (out is self.region.output and opset < PER_AXIS_DEQUANTIZE_OPSET):
+                continue
+            limit = output_limit(info.bits, info.signed)
+            peaks = activation_channel_peaks(self._observed(out))
+            if peaks is None:
+                continue
+            shifts = channel_shifts(info.scale * limit, peaks)
+            for reader in (r for r in readers if r.kind in SHIFTING_READERS):
+                fits = functools.partial(self._accumulator_fits, reader, input_limit=limit)
+                shifts = fitting_shifts(shifts, fits)
+            if shifts.any():
+                info.channel_shift = shifts
+
+    def _accumulator_fits(self, reader: Op, shifts: np.ndarray, input_limit: int) -> bool:
+        """Whether a Conv2D/Dense reading per-channel scales with these shifts keeps every
+        accumulator inside 28 bits at the largest input codes."""
+        params = _float_parameters(reader)
+        wbits = reader.int_attr("wbits")
+        peaks = self._weight_peaks(reader, params, wbits)
+        scale = np.where(peaks > 0, peaks / weight_limit(wbits), 1.0)
+        weights_q = quantize_with_scale(params.w, scale, wbits, params.axis)
+        per_input = input_shifts(shifts, _input_elements(reader))
+        peak = accumulator_peak(weights_q, params.axis, per_input, input_limit)
+        return peak <= ACCUMULATOR_LIMIT
+
     # ------------------------------------------------------------------------- borders
     def _retype(self, value: Value) -> None:
         info = self.info[id(value)]
@@ -646,7 +718,8 @@ class _RegionQuantizer:
             value.type = TensorType("i32", value.type.shape, value.type.layout)
             return
         dtype = "i8" if info.signed else "u8"
-        quant = Quantization(info.scale, info.zero_point, info.bits, info.signed)
+        shifts = () if info.channel_shift is None else tuple(int(k) for k in info.channel_shift)
+        quant = Quantization(info.scale, info.zero_point, info.bits, info.signed, shifts)
         value.type = TensorType(dtype, value.type.shape, value.type.layout, quant)
 
     def _quantize_input(self) -> None:
@@ -689,9 +762,10 @@ class _RegionQuantizer:
         per_channel = producer.dense_attr("acc_scale")
         float_type = TensorType("f32", out.type.shape, out.type.layout)
         if out.type.quant is not None:
-            scale = np.array(out.type.quant.scale, np.float32)
-            zero = np.array(0, np.int8 if out.type.dtype == "i8" else np.uint8)
-            attrs: dict[str, AttrValue] = {}
+            # per channel (axis: the last, NHWC) when the layer wrote channel scales
+            scale = out.type.quant.channel_scales().astype(np.float32)
+            zero = np.zeros(scale.shape, np.int8 if out.type.dtype == "i8" else np.uint8)
+            attrs: dict[str, AttrValue] = {"axis": (out.type.rank or 1) - 1} if scale.ndim else {}
         elif graph.opset_imports.get("", 0) >= 13 and (out.type.rank or 0) <= 2:
             scale = per_channel.astype(np.float32)
             zero = np.zeros(scale.shape, np.int32)
@@ -766,13 +840,13 @@ class _RegionQuantizer:
         x = op.inputs[0]
         assert x is not None
         params = _float_parameters(op)
-        x_info = self.info[id(x)]
         wbits = op.int_attr("wbits")
         gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
-        w_scale = self._weight_scale(op, params, x_info.scale, wbits, gap_area)
+        s_in, shift_in = self._input_unit(op, x)
+        w_scale = self._weight_scale(op, params, s_in, wbits, gap_area)
         weights_q = quantize_with_scale(params.w, w_scale, wbits, params.axis)
-        acc_scale = x_info.scale * w_scale
-        self._emit_input_and_bias(op, params, weights_q, acc_scale)
+        acc_scale = s_in * w_scale
+        self._emit_input_and_bias(op, params, weights_q, acc_scale, shift_in)
         unit = self._emit_activation(op, acc_scale, params.filters)
         self._emit_output_scale(op, unit, acc_scale, gap_area, params.filters)
         graph = self.graph
@@ -782,17 +856,36 @@ class _RegionQuantizer:
             op.inputs.pop()
         self._retype(op.outputs[0])
 
+    def _input_unit(self, op: Op, x: Value) -> tuple[Any, np.ndarray | None]:
+        """What one input code is worth in the layer's accumulator (one number, or one per
+        channel for a depthwise reading channel scales), and the input shifts that bring a
+        Conv2D/Dense's channels to one unit (None: no shifts; `channel_scales`)."""
+        info = self.info[id(x)]
+        if info.channel_shift is None:
+            return info.scale, None
+        if op.kind in ABSORBING_READERS:
+            return info.channel_scales(), None
+        finest = info.scale * 2.0 ** -int(info.channel_shift.max())
+        return finest, input_shifts(info.channel_shift, _input_elements(op))
+
+    def _weight_peaks(self, op: Op, params: _FloatParameters, wbits: int) -> np.ndarray:
+        """Per-filter clip value of the weights by the weight observer (computed once)."""
+        if id(op) not in self.weight_peaks:
+            observer = self.options.weight_observer
+            if observer == "mse" or (observer == "auto" and wbits <= 4):
+                peaks = mse_weight_peaks(params.w, wbits, params.axis, name=op.display_name)
+            else:
+                peaks = channel_peaks(params.w, params.axis)
+            self.weight_peaks[id(op)] = peaks
+        return self.weight_peaks[id(op)]
+
     def _weight_scale(
-        self, op: Op, params: _FloatParameters, s_in: float, wbits: int, gap_area: int
+        self, op: Op, params: _FloatParameters, s_in: Any, wbits: int, gap_area: int
     ) -> np.ndarray:
         """Per-filter weight scale: the observer's peak over the weight limit, raised so the
         bias fits the accumulator, and (for a rescaled output) so a dead channel's output
         multiplier stays expressible."""
-        observer = self.options.weight_observer
-        if observer == "mse" or (observer == "auto" and wbits <= 4):
-            peaks = mse_weight_peaks(params.w, wbits, params.axis, name=op.display_name)
-        else:
-            peaks = channel_peaks(params.w, params.axis)
+        peaks = self._weight_peaks(op, params, wbits)
         w_scale = np.maximum(
             peaks / weight_limit(wbits), np.abs(params.bias) / (s_in * BIAS_ACC_LIMIT)
         )
@@ -805,15 +898,21 @@ class _RegionQuantizer:
             # scale that does express it, so raising its weight scale to that floor is exact
             # to within half an output step (docs/quantization.md)
             lowest = max(MIN_OUTPUT_SHIFT, min_safe_shift(output_limit(info.bits, info.signed)))
-            floor = MIN_EXACT_MANTISSA * 2.0**lowest * info.scale * gap_area / s_in
-            w_scale = np.maximum(w_scale, floor)
+            floor = MIN_EXACT_MANTISSA * 2.0**lowest * info.channel_scales() * gap_area / s_in
+            w_scale = np.asarray(np.maximum(w_scale, floor))
         return w_scale
 
     def _emit_input_and_bias(
-        self, op: Op, params: _FloatParameters, weights_q: np.ndarray, acc_scale: np.ndarray
+        self,
+        op: Op,
+        params: _FloatParameters,
+        weights_q: np.ndarray,
+        acc_scale: np.ndarray,
+        input_shift: np.ndarray | None,
     ) -> None:
-        """The input's padding value (input conv) or input shift (others), and the bias in
-        accumulator units with the input's zero point folded into it."""
+        """The input's padding value (input conv) or input shift (others: zeros unless the
+        input has channel scales), and the bias in accumulator units with the input's zero
+        point folded into it."""
         x = op.inputs[0]
         assert x is not None
         x_info, attrs = self.info[id(x)], op.attrs
@@ -824,10 +923,10 @@ class _RegionQuantizer:
         if op.kind == "akida.input_conv2d":
             channels = x.type.dims[-1]
             attrs["padding_value"] = DenseAttr(np.full(channels, x_info.zero_point, np.uint8))
+        elif input_shift is not None:
+            attrs["input_shift"] = DenseAttr(input_shift)
         else:
-            dims = x.type.dims
-            in_elems = int(np.prod(dims[1:])) if op.kind == "akida.dense" else dims[-1]
-            attrs["input_shift"] = DenseAttr(np.zeros(in_elems, np.uint8))
+            attrs["input_shift"] = DenseAttr(np.zeros(_input_elements(op), np.uint8))
         bias_q, bias_shift = encode_bias(bias_acc)
         attrs["bias"], attrs["bias_shift"] = DenseAttr(bias_q), DenseAttr(bias_shift)
 
@@ -858,17 +957,18 @@ class _RegionQuantizer:
             attrs["output_shift"] = DenseAttr(np.zeros(filters, np.int8))
             unit_out = acc_scale / gap_area
         else:
-            ratio = np.broadcast_to(unit, (filters,)) / (info.scale * gap_area)
+            scales = info.channel_scales()
+            ratio = np.broadcast_to(unit, (filters,)) / (scales * gap_area)
             limit = output_limit(info.bits, info.signed)
-            scales, shifts = encode_scale(ratio, max(MIN_OUTPUT_SHIFT, min_safe_shift(limit)))
-            if np.any((scales == 0) & (ratio > 0)):
+            mantissas, shifts = encode_scale(ratio, max(MIN_OUTPUT_SHIFT, min_safe_shift(limit)))
+            if np.any((mantissas == 0) & (ratio > 0)):
                 raise quant_error(
                     op,
                     f"its output scale ratio {float(ratio.min()):.3g} is below what an 8-bit "
                     "multiplier and a shift ≥ −24 can express (the accumulator would saturate)",
                 )
-            attrs["output_scales"], attrs["output_shift"] = DenseAttr(scales), DenseAttr(shifts)
-            unit_out = np.full(filters, info.scale)
+            attrs["output_scales"], attrs["output_shift"] = DenseAttr(mantissas), DenseAttr(shifts)
+            unit_out = np.broadcast_to(scales, (filters,))
         attrs["output_bits"] = info.bits
         attrs["quantized"] = True
         attrs["acc_scale"] = DenseAttr(np.asarray(unit_out, np.float64).astype(np.float32))

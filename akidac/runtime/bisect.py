@@ -11,9 +11,11 @@ The first layer whose accumulated SQNR falls below the threshold is `first_diver
 suggestions name what to try for it.
 
 SQNR weighs values by their energy, so a layer whose output channels span very different
-ranges (an outlier channel 100× the others) scores well although one per-tensor activation
-scale leaves its small channels a code or two: the next layer, which may weigh those channels
-as much as the big one, is then where the SQNR falls. Each Akida layer therefore also reports
+ranges scores well although its small channels keep a code or two (quantize gives a small
+channel a finer power-of-two scale, but at most 256× the tensor's, and only where its readers
+can take it: an outlier channel 10^4× the others, or one read by an Add, stays coarse): the
+next layer, which may weigh those channels as much as the big one, is then where the SQNR
+falls. Each Akida layer therefore also reports
 `channel_sqnr_db`, the worst SQNR of its output channels (maps of at least 16 pixels; channels
 with at least 1/1000 of the median channel energy: dead channels do not count), and a layer
 counts as divergent when either figure is below the threshold.
@@ -212,9 +214,11 @@ def _quantize_like(value: Value, real: np.ndarray) -> np.ndarray:
         raise ValueError(f"value '{value.name}' is not quantized")
     dtype = np.dtype({"i8": np.int8, "u8": np.uint8}.get(value.type.dtype, np.int8))
     info = np.iinfo(dtype)
+    real = np.asarray(real, np.float64)
+    scales = quant.channel_scales()
     with np.errstate(all="ignore"):
-        codes = np.rint(np.asarray(real, np.float64) / quant.scale) + quant.zero_point
-    return np.clip(codes, info.min, info.max).astype(dtype)
+        codes = np.rint(real.reshape(-1, scales.size) / scales) + quant.zero_point
+    return np.clip(codes, info.min, info.max).astype(dtype).reshape(real.shape)
 
 
 def _clipped_share(value: Value, real: np.ndarray) -> float | None:
@@ -223,9 +227,10 @@ def _clipped_share(value: Value, real: np.ndarray) -> float | None:
         return None
     top = 2 ** (quant.bits - 1) - 1 if quant.bits > 4 or quant.signed else 2**quant.bits - 1
     bottom = -(2 ** (quant.bits - 1)) if quant.signed else 0
-    high = (top - quant.zero_point) * quant.scale
-    low = (bottom - quant.zero_point) * quant.scale
-    real = np.asarray(real)
+    scales = quant.channel_scales()
+    high = (top - quant.zero_point) * scales
+    low = (bottom - quant.zero_point) * scales
+    real = np.asarray(real).reshape(-1, scales.size)
     return float(np.mean((real > high * (1 + 1e-6)) | (real < low * (1 + 1e-6))))
 
 
@@ -436,7 +441,7 @@ def suggestions(result: BisectResult) -> list[str]:
     ):
         layer = first.layer or first.name
         lines.append(
-            f"'{layer}' outputs channels of very different ranges: one per-tensor scale leaves "
+            f"'{layer}' outputs channels of very different ranges: its activation scales leave "
             f"its weakest channel at {first.channel_sqnr_db:.1f} dB, which the next layer "
             "reads; equalise the channel ranges (scale a large channel's weights down and the "
             f"next layer's matching weights up), or run it on the CPU: --keep-on-cpu {layer}"

@@ -19,10 +19,11 @@ from akidac import CompileOptions, bisect_model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def outlier_chain(outlier: float = 100.0) -> onnx.ModelProto:
+def outlier_chain(outlier: float = 1e4) -> onnx.ModelProto:
     """conv0…conv3 with ReLUs; conv1's output channel 0 is `outlier`× the others and conv2
-    reads it with weights `1/outlier`: in float every channel counts alike, but one per-tensor
-    activation scale for conv1's output leaves its small channels a code or two."""
+    reads it with weights `1/outlier`: in float every channel counts alike, but conv1's small
+    channels keep a code or two (per-channel scales give a small channel at most 256× the
+    tensor's resolution, and 10^4× is beyond that)."""
     rng = np.random.default_rng(5)
     c = 8
     weights = [

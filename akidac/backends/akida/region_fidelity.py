@@ -41,8 +41,8 @@ def _border_quantization(value: Value) -> tuple[float, int, np.dtype]:
 def _dequantize(value: Value, codes: np.ndarray) -> np.ndarray:
     """What the region output's DequantizeLinear (and per-channel Mul) restores."""
     quant = value.type.quant
-    if quant is not None:
-        return (codes.astype(np.float64) - quant.zero_point) * quant.scale
+    if quant is not None:  # per channel (the last axis) when the layer wrote channel scales
+        return (codes.astype(np.float64) - quant.zero_point) * quant.channel_scales()
     producer = value.producer
     assert producer is not None
     per_channel = np.asarray(producer.attrs["acc_scale"].array, np.float64)  # type: ignore[union-attr]
