@@ -81,7 +81,13 @@ from akidac.passes.fixed_point import (
     quantize_with_scale,
     weight_limit,
 )
-from akidac.passes.lut import LUT_FUNCTIONS, build_table, encode_index_scale, index_scale
+from akidac.passes.lut import (
+    INDEX_LIMIT,
+    LUT_FUNCTIONS,
+    build_table,
+    encode_index_scale,
+    index_scale,
+)
 from akidac.passes.observation import Observation, ValueStats, observe
 from akidac.passes.partition import region_boundary
 from akidac.passes.quant_config import ALLOWED_BITS, load_quant_config
@@ -693,23 +699,56 @@ class _RegionQuantizer:
             if peaks is None:
                 continue
             shifts = channel_shifts(info.scale * limit, peaks)
-            for reader in (r for r in readers if r.kind in SHIFTING_READERS):
-                fits = functools.partial(self._accumulator_fits, reader, input_limit=limit)
+            for reader in readers:
+                fits = functools.partial(
+                    self._reader_fits, reader, input_limit=limit, tensor_scale=info.scale
+                )
                 shifts = fitting_shifts(shifts, fits)
             if shifts.any():
                 info.channel_shift = shifts
 
-    def _accumulator_fits(self, reader: Op, shifts: np.ndarray, input_limit: int) -> bool:
-        """Whether a Conv2D/Dense reading per-channel scales with these shifts keeps every
-        accumulator inside 28 bits at the largest input codes."""
+    def _reader_fits(
+        self, reader: Op, shifts: np.ndarray, input_limit: int, tensor_scale: float
+    ) -> bool:
+        """Whether a reader takes these channel shifts without loss: a Conv2D/Dense keeps
+        every accumulator inside 28 bits at the largest input codes, and no filter's
+        accumulator unit falls below what its output (or LUT index) rescale expresses exactly
+        where it did not without shifts (its weight scale would then be raised)."""
         params = _float_parameters(reader)
         wbits = reader.int_attr("wbits")
         peaks = self._weight_peaks(reader, params, wbits)
-        scale = np.where(peaks > 0, peaks / weight_limit(wbits), 1.0)
-        weights_q = quantize_with_scale(params.w, scale, wbits, params.axis)
-        per_input = input_shifts(shifts, _input_elements(reader))
-        peak = accumulator_peak(weights_q, params.axis, per_input, input_limit)
-        return peak <= ACCUMULATOR_LIMIT
+        w_scale = np.where(peaks > 0, peaks / weight_limit(wbits), 1.0)
+        if reader.kind in SHIFTING_READERS:
+            weights_q = quantize_with_scale(params.w, w_scale, wbits, params.axis)
+            per_input = input_shifts(shifts, _input_elements(reader))
+            if accumulator_peak(weights_q, params.axis, per_input, input_limit) > ACCUMULATOR_LIMIT:
+                return False
+            s_in: Any = tensor_scale * 2.0 ** -int(shifts.max(initial=0))
+        else:
+            s_in = tensor_scale * np.exp2(-shifts.astype(np.float64))
+        lowest = self._lowest_unit(reader)
+        if lowest is None:
+            return True
+        lost = (s_in * w_scale < lowest) & (tensor_scale * w_scale >= lowest)
+        return not bool(np.any(lost))
+
+    def _lowest_unit(self, op: Op) -> float | None:
+        """The smallest accumulator unit the layer's rescale expresses with a multiplier of at
+        least `MIN_EXACT_MANTISSA`: for its output (ReLU or none), or its LUT index; None for a
+        raw output (nothing rescaled) or a LUT whose range calibration did not see."""
+        info = self.info[id(op.outputs[0])]
+        if info.raw:
+            return None
+        if akida_attr(op, "act") == "lut":
+            name = preactivation_name(op)
+            if name not in self.seen:
+                return None
+            percentile = 100.0 if self.options.calibration == "minmax" else self.options.percentile
+            step = index_scale(abs_range(self.seen[name], percentile, name=op.display_name))
+            return float(MIN_EXACT_MANTISSA * 2.0 ** min_safe_shift(INDEX_LIMIT) * step)
+        gap_area = self._pre_gap_area(op) if op.attrs.get("gap") else 1
+        shift = max(MIN_OUTPUT_SHIFT, min_safe_shift(output_limit(info.bits, info.signed)))
+        return float(MIN_EXACT_MANTISSA * 2.0**shift * info.scale * gap_area)
 
     # ------------------------------------------------------------------------- borders
     def _retype(self, value: Value) -> None:
