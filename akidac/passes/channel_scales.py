@@ -23,7 +23,8 @@ needs many observations to be a range (`MIN_CHANNEL_OBSERVATIONS`): a feature ma
 H · W per sample, a Dense unit one, and a channel seen too rarely keeps the tensor's scale. Shifted
 inputs make a Conv2D/Dense accumulator larger; k is lowered (every channel's at most kmax) until
 the worst case Σ |w_q| · (largest input code) · 2^(kmax − k[c]) of every reader stays inside
-the 28-bit accumulator, which therefore never saturates.
+the 28-bit accumulator, which therefore never saturates, and until no reader's accumulator
+unit falls below what its output rescale expresses exactly (`quantize._reader_fits`).
 """
 
 from __future__ import annotations

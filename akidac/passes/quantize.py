@@ -1,6 +1,7 @@
 """`quantize`: calibrate, then give every Akida layer its integer variables.
 
-Scales. Every activation value v of a region has one real scale s_v (real = s_v · q). A layer
+Scales. Every activation value v of a region has one real scale s_v (real = s_v · q), or per
+channel s_v · 2^−k[c] for an activated output with channel scales (`channel_scales.py`). A layer
 with input scale `s_in` and symmetric per-output-channel weight scales `s_w[f]` accumulates in
 units `a[f] = s_in · s_w[f]`. Then (fixed-point forms in `fixed_point.py`, LUTs in `lut.py`):
 - bias `b[f]` becomes `bias << bias_shift ≈ b[f] / a[f]`; the weight scale is kept ≥
