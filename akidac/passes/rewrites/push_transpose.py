@@ -86,9 +86,10 @@ def transpose_perm(value: Value | None) -> list[int] | None:
     perm = op.attrs.get("perm")
     if perm is None:
         return list(range(rank))[::-1]
-    if not isinstance(perm, list) or sorted(int(p) for p in perm) != list(range(rank)):
+    if not isinstance(perm, list) or not all(isinstance(p, int) for p in perm):
         return None
-    return [int(p) for p in perm]
+    axes = [int(p) for p in perm]  # type: ignore[arg-type]  # ints, checked above
+    return axes if sorted(axes) == list(range(rank)) else None
 
 
 def invert(perm: list[int]) -> list[int]:
@@ -223,7 +224,9 @@ def push_transpose(graph: Graph, op: Op, by: str) -> Outcome:
         if operand.type.rank != rank:
             return False  # a lower-rank computed operand would need an Unsqueeze first
         if transpose_perm(operand) == perm:
-            sources[i] = operand.producer.inputs[0]  # type: ignore[union-attr]
+            transposed = operand.producer.inputs[0]  # type: ignore[union-attr]
+            assert transposed is not None  # transpose_perm checked it
+            sources[i] = transposed
             taken += 1
             continue
         reuse = _existing_transpose(graph, operand, inverse, position)
@@ -298,7 +301,7 @@ def _rebuild(graph: Graph, plan: _Plan, sources: dict[int, Value | np.ndarray], 
     )
     final = inner.outputs[0]
     if out_perm is not None:
-        pushed = [v.producer for v in op.inputs if transpose_perm(v) == plan.perm]
+        pushed = [v.producer for v in op.inputs if v is not None and transpose_perm(v) == plan.perm]
         after = graph.make_op(
             "onnx.Transpose",
             [final],
@@ -311,7 +314,11 @@ def _rebuild(graph: Graph, plan: _Plan, sources: dict[int, Value | np.ndarray], 
             index=graph.ops.index(op),
         )
         final = after.outputs[0]
-    transposes = {id(v.producer): v.producer for v in op.inputs if transpose_perm(v) == plan.perm}
+    transposes = {
+        id(v.producer): v.producer
+        for v in op.inputs
+        if v is not None and transpose_perm(v) == plan.perm
+    }
     replace_value(graph, [op], result, final)
     for transpose in transposes.values():
         if transpose is not None and not transpose.outputs[0].users:

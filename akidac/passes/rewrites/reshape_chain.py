@@ -29,6 +29,7 @@ def collapse_reshape_chain(graph: Graph, op: Op, by: str) -> Outcome:
     inner = None if first is None else first.producer
     if inner is None or inner.domain or inner.dialect != "onnx" or inner.op_type not in RESHAPES:
         return False
+    assert first is not None  # it has a producer
     source, result = inner.inputs[0], op.outputs[0]
     if source is None or not source.type.is_static or not result.type.is_static:
         return False
