@@ -218,6 +218,7 @@ def compile_model(
         started = time.perf_counter()
         ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options, listener)
         _add_seconds(steps, "fidelity measurement", time.perf_counter() - started)
+        _warn_low_output_fidelity(ctx, regions, options)
     report = build_report(
         graph,
         ctx.analyses,
@@ -517,6 +518,31 @@ def _measure_fidelity(
     )
     outputs = [{"name": name, **{k: f[k] for k in keys}} for name, f in figures.items()]
     return {"samples": len(feeds), "note": note, "outputs": outputs}
+
+
+def _warn_low_output_fidelity(
+    ctx: PassContext, regions: list[Any], options: CompileOptions
+) -> None:
+    """AK-OUTPUT-FIDELITY for every model output whose SQNR against the float model is below
+    the fidelity guard's threshold: the guard measures each region on its own, from float
+    inputs, so errors that add up over regions (or that later CPU layers amplify) show only
+    here, and a compile must not hand back a drifting model without a word."""
+    thresholds = [_guard_threshold(region, options) for region in regions]
+    known = [t for t in thresholds if t is not None]
+    threshold = min(known) if known else CompileOptions().min_region_sqnr
+    fidelity = ctx.analyses["fidelity"]
+    for output in fidelity["outputs"]:
+        sqnr = output["sqnr_db"]
+        if threshold is None or sqnr is None or not sqnr < threshold:
+            continue
+        ctx.sink.warning(
+            "AK-OUTPUT-FIDELITY",
+            f"output '{output['name']}' scores {sqnr:.1f} dB SQNR (Pearson "
+            f"{output['pearson']:.3f}) against the float model over {fidelity['samples']} "
+            f"sample(s), below {threshold:g} dB; 'akidac bisect' names the layer where it "
+            "drifts",
+            node=output["name"],
+        )
 
 
 def analyze(

@@ -620,6 +620,19 @@ _register(
     "Nothing required.",
 )
 _register(
+    "AK-OUTPUT-FIDELITY",
+    "notice",
+    "Model output far from the float model",
+    "After compiling, the hybrid model's output scored below the fidelity guard's threshold "
+    "(--min-region-sqnr, default 20 dB; the 4-bit threshold when a region holds a 4-bit "
+    "layer) against the float model on the fidelity samples. The guard measures each Akida "
+    "region on its own, from float inputs; errors that add up over several regions, or that "
+    "CPU layers after them amplify, show only at the output.",
+    "Run `akidac bisect` to find the layer where the output drifts, calibrate with "
+    "representative samples (--samples), or raise the bits of the layers that lose most "
+    "(--target-sqnr).",
+)
+_register(
     "AK-UNQUANTIZED",
     "notice",
     "Akida regions left unquantized",
