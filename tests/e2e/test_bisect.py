@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +11,10 @@ import numpy as np
 import onnx
 import pytest
 from models import realistic
+from models.cli import cli_env
 from onnx import TensorProto, helper, numpy_helper
 
 from akidac import CompileOptions, bisect_model
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def outlier_chain(outlier: float = 1e4) -> onnx.ModelProto:
@@ -97,16 +95,6 @@ def test_a_4_bit_layer_is_named_with_a_quant_config_line_that_keeps_it_at_8_bits
     assert any("wbits = 8, abits = 8" in line for line in result.suggestions)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
-    env["COLUMNS"] = "200"
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def test_the_cli_prints_json_and_draws_the_plot(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     model = tmp_path / "outlier.onnx"
@@ -114,7 +102,7 @@ def test_the_cli_prints_json_and_draws_the_plot(tmp_path: Path) -> None:
     picture = tmp_path / "bisect.png"
     command = [sys.executable, "-m", "akidac.cli", "bisect", str(model), "--json"]
     command += ["--plot", str(picture), "--no-fidelity-guard"]
-    proc = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    proc = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["first_divergent"] == "relu1"
@@ -124,7 +112,7 @@ def test_the_cli_prints_json_and_draws_the_plot(tmp_path: Path) -> None:
         [*command[:-4], "--no-fidelity-guard"],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=cli_env(),
         timeout=300,
     )
     assert human.returncode == 0, human.stderr
@@ -157,7 +145,7 @@ def test_write_quant_config_without_target_sqnr_is_a_usage_error(tmp_path: Path)
     onnx.save(realistic.conv_stack(), model)
     command = [sys.executable, "-m", "akidac.cli", "compile", str(model), "-o"]
     command += [str(tmp_path / "h.onnx"), "--write-quant-config", str(tmp_path / "b.toml")]
-    proc = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    proc = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=300)
     assert proc.returncode == 2
     assert "--target-sqnr" in proc.stderr
     assert not (tmp_path / "h.onnx").exists()

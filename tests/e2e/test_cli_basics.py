@@ -11,19 +11,14 @@ from pathlib import Path
 
 import onnx
 from models import realistic
+from models.cli import cli_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 AKIDAC = [sys.executable, "-m", "akidac.cli"]
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "400"
-    return env
+    """The CLI environment, wide enough for the longest diagnostic line."""
+    return dict(cli_env(), COLUMNS="400")
 
 
 def _model(tmp_path: Path) -> Path:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +11,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from models import realistic
+from models.cli import cli_env
 
 from akidac.api import compile_model
 from akidac.passes import CompileOptions
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
-    env["COLUMNS"] = "200"
-    env["NO_COLOR"] = "1"
-    return env
 
 
 def _compiled(tmp_path: Path) -> tuple[Path, Path, str]:
@@ -39,7 +27,7 @@ def _compiled(tmp_path: Path) -> tuple[Path, Path, str]:
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "akidac.cli", "run", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=300)
 
 
 def test_run_over_an_npz_of_samples_saves_every_output_and_prints_whole_set_fidelity(
