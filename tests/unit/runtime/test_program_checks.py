@@ -57,7 +57,9 @@ def test_an_input_the_input_layer_does_not_give_is_refused_at_load() -> None:
 def test_declared_activations_beyond_the_budget_are_refused_before_any_allocation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A concatenation of the same input 64 times: a few bytes of program, 64× the memory."""
+    """The last layer declares an output 4096 times wider than the one it computes (what a
+    merge of many identical inbounds would declare): a few bytes of program changed, far
+    beyond a 1 MB budget, refused before anything is allocated."""
     program = _program()
     layer = program.layers[-1]
     program.layers[-1] = dataclasses.replace(
