@@ -84,11 +84,6 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     "HybridSession does not import it",
 }
 
-#: the one import circle left: the pass registry (passes/base.py) imports every built-in pass
-#: (passes/builtin.py), and every pass imports the registry. Issue 11 removes it (pass API).
-KNOWN_CIRCLE_EDGE = ("akidac.passes.base", "akidac.passes.builtin")
-
-
 def _modules() -> dict[str, Path]:
     modules = {}
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -208,9 +203,8 @@ def _circles(edges: dict[str, set[str]]) -> list[list[str]]:
     return circles
 
 
-def test_modules_import_one_another_without_circles_but_the_known_one() -> None:
+def test_modules_import_one_another_without_circles() -> None:
     edges = {name: {t for t, _ in targets} for name, targets in _module_imports().items()}
-    edges.get(KNOWN_CIRCLE_EDGE[0], set()).discard(KNOWN_CIRCLE_EDGE[1])
     assert _circles(edges) == []
 
 
