@@ -17,8 +17,6 @@ from typing import Any, Protocol
 
 import onnx
 
-from akidac.backends.akida.estimate import DEFAULT_HOST
-from akidac.backends.akida.estimate import estimate as estimate_cost
 from akidac.backends.akida.program import Program
 from akidac.backends.hybrid import build_hybrid_model, build_programs
 from akidac.errors import FallbackToCpu, UsageError
@@ -45,7 +43,9 @@ from akidac.report.compat import (
     op_macs,
 )
 from akidac.report.tagged import tag_model
-from akidac.runtime.host_rate import measure_host_rate
+from akidac.runtime.host_rate import MEASURED_HOST, measure_host_rate
+from akidac.target.estimate import DEFAULT_HOST, HostRate
+from akidac.target.estimate import estimate as estimate_cost
 
 #: `report` and `device` allocate exactly as `compile` does (same NPs, same passes), without
 #: quantizing.
@@ -682,7 +682,8 @@ def estimate_device(
     host = None
     if measure_cpu:
         macs_total = sum(op_macs(op) for op in graph.ops if op.origin)
-        host = measure_host_rate(proto, macs_total, input_shapes)
+        rate = measure_host_rate(proto, macs_total, input_shapes)
+        host = HostRate(MEASURED_HOST, rate, True) if rate is not None else None
     report = build_report(
         graph, ctx.analyses, _original_nodes(proto), device, stage="analyze", host=host
     )
@@ -1336,14 +1337,14 @@ def compile_summary_table(report: dict[str, Any], output: Any, seconds: float) -
 
 def estimate_summary(estimate: dict[str, Any] | None) -> str:
     """One line of a report's latency/energy estimate (or why there is none)."""
-    from akidac.backends.akida.estimate import summary_line
+    from akidac.target.estimate import summary_line
 
     return summary_line(estimate)
 
 
 def sweep_devices() -> tuple[str, ...]:
     """The devices `device --sweep` estimates on."""
-    from akidac.backends.akida.estimate import SWEEP_DEVICES
+    from akidac.target.estimate import SWEEP_DEVICES
 
     return tuple(SWEEP_DEVICES)
 

@@ -18,13 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from akidac.backends.akida.estimate import (
-    DEFAULT_HOST,
-    CpuWork,
-    HostRate,
-    RegionCost,
-    estimate,
-)
 from akidac.errors import UsageError
 from akidac.ir.akida_candidates import describe_akida_op
 from akidac.ir.analyses import Decision, Region
@@ -33,6 +26,13 @@ from akidac.ir.diagnostics import Diagnostic
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.types import dtype_to_numpy
 from akidac.target.devices import Device, parse_device
+from akidac.target.estimate import (
+    DEFAULT_HOST,
+    CpuWork,
+    HostRate,
+    RegionCost,
+    estimate,
+)
 from akidac.target.footprint import layer_macs
 
 #: version of the report's JSON form; the policy for changing it is in docs/report-schema.md.

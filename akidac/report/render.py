@@ -182,7 +182,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     """The whole report: summary, op types, regions with their border nodes, every reason of
     every node not on Akida, diagnostics. Long listings are lines, not tables: a table costs
     about 0.5 ms a row to lay out, too slow for thousand-node models."""
-    from akidac.backends.akida.estimate import summary_line
+    from akidac.target.estimate import summary_line
 
     console.print(summary_table(report))
     console.print(summary_line(report.get("estimate")), highlight=False, soft_wrap=True)

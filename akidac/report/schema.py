@@ -111,7 +111,7 @@ def _ms(description: str, nullable: bool = True) -> dict[str, Any]:
 
 #: the `estimate` object (also printed by `akidac device --json`, one per device of `sweep`).
 ESTIMATE_SCHEMA: dict[str, Any] = _object(
-    "Estimated cost of one inference on the report's device (akidac.backends.akida.estimate): "
+    "Estimated cost of one inference on the report's device (akidac.target.estimate): "
     "null when no allocation ran. Every figure rests on the constants in `assumptions` (sources "
     "in docs/devices.md).",
     {

@@ -3,7 +3,8 @@
 The estimator prices CPU parts at a host MAC rate; an assumed class by default. Measuring runs
 the whole float model in onnxruntime on random inputs (one thread, so the figure is one core's
 like the assumed class) and divides its MACs by the median time: the rate this machine reaches
-on this model's own operators.
+on this model's own operators. The figure is a plain number: the caller (`akidac.api`) makes it
+the estimator's `HostRate`, so running onnxruntime here needs nothing of the target.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 import numpy as np
 import onnx
 
-from akidac.backends.akida.estimate import HostRate
+#: how the estimate names a host whose rate `measure_host_rate` measured.
+MEASURED_HOST = "this machine, onnxruntime, one thread (measured)"
 
 _NUMPY_OF_ORT = {
     "tensor(float)": np.float32,
@@ -33,7 +35,7 @@ def measure_host_rate(
     macs: int,
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     runs: int = 7,
-) -> HostRate | None:
+) -> float | None:
     """MACs per second of this machine on `model` (None when it has no MACs to time by)."""
     import onnxruntime as ort
 
@@ -59,4 +61,4 @@ def measure_host_rate(
         session.run(None, feeds)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return HostRate("this machine, onnxruntime, one thread (measured)", macs / seconds, True)
+    return macs / seconds

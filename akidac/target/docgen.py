@@ -180,7 +180,7 @@ ESTIMATE_SECTION = [
     "## Performance estimate",
     "",
     "`akidac device`, `report` and `compile` estimate one inference "
-    "(`akidac.backends.akida.estimate`) from the allocation and the constants above; every "
+    "(`akidac.target.estimate`) from the allocation and the constants above; every "
     "result lists the constants it used under `assumptions`.",
     "",
     "- **Akida layer**: cycles = ⌈MACs / (NPs × `MACS_PER_NP_PER_CYCLE`)⌉; an FNP2 layer "

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from akidac.backends.akida.estimate import RegionCost, estimate
 from akidac.target.devices import Device
+from akidac.target.estimate import RegionCost, estimate
 from akidac.target.footprint import LayerFootprint
 
 NP_TYPES = ("CNP", "CNP", "FNP3", "FNP2", "none")

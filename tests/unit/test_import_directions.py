@@ -78,11 +78,10 @@ _LEAF_IMPORTS = {"limits": {"errors"}, "output_files": {"errors"}}
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("passes", "frontend"): "quantize reads its calibration feeds (user arrays, image folders) "
     "through frontend/samples.py",
-    ("report", "backends.akida"): "the report builds and prints the performance estimate "
-    "(backends/akida/estimate.py)",
     ("runtime", "ir"): "runtime/bisect.py walks the compiled graph to name each layer; "
     "HybridSession does not import it",
 }
+
 
 def _modules() -> dict[str, Path]:
     modules = {}

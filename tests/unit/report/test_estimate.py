@@ -13,17 +13,17 @@ import pytest
 from typer.testing import CliRunner
 
 from akidac.api import CompileResult, estimate_device
-from akidac.backends.akida.estimate import (
+from akidac.cli import app
+from akidac.report.schema import ESTIMATE_SCHEMA, validate
+from akidac.target import devices as dev
+from akidac.target.devices import parse_device
+from akidac.target.estimate import (
     SWEEP_DEVICES,
     RegionCost,
     estimate,
     layer_cycles,
     summary_line,
 )
-from akidac.cli import app
-from akidac.report.schema import ESTIMATE_SCHEMA, validate
-from akidac.target import devices as dev
-from akidac.target.devices import parse_device
 from akidac.target.footprint import LayerFootprint
 
 
