@@ -610,14 +610,14 @@ def bisect_model(
     passes: Sequence[Pass | str] | None = None,
 ) -> Any:
     """Compile as `compile_model` does, then compare the hybrid and the float model at every
-    value both compute (`akidac.runtime.bisect`): per layer the accumulated and the own SQNR,
+    value both compute (`akidac.bisect`): per layer the accumulated and the own SQNR,
     bits, scale and clipped share, the first layer below `threshold_db` and what to try.
 
     `passes` replaces the default pipeline, as for `compile_model`. It measures on `count`
     samples: held-out ones when `options.samples` holds more than
     `num_samples`, else the last calibration samples (random ones without samples)."""
+    from akidac.bisect import DEFAULT_THRESHOLD_DB, bisect_hybrid
     from akidac.frontend.samples import fidelity_feeds
-    from akidac.runtime.bisect import DEFAULT_THRESHOLD_DB, bisect_hybrid
 
     options = replace(options or CompileOptions(), fidelity_samples=0)
     if count < 1:

@@ -116,8 +116,8 @@ def search_precision(
     compile_once: Any,
 ) -> QuantChoice:
     """Run the search; `compile_once(options)` compiles `proto` and returns a CompileResult."""
+    from akidac.bisect import bisect_hybrid
     from akidac.frontend.samples import fidelity_feeds
-    from akidac.runtime.bisect import bisect_hybrid
 
     options = replace(options, fidelity_samples=max(options.fidelity_samples, MIN_FIDELITY_SAMPLES))
     chosen = _starting_bits(options)

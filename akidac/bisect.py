@@ -24,6 +24,10 @@ The float values come from onnxruntime running the float model with every node o
 the hybrid values from `HybridSession.run_all` (every value it computes, AkidaOp inputs
 included) and the hardware model run layer by layer on each AkidaOp's input. The JSON form is
 versioned (`SCHEMA_VERSION`) and documented in docs/bisect.md.
+
+It sits beside `akidac.precision`, below the API and above the runtime: it needs the compiled
+IR (to name each layer and find its float counterpart) as well as `HybridSession`, so it is
+not part of `akidac.runtime`, which runs a hybrid model without the compiler.
 """
 
 from __future__ import annotations
