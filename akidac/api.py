@@ -22,7 +22,7 @@ from akidac.backends.hybrid import build_hybrid_model, build_programs
 from akidac.errors import FallbackToCpu, UsageError
 from akidac.frontend.importer import import_validated
 from akidac.frontend.loader import load_model
-from akidac.frontend.samples import validate_sample_options
+from akidac.frontend.samples import SampleSet, sample_set, validate_sample_options
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph
 from akidac.output_files import write_bytes_atomically
@@ -298,6 +298,20 @@ def provenance(proto: onnx.ModelProto, graph: Graph, options: CompileOptions) ->
     }
 
 
+def pass_context(options: CompileOptions | None = None) -> PassContext:
+    """A `PassContext` as `compile_model` builds it: `options` (their sample options checked,
+    a `UsageError` otherwise) and the calibration samples for `quantize` — `options.samples`,
+    `options.samples_dir` or seeded random inputs (`akidac.frontend.samples.sample_set`), loaded
+    when quantize asks, from the graph's inputs as quantize sees them."""
+    options = options or CompileOptions()
+    validate_sample_options(options)
+
+    def load_samples(graph: Graph) -> SampleSet:
+        return sample_set(graph, options)
+
+    return PassContext(options=options, calibration=load_samples)
+
+
 def run_rounds(
     proto: onnx.ModelProto,
     input_shapes: dict[str, tuple[int, ...]] | None,
@@ -323,7 +337,7 @@ def run_rounds(
     names = [p if isinstance(p, str) else p.name for p in pipeline]
     overrides: dict[str, tuple[str, str]] = dict(options.cpu_overrides)
     for round_index in range(MAX_COMPILE_ROUNDS):
-        ctx = PassContext(options=replace(options, cpu_overrides=dict(overrides)))
+        ctx = pass_context(replace(options, cpu_overrides=dict(overrides)))
         ctx.analyses["compile_round"] = round_index
         label = f"compile round {round_index + 1}"
         listener.phase(f"{label}: import", len(names))

@@ -9,8 +9,9 @@ compile, never in global state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from akidac.passes.registry import one_line_doc, register_pass
 
 __all__ = [
     "PASS_API_VERSION",
+    "CalibrationSamples",
+    "CalibrationSource",
     "CompileOptions",
     "Pass",
     "PassContext",
@@ -29,7 +32,7 @@ __all__ = [
 ]
 
 #: version of the Python pass API (bumped when `Pass`, `PassResult` or `PassContext` change).
-PASS_API_VERSION = 1
+PASS_API_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,43 @@ class CompileOptions:
     cpu_overrides: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
+class CalibrationSamples(Protocol):
+    """The samples `quantize` calibrates on: one feed per sample (graph input name → array of
+    the input's shape), whether they are random inputs (quantize then warns
+    AK-CALIBRATION-RANDOM) and where they came from (for the report).
+
+    Loading them (user arrays, image folders, seeded random inputs) is the frontend's job
+    (`akidac.frontend.samples.SampleSet` is one); passes only read them.
+    """
+
+    @property
+    def feeds(self) -> list[dict[str, np.ndarray]]: ...
+
+    @property
+    def random(self) -> bool: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+#: `PassContext.calibration`: the samples, or a function of the graph that loads them when
+#: `quantize` asks, from the graph as quantize sees it (the compile driver's: a model without
+#: Akida regions loads nothing).
+CalibrationSource: TypeAlias = CalibrationSamples | Callable[[Graph], CalibrationSamples]
+
+
 @dataclass
 class PassContext:
-    """Per-compile state shared by passes: options, diagnostics, and analysis results."""
+    """Per-compile state shared by passes: options, diagnostics, analysis results, and the
+    calibration samples the driver loaded for `quantize`."""
 
     options: CompileOptions = field(default_factory=CompileOptions)
     sink: DiagnosticSink = field(default_factory=DiagnosticSink)
     #: results one pass leaves for a later one or for the report (e.g. 'regions').
     analyses: dict[str, Any] = field(default_factory=dict)
+    #: what `quantize` calibrates on; without it quantize refuses (a `UsageError`). The compile
+    #: driver sets it from the options' samples (`akidac.api.pass_context`).
+    calibration: CalibrationSource | None = None
 
 
 @runtime_checkable

@@ -1,7 +1,8 @@
 """Calibration observers: the range each activation and weight is given for quantization.
 
-The feeds come from `akidac.frontend.samples` (user arrays, a folder of images, or seeded
-random); the fidelity of a compiled model is measured by `akidac.runtime.compare`.
+The feeds come from `PassContext.calibration`, which the compile driver fills through
+`akidac.frontend.samples` (user arrays, a folder of images, or seeded random); the fidelity of a
+compiled model is measured by `akidac.runtime.compare`.
 
 Observers (what range each value is given):
 - activations, `calibration = "percentile"`: the `percentile` (99.99) of |x| over all samples;

@@ -17,7 +17,8 @@ Bits. Activated outputs take the layer's `abits` (8: int8 0..127 for ReLU, −12
 4: uint8 0..15, negatives clip); outputs without activation are 8-bit signed; Add outputs are
 signed with the Add's `abits`. A layer's weight bits never exceed its input bits (AKIDA.md): a
 layer reading 4-bit activations gets 4-bit weights, with a warning.
-Desired scales come from calibration (range / largest code, the ReLU ceiling when smaller).
+Desired scales come from calibration (range / largest code, the ReLU ceiling when smaller) on
+the samples of `PassContext.calibration`: the driver loads them, quantize reads no files.
 Constraints. Concatenate rescales nothing, so its two inputs and its output share one scale
 (the largest desired one) and one width. Add rescales only by shifts: its inputs and output are
 S · 2^k for one S per connected group of Adds, each k rounded up (never clipping, at most one bit
@@ -43,14 +44,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from akidac.errors import FallbackToCpu, UnsupportedModelError, UsageError
-from akidac.frontend.samples import sample_set, validate_sample_options
 from akidac.ir.akida_dialect import akida_attr, akida_ints, akida_optional_float, akida_str
 from akidac.ir.analyses import Region
 from akidac.ir.attributes import AttrValue, DenseAttr, as_int
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import preactivation_name
 from akidac.ir.types import Quantization, TensorType
-from akidac.passes.base import PassContext, PassResult, register_pass
+from akidac.passes.base import CalibrationSamples, PassContext, PassResult, register_pass
 from akidac.passes.calibration import (
     ACTIVATION_OBSERVERS,
     WEIGHT_OBSERVERS,
@@ -232,7 +232,7 @@ class Quantize:
         on_cpu = []
         if options.quant_config:
             on_cpu = _apply_quant_config(graph, regions, options.quant_config)
-        samples = sample_set(graph, options)
+        samples = calibration_samples(graph, ctx)
         if samples.random:
             ctx.sink.warning(
                 "AK-CALIBRATION-RANDOM",
@@ -291,8 +291,23 @@ def _may_use_mse(options: Any, ops: list[Op]) -> bool:
     return any(int(op.attrs.get("abits", options.abits)) <= 4 for op in ops)
 
 
+def calibration_samples(graph: Graph, ctx: PassContext) -> CalibrationSamples:
+    """The samples of `ctx.calibration` (loaded now when it is a function of the graph); a
+    `UsageError` when there are none: quantize never loads files itself."""
+    source = ctx.calibration
+    if source is None:
+        raise UsageError(
+            "quantize needs calibration samples: set PassContext.calibration to a SampleSet of "
+            "feeds (akidac.frontend.samples), or build the context with "
+            "akidac.api.pass_context(options), which loads options.samples or samples_dir"
+        )
+    samples = source(graph) if callable(source) else source
+    if not samples.feeds:
+        raise UsageError("quantize needs calibration samples: PassContext.calibration has no feeds")
+    return samples
+
+
 def _check_options(options: Any) -> None:
-    validate_sample_options(options)
     if options.calibration not in ACTIVATION_OBSERVERS:
         raise UsageError(
             f"calibration observer {options.calibration!r} is not one of "

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from akidac.api import pass_context
 from akidac.ir.attributes import DenseAttr, content_hash
 from akidac.ir.graph import Graph
 from akidac.ir.parser import parse_graph
 from akidac.ir.printer import print_graph
 from akidac.ir.verifier import verify_graph
-from akidac.passes import DEFAULT_PIPELINE, PassContext, PassManager, VerifyInstrument
+from akidac.passes import DEFAULT_PIPELINE, PassManager, VerifyInstrument
 from akidac.passes.canonicalize import RULES as CANONICALIZE_RULES
 from akidac.passes.rewrites import IMPORT_CLEANUP_RULES
 
@@ -102,7 +103,7 @@ def all_cases() -> list[Case]:
 
 def run_case(case: Case) -> tuple[Graph, str, list[str]]:
     graph = parse_graph(case.input_text)
-    ctx = PassContext()
+    ctx = pass_context()
     PassManager(case.passes, [VerifyInstrument()]).run(graph, ctx)
     misses = [str(m) for m in ctx.analyses.get("rewrite_misses", [])]
     return graph, print_graph(graph), misses

@@ -16,11 +16,14 @@ import onnx
 import pytest
 from models.agreement import assert_hardware_model_equals_reference
 
+from akidac.api import pass_context
 from akidac.backends.akida.program import Program
 from akidac.backends.hybrid import build_hybrid_model, build_programs
-from akidac.errors import UnsupportedModelError
+from akidac.errors import UnsupportedModelError, UsageError
+from akidac.frontend.samples import SampleSet
 from akidac.ir.graph import Graph, Op, Value
 from akidac.ir.onnx_export import graph_to_model
+from akidac.ir.printer import print_graph
 from akidac.ir.types import TensorType
 from akidac.passes import CompileOptions, PassContext, PassManager, VerifyInstrument
 from akidac.passes.fixed_point import add_rule_holds
@@ -153,8 +156,8 @@ def compile_net(net: Net, samples: np.ndarray, output: Value, **options: object)
     graph = net.graph
     graph.outputs = [output]
     float_model = graph_to_model(graph)
-    ctx = PassContext(
-        options=CompileOptions(samples={"x": samples}, num_samples=len(samples), **options)  # type: ignore[arg-type]
+    ctx = pass_context(
+        CompileOptions(samples={"x": samples}, num_samples=len(samples), **options)  # type: ignore[arg-type]
     )
     graph = (
         PassManager(["partition", "quantize", "allocate"], [VerifyInstrument()])
@@ -366,8 +369,8 @@ def test_a_region_reading_the_previous_regions_output_requantizes_its_dequantize
     total = graph.make_op("onnx.Add", [second, cpu.outputs[0]], [second.type], result_names=["y"])
     total.annotations["target"] = "cpu"
     graph.outputs = [total.outputs[0]]
-    ctx = PassContext(
-        options=CompileOptions(samples={"x": smooth_images(4, 8, 12, seed=1)}, num_samples=4)
+    ctx = pass_context(
+        CompileOptions(samples={"x": smooth_images(4, 8, 12, seed=1)}, num_samples=4)
     )
     PassManager(["partition", "quantize"], [VerifyInstrument()]).run(graph, ctx)
     regions = ctx.analyses["regions"]
@@ -377,3 +380,38 @@ def test_a_region_reading_the_previous_regions_output_requantizes_its_dequantize
     dequantize = quantize.inputs[0].producer
     assert dequantize.kind == "onnx.DequantizeLinear"
     assert dequantize.inputs[0] is regions[0].output
+
+
+def _two_conv_net() -> Graph:
+    net = Net()
+    net.graph.outputs = [net.conv(net.conv(net.x, 8), 8, act="none")]
+    return net.graph
+
+
+def test_quantize_without_calibration_samples_is_a_usage_error_naming_the_context_field() -> None:
+    with pytest.raises(UsageError, match=r"quantize needs calibration samples: set PassContext\."):
+        PassManager(["partition", "quantize"]).run(_two_conv_net(), PassContext())
+    empty = PassContext(calibration=SampleSet(feeds=[]))
+    with pytest.raises(UsageError, match=r"PassContext\.calibration has no feeds"):
+        PassManager(["partition", "quantize"]).run(_two_conv_net(), empty)
+
+
+def test_quantize_calibrates_on_feeds_put_in_the_context_as_on_the_same_samples_loaded() -> None:
+    """A researcher's own feeds in `PassContext.calibration` give the graph the driver's
+    loading of the same arrays gives; the report names their source."""
+    images = smooth_images(4, 8, 12, seed=1)
+    loaded = pass_context(CompileOptions(samples={"x": images}, num_samples=4))
+    by_driver = _two_conv_net()
+    PassManager(["partition", "quantize"]).run(by_driver, loaded)
+    feeds = [{"x": images[i : i + 1]} for i in range(len(images))]
+    own = PassContext(calibration=SampleSet(feeds, source="my feeds"))
+    by_hand = _two_conv_net()
+    PassManager(["partition", "quantize"]).run(by_hand, own)
+    assert print_graph(by_hand) == print_graph(by_driver)
+    assert own.analyses["calibration"]["source"] == "my feeds"
+    assert loaded.analyses["calibration"]["source"] == "samples"
+
+
+def test_pass_context_checks_the_sample_options_before_any_pass_runs() -> None:
+    with pytest.raises(UsageError, match="num_samples must be an integer >= 1, not 0"):
+        pass_context(CompileOptions(num_samples=0))

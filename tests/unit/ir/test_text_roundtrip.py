@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from models import chain_net, conv_net, odd_attributes_model, tiny_conv_model
 from models.zoo import ZOO
 
+from akidac.api import pass_context
 from akidac.frontend import import_model
 from akidac.frontend.importer import proto_to_graph
 from akidac.ir.graph import Graph
@@ -16,7 +17,7 @@ from akidac.ir.parser import ParseError, parse_graph
 from akidac.ir.printer import print_graph
 from akidac.ir.types import TensorType
 from akidac.ir.verifier import verify_graph
-from akidac.passes import DEFAULT_PIPELINE, CompileOptions, PassContext, PassManager
+from akidac.passes import DEFAULT_PIPELINE, CompileOptions, PassManager
 
 
 def assert_round_trips(graph: Graph) -> None:
@@ -42,7 +43,7 @@ def test_imported_models_round_trip_through_the_text_form(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_models_round_trip_after_every_pass_of_the_pipeline(name: str) -> None:
     graph = import_model(MODELS[name]())
-    ctx = PassContext(options=CompileOptions(num_samples=2))
+    ctx = pass_context(CompileOptions(num_samples=2))
     for pass_name in DEFAULT_PIPELINE:
         graph = PassManager([pass_name]).run(graph, ctx).graph
         assert_round_trips(graph)
