@@ -3,26 +3,9 @@ another without circles.
 
 Every `import` of the package (module level and inside functions alike) is read with `ast`. A
 part is a sub-package (`ir`, `passes`, …; `backends.akida` and `backends.hybrid` apart) or a
-top-level module (`api`, `cli`, …). The arrows allowed, importer → imported:
-
-    cli      → api
-    api      → frontend, passes, backends.akida, backends.hybrid, runtime, report, ir, target,
-               precision, bisect, batch       (the entry points and everything below them)
-    precision→ what api may import, but api and batch   (the precision search, a part of the API)
-    bisect   → what api may import, but api, precision and batch  (per-layer divergence: reads
-               the compiled graph and runs HybridSession, so it is not part of runtime)
-    batch    → nothing of akidac
-    demo     → what api may import, and api, models
-    frontend → ir
-    passes   → ir, target
-    backends.akida  → ir, target
-    backends.hybrid → backends.akida, ir, target   (the emit step: programs + CPU nodes)
-    report   → ir, target
-    runtime  → backends.akida                  (a hybrid model runs without the compiler)
-    ir       → target
-    target, models → nothing of akidac
-and every part may import the leaves: `errors`, `limits`, `metrics`, `output_files` and the
-package itself (`__version__`), which import nothing of akidac but `errors`.
+top-level module (`api`, `cli`, …). The arrows allowed, importer → imported, are `ALLOWED`:
+the table of docs/architecture.md, which a test holds equal to it. Every part may import the
+leaves (`LEAVES`), which import nothing of akidac but `errors`.
 
 The code takes no arrow against the map. Should one ever have to stay for a while, it goes in
 `KNOWN_EXCEPTIONS` with why; a test fails when a listed one is no longer taken, so the list only
@@ -32,6 +15,7 @@ shrinks.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -213,3 +197,14 @@ def test_the_circle_finder_finds_a_circle_and_the_map_refuses_a_wrong_arrow() ->
     assert not _allowed("ir", "passes") and not _allowed("runtime", "passes")
     assert not _allowed("errors", "ir") and _allowed("limits", "errors")
     assert _allowed("passes", "target") and _allowed("runtime", "errors")
+
+
+def test_docs_architecture_md_draws_the_arrows_this_test_allows() -> None:
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    drawn: dict[str, frozenset[str]] = {}
+    for row in re.findall(r"^\| `([\w.]+)` \|.*\| ([^|]+) \|$", doc, re.M):
+        part, imports = row
+        drawn[part] = frozenset(re.findall(r"`([\w.]+)`", imports))
+    assert drawn == {part: ALLOWED[part] for part in ALLOWED if part not in LEAVES}
+    leaves = doc.split("Every part may import the leaves", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"`(\w+)`", leaves)) - {"__version__"} == LEAVES - {"akidac"}
