@@ -30,22 +30,53 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=300)
 
 
-def test_run_over_an_npz_of_samples_saves_every_output_and_prints_whole_set_fidelity(
-    tmp_path: Path,
-) -> None:
+def _run_set(tmp_path: Path, count: int, seed: int) -> tuple[Path, Path, Path, str, np.ndarray]:
+    """`akidac run --input --compare --save` over `count` samples of a compiled model: checks
+    the exit code and the whole-set figures; returns the float model, the hybrid, the npz,
+    the input's name and the saved output."""
     float_path, hybrid_path, name = _compiled(tmp_path)
-    x = np.random.default_rng(0).standard_normal((12, 3, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal((count, 3, 16, 16)).astype(np.float32)
     data, saved = tmp_path / "set.npz", tmp_path / "out.npz"
     np.savez(data, **{name: x})
     proc = _run(
         str(hybrid_path), "--input", str(data), "--compare", str(float_path), "--save", str(saved)
     )
     assert proc.returncode == 0, proc.stderr
-    assert "over 12 samples" in proc.stdout and "SQNR" in proc.stdout and "top-1" in proc.stdout
+    assert f"over {count} samples" in proc.stdout and "SQNR" in proc.stdout
+    assert "top-1" in proc.stdout
     (out,) = np.load(saved).values()
+    assert out.shape[0] == count
+    return float_path, hybrid_path, data, name, out
+
+
+def test_run_over_an_npz_of_samples_saves_every_output_and_prints_whole_set_fidelity(
+    tmp_path: Path,
+) -> None:
+    float_path, _, data, name, out = _run_set(tmp_path, 12, seed=0)
+    x = np.load(data)[name]
     want = ort.InferenceSession(str(float_path)).run(None, {name: x[:1]})[0]
     assert out.shape == (12, *want.shape[1:])
     assert np.corrcoef(out[0], want[0])[0, 1] > 0.99
+
+
+def test_a_256_sample_set_advances_the_progress_once_per_chunk_and_scores_the_whole_set(
+    tmp_path: Path,
+) -> None:
+    """The issue's acceptance size: 256 samples through `akidac run` (whole-set figures, every
+    output saved) and through the API that drives its progress bar (one advance per chunk; the
+    bar itself is drawn on a terminal only, see test_cli_progress)."""
+    from akidac import api
+
+    float_path, hybrid_path, data, _, out = _run_set(tmp_path, 256, seed=1)
+    session = api.open_hybrid(hybrid_path)
+    feeds = api.read_feeds(session, [data])
+    advances: list[None] = []
+    result = api.run_hybrid(
+        session, feeds, reference=float_path, on_chunk=lambda: advances.append(None)
+    )
+    assert len(advances) == api.chunk_count(session, feeds) > 0
+    assert result.samples == 256 and result.figures is not None
+    np.testing.assert_array_equal(next(iter(result.outputs.values())), out)
 
 
 def test_inputs_with_nan_get_one_warning_and_no_python_warning(tmp_path: Path) -> None:
