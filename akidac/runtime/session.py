@@ -2,13 +2,12 @@
 
 At load it checks the model (`onnx.checker.check_model`, topological order, every AkidaOp's
 types against its program), decodes every embedded program (a corrupt or inconsistent model is a
-`ProgramError`, exit 6) and splits the node list into steps: each `AkidaOp` is one step,
-and the other nodes run in as few onnxruntime sessions as the data flow allows
-(`_schedule`). At run time it checks the
-feeds against the model inputs (a bad feed is a `UsageError`, exit 2), walks the steps and passes
-NumPy arrays between them. It mirrors `onnxruntime.InferenceSession`: `get_inputs()`,
-`get_outputs()`, `get_providers()`, `get_modelmeta()`, `get_session_options()` and
-`run(output_names, feeds, run_options)`.
+`ProgramError`, exit 6) and splits the node list into steps: each `AkidaOp` is one step, and
+the other nodes run in as few onnxruntime sessions as the data flow allows (`_schedule`). At
+run time it checks the feeds against the model inputs (a bad feed is a `UsageError`, exit 2),
+walks the steps and passes NumPy arrays between them. It mirrors
+`onnxruntime.InferenceSession`: `get_inputs()`, `get_outputs()`, `get_providers()`,
+`get_modelmeta()`, `get_session_options()` and `run(output_names, feeds, run_options)`.
 """
 
 from __future__ import annotations
@@ -509,9 +508,9 @@ class HybridSession:
         nodes = list(graph.node)
         # every AkidaOp is checked before any onnxruntime session is made: its error is clearer
         akida = {i: self._akida_step(node) for i, node in enumerate(nodes) if is_akida_node(node)}
-        groups = _schedule(nodes, set(akida))
-        outputs = {o.name for o in graph.output}
         reads = [node_reads(node) for node in nodes]
+        groups = _schedule(nodes, reads, set(akida))
+        outputs = {o.name for o in graph.output}
         steps: list[_CpuStep | _AkidaStep] = []
         for group in groups:
             if group[0] in akida:
@@ -1003,9 +1002,12 @@ _SESSION_OPTION_FIELDS = (
 )
 
 
-def _schedule(nodes: Sequence[onnx.NodeProto], akida: set[int]) -> list[list[int]]:
+def _schedule(
+    nodes: Sequence[onnx.NodeProto], reads: list[list[str]], akida: set[int]
+) -> list[list[int]]:
     """Group node indices into steps run in order: each AkidaOp alone, and the CPU nodes in as
-    few onnxruntime sessions as the data flow allows.
+    few onnxruntime sessions as the data flow allows (`reads[i]`: what node i reads, as
+    `node_reads` gives it).
 
     Cutting the node list at every AkidaOp, in the order the file lists the nodes, gives a
     model with parallel branches (Inception blocks, detection heads) one onnxruntime session
@@ -1019,7 +1021,6 @@ def _schedule(nodes: Sequence[onnx.NodeProto], akida: set[int]) -> list[list[int
 
     A greedy heuristic, not an optimum (that is a scheduling problem); it never gives more CPU
     parts than cutting at every AkidaOp (a test checks it on random graphs)."""
-    reads = [node_reads(node) for node in nodes]
     groups: list[list[int]] = []
     producer: dict[str, int] = {}  # value name → index of the group that computes it
     for index, node in enumerate(nodes):
@@ -1062,9 +1063,8 @@ def _dissolve_cpu_parts(
         moved = set(groups[part])
         plan: dict[int, int] = {}
         for i in reversed(groups[part]):
+            # a writer in this part counts as `part`: it moves too, to a slot no later than i's
             ready = max((where[writer[n]] for n in reads[i] if n in writer), default=-1)
-            if any(writer[n] in moved for n in reads[i] if n in writer):
-                ready = max(ready, part)  # its own part's nodes move to later parts too
             latest = min(
                 (plan[r] if r in moved else where[r] for r in readers[i]), default=len(groups)
             )

@@ -29,7 +29,6 @@ from akidac.metrics import compare_outputs
 from akidac.runtime.session import HybridSession
 from akidac.target.layer_record import LayerRecord
 
-#: the most a CLI process that refuses a lying input may take (it starts at about 200 MB)
 # How far a refused input may raise the peak memory above the same command on a valid input:
 # the imports (numba, onnxruntime) alone differ by tens of MB between machines, so the bound is
 # relative to a run measured beside it, not absolute.

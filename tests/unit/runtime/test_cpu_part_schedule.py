@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from akidac.runtime.session import _schedule
+from akidac.runtime.session import _schedule, node_reads
 
 
 def _node(op: str, inputs: list[str], output: str):
@@ -22,7 +22,7 @@ def test_a_parallel_branch_listed_after_an_akida_op_joins_the_first_cpu_part() -
         _node("AkidaOp", ["q"], "b"),  # 3 Akida
         _node("Add", ["a", "b"], "y"),  # 4 CPU, after both
     ]
-    assert _schedule(nodes, {1, 3}) == [[0, 2], [1], [3], [4]]
+    assert _schedule(nodes, [node_reads(n) for n in nodes], {1, 3}) == [[0, 2], [1], [3], [4]]
 
 
 def _cuts_at_every_akida_op(count: int, akida: set[int]) -> int:
@@ -46,7 +46,7 @@ def test_random_graphs_keep_every_read_after_its_write_and_never_add_cpu_parts()
             nodes.append(_node("Op", reads, f"v{index}"))
             if rng.random() < 0.35:
                 akida.add(index)
-        groups = _schedule(nodes, akida)
+        groups = _schedule(nodes, [node_reads(n) for n in nodes], akida)
         assert sorted(i for group in groups for i in group) == list(range(count))
         where = {i: g for g, group in enumerate(groups) for i in group}
         for g, group in enumerate(groups):

@@ -20,11 +20,22 @@ def scalar_branch(name: str, op: str, reads: str) -> onnx.GraphProto:
 
 
 def with_if_after_the_akida_op(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Adds input `flag` and output `picked` = max(input_nhwc) if flag else min(the model's
-    first output): an If whose branches read a value the first CPU step computed and one
-    computed after the AkidaOp, so it runs in a CPU step after the AkidaOp."""
+    """Adds input `flag` and output `picked` = max(input_nhwc) if flag else min(input) +
+    min(the model's first output): an If whose branches read a graph input, a value the first
+    CPU step computed and one computed after the AkidaOp, so it runs after the AkidaOp."""
     then_branch = scalar_branch("then", "ReduceMax", "input_nhwc")
-    else_branch = scalar_branch("else", "ReduceMin", model.graph.output[0].name)
+    else_branch = helper.make_graph(
+        [
+            helper.make_node("ReduceMin", ["input"], ["else_input_min"], keepdims=0),
+            helper.make_node(
+                "ReduceMin", [model.graph.output[0].name], ["else_output_min"], keepdims=0
+            ),
+            helper.make_node("Add", ["else_input_min", "else_output_min"], ["else_out"]),
+        ],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, [])],
+    )
     model.graph.input.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
     model.graph.node.append(
         helper.make_node(
@@ -69,10 +80,10 @@ def test_a_cpu_step_declares_the_outer_values_its_if_branches_read(
     session = HybridSession(with_if_after_the_akida_op(hybrid))
     first, last = (s for s in session.steps if isinstance(s, _CpuStep))
     assert "input_nhwc" in first.outputs  # kept for the If after the AkidaOp
-    assert {"flag", "input_nhwc"} <= set(last.inputs)
+    assert {"flag", "input", "input_nhwc"} <= set(last.inputs)
 
 
-def test_an_if_after_the_akida_op_reads_an_earlier_and_a_later_cpu_value(
+def test_an_if_after_the_akida_op_reads_a_graph_input_and_earlier_and_later_cpu_values(
     hybrid: onnx.ModelProto,
 ) -> None:
     session = HybridSession(with_if_after_the_akida_op(hybrid))
@@ -80,4 +91,5 @@ def test_an_if_after_the_akida_op_reads_an_earlier_and_a_later_cpu_value(
     for flag in (True, False):
         softmax, picked = session.run(None, {"input": x, "flag": np.array(flag)})
         assert softmax.shape == (1, 10)
-        assert picked == (x.max() if flag else softmax.min())
+        expected = x.max() if flag else np.float32(x.min()) + np.float32(softmax.min())
+        assert picked == expected
