@@ -26,6 +26,7 @@ from akidac.frontend.samples import SampleSet, sample_set, validate_sample_optio
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph
 from akidac.output_files import write_bytes_atomically
+from akidac.output_guard import Compiled, guard_outputs, guards_outputs
 from akidac.passes import (
     DEFAULT_PIPELINE,
     CompileOptions,
@@ -124,6 +125,7 @@ COMPILE_STEPS = (
     "calibration (in quantize)",
     "programs and fidelity guard",
     "hybrid model",
+    "output guard",
     "fidelity measurement",
 )
 
@@ -181,39 +183,26 @@ def compile_model(
         # measured: +9% compile time on an 800-node model (bench/compile_time.py), so on
         instruments.append(VerifyInstrument())
 
-    def emit_and_guard(graph: Graph, ctx: PassContext) -> dict[str, tuple[str, str]]:
-        started = time.perf_counter()
-        regions = _quantized_regions(ctx.analyses.get("regions", []), ctx)
-        programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
-        ctx.analyses["emitted"] = (regions, programs)
-        # the guard splits failing regions layer by layer while rounds remain; in the last
-        # rounds it sends failing regions whole, so the rounds always end
-        split = ctx.analyses["compile_round"] < MAX_COMPILE_ROUNDS - GUARD_WHOLE_REGION_ROUNDS
-        listener.phase(f"fidelity guard: {len(regions)} Akida region(s)", len(regions))
-        moved = _guard_regions(
-            ctx, regions, programs, options, split=split, on_region=listener.advance
+    def compile_with(step_options: CompileOptions, timed: bool = True) -> Compiled:
+        return _compile_rounds(
+            proto,
+            step_options,
+            input_shapes,
+            list(passes or DEFAULT_PIPELINE),
+            _where(model),
+            instruments,
+            listener,
+            steps if timed else {},  # the output guard's trial compiles count as its own time
         )
-        _add_seconds(steps, "programs and fidelity guard", time.perf_counter() - started)
-        return moved
 
-    graph, ctx = run_rounds(
-        proto,
-        input_shapes,
-        options,
-        list(passes or DEFAULT_PIPELINE),
-        _where(model),
-        instruments=instruments,
-        check=emit_and_guard,
-        progress=listener,
-        steps=steps,
-    )
-    regions, programs = ctx.analyses.pop("emitted")
-    # the float session of the last calibration: only the guard replays it
-    ctx.analyses.pop("observation", None)
-    started = time.perf_counter()
-    listener.phase("building the hybrid model")
-    hybrid = build_hybrid_model(graph, regions, programs, source=proto)
-    _add_seconds(steps, "hybrid model", time.perf_counter() - started)
+    compiled = compile_with(options)
+    if guards_outputs(compiled, options):
+        started = time.perf_counter()
+        compiled = guard_outputs(
+            proto, compiled, options, lambda trial: compile_with(trial, False), listener
+        )
+        _add_seconds(steps, "output guard", time.perf_counter() - started)
+    graph, ctx, regions, programs, hybrid = compiled
     if regions and options.fidelity_samples > 0:
         started = time.perf_counter()
         ctx.analyses["fidelity"] = _measure_fidelity(proto, hybrid, graph, options, listener)
@@ -233,6 +222,55 @@ def compile_model(
         write_model_atomically(hybrid, output)
     ordered = {name: steps[name] for name in COMPILE_STEPS if name in steps}
     return CompileResult(hybrid, graph, programs, report, ctx.sink, ctx.analyses, ordered)
+
+
+def _compile_rounds(
+    proto: onnx.ModelProto,
+    options: CompileOptions,
+    input_shapes: dict[str, tuple[int, ...]] | None,
+    pipeline: list[Pass | str],
+    where: str,
+    instruments: Sequence[Instrument],
+    listener: ProgressListener,
+    steps: dict[str, float],
+) -> Compiled:
+    """One compile of `proto` with `options`: the rounds of passes and the region fidelity guard
+    (`run_rounds`), the programs and the hybrid model; no output fidelity figures yet."""
+
+    def emit_and_guard(graph: Graph, ctx: PassContext) -> dict[str, tuple[str, str]]:
+        started = time.perf_counter()
+        regions = _quantized_regions(ctx.analyses.get("regions", []), ctx)
+        programs = build_programs(regions, options.device, ctx.analyses.get("np_assignment"))
+        ctx.analyses["emitted"] = (regions, programs)
+        # the guard splits failing regions layer by layer while rounds remain; in the last
+        # rounds it sends failing regions whole, so the rounds always end
+        split = ctx.analyses["compile_round"] < MAX_COMPILE_ROUNDS - GUARD_WHOLE_REGION_ROUNDS
+        listener.phase(f"fidelity guard: {len(regions)} Akida region(s)", len(regions))
+        moved = _guard_regions(
+            ctx, regions, programs, options, split=split, on_region=listener.advance
+        )
+        _add_seconds(steps, "programs and fidelity guard", time.perf_counter() - started)
+        return moved
+
+    graph, ctx = run_rounds(
+        proto,
+        input_shapes,
+        options,
+        pipeline,
+        where,
+        instruments=instruments,
+        check=emit_and_guard,
+        progress=listener,
+        steps=steps,
+    )
+    regions, programs = ctx.analyses.pop("emitted")
+    # the float session of the last calibration: only the guard replays it
+    ctx.analyses.pop("observation", None)
+    started = time.perf_counter()
+    listener.phase("building the hybrid model")
+    hybrid = build_hybrid_model(graph, regions, programs, source=proto)
+    _add_seconds(steps, "hybrid model", time.perf_counter() - started)
+    return Compiled(graph, ctx, regions, programs, hybrid)
 
 
 def _quantized_regions(regions: list[Any], ctx: PassContext) -> list[Any]:
@@ -269,6 +307,7 @@ PROVENANCE_OPTIONS = (
     "fidelity_samples",
     "keep_on_cpu",
     "min_region_sqnr",
+    "min_output_sqnr",
     "strict_device",
 )
 

@@ -336,6 +336,7 @@ def bisect(
             quant_config=str(quant_config) if quant_config else None,
             keep_on_cpu=names(keep_on_cpu),
             min_region_sqnr=20.0 if fidelity_guard else None,
+            min_output_sqnr=20.0 if fidelity_guard else None,
         )
         with err.status("compiling and comparing…"):
             result = api.bisect_model(

@@ -168,6 +168,16 @@ def compile(
             rich_help_panel=FIDELITY,
         ),
     ] = 20.0,
+    min_output_sqnr: Annotated[
+        float,
+        typer.Option(
+            metavar="DB",
+            help="output guard: while a model output scores below DB of SQNR against the float "
+            "model on the calibration samples, the Akida region upstream of it that loses most "
+            "runs on the CPU (8 bits only; at most 4 more compiles)",
+            rich_help_panel=FIDELITY,
+        ),
+    ] = 20.0,
     fidelity_guard: FidelityGuard = True,
     device: Device = "akida2-12n",
     sram_kib: SramKib = None,
@@ -279,6 +289,7 @@ def compile(
             sample_std=floats(sample_std, "--sample-std"),
             keep_on_cpu=names(keep_on_cpu),
             min_region_sqnr=min_region_sqnr if fidelity_guard else None,
+            min_output_sqnr=min_output_sqnr if fidelity_guard else None,
             strict_device=strict_device,
         )
         pipeline = api.parse_pipeline(passes)

@@ -94,8 +94,9 @@ FidelityGuard = Annotated[
     bool,
     typer.Option(
         metavar="",
-        help="move an Akida region whose own output drifts below --min-region-sqnr to the CPU "
-        "(--no-fidelity-guard turns it off)",
+        help="move an Akida region whose own output drifts below --min-region-sqnr, or whose "
+        "error takes a model output below --min-output-sqnr, to the CPU (--no-fidelity-guard "
+        "turns both guards off)",
         rich_help_panel=FIDELITY,
     ),
 ]

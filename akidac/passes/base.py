@@ -79,6 +79,10 @@ class CompileOptions:
     #: the guard's threshold for a region with a 4-bit layer (never above `min_region_sqnr`):
     #: 4-bit activations measure 8–22 dB on their own on the project's zoo.
     min_region_sqnr_4bit: float = 6.0
+    #: the output guard (`akidac.output_guard`): while a model output scores below this SQNR (dB)
+    #: against the float model on the calibration samples, Akida regions upstream of it move to
+    #: the CPU (`--min-output-sqnr`, AK-OUTPUT-GUARD); None turns it off. Applied at 8 bits only.
+    min_output_sqnr: float | None = 20.0
     #: refuse (exit 5) a program that does not fit the device in one hardware pass, instead of
     #: running it in several passes (`--strict-device`).
     strict_device: bool = False

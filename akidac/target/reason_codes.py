@@ -389,6 +389,20 @@ _register(
     "turn the guard off with --no-fidelity-guard.",
 )
 _register(
+    "AK-OUTPUT-GUARD",
+    "region",
+    "Model output too far from the float model",
+    "After compiling, a floating-point output of the hybrid model scored below "
+    "--min-output-sqnr (default 20 dB) against the float model on the calibration samples, "
+    "although every Akida region passed the region guard on its own: errors add up over a "
+    "chain of regions, or CPU layers after them amplify them. Of the Akida regions upstream of "
+    "that output, the one whose own output loses most runs on the CPU, and the model is "
+    "compiled again; the move is kept only when it lifts the output (at most four moves are "
+    "tried, at 8 bits only).",
+    "Calibrate with representative samples (--samples), lower --min-output-sqnr, or turn the "
+    "guards off with --no-fidelity-guard.",
+)
+_register(
     "AK-REGION-NO-MACS",
     "region",
     "Region computes nothing of the model's own",

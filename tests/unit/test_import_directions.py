@@ -39,7 +39,8 @@ _BELOW_API = frozenset(
 )
 ALLOWED: dict[str, frozenset[str]] = {
     "cli": frozenset({"api"}),
-    "api": _BELOW_API | {"precision", "bisect", "batch"},
+    "api": _BELOW_API | {"precision", "bisect", "batch", "output_guard"},
+    "output_guard": _BELOW_API,
     "batch": frozenset(),
     "precision": _BELOW_API | {"bisect"},
     "bisect": _BELOW_API,

@@ -1,0 +1,283 @@
+"""The output guard: Akida regions go back to the CPU while a model output drifts from the float
+model.
+
+The region guard (`akidac.api._guard_regions`) measures each Akida region alone, from the float
+model's values at its input. Errors that add up over a chain of regions, or that CPU layers after
+them amplify (a small-valued regression head reading shared int8 features, a detector's score
+decoding), show only at the model's outputs: every region of a trained hand-landmark model passes
+the region guard while its world-landmark output scores 4.5 dB. This guard compiles, measures
+every floating-point output of the hybrid model against the float model on the first
+`GUARD_SAMPLES` calibration samples, and while an output scores below `min_output_sqnr` it tries
+one more Akida region upstream of that output on the CPU (reason AK-OUTPUT-GUARD), the region that
+loses most on its own first. A move is kept only when it lifts the failing outputs by at least
+`MIN_GAIN_DB` in all or clears them (a region whose error does not reach the output stays on
+Akida); at most
+`MAX_TRIALS` extra compiles, and the best compile seen is the one returned.
+
+It runs at 8 bits only: with a 4-bit layer the model is expected to lose more than 20 dB, and
+`--target-sqnr` is the tool that trades bits for fidelity. The samples are the calibration
+samples, not the held-out fidelity samples, so the report's fidelity figure stays unbiased by
+the guard's choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+import numpy as np
+import onnx
+
+from akidac.float_session import float_session
+from akidac.frontend.samples import sample_set
+from akidac.metrics import sqnr_db
+
+#: calibration samples the guard measures the outputs on (the float and the hybrid model both
+#: run them once per compile it judges)
+GUARD_SAMPLES = 4
+#: extra compiles the guard may spend: each moves one more region, so a model with many regions
+#: upstream of a drifting output is judged on its worst ones
+MAX_TRIALS = 4
+#: a move to the CPU must lift the failing outputs' shortfall (dB below the threshold, summed
+#: over outputs) by at least this much to be kept
+MIN_GAIN_DB = 1.0
+#: SQNR below this counts as this in the shortfall, so one output that is wrong outright (an
+#: all-zero float output scores -200 dB) does not drown the others
+SHORTFALL_FLOOR_DB = -40.0
+
+
+class Compiled(NamedTuple):
+    """One compile of the model: the IR after the passes, its context, the emitted regions and
+    programs, and the hybrid model built from them."""
+
+    graph: Any
+    ctx: Any
+    regions: list[Any]
+    programs: list[Any]
+    hybrid: onnx.ModelProto
+
+
+def guards_outputs(compiled: Compiled, options: Any) -> bool:
+    """Whether the guard applies: it is on, some region runs on Akida, and every layer of every
+    region is at 8 bits."""
+    if options.min_output_sqnr is None or not compiled.regions:
+        return False
+    return all(
+        op.int_attr(key, 8) >= 8
+        for region in compiled.regions
+        for op in region.ops
+        for key in ("abits", "wbits")
+    )
+
+
+def guard_outputs(
+    proto: onnx.ModelProto,
+    first: Compiled,
+    options: Any,
+    compile_with: Callable[[Any], Compiled],
+    progress: Any,
+) -> Compiled:
+    """The compile to keep: `first`, or a compile with more regions on the CPU whose outputs
+    fall short of `options.min_output_sqnr` by less (see the module docstring). Every trial is
+    told in an AK-OUTPUT-GUARD note of the returned compile."""
+    threshold = float(options.min_output_sqnr)
+    feeds = sample_set(first.graph, options).feeds[:GUARD_SAMPLES]
+    expected = _float_outputs(proto, feeds)
+    if not expected or not feeds:
+        return first
+    best, best_scores = first, _scores(first.hybrid, feeds, expected)
+    overrides = dict(options.cpu_overrides)
+    tried: set[frozenset[str]] = set()
+    notes: list[str] = []
+    for trial in range(MAX_TRIALS):
+        failing = {name: s for name, s in best_scores.items() if s < threshold}
+        candidate = _next_region(best, failing, tried)
+        if candidate is None:
+            break
+        region, names = candidate
+        tried.add(names)
+        sentence = _sentence(region, best, failing, threshold, len(feeds))
+        trial_overrides = {
+            **overrides,
+            **dict.fromkeys(sorted(names), ("AK-OUTPUT-GUARD", sentence)),
+        }
+        progress.phase(f"output guard: trial {trial + 1}, region {region.index} to the CPU")
+        compiled = compile_with(replace(options, cpu_overrides=trial_overrides))
+        scores = _scores(compiled.hybrid, feeds, expected)
+        before = _shortfall(best_scores, threshold)
+        after = _shortfall(scores, threshold)
+        kept = _keeps(before, after)
+        verdict = (
+            ""
+            if kept
+            else f", less than the {MIN_GAIN_DB:g} dB a move must gain, so it stays on Akida"
+        )
+        notes.append(
+            f"output guard: Akida region {region.index} ({_span(region)}) on the CPU "
+            f"{'lifts' if kept else 'would take'} {_figures(failing, scores)}{verdict}"
+        )
+        if kept:
+            best, best_scores, overrides = compiled, scores, trial_overrides
+        if _shortfall(best_scores, threshold) == 0.0:
+            break
+    for note in notes:
+        best.ctx.sink.note("AK-OUTPUT-GUARD", note)
+    best.ctx.analyses["output_guard"] = {
+        "threshold_db": threshold,
+        "samples": len(feeds),
+        "trials": len(notes),
+        "output_sqnr_db": {name: round(s, 3) for name, s in sorted(best_scores.items())},
+    }
+    return best
+
+
+def _keeps(before: float, after: float) -> bool:
+    """Whether a move that takes the shortfall (dB) from `before` to `after` is kept: it gains
+    `MIN_GAIN_DB`, or it clears every output however little it gains."""
+    return after < before and (after == 0.0 or after <= before - MIN_GAIN_DB)
+
+
+def _float_outputs(
+    proto: onnx.ModelProto, feeds: list[dict[str, np.ndarray]]
+) -> dict[str, list[np.ndarray]]:
+    """Graph output name → the float model's value on each feed, for the floating-point outputs
+    (an index or mask output has no SQNR)."""
+    session = float_session(proto)
+    names = [o.name for o in session.get_outputs() if "float" in o.type or "double" in o.type]
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for feed in feeds:
+        for name, array in zip(names, session.run(names, feed), strict=True):
+            values[name].append(np.asarray(array))
+    return values
+
+
+def _scores(
+    hybrid: onnx.ModelProto,
+    feeds: list[dict[str, np.ndarray]],
+    expected: dict[str, list[np.ndarray]],
+) -> dict[str, float]:
+    """Graph output name → its SQNR (dB) against the float model, for the outputs an Akida
+    region reaches that hold more than one value per sample: the minimum over the samples whose
+    float value is finite and not all zero (SQNR has nothing to measure on the others; an
+    output with no such sample is left out). An output of one value
+    per sample (a presence score, a flag) is left out: its SQNR is the relative error of one
+    number, which for a probability near 0 says nothing of the model."""
+    from akidac.runtime.session import HybridSession
+
+    reached = _outputs_reached(hybrid)
+    names = [name for name in expected if name in reached and expected[name][0].size > 1]
+    if not names:
+        return {}
+    session = HybridSession(hybrid)
+    actual: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for feed in feeds:
+        for name, array in zip(names, session.run(names, feed), strict=True):
+            actual[name].append(np.asarray(array))
+    scores = {}
+    for name in names:
+        refs, gots = expected[name], actual[name]
+        figures = [
+            sqnr_db(r, g)
+            for r, g in zip(refs, gots, strict=True)
+            if np.any(r != 0) and np.all(np.isfinite(r))
+        ]
+        if figures:
+            scores[name] = min(figures)
+    return scores
+
+
+def _shortfall(scores: dict[str, float], threshold: float) -> float:
+    """How far the outputs fall below `threshold`, in dB summed over outputs (0 when none)."""
+    return sum(max(0.0, threshold - max(s, SHORTFALL_FLOOR_DB)) for s in scores.values())
+
+
+def _next_region(
+    compiled: Compiled, failing: dict[str, float], tried: set[frozenset[str]]
+) -> tuple[Any, frozenset[str]] | None:
+    """The next region to try on the CPU: among the regions upstream of a failing output and not
+    tried yet, the one whose own SQNR (the region guard's figure) is lowest; ties go to the one
+    nearest the outputs. None when there is none."""
+    if not failing:
+        return None
+    upstream = _upstream_regions(compiled.hybrid)
+    indices = set().union(*(upstream.get(name, set()) for name in failing))
+    own = compiled.ctx.analyses.get("region_sqnr", {})
+    candidates = []
+    for region in compiled.regions:
+        names = frozenset(name for op in region.ops for name in op.origin)
+        if region.index in indices and names and names not in tried:
+            candidates.append((own.get(region.index, float("inf")), -region.index, region, names))
+    if not candidates:
+        return None
+    _, _, region, names = min(candidates, key=lambda c: (c[0], c[1]))
+    return region, names
+
+
+def _outputs_reached(hybrid: onnx.ModelProto) -> set[str]:
+    upstream = _upstream_regions(hybrid)
+    return {name for name, regions in upstream.items() if regions}
+
+
+def _upstream_regions(hybrid: onnx.ModelProto) -> dict[str, set[int]]:
+    """Graph output name → the indices of the Akida regions (`AkidaOp` nodes named
+    `akida_region_N`) its value depends on, through the main graph and the values that the
+    subgraphs of control-flow nodes read."""
+    producer = {out: node for node in hybrid.graph.node for out in node.output if out}
+    result: dict[str, set[int]] = {}
+    for output in hybrid.graph.output:
+        regions: set[int] = set()
+        seen: set[str] = set()
+        stack = [output.name]
+        while stack:
+            value = stack.pop()
+            if value in seen or value not in producer:
+                continue
+            seen.add(value)
+            node = producer[value]
+            if node.op_type == "AkidaOp" and node.name.startswith("akida_region_"):
+                regions.add(int(node.name.rsplit("_", 1)[1]))
+            stack.extend(_reads(node))
+        result[output.name] = regions
+    return result
+
+
+def _reads(node: onnx.NodeProto) -> Iterable[str]:
+    """The values a node reads: its inputs and every input of the nodes of its subgraphs (the
+    outer values a branch or loop body captures are among them)."""
+    yield from (name for name in node.input if name)
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else []
+        graphs += list(attribute.graphs)
+        for graph in graphs:
+            for inner in graph.node:
+                yield from _reads(inner)
+
+
+def _span(region: Any) -> str:
+    layers = [op.display_name for op in region.ops]
+    words = layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]}"
+    return f"{words}, {len(layers)} layer(s)"
+
+
+def _figures(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(
+        f"'{name}' from {s:.1f} to {after.get(name, float('inf')):.1f} dB"
+        for name, s in sorted(before.items())
+    )
+
+
+def _sentence(
+    region: Any, compiled: Compiled, failing: dict[str, float], threshold: float, samples: int
+) -> str:
+    own = compiled.ctx.analyses.get("region_sqnr", {}).get(region.index)
+    outputs = ", ".join(f"'{name}' {s:.1f} dB" for name, s in sorted(failing.items()))
+    own_words = (
+        f" (its own output scores {own:.1f} dB)" if own is not None and own != float("inf") else ""
+    )
+    return (
+        f"the compiled model's output(s) {outputs} SQNR against the float model on {samples} "
+        f"calibration sample(s), below the {threshold:g} dB of --min-output-sqnr; Akida region "
+        f"{region.index} ({_span(region)}) is upstream of them and loses most on its own"
+        f"{own_words}, so it runs on the CPU"
+    )
