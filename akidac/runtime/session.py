@@ -342,12 +342,12 @@ class HybridSession:
     every onnxruntime session the model's CPU parts run in: their threads are those of
     `sess_options` (onnxruntime's defaults otherwise). The hardware model runs every AkidaOp on
     the calling thread, one thread per session: its numba kernels are not parallel and call no
-    BLAS, so no thread setting changes it (parallel numba collapses on a busy machine, see
-    DESIGN.md); run several sessions in several processes to use more cores.
+    BLAS, so no thread setting changes it (parallel numba collapses on a busy machine: see
+    docs/runtime.md); run several sessions in several processes to use more cores.
 
     Loading decodes, validates and prepares every program once (`PreparedProgram`: weights in
     kernel layout, requantization plans, clips, LUTs); `run` does the arithmetic and small
-    per-step work (about 10–20 µs per AkidaOp, `bench/e2e_runtime.py`).
+    per-step work (7 µs per AkidaOp step measured by `bench/e2e_runtime.py`).
 
     Batches: the hybrid model's values are typed for the batch it was compiled for (1 for a
     dynamic batch). When its metadata says that an input's batch was dynamic in the float

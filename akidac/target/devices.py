@@ -71,7 +71,7 @@ NP_DMA_BYTES_PER_CYCLE: Final = 8
 #: host ↔ device link. Assumption: about 1 GB/s, the order of a 2-lane PCIe 2 link.
 HOST_LINK_BYTES_PER_S: Final = 1_000_000_000
 #: fixed cost of one switch between a CPU region and an Akida region on the host: one
-#: onnxruntime `run` call, measured at ~7.5 µs (DESIGN.md, "The hybrid model and its runtime").
+#: onnxruntime `run` call, measured at ~7.5 µs (docs/runtime.md).
 REGION_SWITCH_SECONDS: Final = 7.5e-6
 
 #: energy of one MAC on an Akida NP, memory and control included. Measured, on the only board
