@@ -7,7 +7,10 @@ place prints the same number for the same arrays. Pure NumPy; imports nothing of
 Why these figures and not one cosine over all outputs joined: a model that outputs a constant
 scores 0.995 on that cosine when the outputs share a large common offset (softmax outputs,
 post-ReLU maps). SQNR and Pearson are computed **per sample** and reported as the minimum over
-samples; Pearson removes the mean, so a constant output scores 0.
+samples; Pearson removes the mean, so a constant output scores 0. An output of one value per
+sample (a presence score, a regression scalar) has no per-sample Pearson, and its per-sample
+SQNR is the relative error of one number (a probability of 0.001 read as 0.0012 scores 14 dB):
+it is measured over the samples joined, as one vector.
 
 - SQNR (dB) = 10 · log10(Σ ref² / Σ (ref − got)²); +inf when the two are equal, and
   −inf when the reference is all zero but the result is not.
@@ -92,7 +95,8 @@ def compare_outputs(
 ) -> dict[str, Any]:
     """Every figure for one output over a list of samples (one array per sample).
 
-    Returns `sqnr_db` (min over samples), `sqnr_db_mean`, `pearson` (min over samples),
+    Returns `sqnr_db` (min over samples), `sqnr_db_mean`, `pearson` (min over samples; for an
+    output of one value per sample, both over the samples joined: see the module docstring),
     `max_abs_error`, `cosine` (all samples joined; secondary), `samples`, and `top1_agreement`
     when the output is a classifier's (`is_classifier_output`), else None. Also
     `constant_sqnr_db`/`constant_pearson`: what an output equal to the mean reference over the
@@ -112,6 +116,12 @@ def compare_outputs(
             "constant_sqnr_db": SQNR_EXACT_DB,
             "constant_pearson": 1.0,
         }
+    count, shape = len(refs), refs[0].shape
+    if refs[0].size == 1 and count > 1:
+        # one value per sample: the samples joined are the one vector there is to measure (and
+        # the constant baseline is their mean, repeated)
+        refs = [np.concatenate([r.ravel() for r in refs])]
+        gots = [np.concatenate([g.ravel() for g in gots])]
     sqnrs = [sqnr_db(r, g) for r, g in zip(refs, gots, strict=True)]
     pearsons = [pearson(r, g) for r, g in zip(refs, gots, strict=True)]
     with np.errstate(all="ignore"):
@@ -119,9 +129,10 @@ def compare_outputs(
             float(np.max(np.abs(r - g))) if r.size else 0.0 for r, g in zip(refs, gots, strict=True)
         ]
     mean_ref = np.mean(np.stack([r.reshape(-1) for r in refs]), axis=0) if refs[0].size else None
+    if len(refs) == 1 and count > 1 and mean_ref is not None:
+        mean_ref = np.full_like(mean_ref, mean_ref.mean())
     constant_sqnr = min(sqnr_db(r, mean_ref) for r in refs) if mean_ref is not None else 0.0
     constant_r = min(pearson(r, mean_ref) for r in refs) if mean_ref is not None else 0.0
-    shape = refs[0].shape
     return {
         "sqnr_db": round(min(sqnrs), 3),
         "sqnr_db_mean": round(float(np.mean(sqnrs)), 3),
@@ -133,7 +144,7 @@ def compare_outputs(
             ),
             6,
         ),
-        "samples": len(refs),
+        "samples": count,
         "top1_agreement": round(top1_agreement(refs, gots), 6)
         if is_classifier_output(shape)
         else None,

@@ -161,8 +161,9 @@ def _scores(
     region reaches that hold more than one value per sample: the minimum over the samples whose
     float value is finite and not all zero (SQNR has nothing to measure on the others; an
     output with no such sample is left out). An output of one value
-    per sample (a presence score, a flag) is left out: its SQNR is the relative error of one
-    number, which for a probability near 0 says nothing of the model."""
+    per sample (a presence score, a flag) is left out: on `GUARD_SAMPLES` samples it is a handful
+    of numbers, too few to judge a move by (the report measures it over all its fidelity
+    samples joined, `akidac.metrics`)."""
     from akidac.runtime.session import HybridSession
 
     reached = _outputs_reached(hybrid)
