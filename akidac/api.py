@@ -808,9 +808,10 @@ def write_json_atomically(data: Any, path: str | os.PathLike[str]) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Entry points of the command line. `akidac.cli` reaches the compiler through this module only
-# (the package map of docs/architecture.md: cli → api), so every piece of work a command does has a name here, usable
-# from Python as well: reading arrays, checking and building options, running a hybrid model
-# over a dataset against the float model, describing the programs of a hybrid model.
+# (the package map of docs/architecture.md: cli → api), so every piece of work a command does
+# has a name here, usable from Python as well: reading arrays, checking and building options,
+# running a hybrid model over a dataset against the float model, describing the programs of a
+# hybrid model.
 
 
 def parse_input_shapes(specs: Sequence[str] | None) -> dict[str, tuple[int, ...]]:

@@ -27,7 +27,7 @@ def test_a_scalar_output_is_measured_over_the_samples_joined() -> None:
 
 
 def test_a_scalar_near_zero_no_longer_ruins_the_figure() -> None:
-    refs = _scores(8) + [np.array([[0.001]], np.float32)]
+    refs = [*_scores(8), np.array([[0.001]], np.float32)]
     gots = [r + np.float32(0.0002) for r in refs]
     # per sample, 0.001 read as 0.0012 alone would score 14 dB
     assert sqnr_db(refs[-1], gots[-1]) < 15
