@@ -24,9 +24,11 @@ Each model is then compiled by the CLI in a subprocess with a timeout,
 (`--input-shape` for inputs with a dynamic dimension, `--samples` 32 calibration inputs of the
 model's input distribution, seed 1; `--no-samples` leaves akidac's random default). Compiled models
 are run (another subprocess) in `akidac.HybridSession` and the float model in onnxruntime on 8
-held-out inputs of the same distribution (seed 1234, batch 1): SQNR (dB, per sample and output,
-the minimum), top-1 agreement (2-D float outputs with more than one class), and the median of a
-few interleaved timed runs of each after a warm-up, both on one onnxruntime thread.
+held-out inputs of the same distribution (seed 1234, batch 1): SQNR (dB, per output, the
+minimum over samples, as akidac.metrics defines it: an output of one value per sample is
+measured over the samples joined), top-1 agreement (2-D float outputs with more than one
+class), and the median of a few interleaved timed runs of each after a warm-up, both on one
+onnxruntime thread.
 
 The "8-bit-input floor" is the float model's own sensitivity: the SQNR of its output when only
 its input is rounded to 256 levels (over each sample's own range) and nothing else changes. No
@@ -599,6 +601,7 @@ def evaluate(float_path: str, hybrid_path: str, feeds_path: str, calib_path: str
     import onnxruntime as ort
 
     import akidac
+    from akidac.metrics import compare_outputs
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -629,23 +632,42 @@ def evaluate(float_path: str, hybrid_path: str, feeds_path: str, calib_path: str
             int8_session = ort_int8_session(float_path, calib_path, options, names, batch)
         except Exception as error:  # a figure script reports and goes on
             int8_note = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    refs: dict[str, list] = {name: [] for name in out_names}
+    gots: dict[str, list] = {name: [] for name in out_names}
+    int8_gots: dict[str, list] = {name: [] for name in out_names}
+    floor_gots: dict[str, list] = {name: [] for name in out_names}
     for feed in samples:
         ref = ref_session.run(None, feed)
         if int8_session is not None:
-            int8 += [sqnr_db(r, q) for r, q in zip(ref, int8_session.run(None, feed), strict=True)]
+            for name, q in zip(out_names, int8_session.run(None, feed), strict=True):
+                int8_gots[name].append(q)
         # the float model's own sensitivity: its output when only its input is 8-bit
-        floors += [
-            sqnr_db(r, q)
-            for r, q in zip(ref, ref_session.run(None, quantize_inputs_8bit(feed)), strict=True)
-        ]
+        for name, q in zip(
+            out_names, ref_session.run(None, quantize_inputs_8bit(feed)), strict=True
+        ):
+            floor_gots[name].append(q)
         got = hybrid.run(out_names, feed)
         for name, r, g in zip(out_names, ref, got, strict=True):
-            value = sqnr_db(r, np.asarray(g))
-            sqnrs.append(value)
-            per_output[name] = min(per_output.get(name, 200.0), value)
+            refs[name].append(r)
+            gots[name].append(np.asarray(g))
             if r.ndim == 2 and r.shape[1] > 1 and np.issubdtype(r.dtype, np.floating):
                 classified += r.shape[0]
                 agree += int(np.sum(np.argmax(r, 1) == np.argmax(np.asarray(g), 1)))
+
+    def figure(name: str, results: list) -> float:
+        """akidac's own definition (`akidac.metrics`): the minimum over samples, an output of
+        one value per sample measured over the samples joined; non-float outputs compared as
+        they are."""
+        if not np.issubdtype(np.asarray(refs[name][0]).dtype, np.floating):
+            return min(sqnr_db(r, q) for r, q in zip(refs[name], results, strict=True))
+        return float(compare_outputs(refs[name], results)["sqnr_db"])
+
+    for name in out_names:
+        per_output[name] = figure(name, gots[name])
+        sqnrs.append(per_output[name])
+        floors.append(figure(name, floor_gots[name]))
+        if int8_session is not None:
+            int8.append(figure(name, int8_gots[name]))
     # timing: interleaved, median after one warm-up of each
     feed = samples[0]
     hybrid_ms, float_ms = [], []
