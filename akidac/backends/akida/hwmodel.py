@@ -728,6 +728,17 @@ def _check_output_dims(record: LayerRecord, result: np.ndarray) -> np.ndarray:
     return result
 
 
+def _aligned_zeros(shape: tuple[int, int]) -> np.ndarray:
+    """A float32 array of zeros starting on a cache line: the float32 kernels load its rows as
+    whole vectors, and an AVX-512 load that straddles two lines costs two (numpy aligns large
+    arrays to 16 bytes only)."""
+    size = shape[0] * shape[1]
+    lanes = kernels.CACHE_LINE // 4
+    buffer = np.zeros(size + lanes, np.float32)
+    offset = (-buffer.ctypes.data % kernels.CACHE_LINE) // 4
+    return buffer[offset : offset + size].reshape(shape)
+
+
 class _LayerExecutor:
     """Base: one prepared layer; `run` takes its input arrays and returns its output."""
 
@@ -764,7 +775,7 @@ class _ConvExecutor(_LayerExecutor):
         # float32 kernel: rows in (a, b, c) order, filters padded to whole vectors.
         terms = weights.reshape(-1, self.filters)
         lanes = kernels.VECTOR_LANES
-        self.weights_f32 = np.zeros((terms.shape[0], -(-self.filters // lanes) * lanes), np.float32)
+        self.weights_f32 = _aligned_zeros((terms.shape[0], -(-self.filters // lanes) * lanes))
         self.weights_f32[:, : self.filters] = terms
         self.abs_prefix = np.concatenate(
             [np.zeros((self.filters, 1), np.int64), np.cumsum(np.abs(terms), axis=0).T], axis=1
@@ -785,6 +796,9 @@ class _ConvExecutor(_LayerExecutor):
         self._chunks: dict[int, int] = {}
         self.max_shift = int(self.shifts.max())
         self.max_fill = int(self.fill.max())
+        #: the int32 plan the fused float32 kernels apply per row: only without pooling
+        plan = self.epilogue.int32_params
+        self.fused_plan = plan if self.epilogue.pool_kind == kernels.POOL_NONE else None
 
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
@@ -827,6 +841,33 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(min(_magnitude_bound(x) << self.max_shift, limit + 1), 0)
         input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
+        fused = self.fused_plan
+        if chunk > 0 and fused is not None:
+            # the common layer: float32 sums requantized while they are in cache
+            epilogue = self.epilogue
+            filters = self.filters
+            out = np.empty((n_batch, out_h, out_w, filters), epilogue.kernel_dtype)
+            if k == 1 and s == 1:
+                kernels.conv1x1_fused_float32(
+                    x.reshape(-1, self.in_channels),
+                    self.shifts,
+                    self.buffer_bits,
+                    self.weights_f32,
+                    chunk,
+                    fused,
+                    epilogue.low,
+                    epilogue.high,
+                    out.reshape(-1, filters),
+                )
+            else:
+                xp = np.empty((n_batch, padded_h, padded_w, x.shape[3]), np.float32)
+                kernels.shift_and_pad(
+                    x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp
+                )
+                kernels.conv_fused_float32(
+                    xp, self.weights_f32, chunk, s, k, k, fused, epilogue.low, epilogue.high, out
+                )
+            return _check_output_dims(record, out.view(epilogue.dtype))
         if chunk > 0 and k == 1 and s == 1:
             # a GEMM over all the pixels of the batch: (N·H·W, C) × (C, F)
             pixels = n_batch * height * width
@@ -917,7 +958,7 @@ class _DepthwiseExecutor(_LayerExecutor):
                 out,
             )
             return _check_output_dims(record, out.view(self.epilogue.dtype))
-        out_w4 = -(-out_w // kernels.TILE_PIXELS) * kernels.TILE_PIXELS
+        out_w4 = -(-out_w // 4) * 4  # `depthwise_int32` computes 4 pixels at a time
         padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
         xp = np.empty((n_batch, height + sum(pads_h), padded_w, channels), np.int32)
         kernels.shift_and_pad(x, self.shifts, self.buffer_bits, pads_h[0], pads_w[0], self.fill, xp)

@@ -7,7 +7,9 @@ float32 integer: `conv_float32`, register tiles of output pixels × filter vecto
 LLVM IR (`_float32_tile`), and `depthwise3_fused_float32`. `finish_layer` then applies steps 3-8
 of the pipeline (saturation, bias, pooling, activation, GAP, requantization) in int64, or
 `finish_clamped_int32` in int32 under the plan `hwmodel` proves safe; `depthwise3_fused` and
-`depthwise3_fused_float32` run a whole common depthwise layer in one pass. No kernel is
+`depthwise3_fused_float32` run a whole common depthwise layer in one pass, and
+`conv_fused_float32` and `conv1x1_fused_float32` the accumulation and that plan of a common
+convolution (the sums requantized while they are in cache). No kernel is
 parallel and none calls BLAS. All kernels are cached on disk (per compile target: the vector
 width follows it); array dtypes are fixed (int8/uint8/int32 inputs, int32/float32 buffers,
 int64 parameters) so that each kernel has few specialisations.
@@ -64,10 +66,18 @@ def _vector_lanes() -> int:
 #: float32 lanes of one vector register of the compile target (numba's cache is per target).
 VECTOR_LANES = _vector_lanes()
 #: tile of the float32 convolution: TILE_PIXELS output pixels × up to TILE_VECTORS vectors of
-#: VECTOR_LANES filters, accumulators, weight vectors and a broadcast all in registers (16 + 4
-#: + 1 of 32 with AVX-512, 12 + 3 + 1 of 16 with AVX2).
-TILE_PIXELS = 4
+#: VECTOR_LANES filters, accumulators, weight vectors and a broadcast all in registers (24 + 4
+#: + 1 of 32 with AVX-512, 12 + 3 + 1 of 16 with AVX2). Six pixels rather than four with
+#: AVX-512: each weight vector loaded serves 6 multiply-adds, not 4 (bench/hwmodel.py, this
+#: Xeon: the 1×1 128→128 GEMM 0.20 -> 0.135 ms, the 3×3 64→64 conv 1.3-1.7 -> 1.25 ms).
+TILE_PIXELS = 6 if VECTOR_LANES == 16 else 4
 TILE_VECTORS = 4 if VECTOR_LANES == 16 else 3
+#: terms (kernel taps × channels) of one pass of the fused float32 convolutions over a row of
+#: pixels: the pass's block of weights (K_BLOCK × 64 float32 with AVX-512) stays in L1.
+K_BLOCK = 96
+#: pixels per block of the fused 1×1 convolution: their float32 inputs and int32 sums stay in
+#: cache between the three steps.
+GEMM_BLOCK_PIXELS = 8 * TILE_PIXELS
 #: filter tile of the int32 convolution.
 TILE_FILTERS = 4
 
@@ -140,6 +150,7 @@ def shift_and_pad(
     n_batch, height, width, channels = x.shape
     high = (np.int64(1) << (buffer_bits - 1)) - 1
     low = -high - 1
+    plain = _is_plain(x, shifts, buffer_bits)
     for n in range(n_batch):
         for i in range(xp.shape[1]):
             si = i - pad_top
@@ -147,12 +158,30 @@ def shift_and_pad(
                 sj = j - pad_left
                 out = xp[n, i, j]
                 if 0 <= si < height and 0 <= sj < width:
-                    pixel = x[n, si, sj]
-                    for c in range(channels):
-                        out[c] = np.int32(min(max(np.int64(pixel[c]) << shifts[c], low), high))
+                    _shift_pixel(x[n, si, sj], shifts, low, high, plain, out)
                 else:
                     for c in range(channels):
                         out[c] = fill[c]
+
+
+@njit(cache=True, inline="always")
+def _is_plain(x: np.ndarray, shifts: np.ndarray, buffer_bits: int) -> bool:
+    """Whether sat_B(x << shift) is x itself for every value: 8-bit x, shifts 0, B >= 9."""
+    return x.itemsize == 1 and buffer_bits >= 9 and not np.any(shifts)
+
+
+@njit(cache=True, inline="always")
+def _shift_pixel(
+    pixel: np.ndarray, shifts: np.ndarray, low: int, high: int, plain: bool, out: np.ndarray
+) -> None:
+    """out[c] = sat_B(pixel[c] << shifts[c]) as out's type; `plain` (see `_is_plain`): a bare
+    conversion, which vectorizes three times better than the int64 shift and clip."""
+    if plain:
+        for c in range(pixel.shape[0]):
+            out[c] = pixel[c]
+    else:
+        for c in range(pixel.shape[0]):
+            out[c] = min(max(np.int64(pixel[c]) << shifts[c], low), high)
 
 
 @njit(cache=True)
@@ -1211,11 +1240,163 @@ def add_layer(
             out[m, c] = _saturate(_rounding_shift(total, right[c], half[c], left[c]), low, high)
 
 
+# ---------------------------------------------------------------------------------------------
+# Fused convolutions: float32 sums and the int32 requantization in one pass
+# ---------------------------------------------------------------------------------------------
+
+
+#: bytes of one cache line, and of the widest vector numba loads (AVX-512): a vector at an
+#: address not a multiple of it straddles two lines.
+CACHE_LINE = 64
+
+
+@njit(cache=True)
+def _aligned_scratch(rows: int, cols: int) -> np.ndarray:
+    """An uninitialised (rows, cols) int32 array starting on a cache line (numba's own
+    allocations are only 32-byte aligned: half the AVX-512 loads and stores would split)."""
+    lanes = CACHE_LINE // 4
+    buffer = np.empty(rows * cols + lanes, np.int32)
+    offset = ((-buffer.ctypes.data) % CACHE_LINE) // 4
+    return buffer[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@njit(cache=True)
+def _float32_row(
+    x: np.ndarray,
+    weights: np.ndarray,
+    chunk: int,
+    x_row: int,
+    pixel_step: int,
+    row_step: int,
+    span: int,
+    acc: np.ndarray,
+    pixels: int,
+) -> None:
+    """acc[p, f] = wrap32(Σ_g x[x_row + p · pixel_step + r · row_step + t] · weights[g, f]) for
+    p < pixels (a multiple of TILE_PIXELS) and every filter f < F' of `weights` (length, F'),
+    over the terms g = r · span + t of [0, length): one row of output pixels of `conv_float32`,
+    into the (>= pixels, F') int32 array `acc`.
+
+    The terms are passed in blocks of K_BLOCK, each over the whole row, so that a block of
+    weights stays in L1 while the row's tiles read it; a block's partial sums are added to
+    the int32 accumulators in memory (each piece is a sub-run of one of the `chunk`-long runs
+    the caller proved exact, hence exact too, and the pieces add in wrapping int32).
+    """
+    length, filters = weights.shape
+    rows_apart = np.int64(row_step)  # a literal 0 from the 1×1 caller would not type the tile
+    f0 = 0
+    while f0 < filters:
+        vectors = min((filters - f0) // VECTOR_LANES, TILE_VECTORS)
+        for k0 in range(0, length, K_BLOCK):
+            k1 = min(k0 + K_BLOCK, length)
+            for p in range(0, pixels, TILE_PIXELS):
+                x0 = x_row + p * pixel_step
+                acc0 = p * filters + f0
+                start = k0
+                while start < k1:
+                    stop = min((start // chunk + 1) * chunk, k1)
+                    geometry = (
+                        x0, pixel_step, rows_apart, f0, filters, span, start, stop, acc0, filters
+                    )  # fmt: skip
+                    later = start > 0
+                    if vectors == TILE_VECTORS:
+                        _float32_tile(x, weights, acc, geometry, later, TILE_PIXELS, TILE_VECTORS)
+                    elif vectors >= 2:
+                        _float32_tile(x, weights, acc, geometry, later, TILE_PIXELS, 2)
+                    else:
+                        _float32_tile(x, weights, acc, geometry, later, TILE_PIXELS, 1)
+                    start = stop
+        if vectors == TILE_VECTORS:
+            f0 += TILE_VECTORS * VECTOR_LANES
+        else:
+            f0 += (2 if vectors >= 2 else 1) * VECTOR_LANES
+
+
+@njit(cache=True)
+def conv_fused_float32(
+    xp: np.ndarray,
+    weights: np.ndarray,
+    chunk: int,
+    stride: int,
+    kh: int,
+    kw: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """`conv_float32` then `finish_clamped_int32`, one output row at a time.
+
+    xp: (N, Hp, Wp, C) float32, padded and wide enough for every tile of the row (rounded up to
+    TILE_PIXELS); weights: (kh·kw·C, F') float32 as `conv_float32` takes them, with the same
+    exactness proof for `chunk`; params: (7, F) int32, the plan of `finish_clamped_int32`;
+    out: (N, Ho, Wo, F) int8, int16 or int32. A row's int32 sums stay in cache and are
+    requantized at once instead of in a second pass over a whole accumulator.
+    """
+    n_batch, out_h, out_w, _ = out.shape
+    height, width, channels = xp.shape[1], xp.shape[2], xp.shape[3]
+    filters = weights.shape[1]
+    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
+    acc = _aligned_scratch(out_w4, filters)
+    span = kw * channels
+    pixel_step = stride * channels
+    row_step = width * channels
+    for n in range(n_batch):
+        for i in range(out_h):
+            x_row = (n * height + i * stride) * row_step
+            _float32_row(xp, weights, chunk, x_row, pixel_step, row_step, span, acc, out_w4)
+            out_row = out[n, i]
+            for j in range(out_w):
+                _requantize_int32_row(acc[j], params, low, high, out_row[j])
+
+
+@njit(cache=True)
+def conv1x1_fused_float32(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    weights: np.ndarray,
+    chunk: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """A whole 1×1 stride-1 layer with the int32 requantization plan: a GEMM over the pixels.
+
+    x: (P, C) int8, uint8 or int32, the pixels of the batch; weights (C, F') and `chunk` as
+    `conv_float32` takes them; params (7, F) int32, the plan of `finish_clamped_int32`;
+    out: (P, F) int8, int16 or int32. Per block of GEMM_BLOCK_PIXELS pixels: the shifted
+    inputs sat_B(x << shift) as float32, their sums, and the requantized outputs, the block's
+    inputs and sums staying in cache (one pass over memory instead of three).
+    """
+    pixels, channels = x.shape
+    filters = weights.shape[1]
+    block = GEMM_BLOCK_PIXELS
+    xs = np.zeros((block, channels), np.float32)
+    acc = _aligned_scratch(block, filters)
+    high_b = (np.int64(1) << (buffer_bits - 1)) - 1
+    low_b = -high_b - 1
+    plain = _is_plain(x, shifts, buffer_bits)
+    for p0 in range(0, pixels, block):
+        rows = min(block, pixels - p0)
+        for r in range(rows):
+            _shift_pixel(x[p0 + r], shifts, low_b, high_b, plain, xs[r])
+        if rows < block:
+            xs[rows:] = 0
+        tiles = -(-rows // TILE_PIXELS) * TILE_PIXELS
+        _float32_row(xs, weights, chunk, 0, channels, 0, channels, acc, tiles)
+        for r in range(rows):
+            _requantize_int32_row(acc[r], params, low, high, out[p0 + r])
+
+
 #: every kernel the hardware model may call, for `kernels_are_cached`.
 ALL_KERNELS = (
     shift_and_pad,
     shift_flat,
     conv_float32,
+    conv_fused_float32,
+    conv1x1_fused_float32,
     conv_int32,
     depthwise_int32,
     depthwise3_fused,
