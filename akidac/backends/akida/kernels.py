@@ -151,37 +151,44 @@ def shift_and_pad(
     high = (np.int64(1) << (buffer_bits - 1)) - 1
     low = -high - 1
     plain = _is_plain(x, shifts, buffer_bits)
+    padded_w = xp.shape[2]
+    first = min(pad_left, padded_w)
+    last = min(pad_left + width, padded_w)
+    # a row view per row, not per pixel: a view costs two reference-count updates
     for n in range(n_batch):
         for i in range(xp.shape[1]):
             si = i - pad_top
-            for j in range(xp.shape[2]):
-                sj = j - pad_left
-                out = xp[n, i, j]
-                if 0 <= si < height and 0 <= sj < width:
-                    _shift_pixel(x[n, si, sj], shifts, low, high, plain, out)
-                else:
+            dst = xp[n, i]
+            if si < 0 or si >= height:
+                _fill_pixels(dst, 0, padded_w, fill)
+                continue
+            _fill_pixels(dst, 0, first, fill)
+            src = x[n, si]
+            if plain:
+                for j in range(first, last):
                     for c in range(channels):
-                        out[c] = fill[c]
+                        dst[j, c] = src[j - pad_left, c]
+            else:
+                for j in range(first, last):
+                    for c in range(channels):
+                        value = np.int64(src[j - pad_left, c]) << shifts[c]
+                        dst[j, c] = min(max(value, low), high)
+            _fill_pixels(dst, last, padded_w, fill)
+
+
+@njit(cache=True, inline="always")
+def _fill_pixels(row: np.ndarray, start: int, stop: int, fill: np.ndarray) -> None:
+    """row[j, c] = fill[c] for start <= j < stop."""
+    for j in range(start, stop):
+        for c in range(row.shape[1]):
+            row[j, c] = fill[c]
 
 
 @njit(cache=True, inline="always")
 def _is_plain(x: np.ndarray, shifts: np.ndarray, buffer_bits: int) -> bool:
-    """Whether sat_B(x << shift) is x itself for every value: 8-bit x, shifts 0, B >= 9."""
+    """Whether sat_B(x << shift) is x itself for every value: 8-bit x, shifts 0, B >= 9 (a
+    bare conversion then, which vectorizes three times better than the shift and clip)."""
     return x.itemsize == 1 and buffer_bits >= 9 and not np.any(shifts)
-
-
-@njit(cache=True, inline="always")
-def _shift_pixel(
-    pixel: np.ndarray, shifts: np.ndarray, low: int, high: int, plain: bool, out: np.ndarray
-) -> None:
-    """out[c] = sat_B(pixel[c] << shifts[c]) as out's type; `plain` (see `_is_plain`): a bare
-    conversion, which vectorizes three times better than the int64 shift and clip."""
-    if plain:
-        for c in range(pixel.shape[0]):
-            out[c] = pixel[c]
-    else:
-        for c in range(pixel.shape[0]):
-            out[c] = min(max(np.int64(pixel[c]) << shifts[c], low), high)
 
 
 @njit(cache=True)
@@ -1125,6 +1132,35 @@ def _requantize_int32_row(
         dst[f] = min(max(result, low32), high32)
 
 
+@njit(cache=True, inline="always")
+def _requantize_int32_rows(
+    acc: np.ndarray,
+    count: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+    first: int,
+) -> None:
+    """out[first + r, f] = the plan of `finish_clamped_int32` on acc[r, f], for r < count and
+    every filter f of `out` (acc may be wider): 2-D indexing and the plan's rows taken once,
+    where a view per pixel would cost reference-count updates."""
+    lower = params[0]
+    upper = params[1]
+    bias = params[2]
+    scale = params[3]
+    half = params[4]
+    right = params[5]
+    left = params[6]
+    low32 = np.int32(low)
+    high32 = np.int32(high)
+    for r in range(count):
+        for f in range(out.shape[1]):
+            value = min(max(acc[r, f], lower[f]), upper[f])
+            result = requantize32(value, bias[f], scale[f], half[f], right[f], left[f])
+            out[first + r, f] = min(max(result, low32), high32)
+
+
 @njit(cache=True)
 def finish_clamped_int32(
     acc: np.ndarray,
@@ -1145,8 +1181,7 @@ def finish_clamped_int32(
     """
     for n in range(acc.shape[0]):
         for i in range(out_h):
-            for j in range(out_w):
-                _requantize_int32_row(acc[n, i, j], params, low, high, out[n, i, j])
+            _requantize_int32_rows(acc[n, i], out_w, params, low, high, out[n, i], 0)
 
 
 @njit(cache=True, inline="always")
@@ -1345,9 +1380,7 @@ def conv_fused_float32(
         for i in range(out_h):
             x_row = (n * height + i * stride) * row_step
             _float32_row(xp, weights, chunk, x_row, pixel_step, row_step, span, acc, out_w4)
-            out_row = out[n, i]
-            for j in range(out_w):
-                _requantize_int32_row(acc[j], params, low, high, out_row[j])
+            _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
 
 
 @njit(cache=True)
@@ -1380,14 +1413,20 @@ def conv1x1_fused_float32(
     plain = _is_plain(x, shifts, buffer_bits)
     for p0 in range(0, pixels, block):
         rows = min(block, pixels - p0)
-        for r in range(rows):
-            _shift_pixel(x[p0 + r], shifts, low_b, high_b, plain, xs[r])
+        if plain:
+            for r in range(rows):
+                for c in range(channels):
+                    xs[r, c] = x[p0 + r, c]
+        else:
+            for r in range(rows):
+                for c in range(channels):
+                    value = np.int64(x[p0 + r, c]) << shifts[c]
+                    xs[r, c] = min(max(value, low_b), high_b)
         if rows < block:
             xs[rows:] = 0
         tiles = -(-rows // TILE_PIXELS) * TILE_PIXELS
         _float32_row(xs, weights, chunk, 0, channels, 0, channels, acc, tiles)
-        for r in range(rows):
-            _requantize_int32_row(acc[r], params, low, high, out[p0 + r])
+        _requantize_int32_rows(acc, rows, params, low, high, out, p0)
 
 
 #: every kernel the hardware model may call, for `kernels_are_cached`.

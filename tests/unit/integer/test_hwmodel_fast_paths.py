@@ -161,3 +161,40 @@ def test_inputs_beyond_the_float32_bound_take_the_int32_kernels(
     run_and_check(quantized_layer("DepthwiseConv2D", 3, 8, 8), x)
     assert len(calls["conv_int32"]) == 1 and not calls["conv_float32"]
     assert len(calls["depthwise3_fused"]) == 1 and not calls["depthwise3_fused_float32"]
+
+
+@pytest.mark.parametrize(
+    ("layer_type", "kernel"), [("Conv2D", 1), ("Conv2D", 3), ("DepthwiseConv2D", 3)]
+)
+def test_repeated_runs_reuse_their_checked_geometry_only_for_the_same_input_kind(
+    layer_type: str, kernel: int
+) -> None:
+    """A run remembers the geometry of an 8-bit input shape; another shape or dtype (uint8,
+    int16: a bound from the values) is checked and planned afresh, and each result is exact."""
+    record = quantized_layer(layer_type, kernel, 16, 16)
+    model = hwmodel.HardwareModel([record])
+    rng = np.random.default_rng(7)
+    inputs = [
+        rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8),
+        rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8),
+        rng.integers(0, 256, (1, 5, 6, 16)).astype(np.uint8),
+        rng.integers(-128, 128, (2, 4, 7, 16)).astype(np.int8),
+        rng.integers(-(1 << 14), 1 << 14, (1, 5, 6, 16)).astype(np.int16),
+        rng.integers(-(1 << 26), 1 << 26, (1, 5, 6, 16)).astype(np.int32),
+        rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8),
+        np.asfortranarray(rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8)),
+    ]
+    for x in inputs:
+        np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
+    assert len(model._executors[0]._known) == 3  # (1, 5, 6) int8 and uint8, (2, 4, 7) int8
+
+
+def test_a_known_shape_still_meets_the_output_dims_check() -> None:
+    record = quantized_layer("Conv2D", 3, 8, 8)
+    record.output_dims = [5, 6, 8]
+    model = hwmodel.HardwareModel([record])
+    x = np.zeros((1, 5, 6, 8), np.int8)
+    model.run(x)
+    model.run(x)
+    with pytest.raises(hwmodel.ProgramError, match="output_dims"):
+        model.run(np.zeros((1, 4, 6, 8), np.int8))
