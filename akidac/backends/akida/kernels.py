@@ -595,11 +595,15 @@ def _shifted_padded_row(
     last = min(pad_left + width, row.shape[0])
     row[:first] = 0
     image_row = x[n, src]
-    for jj in range(first, last):
-        pixel = image_row[jj - pad_left]
-        out = row[jj]
-        for c in range(channels):
-            out[c] = np.int32(min(max(np.int64(pixel[c]) << shifts[c], low), high))
+    if _is_plain(x, shifts, buffer_bits):
+        for jj in range(first, last):
+            for c in range(channels):
+                row[jj, c] = image_row[jj - pad_left, c]
+    else:
+        for jj in range(first, last):
+            for c in range(channels):
+                value = np.int64(image_row[jj - pad_left, c]) << shifts[c]
+                row[jj, c] = np.int32(min(max(value, low), high))
     row[last:] = 0
 
 
@@ -960,13 +964,16 @@ def _signed_range(bits: int) -> tuple[np.int64, np.int64]:
 
 
 @njit(cache=True, inline="always")
-def _bias_row(src: np.ndarray, stage: OutputStage, dst: np.ndarray) -> None:
-    """Steps 3-4 on one pixel: dst = sat_P(sat_B(acc) + bias)."""
+def _bias_row(src: np.ndarray, j: int, stage: OutputStage, dst: np.ndarray, k: int) -> None:
+    """Steps 3-4 on pixel j of the row `src`: dst[k] = sat_P(sat_B(acc) + bias).
+
+    The helpers of this section index rows (W, F) by pixel rather than take one pixel's view:
+    a numba view costs reference-count updates, more than the arithmetic of a narrow pixel."""
     acc_low, acc_high = _signed_range(stage.buffer_bits)
     post_low, post_high = _signed_range(stage.post_bits)
-    for f in range(dst.shape[0]):
-        value = _saturate(np.int64(src[f]), acc_low, acc_high)
-        dst[f] = _saturate(value + stage.bias[f], post_low, post_high)
+    for f in range(dst.shape[1]):
+        value = _saturate(np.int64(src[j, f]), acc_low, acc_high)
+        dst[k, f] = _saturate(value + stage.bias[f], post_low, post_high)
 
 
 @njit(cache=True, inline="always")
@@ -987,27 +994,29 @@ def _activate_row(values: np.ndarray, stage: OutputStage) -> None:
 
 
 @njit(cache=True, inline="always")
-def _requantize_row(values: np.ndarray, stage: OutputStage, out: np.ndarray) -> None:
-    """Step 8 on one pixel: clip(shift(sat_P(v · scale), s), low, high)."""
+def _requantize_row(values: np.ndarray, stage: OutputStage, out: np.ndarray, j: int) -> None:
+    """Step 8 on one pixel, into pixel j of the row `out`: clip(shift(sat_P(v · scale), s),
+    low, high)."""
     post_low, post_high = _signed_range(stage.post_bits)
-    for f in range(out.shape[0]):
+    for f in range(out.shape[1]):
         scaled = _saturate(values[f] * stage.out_scales[f], post_low, post_high)
         shifted = _rounding_shift(scaled, stage.out_right[f], stage.out_half[f], stage.out_left[f])
-        out[f] = _saturate(shifted, stage.low, stage.high)
+        out[j, f] = _saturate(shifted, stage.low, stage.high)
 
 
 @njit(cache=True, inline="always")
-def _fused_row(src: np.ndarray, stage: OutputStage, out: np.ndarray) -> None:
-    """Steps 3-8 on one pixel without pooling and with a clamp activation, in one loop."""
+def _fused_row(src: np.ndarray, stage: OutputStage, out: np.ndarray, j: int) -> None:
+    """Steps 3-8 on pixel j of the rows `src` and `out`, without pooling and with a clamp
+    activation, in one loop."""
     acc_low, acc_high = _signed_range(stage.buffer_bits)
     post_low, post_high = _signed_range(stage.post_bits)
-    for f in range(out.shape[0]):
-        value = _saturate(np.int64(src[f]), acc_low, acc_high)
+    for f in range(out.shape[1]):
+        value = _saturate(np.int64(src[j, f]), acc_low, acc_high)
         value = _saturate(value + stage.bias[f], post_low, post_high)
         value = min(max(value, stage.act_low), stage.act_high[f])
         scaled = _saturate(value * stage.out_scales[f], post_low, post_high)
         shifted = _rounding_shift(scaled, stage.out_right[f], stage.out_half[f], stage.out_left[f])
-        out[f] = _saturate(shifted, stage.low, stage.high)
+        out[j, f] = _saturate(shifted, stage.low, stage.high)
 
 
 @njit(cache=True)
@@ -1017,8 +1026,10 @@ def _finish_clamped(
     """No pooling, a clamp activation: every pixel in one fused loop."""
     for n in range(acc.shape[0]):
         for i in range(out_h):
+            src = acc[n, i]
+            dst = out[n, i]
             for j in range(out_w):
-                _fused_row(acc[n, i, j], stage, out[n, i, j])
+                _fused_row(src, stage, dst, j)
 
 
 @njit(cache=True)
@@ -1026,13 +1037,16 @@ def _finish_lut(
     acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, out: np.ndarray
 ) -> None:
     """No pooling, the LUT activation: bias, activate, requantize every pixel."""
-    values = np.empty(out.shape[3], np.int64)
+    scratch = np.empty((1, out.shape[3]), np.int64)
+    values = scratch[0]
     for n in range(acc.shape[0]):
         for i in range(out_h):
+            src = acc[n, i]
+            dst = out[n, i]
             for j in range(out_w):
-                _bias_row(acc[n, i, j], stage, values)
+                _bias_row(src, j, stage, scratch, 0)
                 _activate_row(values, stage)
-                _requantize_row(values, stage, out[n, i, j])
+                _requantize_row(values, stage, dst, j)
 
 
 @njit(cache=True)
@@ -1043,34 +1057,38 @@ def _finish_global_average(
     after every addition, in row-major order), then requantized once (the scale holds 1/(H·W))."""
     filters = out.shape[3]
     post_low, post_high = _signed_range(stage.post_bits)
-    values = np.empty(filters, np.int64)
+    scratch = np.empty((1, filters), np.int64)
+    values = scratch[0]
     totals = np.empty(filters, np.int64)
     for n in range(acc.shape[0]):
         totals[:] = 0
         for i in range(out_h):
+            src = acc[n, i]
             for j in range(out_w):
-                _bias_row(acc[n, i, j], stage, values)
+                _bias_row(src, j, stage, scratch, 0)
                 _activate_row(values, stage)
                 for f in range(filters):
                     totals[f] = _saturate(totals[f] + values[f], post_low, post_high)
-        _requantize_row(totals, stage, out[n, 0, 0])
+        _requantize_row(totals, stage, out[n, 0], 0)
 
 
 @njit(cache=True, inline="always")
-def _window_max(plane: np.ndarray, pool: PoolWindow, i: int, j: int, best: np.ndarray) -> None:
-    """best = the per-filter maximum of pooling window (i, j) of `plane` (H, W, ≥F); pad
+def _window_max(
+    plane: np.ndarray, pool: PoolWindow, i: int, j: int, best: np.ndarray, k: int
+) -> None:
+    """best[k] = the per-filter maximum of pooling window (i, j) of `plane` (H, W, ≥F); pad
     pixels are outside the plane and never win."""
     first_row = max(i * pool.stride - pool.top, 0)
     last_row = min(i * pool.stride - pool.top + pool.size, plane.shape[0])
     first_col = max(j * pool.stride - pool.left, 0)
     last_col = min(j * pool.stride - pool.left + pool.size, plane.shape[1])
-    filters = best.shape[0]
-    best[:] = plane[first_row, first_col, :filters]
+    filters = best.shape[1]
+    for f in range(filters):
+        best[k, f] = plane[first_row, first_col, f]
     for pi in range(first_row, last_row):
         for pj in range(first_col, last_col):
-            window = plane[pi, pj]
             for f in range(filters):
-                best[f] = max(best[f], window[f])
+                best[k, f] = max(best[k, f], plane[pi, pj, f])
 
 
 @njit(cache=True)
@@ -1080,17 +1098,21 @@ def _finish_max_pooled(
     """Max pooling of the biased values, then activation and requantization of each window's
     maximum. Pad pixels act as -infinity: only real pixels of the window compete."""
     filters = out.shape[3]
-    values = np.empty(filters, np.int64)
+    scratch = np.empty((1, filters), np.int64)
+    values = scratch[0]
     biased = np.empty((out_h, out_w, filters), np.int64)
     for n in range(acc.shape[0]):
         for i in range(out_h):
+            src = acc[n, i]
+            dst = biased[i]
             for j in range(out_w):
-                _bias_row(acc[n, i, j], stage, biased[i, j])
+                _bias_row(src, j, stage, dst, j)
         for i in range(out.shape[1]):
+            dst = out[n, i]
             for j in range(out.shape[2]):
-                _window_max(biased, pool, i, j, values)
+                _window_max(biased, pool, i, j, scratch, 0)
                 _activate_row(values, stage)
-                _requantize_row(values, stage, out[n, i, j])
+                _requantize_row(values, stage, dst, j)
 
 
 @njit(cache=True)
@@ -1245,9 +1267,11 @@ def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
     nondecreasing f, so both orders give the same bytes.
     """
     for n in range(src.shape[0]):
+        plane = src[n]
         for i in range(out.shape[1]):
+            dst = out[n, i]
             for j in range(out.shape[2]):
-                _window_max(src[n], pool, i, j, out[n, i, j])
+                _window_max(plane, pool, i, j, dst, j)
 
 
 @njit(cache=True)
