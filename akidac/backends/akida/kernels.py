@@ -433,29 +433,43 @@ def conv_int32(
     length = kw * span
     width = xp.shape[2]
     row_buffer = np.empty(width * span, np.int32)
+    step = stride * span
     for n in range(n_batch):
         for i in range(out_h):
             _fill_row_buffer(xp, n, i * stride, kh, row_buffer)
             out_row = acc[n, i]
-            for j in range(out_w4):
-                base = j * stride * span
-                x0 = row_buffer[base : base + length]
-                for f in range(0, filters4, 4):
-                    w0 = weights[f]
-                    w1 = weights[f + 1]
-                    w2 = weights[f + 2]
-                    w3 = weights[f + 3]
+            for f in range(0, filters4, 4):
+                # 2 pixels × 4 filters per pass: each input value loaded serves 4 filters and
+                # each weight 2 pixels; the group's rows taken once per row, not per pixel
+                w0 = weights[f]
+                w1 = weights[f + 1]
+                w2 = weights[f + 2]
+                w3 = weights[f + 3]
+                for j in range(0, out_w4, 2):
+                    k = min(j + 1, out_w4 - 1)  # the pixel paired with j (j itself if last)
+                    x0 = row_buffer[j * step : j * step + length]
+                    x1 = row_buffer[k * step : k * step + length]
                     s0 = s1 = s2 = s3 = np.int32(0)
+                    r0 = r1 = r2 = r3 = np.int32(0)
                     for t in range(length):
                         a = x0[t]
+                        b = x1[t]
                         s0 = madd32(s0, a, w0[t])
                         s1 = madd32(s1, a, w1[t])
                         s2 = madd32(s2, a, w2[t])
                         s3 = madd32(s3, a, w3[t])
+                        r0 = madd32(r0, b, w0[t])
+                        r1 = madd32(r1, b, w1[t])
+                        r2 = madd32(r2, b, w2[t])
+                        r3 = madd32(r3, b, w3[t])
                     out_row[j, f] = s0
                     out_row[j, f + 1] = s1
                     out_row[j, f + 2] = s2
                     out_row[j, f + 3] = s3
+                    out_row[k, f] = r0
+                    out_row[k, f + 1] = r1
+                    out_row[k, f + 2] = r2
+                    out_row[k, f + 3] = r3
 
 
 @njit(cache=True, inline="always")
