@@ -976,22 +976,37 @@ class _DepthwiseExecutor(_LayerExecutor):
         self, x: np.ndarray, out_shape: tuple[int, ...], pad_top: int, pad_left: int, exact: bool
     ) -> np.ndarray:
         """The common layer: one fused kernel, rows shifted, convolved and requantized in cache;
-        float32 sums when `exact` (|xs| · Σ|w| < 2^24 for every channel)."""
+        float32 sums when `exact` (|xs| · Σ|w| < 2^24 for every channel), any stride, else
+        int32 sums, stride 1."""
         epilogue = self.epilogue
         out = np.empty(out_shape, epilogue.kernel_dtype)
-        fused = kernels.depthwise3_fused_float32 if exact else kernels.depthwise3_fused
-        fused(
-            x,
-            self.shifts,
-            self.buffer_bits,
-            pad_top,
-            pad_left,
-            self.float32_weights if exact else self.weights,
-            self.float32_params if exact else self.fused_plan,
-            epilogue.low,
-            epilogue.high,
-            out,
-        )
+        if exact:
+            kernels.depthwise3_fused_float32(
+                x,
+                self.shifts,
+                self.buffer_bits,
+                pad_top,
+                pad_left,
+                self.stride,
+                self.float32_weights,
+                self.float32_params,
+                epilogue.low,
+                epilogue.high,
+                out,
+            )
+        else:
+            kernels.depthwise3_fused(
+                x,
+                self.shifts,
+                self.buffer_bits,
+                pad_top,
+                pad_left,
+                self.weights,
+                self.fused_plan,
+                epilogue.low,
+                epilogue.high,
+                out,
+            )
         return out.view(epilogue.dtype)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
@@ -1007,15 +1022,16 @@ class _DepthwiseExecutor(_LayerExecutor):
         n_batch, height, width, channels = x.shape
         k, s = self.kernel, self.stride
         pads_h, pads_w, out_h, out_w = _window_geometry(record, height, width, k, s, self.padding)
-        if k == 3 and s == 1 and self.fused_plan is not None:
+        if k == 3 and self.fused_plan is not None:
             limit = (1 << (self.buffer_bits - 1)) - 1
             input_bound = min(_magnitude_bound(x) << self.max_shift, limit + 1)
             exact = input_bound * self.max_abs_window < kernels.FLOAT32_EXACT_LIMIT
-            args = ((n_batch, out_h, out_w, channels), pads_h[0], pads_w[0], exact)
-            result = _check_output_dims(record, self._run_fused(x, *args))
-            if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
-                self._known[(x.shape, x.dtype)] = args  # 8-bit: the bound is the dtype's
-            return result
+            if exact or s == 1:
+                args = ((n_batch, out_h, out_w, channels), pads_h[0], pads_w[0], exact)
+                result = _check_output_dims(record, self._run_fused(x, *args))
+                if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
+                    self._known[(x.shape, x.dtype)] = args  # 8-bit: the bound is the dtype's
+                return result
         out_w4 = -(-out_w // 4) * 4  # `depthwise_int32` computes 4 pixels at a time
         padded_w = max(width + sum(pads_w), (out_w4 - 1) * s + k)
         xp = np.empty((n_batch, height + sum(pads_h), padded_w, channels), np.int32)

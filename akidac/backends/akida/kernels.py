@@ -684,22 +684,23 @@ def _depthwise3_float32_row(
     slot0: object,
     slot1: object,
     slot2: object,
+    stride: object,
     weights: object,
     params: object,
     low: object,
     high: object,
     out_row: object,
 ) -> object:
-    """One output row of a 3×3 stride-1 depthwise layer, requantized, in LLVM IR vectors.
+    """One output row of a 3×3 depthwise layer of stride s, requantized, in LLVM IR vectors.
 
-    ring: (3, >= Wo + 2, C') float32, the padded input rows i, i + 1, i + 2 in slots slot0,
-    slot1, slot2; weights: (3, 3, C') float32 (flipped); params: (7, C') int32, the plan of
-    `finish_clamped_int32`; out_row: (Wo, C') int8, int16 or int32; C' a multiple of
-    VECTOR_LANES. For each block of VECTOR_LANES channels the 9 weight vectors and the 7
-    parameter vectors stay in registers while the row passes: per output pixel, 9 float32
-    multiply-adds of ring vectors, an exact conversion to int32 (see `depthwise3_fused_float32`
-    for why the float32 sum is exact), then clip(shift((clip(acc, A, B) + bias) · scale), low,
-    high) in int32 and a store.
+    ring: (3, >= (Wo - 1)·s + 3, C') float32, the padded input rows i·s, i·s + 1, i·s + 2 in
+    slots slot0, slot1, slot2 (output pixel j reads their columns j·s to j·s + 2); weights:
+    (3, 3, C') float32 (flipped); params: (7, C') int32, the plan of `finish_clamped_int32`;
+    out_row: (Wo, C') int8, int16 or int32; C' a multiple of VECTOR_LANES. For each block of
+    VECTOR_LANES channels the 9 weight vectors and the 7 parameter vectors stay in registers
+    while the row passes: per output pixel, 9 float32 multiply-adds of ring vectors, an exact
+    conversion to int32 (see `depthwise3_fused_float32` for why the float32 sum is exact), then
+    clip(shift((clip(acc, A, B) + bias) · scale), low, high) in int32 and a store.
     """
     arrays = ((ring, types.float32, 3), (weights, types.float32, 3), (params, types.int32, 2))
     for array, dtype, ndim in arrays:
@@ -713,15 +714,16 @@ def _depthwise3_float32_row(
         return None
     lanes = VECTOR_LANES
     i64 = types.int64
-    sig = types.void(ring, i64, i64, i64, weights, params, i64, i64, out_row)
+    sig = types.void(ring, i64, i64, i64, i64, weights, params, i64, i64, out_row)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ring_arg, slot0_, slot1_, slot2_, weights_arg, params_arg, low_, high_, out_arg = args
+        ring_arg, slot0_, slot1_, slot2_, stride_, weights_arg, params_arg = args[:7]
+        low_, high_, out_arg = args[7:]
         ring_struct = context.make_array(signature.args[0])(context, builder, ring_arg)
-        out_struct = context.make_array(signature.args[8])(context, builder, out_arg)
+        out_struct = context.make_array(signature.args[9])(context, builder, out_arg)
         ring_ptr = ring_struct.data
-        w_ptr = context.make_array(signature.args[4])(context, builder, weights_arg).data
-        p_ptr = context.make_array(signature.args[5])(context, builder, params_arg).data
+        w_ptr = context.make_array(signature.args[5])(context, builder, weights_arg).data
+        p_ptr = context.make_array(signature.args[6])(context, builder, params_arg).data
         out_ptr = out_struct.data
         ring_width, channels = cgutils.unpack_tuple(builder, ring_struct.shape, 3)[1:]
         out_w = cgutils.unpack_tuple(builder, out_struct.shape, 2)[0]
@@ -729,7 +731,7 @@ def _depthwise3_float32_row(
         int32 = ir.IntType(32)
         floats = ir.VectorType(ir.FloatType(), lanes)
         ints = ir.VectorType(int32, lanes)
-        stored = ir.VectorType(ir.IntType(signature.args[8].dtype.bitwidth), lanes)
+        stored = ir.VectorType(ir.IntType(signature.args[9].dtype.bitwidth), lanes)
         fmuladd = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(floats, [floats, floats, floats]),
@@ -767,9 +769,10 @@ def _depthwise3_float32_row(
             )
             with cgutils.for_range(builder, out_w) as loop:
                 j = loop.index
+                column = builder.mul(j, stride_)
                 total = ir.Constant(floats, [0.0] * lanes)
                 for a in range(3):
-                    pixel = builder.add(builder.mul(slots[a], ring_width), j)
+                    pixel = builder.add(builder.mul(slots[a], ring_width), column)
                     for b in range(3):
                         index = builder.mul(builder.add(pixel, const(b)), channels)
                         value = load(ring_ptr, builder.add(index, c0), floats)
@@ -795,13 +798,16 @@ def depthwise3_fused_float32(
     buffer_bits: int,
     pad_top: int,
     pad_left: int,
+    stride: int,
     weights: np.ndarray,
     params: np.ndarray,
     low: int,
     high: int,
     out: np.ndarray,
 ) -> None:
-    """`depthwise3_fused` with float32 sums, for layers where they are provably exact.
+    """`depthwise3_fused` with float32 sums, for layers where they are provably exact, and
+    any stride (output pixel (i, j) reads padded input rows i·s to i·s + 2, columns j·s to
+    j·s + 2; each input row is shifted once, into a ring of three).
 
     weights: (3, 3, C') float32, flipped, channels zero-padded to C', a multiple of
     VECTOR_LANES; params: (7, C') int32, the plan of `finish_clamped_int32`, padded alike.
@@ -816,26 +822,28 @@ def depthwise3_fused_float32(
     channels = x.shape[3]
     padded = weights.shape[2]
     out_h, out_w = out.shape[1], out.shape[2]
-    ring = np.zeros((3, out_w + 2, padded), np.float32)
+    ring = np.zeros((3, (out_w - 1) * stride + 3, padded), np.float32)
     out_row = np.empty((out_w, padded), out.dtype)
     held = np.full(3, -1, np.int64)
     for n in range(n_batch):
         held[:] = -1
         for i in range(out_h):
+            top = i * stride  # padded input row r lives in ring slot r % 3
             for a in range(3):
-                slot = (i + a) % 3
-                if held[slot] != i + a:
+                slot = (top + a) % 3
+                if held[slot] != top + a:
                     _shifted_padded_row(
-                        x, n, i + a - pad_top, shifts, buffer_bits, pad_left, ring[slot]
+                        x, n, top + a - pad_top, shifts, buffer_bits, pad_left, ring[slot]
                     )
-                    held[slot] = i + a
+                    held[slot] = top + a
+            s0, s1, s2 = top % 3, (top + 1) % 3, (top + 2) % 3
             if padded == channels:
                 _depthwise3_float32_row(
-                    ring, i % 3, (i + 1) % 3, (i + 2) % 3, weights, params, low, high, out[n, i]
+                    ring, s0, s1, s2, stride, weights, params, low, high, out[n, i]
                 )
             else:
                 _depthwise3_float32_row(
-                    ring, i % 3, (i + 1) % 3, (i + 2) % 3, weights, params, low, high, out_row
+                    ring, s0, s1, s2, stride, weights, params, low, high, out_row
                 )
                 out[n, i] = out_row[:, :channels]
 

@@ -151,6 +151,19 @@ def test_a_3x3_depthwise_layer_runs_the_fused_float32_kernel(
     assert not calls["depthwise3_fused"] and not calls["depthwise_int32"]
 
 
+@pytest.mark.parametrize("padding", ["Same", "SameUpper", "Valid"])
+def test_a_3x3_stride_2_depthwise_layer_runs_the_fused_float32_kernel(
+    calls: dict[str, list[tuple]], padding: str
+) -> None:
+    record = quantized_layer("DepthwiseConv2D", 3, 40, 40)
+    record.params.update(kernel_stride=2, padding=padding)
+    for shape in [(2, 7, 6, 40), (1, 8, 9, 40)]:
+        x = np.random.default_rng(8).integers(-128, 128, shape).astype(np.int8)
+        run_and_check(record, x)
+    assert len(calls["depthwise3_fused_float32"]) == 2
+    assert not calls["depthwise3_fused"] and not calls["depthwise_int32"]
+
+
 def test_inputs_beyond_the_float32_bound_take_the_int32_kernels(
     calls: dict[str, list[tuple]],
 ) -> None:
