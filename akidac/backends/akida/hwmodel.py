@@ -657,8 +657,8 @@ class _Epilogue:
             rows, cols = out_h, out_w
         # <= 8-bit outputs (uint8 0..15 included) are written as int8 bytes, then viewed
         out = np.empty((n_batch, rows, cols, filters), self.kernel_dtype)
-        pool = kernels.PoolWindow(self.pool_kind, self.pool_size, self.pool_stride, top, left)
         if self.int32_params is not None and self.pool_kind == kernels.POOL_MAX:
+            pool = kernels.PoolWindow(self.pool_kind, self.pool_size, self.pool_stride, top, left)
             full = np.empty((n_batch, out_h, out_w, filters), self.kernel_dtype)
             kernels.finish_clamped_int32(
                 acc, out_h, out_w, self.int32_params, self.low, self.high, full
@@ -676,7 +676,20 @@ class _Epilogue:
                 acc, out_h, out_w, index_plan, self.lut32, value_plan, self.low, self.high, out
             )
             return out.view(self.dtype)
-        kernels.finish_layer(acc, out_h, out_w, self.stage, pool, out)
+        kernels.finish_layer_packed(
+            acc,
+            out_h,
+            out_w,
+            self.stage_vectors,
+            self.lut,
+            self.stage_scalars,
+            self.pool_kind,
+            self.pool_size,
+            self.pool_stride,
+            top,
+            left,
+            out,
+        )
         return out.view(self.dtype)
 
     def __post_init__(self) -> None:
@@ -700,6 +713,35 @@ class _Epilogue:
             *self.out_shifts,
             self.low,
             self.high,
+        )
+        #: the same stage as `kernels.finish_layer_packed` takes it (cheaper to pass)
+        stage = self.stage
+        self.stage_vectors = np.ascontiguousarray(
+            np.stack(
+                [
+                    stage.bias,
+                    stage.act_high,
+                    stage.act_scales,
+                    stage.act_right,
+                    stage.act_half,
+                    stage.act_left,
+                    stage.out_scales,
+                    stage.out_right,
+                    stage.out_half,
+                    stage.out_left,
+                ]
+            ).astype(np.int64)
+        )
+        self.stage_scalars = np.array(
+            [
+                stage.buffer_bits,
+                stage.post_bits,
+                stage.act_kind,
+                stage.act_low,
+                self.low,
+                self.high,
+            ],
+            np.int64,
         )
 
 
