@@ -6,7 +6,8 @@ depthwise kernel pads channels to whole vectors, so these tests draw up to 100 f
 channels, every stride, padding and kernel size, batches (the 1×1 stride-1 convolution runs as
 one GEMM over all the pixels of the batch, in blocks), inputs in one float32 chunk, in several,
 or beyond the float32 bound (the int32 kernels), and every output width; half the layers have
-the epilogue a quantizer emits, which the fused convolution kernels run.
+the epilogue a quantizer emits, which the fused convolution kernels run, and a quarter of the
+convolutions are max pooled.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def wide_convs(draw: st.DrawFn) -> tuple[LayerRecord, np.ndarray]:
     batch = draw(st.integers(1, 2))
     tail = draw(mixed_epilogue(rng, filters, seed))
     params = {"kernel_size": k, "kernel_stride": stride, "padding": padding, **tail["params"]}
+    if padding != "Valid" and draw(st.booleans()):  # max pooling (its windows always fit)
+        size = draw(st.integers(1, 3))
+        params.update(pool_type="Max", pool_size=size, pool_stride=draw(st.integers(1, size)))
     weights = rng.integers(-128, 128, (k, k, channels, filters)).astype(np.int8)
     variables = {"weights": weights, **tail["variables"]}
     shape = (batch, height, width, channels)

@@ -843,9 +843,9 @@ class _ConvExecutor(_LayerExecutor):
         self._chunks: dict[int, int] = {}
         self.max_shift = int(self.shifts.max())
         self.max_fill = int(self.fill.max())
-        #: the int32 plan the fused float32 kernels apply per row: only without pooling
-        plan = self.epilogue.int32_params
-        self.fused_plan = plan if self.epilogue.pool_kind == kernels.POOL_NONE else None
+        #: the int32 plan the fused float32 kernels apply per row (a clamp activation, no
+        #: pooling or max pooling: then their outputs are pooled, see `kernels.max_pool`)
+        self.fused_plan = self.epilogue.int32_params
         #: per (input shape, 8-bit dtype) that ran the fused kernels: their arguments
         self._known: dict[tuple, tuple] = {}
 
@@ -876,6 +876,21 @@ class _ConvExecutor(_LayerExecutor):
         self._chunks[input_bound] = chunk
         return chunk
 
+    def _max_pool(
+        self, record: LayerRecord, n_batch: int, out_h: int, out_w: int
+    ) -> tuple[tuple[int, ...], kernels.PoolWindow] | None:
+        """The pooled shape and window of a max-pooled layer (None without pooling)."""
+        epilogue = self.epilogue
+        if epilogue.pool_kind != kernels.POOL_MAX:
+            return None
+        rows, top = epilogue._pool_axis(out_h)
+        cols, left = epilogue._pool_axis(out_w)
+        if rows < 1 or cols < 1:
+            raise _fail(record, f"max pooling does not fit its {out_h}×{out_w} input")
+        size, stride = epilogue.pool_size, epilogue.pool_stride
+        window = kernels.PoolWindow(kernels.POOL_MAX, size, stride, top, left)
+        return (n_batch, rows, cols, self.filters), window
+
     def _run_fused(
         self,
         x: np.ndarray,
@@ -884,9 +899,11 @@ class _ConvExecutor(_LayerExecutor):
         pad_top: int,
         pad_left: int,
         chunk: int,
+        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
     ) -> np.ndarray:
         """The common layer: float32 sums requantized while they are in cache (`xp_shape` None:
-        the 1×1 stride-1 GEMM over the pixels of the batch)."""
+        the 1×1 stride-1 GEMM over the pixels of the batch), then max pooled when `pool`
+        (the pooled shape and window) is given."""
         epilogue = self.epilogue
         plan = self.fused_plan
         out = np.empty(out_shape, epilogue.kernel_dtype)
@@ -920,6 +937,10 @@ class _ConvExecutor(_LayerExecutor):
                 epilogue.high,
                 out,
             )
+        if pool is not None:
+            pooled = np.empty(pool[0], epilogue.kernel_dtype)
+            kernels.max_pool(out, pool[1], pooled)
+            out = pooled
         return out.view(epilogue.dtype)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
@@ -946,7 +967,9 @@ class _ConvExecutor(_LayerExecutor):
         if chunk > 0 and self.fused_plan is not None:
             one_by_one = k == 1 and s == 1
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])
-            args = ((n_batch, out_h, out_w, self.filters), xp_shape, pads_h[0], pads_w[0], chunk)
+            pool = self._max_pool(record, n_batch, out_h, out_w)
+            out_shape = (n_batch, out_h, out_w, self.filters)
+            args = (out_shape, xp_shape, pads_h[0], pads_w[0], chunk, pool)
             result = _check_output_dims(record, self._run_fused(x, *args))
             if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
                 self._known[(x.shape, x.dtype)] = args  # 8-bit: the bound is the dtype's

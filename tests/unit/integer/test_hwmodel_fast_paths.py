@@ -114,15 +114,22 @@ def test_a_1x1_stride_1_conv_is_one_gemm_over_the_batch(calls: dict[str, list[tu
     assert pixels.shape == (2 * 5 * 7, 20) and out.shape == (2 * 5 * 7, 70)
 
 
-def test_pooled_convolutions_keep_the_separate_epilogue(calls: dict[str, list[tuple]]) -> None:
-    """The fused kernels apply the int32 plan per pixel: a pooled layer accumulates whole."""
+def test_max_pooled_convolutions_pool_the_fused_outputs(calls: dict[str, list[tuple]]) -> None:
+    """With a clamp activation every step is nondecreasing: the fused kernels' outputs are
+    max pooled (see `kernels.max_pool`); a global average keeps the separate epilogue."""
+    x = np.random.default_rng(5).integers(-128, 128, (1, 6, 8, 12)).astype(np.int8)
+    for kernel in (1, 3):
+        for padding in ("Same", "Valid"):
+            record = quantized_layer("Conv2D", kernel, 12, 20)
+            record.params.update(pool_type="Max", pool_size=3, pool_stride=2, padding=padding)
+            run_and_check(record, x)
+    assert len(calls["conv_fused_float32"]) == 2 and len(calls["conv1x1_fused_float32"]) == 2
+    assert not calls["conv_float32"]
     for kernel in (1, 3):
         record = quantized_layer("Conv2D", kernel, 12, 20)
-        record.params.update(pool_type="Max", pool_size=2, pool_stride=2)
-        x = np.random.default_rng(5).integers(-128, 128, (1, 6, 8, 12)).astype(np.int8)
+        record.params.update(pool_type="Average")
         run_and_check(record, x)
     assert len(calls["conv_float32"]) == 2
-    assert not calls["conv_fused_float32"] and not calls["conv1x1_fused_float32"]
 
 
 def test_outputs_are_fresh_arrays() -> None:
