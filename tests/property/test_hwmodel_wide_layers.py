@@ -7,7 +7,7 @@ channels, every stride, padding and kernel size, batches (the 1×1 stride-1 conv
 one GEMM over all the pixels of the batch, in blocks), inputs in one float32 chunk, in several,
 or beyond the float32 bound (the int32 kernels), and every output width; half the layers have
 the epilogue a quantizer emits, which the fused convolution kernels run, and a quarter of the
-convolutions are max pooled.
+convolutions and depthwise layers are max pooled.
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ def large_gemms(draw: st.DrawFn) -> tuple[LayerRecord, np.ndarray]:
 
 @st.composite
 def wide_depthwise(draw: st.DrawFn) -> tuple[LayerRecord, np.ndarray]:
-    """A DepthwiseConv2D with up to 70 channels; mostly 3×3 stride 1 with a clamp activation
-    and no pooling, the layer the fused kernels run, with realistic or random requantization."""
+    """A DepthwiseConv2D with up to 70 channels; mostly 3×3 with a clamp activation, the
+    layer the fused kernels run (then max pooled, a quarter of the time when the padding is not
+    Valid), with realistic or random requantization."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     channels = draw(st.integers(1, 70))
@@ -135,6 +136,9 @@ def wide_depthwise(draw: st.DrawFn) -> tuple[LayerRecord, np.ndarray]:
     batch = draw(st.integers(1, 2))
     tail = draw(mixed_epilogue(rng, channels, seed))
     params = {"kernel_size": k, "kernel_stride": stride, "padding": padding, **tail["params"]}
+    if padding != "Valid" and draw(st.booleans()):  # max pooling (its windows always fit)
+        size = draw(st.integers(1, 3))
+        params.update(pool_type="Max", pool_size=size, pool_stride=draw(st.integers(1, size)))
     shift_top = draw(st.sampled_from((0, 3, 31)))
     variables = {
         "weights": rng.integers(-128, 128, (k, k, channels, 1)).astype(np.int8),

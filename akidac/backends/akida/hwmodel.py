@@ -786,6 +786,32 @@ def _aligned_zeros(shape: tuple[int, int]) -> np.ndarray:
     return buffer[offset : offset + size].reshape(shape)
 
 
+def _max_pool(
+    record: LayerRecord, epilogue: _Epilogue, out_shape: tuple[int, int, int, int]
+) -> tuple[tuple[int, ...], kernels.PoolWindow] | None:
+    """The pooled shape and window of a max-pooled layer whose finished outputs have
+    `out_shape` (N, H, W, F); None without pooling."""
+    if epilogue.pool_kind != kernels.POOL_MAX:
+        return None
+    n_batch, out_h, out_w, filters = out_shape
+    rows, top = epilogue._pool_axis(out_h)
+    cols, left = epilogue._pool_axis(out_w)
+    if rows < 1 or cols < 1:
+        raise _fail(record, f"max pooling does not fit its {out_h}×{out_w} input")
+    size, stride = epilogue.pool_size, epilogue.pool_stride
+    window = kernels.PoolWindow(kernels.POOL_MAX, size, stride, top, left)
+    return (n_batch, rows, cols, filters), window
+
+
+def _pooled(out: np.ndarray, pool: tuple[tuple[int, ...], kernels.PoolWindow] | None) -> np.ndarray:
+    """`out` max pooled by `pool` (from `_max_pool`), or `out` itself when it is None."""
+    if pool is None:
+        return out
+    pooled = np.empty(pool[0], out.dtype)
+    kernels.max_pool(out, pool[1], pooled)
+    return pooled
+
+
 class _LayerExecutor:
     """Base: one prepared layer; `run` takes its input arrays and returns its output."""
 
@@ -876,21 +902,6 @@ class _ConvExecutor(_LayerExecutor):
         self._chunks[input_bound] = chunk
         return chunk
 
-    def _max_pool(
-        self, record: LayerRecord, n_batch: int, out_h: int, out_w: int
-    ) -> tuple[tuple[int, ...], kernels.PoolWindow] | None:
-        """The pooled shape and window of a max-pooled layer (None without pooling)."""
-        epilogue = self.epilogue
-        if epilogue.pool_kind != kernels.POOL_MAX:
-            return None
-        rows, top = epilogue._pool_axis(out_h)
-        cols, left = epilogue._pool_axis(out_w)
-        if rows < 1 or cols < 1:
-            raise _fail(record, f"max pooling does not fit its {out_h}×{out_w} input")
-        size, stride = epilogue.pool_size, epilogue.pool_stride
-        window = kernels.PoolWindow(kernels.POOL_MAX, size, stride, top, left)
-        return (n_batch, rows, cols, self.filters), window
-
     def _run_fused(
         self,
         x: np.ndarray,
@@ -937,11 +948,7 @@ class _ConvExecutor(_LayerExecutor):
                 epilogue.high,
                 out,
             )
-        if pool is not None:
-            pooled = np.empty(pool[0], epilogue.kernel_dtype)
-            kernels.max_pool(out, pool[1], pooled)
-            out = pooled
-        return out.view(epilogue.dtype)
+        return _pooled(out, pool).view(epilogue.dtype)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         x = inputs[0]
@@ -967,8 +974,8 @@ class _ConvExecutor(_LayerExecutor):
         if chunk > 0 and self.fused_plan is not None:
             one_by_one = k == 1 and s == 1
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])
-            pool = self._max_pool(record, n_batch, out_h, out_w)
             out_shape = (n_batch, out_h, out_w, self.filters)
+            pool = _max_pool(record, self.epilogue, out_shape)
             args = (out_shape, xp_shape, pads_h[0], pads_w[0], chunk, pool)
             result = _check_output_dims(record, self._run_fused(x, *args))
             if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
@@ -1022,9 +1029,9 @@ class _DepthwiseExecutor(_LayerExecutor):
         self.epilogue = _Epilogue.from_record(record, self.channels)
         self.max_shift = int(self.shifts.max())
         plan = self.epilogue.int32_params
-        #: the plan the fused 3×3 kernel applies per pixel: only without pooling
-        self.fused_plan = plan if self.epilogue.pool_kind == kernels.POOL_NONE else None
-        plan = self.fused_plan
+        #: the plan the fused 3×3 kernels apply per pixel (a clamp activation, no pooling or
+        #: max pooling: then their outputs are pooled, see `kernels.max_pool`)
+        self.fused_plan = plan
         #: per (input shape, 8-bit dtype) that ran the fused kernel: its arguments
         self._known: dict[tuple, tuple] = {}
         self.float32_weights = self.float32_params = None
@@ -1038,11 +1045,17 @@ class _DepthwiseExecutor(_LayerExecutor):
             self.float32_params[:, : self.channels] = plan
 
     def _run_fused(
-        self, x: np.ndarray, out_shape: tuple[int, ...], pad_top: int, pad_left: int, exact: bool
+        self,
+        x: np.ndarray,
+        out_shape: tuple[int, ...],
+        pad_top: int,
+        pad_left: int,
+        exact: bool,
+        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
     ) -> np.ndarray:
         """The common layer: one fused kernel, rows shifted, convolved and requantized in cache;
         float32 sums when `exact` (|xs| · Σ|w| < 2^24 for every channel), any stride, else
-        int32 sums, stride 1."""
+        int32 sums, stride 1; then max pooled when `pool` is given."""
         epilogue = self.epilogue
         out = np.empty(out_shape, epilogue.kernel_dtype)
         if exact:
@@ -1072,7 +1085,7 @@ class _DepthwiseExecutor(_LayerExecutor):
                 epilogue.high,
                 out,
             )
-        return out.view(epilogue.dtype)
+        return _pooled(out, pool).view(epilogue.dtype)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         x = inputs[0]
@@ -1092,7 +1105,9 @@ class _DepthwiseExecutor(_LayerExecutor):
             input_bound = min(_magnitude_bound(x) << self.max_shift, limit + 1)
             exact = input_bound * self.max_abs_window < kernels.FLOAT32_EXACT_LIMIT
             if exact or s == 1:
-                args = ((n_batch, out_h, out_w, channels), pads_h[0], pads_w[0], exact)
+                out_shape = (n_batch, out_h, out_w, channels)
+                pool = _max_pool(record, self.epilogue, out_shape)
+                args = (out_shape, pads_h[0], pads_w[0], exact, pool)
                 result = _check_output_dims(record, self._run_fused(x, *args))
                 if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
                     self._known[(x.shape, x.dtype)] = args  # 8-bit: the bound is the dtype's

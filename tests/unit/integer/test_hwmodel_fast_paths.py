@@ -130,6 +130,11 @@ def test_max_pooled_convolutions_pool_the_fused_outputs(calls: dict[str, list[tu
         record.params.update(pool_type="Average")
         run_and_check(record, x)
     assert len(calls["conv_float32"]) == 2
+    for stride in (1, 2):
+        record = quantized_layer("DepthwiseConv2D", 3, 12, 12)
+        record.params.update(pool_type="Max", pool_size=2, pool_stride=2, kernel_stride=stride)
+        run_and_check(record, x)
+    assert len(calls["depthwise3_fused_float32"]) == 2 and not calls["depthwise_int32"]
 
 
 def test_outputs_are_fresh_arrays() -> None:
