@@ -7,7 +7,9 @@ float32 integer: `conv_float32`, register tiles of output pixels × filter vecto
 LLVM IR (`_float32_tile`), and `depthwise3_fused_float32`. `finish_layer` then applies steps 3-8
 of the pipeline (saturation, bias, pooling, activation, GAP, requantization) in int64, or
 `finish_clamped_int32` in int32 under the plan `hwmodel` proves safe; `depthwise3_fused` and
-`depthwise3_fused_float32` run a whole common depthwise layer in one pass. No kernel is
+`depthwise3_fused_float32` run a whole common depthwise layer in one pass, and
+`conv_fused_float32` and `conv1x1_fused_float32` the accumulation and that plan of a common
+convolution (the sums requantized while they are in cache). No kernel is
 parallel and none calls BLAS. All kernels are cached on disk (per compile target: the vector
 width follows it); array dtypes are fixed (int8/uint8/int32 inputs, int32/float32 buffers,
 int64 parameters) so that each kernel has few specialisations.
@@ -64,10 +66,18 @@ def _vector_lanes() -> int:
 #: float32 lanes of one vector register of the compile target (numba's cache is per target).
 VECTOR_LANES = _vector_lanes()
 #: tile of the float32 convolution: TILE_PIXELS output pixels × up to TILE_VECTORS vectors of
-#: VECTOR_LANES filters, accumulators, weight vectors and a broadcast all in registers (16 + 4
-#: + 1 of 32 with AVX-512, 12 + 3 + 1 of 16 with AVX2).
-TILE_PIXELS = 4
+#: VECTOR_LANES filters, accumulators, weight vectors and a broadcast all in registers (24 + 4
+#: + 1 of 32 with AVX-512, 12 + 3 + 1 of 16 with AVX2). Six pixels rather than four with
+#: AVX-512: each weight vector loaded serves 6 multiply-adds, not 4 (bench/hwmodel.py, this
+#: Xeon: the 1×1 128→128 GEMM 0.20 -> 0.135 ms, the 3×3 64→64 conv 1.3-1.7 -> 1.25 ms).
+TILE_PIXELS = 6 if VECTOR_LANES == 16 else 4
 TILE_VECTORS = 4 if VECTOR_LANES == 16 else 3
+#: terms (kernel taps × channels) of one pass of the fused float32 convolutions over a row of
+#: pixels: the pass's block of weights (K_BLOCK × 64 float32 with AVX-512) stays in L1.
+K_BLOCK = 96
+#: pixels per block of the fused 1×1 convolution: their float32 inputs and int32 sums stay in
+#: cache between the three steps.
+GEMM_BLOCK_PIXELS = 8 * TILE_PIXELS
 #: filter tile of the int32 convolution.
 TILE_FILTERS = 4
 
@@ -140,19 +150,45 @@ def shift_and_pad(
     n_batch, height, width, channels = x.shape
     high = (np.int64(1) << (buffer_bits - 1)) - 1
     low = -high - 1
+    plain = _is_plain(x, shifts, buffer_bits)
+    padded_w = xp.shape[2]
+    first = min(pad_left, padded_w)
+    last = min(pad_left + width, padded_w)
+    # a row view per row, not per pixel: a view costs two reference-count updates
     for n in range(n_batch):
         for i in range(xp.shape[1]):
             si = i - pad_top
-            for j in range(xp.shape[2]):
-                sj = j - pad_left
-                out = xp[n, i, j]
-                if 0 <= si < height and 0 <= sj < width:
-                    pixel = x[n, si, sj]
+            dst = xp[n, i]
+            if si < 0 or si >= height:
+                _fill_pixels(dst, 0, padded_w, fill)
+                continue
+            _fill_pixels(dst, 0, first, fill)
+            src = x[n, si]
+            if plain:
+                for j in range(first, last):
                     for c in range(channels):
-                        out[c] = np.int32(min(max(np.int64(pixel[c]) << shifts[c], low), high))
-                else:
+                        dst[j, c] = src[j - pad_left, c]
+            else:
+                for j in range(first, last):
                     for c in range(channels):
-                        out[c] = fill[c]
+                        value = np.int64(src[j - pad_left, c]) << shifts[c]
+                        dst[j, c] = min(max(value, low), high)
+            _fill_pixels(dst, last, padded_w, fill)
+
+
+@njit(cache=True, inline="always")
+def _fill_pixels(row: np.ndarray, start: int, stop: int, fill: np.ndarray) -> None:
+    """row[j, c] = fill[c] for start <= j < stop."""
+    for j in range(start, stop):
+        for c in range(row.shape[1]):
+            row[j, c] = fill[c]
+
+
+@njit(cache=True, inline="always")
+def _is_plain(x: np.ndarray, shifts: np.ndarray, buffer_bits: int) -> bool:
+    """Whether sat_B(x << shift) is x itself for every value: 8-bit x, shifts 0, B >= 9 (a
+    bare conversion then, which vectorizes three times better than the shift and clip)."""
+    return x.itemsize == 1 and buffer_bits >= 9 and not np.any(shifts)
 
 
 @njit(cache=True)
@@ -397,29 +433,43 @@ def conv_int32(
     length = kw * span
     width = xp.shape[2]
     row_buffer = np.empty(width * span, np.int32)
+    step = stride * span
     for n in range(n_batch):
         for i in range(out_h):
             _fill_row_buffer(xp, n, i * stride, kh, row_buffer)
             out_row = acc[n, i]
-            for j in range(out_w4):
-                base = j * stride * span
-                x0 = row_buffer[base : base + length]
-                for f in range(0, filters4, 4):
-                    w0 = weights[f]
-                    w1 = weights[f + 1]
-                    w2 = weights[f + 2]
-                    w3 = weights[f + 3]
+            for f in range(0, filters4, 4):
+                # 2 pixels × 4 filters per pass: each input value loaded serves 4 filters and
+                # each weight 2 pixels; the group's rows taken once per row, not per pixel
+                w0 = weights[f]
+                w1 = weights[f + 1]
+                w2 = weights[f + 2]
+                w3 = weights[f + 3]
+                for j in range(0, out_w4, 2):
+                    k = min(j + 1, out_w4 - 1)  # the pixel paired with j (j itself if last)
+                    x0 = row_buffer[j * step : j * step + length]
+                    x1 = row_buffer[k * step : k * step + length]
                     s0 = s1 = s2 = s3 = np.int32(0)
+                    r0 = r1 = r2 = r3 = np.int32(0)
                     for t in range(length):
                         a = x0[t]
+                        b = x1[t]
                         s0 = madd32(s0, a, w0[t])
                         s1 = madd32(s1, a, w1[t])
                         s2 = madd32(s2, a, w2[t])
                         s3 = madd32(s3, a, w3[t])
+                        r0 = madd32(r0, b, w0[t])
+                        r1 = madd32(r1, b, w1[t])
+                        r2 = madd32(r2, b, w2[t])
+                        r3 = madd32(r3, b, w3[t])
                     out_row[j, f] = s0
                     out_row[j, f + 1] = s1
                     out_row[j, f + 2] = s2
                     out_row[j, f + 3] = s3
+                    out_row[k, f] = r0
+                    out_row[k, f + 1] = r1
+                    out_row[k, f + 2] = r2
+                    out_row[k, f + 3] = r3
 
 
 @njit(cache=True, inline="always")
@@ -559,11 +609,15 @@ def _shifted_padded_row(
     last = min(pad_left + width, row.shape[0])
     row[:first] = 0
     image_row = x[n, src]
-    for jj in range(first, last):
-        pixel = image_row[jj - pad_left]
-        out = row[jj]
-        for c in range(channels):
-            out[c] = np.int32(min(max(np.int64(pixel[c]) << shifts[c], low), high))
+    if _is_plain(x, shifts, buffer_bits):
+        for jj in range(first, last):
+            for c in range(channels):
+                row[jj, c] = image_row[jj - pad_left, c]
+    else:
+        for jj in range(first, last):
+            for c in range(channels):
+                value = np.int64(image_row[jj - pad_left, c]) << shifts[c]
+                row[jj, c] = np.int32(min(max(value, low), high))
     row[last:] = 0
 
 
@@ -630,22 +684,23 @@ def _depthwise3_float32_row(
     slot0: object,
     slot1: object,
     slot2: object,
+    stride: object,
     weights: object,
     params: object,
     low: object,
     high: object,
     out_row: object,
 ) -> object:
-    """One output row of a 3×3 stride-1 depthwise layer, requantized, in LLVM IR vectors.
+    """One output row of a 3×3 depthwise layer of stride s, requantized, in LLVM IR vectors.
 
-    ring: (3, >= Wo + 2, C') float32, the padded input rows i, i + 1, i + 2 in slots slot0,
-    slot1, slot2; weights: (3, 3, C') float32 (flipped); params: (7, C') int32, the plan of
-    `finish_clamped_int32`; out_row: (Wo, C') int8, int16 or int32; C' a multiple of
-    VECTOR_LANES. For each block of VECTOR_LANES channels the 9 weight vectors and the 7
-    parameter vectors stay in registers while the row passes: per output pixel, 9 float32
-    multiply-adds of ring vectors, an exact conversion to int32 (see `depthwise3_fused_float32`
-    for why the float32 sum is exact), then clip(shift((clip(acc, A, B) + bias) · scale), low,
-    high) in int32 and a store.
+    ring: (3, >= (Wo - 1)·s + 3, C') float32, the padded input rows i·s, i·s + 1, i·s + 2 in
+    slots slot0, slot1, slot2 (output pixel j reads their columns j·s to j·s + 2); weights:
+    (3, 3, C') float32 (flipped); params: (7, C') int32, the plan of `finish_clamped_int32`;
+    out_row: (Wo, C') int8, int16 or int32; C' a multiple of VECTOR_LANES. For each block of
+    VECTOR_LANES channels the 9 weight vectors and the 7 parameter vectors stay in registers
+    while the row passes: per output pixel, 9 float32 multiply-adds of ring vectors, an exact
+    conversion to int32 (see `depthwise3_fused_float32` for why the float32 sum is exact), then
+    clip(shift((clip(acc, A, B) + bias) · scale), low, high) in int32 and a store.
     """
     arrays = ((ring, types.float32, 3), (weights, types.float32, 3), (params, types.int32, 2))
     for array, dtype, ndim in arrays:
@@ -659,15 +714,16 @@ def _depthwise3_float32_row(
         return None
     lanes = VECTOR_LANES
     i64 = types.int64
-    sig = types.void(ring, i64, i64, i64, weights, params, i64, i64, out_row)
+    sig = types.void(ring, i64, i64, i64, i64, weights, params, i64, i64, out_row)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ring_arg, slot0_, slot1_, slot2_, weights_arg, params_arg, low_, high_, out_arg = args
+        ring_arg, slot0_, slot1_, slot2_, stride_, weights_arg, params_arg = args[:7]
+        low_, high_, out_arg = args[7:]
         ring_struct = context.make_array(signature.args[0])(context, builder, ring_arg)
-        out_struct = context.make_array(signature.args[8])(context, builder, out_arg)
+        out_struct = context.make_array(signature.args[9])(context, builder, out_arg)
         ring_ptr = ring_struct.data
-        w_ptr = context.make_array(signature.args[4])(context, builder, weights_arg).data
-        p_ptr = context.make_array(signature.args[5])(context, builder, params_arg).data
+        w_ptr = context.make_array(signature.args[5])(context, builder, weights_arg).data
+        p_ptr = context.make_array(signature.args[6])(context, builder, params_arg).data
         out_ptr = out_struct.data
         ring_width, channels = cgutils.unpack_tuple(builder, ring_struct.shape, 3)[1:]
         out_w = cgutils.unpack_tuple(builder, out_struct.shape, 2)[0]
@@ -675,7 +731,7 @@ def _depthwise3_float32_row(
         int32 = ir.IntType(32)
         floats = ir.VectorType(ir.FloatType(), lanes)
         ints = ir.VectorType(int32, lanes)
-        stored = ir.VectorType(ir.IntType(signature.args[8].dtype.bitwidth), lanes)
+        stored = ir.VectorType(ir.IntType(signature.args[9].dtype.bitwidth), lanes)
         fmuladd = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(floats, [floats, floats, floats]),
@@ -713,9 +769,10 @@ def _depthwise3_float32_row(
             )
             with cgutils.for_range(builder, out_w) as loop:
                 j = loop.index
+                column = builder.mul(j, stride_)
                 total = ir.Constant(floats, [0.0] * lanes)
                 for a in range(3):
-                    pixel = builder.add(builder.mul(slots[a], ring_width), j)
+                    pixel = builder.add(builder.mul(slots[a], ring_width), column)
                     for b in range(3):
                         index = builder.mul(builder.add(pixel, const(b)), channels)
                         value = load(ring_ptr, builder.add(index, c0), floats)
@@ -741,13 +798,16 @@ def depthwise3_fused_float32(
     buffer_bits: int,
     pad_top: int,
     pad_left: int,
+    stride: int,
     weights: np.ndarray,
     params: np.ndarray,
     low: int,
     high: int,
     out: np.ndarray,
 ) -> None:
-    """`depthwise3_fused` with float32 sums, for layers where they are provably exact.
+    """`depthwise3_fused` with float32 sums, for layers where they are provably exact, and
+    any stride (output pixel (i, j) reads padded input rows i·s to i·s + 2, columns j·s to
+    j·s + 2; each input row is shifted once, into a ring of three).
 
     weights: (3, 3, C') float32, flipped, channels zero-padded to C', a multiple of
     VECTOR_LANES; params: (7, C') int32, the plan of `finish_clamped_int32`, padded alike.
@@ -762,26 +822,28 @@ def depthwise3_fused_float32(
     channels = x.shape[3]
     padded = weights.shape[2]
     out_h, out_w = out.shape[1], out.shape[2]
-    ring = np.zeros((3, out_w + 2, padded), np.float32)
+    ring = np.zeros((3, (out_w - 1) * stride + 3, padded), np.float32)
     out_row = np.empty((out_w, padded), out.dtype)
     held = np.full(3, -1, np.int64)
     for n in range(n_batch):
         held[:] = -1
         for i in range(out_h):
+            top = i * stride  # padded input row r lives in ring slot r % 3
             for a in range(3):
-                slot = (i + a) % 3
-                if held[slot] != i + a:
+                slot = (top + a) % 3
+                if held[slot] != top + a:
                     _shifted_padded_row(
-                        x, n, i + a - pad_top, shifts, buffer_bits, pad_left, ring[slot]
+                        x, n, top + a - pad_top, shifts, buffer_bits, pad_left, ring[slot]
                     )
-                    held[slot] = i + a
+                    held[slot] = top + a
+            s0, s1, s2 = top % 3, (top + 1) % 3, (top + 2) % 3
             if padded == channels:
                 _depthwise3_float32_row(
-                    ring, i % 3, (i + 1) % 3, (i + 2) % 3, weights, params, low, high, out[n, i]
+                    ring, s0, s1, s2, stride, weights, params, low, high, out[n, i]
                 )
             else:
                 _depthwise3_float32_row(
-                    ring, i % 3, (i + 1) % 3, (i + 2) % 3, weights, params, low, high, out_row
+                    ring, s0, s1, s2, stride, weights, params, low, high, out_row
                 )
                 out[n, i] = out_row[:, :channels]
 
@@ -924,13 +986,16 @@ def _signed_range(bits: int) -> tuple[np.int64, np.int64]:
 
 
 @njit(cache=True, inline="always")
-def _bias_row(src: np.ndarray, stage: OutputStage, dst: np.ndarray) -> None:
-    """Steps 3-4 on one pixel: dst = sat_P(sat_B(acc) + bias)."""
+def _bias_row(src: np.ndarray, j: int, stage: OutputStage, dst: np.ndarray, k: int) -> None:
+    """Steps 3-4 on pixel j of the row `src`: dst[k] = sat_P(sat_B(acc) + bias).
+
+    The helpers of this section index rows (W, F) by pixel rather than take one pixel's view:
+    a numba view costs reference-count updates, more than the arithmetic of a narrow pixel."""
     acc_low, acc_high = _signed_range(stage.buffer_bits)
     post_low, post_high = _signed_range(stage.post_bits)
-    for f in range(dst.shape[0]):
-        value = _saturate(np.int64(src[f]), acc_low, acc_high)
-        dst[f] = _saturate(value + stage.bias[f], post_low, post_high)
+    for f in range(dst.shape[1]):
+        value = _saturate(np.int64(src[j, f]), acc_low, acc_high)
+        dst[k, f] = _saturate(value + stage.bias[f], post_low, post_high)
 
 
 @njit(cache=True, inline="always")
@@ -951,27 +1016,29 @@ def _activate_row(values: np.ndarray, stage: OutputStage) -> None:
 
 
 @njit(cache=True, inline="always")
-def _requantize_row(values: np.ndarray, stage: OutputStage, out: np.ndarray) -> None:
-    """Step 8 on one pixel: clip(shift(sat_P(v · scale), s), low, high)."""
+def _requantize_row(values: np.ndarray, stage: OutputStage, out: np.ndarray, j: int) -> None:
+    """Step 8 on one pixel, into pixel j of the row `out`: clip(shift(sat_P(v · scale), s),
+    low, high)."""
     post_low, post_high = _signed_range(stage.post_bits)
-    for f in range(out.shape[0]):
+    for f in range(out.shape[1]):
         scaled = _saturate(values[f] * stage.out_scales[f], post_low, post_high)
         shifted = _rounding_shift(scaled, stage.out_right[f], stage.out_half[f], stage.out_left[f])
-        out[f] = _saturate(shifted, stage.low, stage.high)
+        out[j, f] = _saturate(shifted, stage.low, stage.high)
 
 
 @njit(cache=True, inline="always")
-def _fused_row(src: np.ndarray, stage: OutputStage, out: np.ndarray) -> None:
-    """Steps 3-8 on one pixel without pooling and with a clamp activation, in one loop."""
+def _fused_row(src: np.ndarray, stage: OutputStage, out: np.ndarray, j: int) -> None:
+    """Steps 3-8 on pixel j of the rows `src` and `out`, without pooling and with a clamp
+    activation, in one loop."""
     acc_low, acc_high = _signed_range(stage.buffer_bits)
     post_low, post_high = _signed_range(stage.post_bits)
-    for f in range(out.shape[0]):
-        value = _saturate(np.int64(src[f]), acc_low, acc_high)
+    for f in range(out.shape[1]):
+        value = _saturate(np.int64(src[j, f]), acc_low, acc_high)
         value = _saturate(value + stage.bias[f], post_low, post_high)
         value = min(max(value, stage.act_low), stage.act_high[f])
         scaled = _saturate(value * stage.out_scales[f], post_low, post_high)
         shifted = _rounding_shift(scaled, stage.out_right[f], stage.out_half[f], stage.out_left[f])
-        out[f] = _saturate(shifted, stage.low, stage.high)
+        out[j, f] = _saturate(shifted, stage.low, stage.high)
 
 
 @njit(cache=True)
@@ -981,8 +1048,10 @@ def _finish_clamped(
     """No pooling, a clamp activation: every pixel in one fused loop."""
     for n in range(acc.shape[0]):
         for i in range(out_h):
+            src = acc[n, i]
+            dst = out[n, i]
             for j in range(out_w):
-                _fused_row(acc[n, i, j], stage, out[n, i, j])
+                _fused_row(src, stage, dst, j)
 
 
 @njit(cache=True)
@@ -990,13 +1059,16 @@ def _finish_lut(
     acc: np.ndarray, out_h: int, out_w: int, stage: OutputStage, out: np.ndarray
 ) -> None:
     """No pooling, the LUT activation: bias, activate, requantize every pixel."""
-    values = np.empty(out.shape[3], np.int64)
+    scratch = np.empty((1, out.shape[3]), np.int64)
+    values = scratch[0]
     for n in range(acc.shape[0]):
         for i in range(out_h):
+            src = acc[n, i]
+            dst = out[n, i]
             for j in range(out_w):
-                _bias_row(acc[n, i, j], stage, values)
+                _bias_row(src, j, stage, scratch, 0)
                 _activate_row(values, stage)
-                _requantize_row(values, stage, out[n, i, j])
+                _requantize_row(values, stage, dst, j)
 
 
 @njit(cache=True)
@@ -1007,34 +1079,38 @@ def _finish_global_average(
     after every addition, in row-major order), then requantized once (the scale holds 1/(H·W))."""
     filters = out.shape[3]
     post_low, post_high = _signed_range(stage.post_bits)
-    values = np.empty(filters, np.int64)
+    scratch = np.empty((1, filters), np.int64)
+    values = scratch[0]
     totals = np.empty(filters, np.int64)
     for n in range(acc.shape[0]):
         totals[:] = 0
         for i in range(out_h):
+            src = acc[n, i]
             for j in range(out_w):
-                _bias_row(acc[n, i, j], stage, values)
+                _bias_row(src, j, stage, scratch, 0)
                 _activate_row(values, stage)
                 for f in range(filters):
                     totals[f] = _saturate(totals[f] + values[f], post_low, post_high)
-        _requantize_row(totals, stage, out[n, 0, 0])
+        _requantize_row(totals, stage, out[n, 0], 0)
 
 
 @njit(cache=True, inline="always")
-def _window_max(plane: np.ndarray, pool: PoolWindow, i: int, j: int, best: np.ndarray) -> None:
-    """best = the per-filter maximum of pooling window (i, j) of `plane` (H, W, ≥F); pad
+def _window_max(
+    plane: np.ndarray, pool: PoolWindow, i: int, j: int, best: np.ndarray, k: int
+) -> None:
+    """best[k] = the per-filter maximum of pooling window (i, j) of `plane` (H, W, ≥F); pad
     pixels are outside the plane and never win."""
     first_row = max(i * pool.stride - pool.top, 0)
     last_row = min(i * pool.stride - pool.top + pool.size, plane.shape[0])
     first_col = max(j * pool.stride - pool.left, 0)
     last_col = min(j * pool.stride - pool.left + pool.size, plane.shape[1])
-    filters = best.shape[0]
-    best[:] = plane[first_row, first_col, :filters]
+    filters = best.shape[1]
+    for f in range(filters):
+        best[k, f] = plane[first_row, first_col, f]
     for pi in range(first_row, last_row):
         for pj in range(first_col, last_col):
-            window = plane[pi, pj]
             for f in range(filters):
-                best[f] = max(best[f], window[f])
+                best[k, f] = max(best[k, f], plane[pi, pj, f])
 
 
 @njit(cache=True)
@@ -1044,17 +1120,21 @@ def _finish_max_pooled(
     """Max pooling of the biased values, then activation and requantization of each window's
     maximum. Pad pixels act as -infinity: only real pixels of the window compete."""
     filters = out.shape[3]
-    values = np.empty(filters, np.int64)
+    scratch = np.empty((1, filters), np.int64)
+    values = scratch[0]
     biased = np.empty((out_h, out_w, filters), np.int64)
     for n in range(acc.shape[0]):
         for i in range(out_h):
+            src = acc[n, i]
+            dst = biased[i]
             for j in range(out_w):
-                _bias_row(acc[n, i, j], stage, biased[i, j])
+                _bias_row(src, j, stage, dst, j)
         for i in range(out.shape[1]):
+            dst = out[n, i]
             for j in range(out.shape[2]):
-                _window_max(biased, pool, i, j, values)
+                _window_max(biased, pool, i, j, scratch, 0)
                 _activate_row(values, stage)
-                _requantize_row(values, stage, out[n, i, j])
+                _requantize_row(values, stage, dst, j)
 
 
 @njit(cache=True)
@@ -1074,6 +1154,52 @@ def finish_layer(
         _finish_global_average(acc, out_h, out_w, stage, out)
     else:
         _finish_max_pooled(acc, out_h, out_w, stage, pool, out)
+
+
+@njit(cache=True)
+def finish_layer_packed(
+    acc: np.ndarray,
+    out_h: int,
+    out_w: int,
+    vectors: np.ndarray,
+    lut: np.ndarray,
+    scalars: np.ndarray,
+    pool_kind: int,
+    pool_size: int,
+    pool_stride: int,
+    pool_top: int,
+    pool_left: int,
+    out: np.ndarray,
+) -> None:
+    """`finish_layer` with its `OutputStage` packed into arrays and its `PoolWindow` as integers:
+    numba types a NamedTuple argument field by field at every call (~2 µs for a stage), arrays
+    and integers cheaply.
+
+    vectors: (10, F) int64, the stage's bias, act_high, act_scales, act_right, act_half,
+    act_left, out_scales, out_right, out_half, out_left; scalars: (6,) int64, its buffer_bits,
+    post_bits, act_kind, act_low, low, high.
+    """
+    stage = OutputStage(
+        scalars[0],
+        scalars[1],
+        vectors[0],
+        scalars[2],
+        scalars[3],
+        vectors[1],
+        vectors[2],
+        vectors[3],
+        vectors[4],
+        vectors[5],
+        lut,
+        vectors[6],
+        vectors[7],
+        vectors[8],
+        vectors[9],
+        scalars[4],
+        scalars[5],
+    )
+    pool = PoolWindow(pool_kind, pool_size, pool_stride, pool_top, pool_left)
+    finish_layer(acc, out_h, out_w, stage, pool, out)
 
 
 @njit(cache=True, inline="always")
@@ -1096,6 +1222,35 @@ def _requantize_int32_row(
         dst[f] = min(max(result, low32), high32)
 
 
+@njit(cache=True, inline="always")
+def _requantize_int32_rows(
+    acc: np.ndarray,
+    count: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+    first: int,
+) -> None:
+    """out[first + r, f] = the plan of `finish_clamped_int32` on acc[r, f], for r < count and
+    every filter f of `out` (acc may be wider): 2-D indexing and the plan's rows taken once,
+    where a view per pixel would cost reference-count updates."""
+    lower = params[0]
+    upper = params[1]
+    bias = params[2]
+    scale = params[3]
+    half = params[4]
+    right = params[5]
+    left = params[6]
+    low32 = np.int32(low)
+    high32 = np.int32(high)
+    for r in range(count):
+        for f in range(out.shape[1]):
+            value = min(max(acc[r, f], lower[f]), upper[f])
+            result = requantize32(value, bias[f], scale[f], half[f], right[f], left[f])
+            out[first + r, f] = min(max(result, low32), high32)
+
+
 @njit(cache=True)
 def finish_clamped_int32(
     acc: np.ndarray,
@@ -1116,8 +1271,7 @@ def finish_clamped_int32(
     """
     for n in range(acc.shape[0]):
         for i in range(out_h):
-            for j in range(out_w):
-                _requantize_int32_row(acc[n, i, j], params, low, high, out[n, i, j])
+            _requantize_int32_rows(acc[n, i], out_w, params, low, high, out[n, i], 0)
 
 
 @njit(cache=True, inline="always")
@@ -1181,9 +1335,11 @@ def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
     nondecreasing f, so both orders give the same bytes.
     """
     for n in range(src.shape[0]):
+        plane = src[n]
         for i in range(out.shape[1]):
+            dst = out[n, i]
             for j in range(out.shape[2]):
-                _window_max(src[n], pool, i, j, out[n, i, j])
+                _window_max(plane, pool, i, j, dst, j)
 
 
 @njit(cache=True)
@@ -1211,11 +1367,167 @@ def add_layer(
             out[m, c] = _saturate(_rounding_shift(total, right[c], half[c], left[c]), low, high)
 
 
+# ---------------------------------------------------------------------------------------------
+# Fused convolutions: float32 sums and the int32 requantization in one pass
+# ---------------------------------------------------------------------------------------------
+
+
+#: bytes of one cache line, and of the widest vector numba loads (AVX-512): a vector at an
+#: address not a multiple of it straddles two lines.
+CACHE_LINE = 64
+
+
+@njit(cache=True)
+def _aligned_scratch(rows: int, cols: int) -> np.ndarray:
+    """An uninitialised (rows, cols) int32 array starting on a cache line (numba's own
+    allocations are only 32-byte aligned: half the AVX-512 loads and stores would split)."""
+    lanes = CACHE_LINE // 4
+    buffer = np.empty(rows * cols + lanes, np.int32)
+    offset = ((-buffer.ctypes.data) % CACHE_LINE) // 4
+    return buffer[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@njit(cache=True)
+def _float32_row(
+    x: np.ndarray,
+    weights: np.ndarray,
+    chunk: int,
+    x_row: int,
+    pixel_step: int,
+    row_step: int,
+    span: int,
+    acc: np.ndarray,
+    pixels: int,
+) -> None:
+    """acc[p, f] = wrap32(Σ_g x[x_row + p · pixel_step + r · row_step + t] · weights[g, f]) for
+    p < pixels (a multiple of TILE_PIXELS) and every filter f < F' of `weights` (length, F'),
+    over the terms g = r · span + t of [0, length): one row of output pixels of `conv_float32`,
+    into the (>= pixels, F') int32 array `acc`.
+
+    The terms are passed in blocks of K_BLOCK, each over the whole row, so that a block of
+    weights stays in L1 while the row's tiles read it; a block's partial sums are added to
+    the int32 accumulators in memory (each piece is a sub-run of one of the `chunk`-long runs
+    the caller proved exact, hence exact too, and the pieces add in wrapping int32).
+    """
+    length, filters = weights.shape
+    rows_apart = np.int64(row_step)  # a literal 0 from the 1×1 caller would not type the tile
+    f0 = 0
+    while f0 < filters:
+        vectors = min((filters - f0) // VECTOR_LANES, TILE_VECTORS)
+        for k0 in range(0, length, K_BLOCK):
+            k1 = min(k0 + K_BLOCK, length)
+            for p in range(0, pixels, TILE_PIXELS):
+                x0 = x_row + p * pixel_step
+                acc0 = p * filters + f0
+                start = k0
+                while start < k1:
+                    stop = min((start // chunk + 1) * chunk, k1)
+                    geometry = (
+                        x0, pixel_step, rows_apart, f0, filters, span, start, stop, acc0, filters
+                    )  # fmt: skip
+                    later = start > 0
+                    if vectors == TILE_VECTORS:
+                        _float32_tile(x, weights, acc, geometry, later, TILE_PIXELS, TILE_VECTORS)
+                    elif vectors >= 2:
+                        _float32_tile(x, weights, acc, geometry, later, TILE_PIXELS, 2)
+                    else:
+                        _float32_tile(x, weights, acc, geometry, later, TILE_PIXELS, 1)
+                    start = stop
+        if vectors == TILE_VECTORS:
+            f0 += TILE_VECTORS * VECTOR_LANES
+        else:
+            f0 += (2 if vectors >= 2 else 1) * VECTOR_LANES
+
+
+@njit(cache=True)
+def conv_fused_float32(
+    xp: np.ndarray,
+    weights: np.ndarray,
+    chunk: int,
+    stride: int,
+    kh: int,
+    kw: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """`conv_float32` then `finish_clamped_int32`, one output row at a time.
+
+    xp: (N, Hp, Wp, C) float32, padded and wide enough for every tile of the row (rounded up to
+    TILE_PIXELS); weights: (kh·kw·C, F') float32 as `conv_float32` takes them, with the same
+    exactness proof for `chunk`; params: (7, F) int32, the plan of `finish_clamped_int32`;
+    out: (N, Ho, Wo, F) int8, int16 or int32. A row's int32 sums stay in cache and are
+    requantized at once instead of in a second pass over a whole accumulator.
+    """
+    n_batch, out_h, out_w, _ = out.shape
+    height, width, channels = xp.shape[1], xp.shape[2], xp.shape[3]
+    filters = weights.shape[1]
+    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
+    acc = _aligned_scratch(out_w4, filters)
+    span = kw * channels
+    pixel_step = stride * channels
+    row_step = width * channels
+    for n in range(n_batch):
+        for i in range(out_h):
+            x_row = (n * height + i * stride) * row_step
+            _float32_row(xp, weights, chunk, x_row, pixel_step, row_step, span, acc, out_w4)
+            _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+
+
+@njit(cache=True)
+def conv1x1_fused_float32(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    weights: np.ndarray,
+    chunk: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """A whole 1×1 stride-1 layer with the int32 requantization plan: a GEMM over the pixels.
+
+    x: (P, C) int8, uint8 or int32, the pixels of the batch; weights (C, F') and `chunk` as
+    `conv_float32` takes them; params (7, F) int32, the plan of `finish_clamped_int32`;
+    out: (P, F) int8, int16 or int32. Per block of GEMM_BLOCK_PIXELS pixels: the shifted
+    inputs sat_B(x << shift) as float32, their sums, and the requantized outputs, the block's
+    inputs and sums staying in cache (one pass over memory instead of three).
+    """
+    pixels, channels = x.shape
+    filters = weights.shape[1]
+    block = GEMM_BLOCK_PIXELS
+    xs = np.zeros((block, channels), np.float32)
+    acc = _aligned_scratch(block, filters)
+    high_b = (np.int64(1) << (buffer_bits - 1)) - 1
+    low_b = -high_b - 1
+    plain = _is_plain(x, shifts, buffer_bits)
+    for p0 in range(0, pixels, block):
+        rows = min(block, pixels - p0)
+        if plain:
+            for r in range(rows):
+                for c in range(channels):
+                    xs[r, c] = x[p0 + r, c]
+        else:
+            for r in range(rows):
+                for c in range(channels):
+                    value = np.int64(x[p0 + r, c]) << shifts[c]
+                    xs[r, c] = min(max(value, low_b), high_b)
+        if rows < block:
+            xs[rows:] = 0
+        tiles = -(-rows // TILE_PIXELS) * TILE_PIXELS
+        _float32_row(xs, weights, chunk, 0, channels, 0, channels, acc, tiles)
+        _requantize_int32_rows(acc, rows, params, low, high, out, p0)
+
+
 #: every kernel the hardware model may call, for `kernels_are_cached`.
 ALL_KERNELS = (
     shift_and_pad,
     shift_flat,
     conv_float32,
+    conv_fused_float32,
+    conv1x1_fused_float32,
     conv_int32,
     depthwise_int32,
     depthwise3_fused,
@@ -1223,6 +1535,7 @@ ALL_KERNELS = (
     transpose_int32,
     dense_int32,
     finish_layer,
+    finish_layer_packed,
     finish_clamped_int32,
     finish_lut_int32,
     max_pool,

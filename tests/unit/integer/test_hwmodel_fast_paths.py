@@ -1,8 +1,9 @@
 """The hardware model takes its fast kernels where they are provably exact, and only there.
 
 The speed of `bench/hwmodel.py` rests on three choices: float32 register tiles for convolutions
-(one GEMM over the whole batch for 1×1 stride-1 layers), and the fused float32 kernel for 3×3
-stride-1 depthwise layers. These tests pin each choice on realistic 8-bit layers, pin the int32
+(one GEMM over the whole batch for 1×1 stride-1 layers), requantized in the same kernel when
+the layer has the int32 plan and no pooling, and the fused float32 kernel for 3×3 stride-1
+depthwise layers. These tests pin each choice on realistic 8-bit layers, pin the int32
 fallback where the float32 bound fails, and check every result against the reference.
 """
 
@@ -19,6 +20,8 @@ from akidac.target.layer_record import LayerRecord
 
 KERNEL_NAMES = (
     "conv_float32",
+    "conv_fused_float32",
+    "conv1x1_fused_float32",
     "conv_int32",
     "depthwise3_fused",
     "depthwise3_fused_float32",
@@ -93,10 +96,12 @@ def test_a_3x3_conv_runs_on_float32_tiles(calls: dict[str, list[tuple]]) -> None
     record = quantized_layer("Conv2D", 3, 24, 40)
     x = np.random.default_rng(1).integers(-128, 128, (1, 9, 11, 24)).astype(np.int8)
     run_and_check(record, x)
-    assert len(calls["conv_float32"]) == 1 and not calls["conv_int32"]
-    xp, weights, chunk = calls["conv_float32"][0][:3]
+    assert len(calls["conv_fused_float32"]) == 1 and not calls["conv_int32"]
+    assert not calls["conv_float32"], "the requantization is fused"
+    xp, weights, chunk = calls["conv_fused_float32"][0][:3]
     assert chunk == weights.shape[0] == 3 * 3 * 24, "one exact float32 chunk per window"
     assert weights.shape[1] % kernels.VECTOR_LANES == 0
+    assert weights.ctypes.data % kernels.CACHE_LINE == 0
     assert xp.dtype == np.float32
 
 
@@ -104,10 +109,48 @@ def test_a_1x1_stride_1_conv_is_one_gemm_over_the_batch(calls: dict[str, list[tu
     record = quantized_layer("Conv2D", 1, 20, 70)
     x = np.random.default_rng(2).integers(-128, 128, (2, 5, 7, 20)).astype(np.int8)
     run_and_check(record, x)
-    xp = calls["conv_float32"][0][0]
-    pixels = 2 * 5 * 7
-    assert xp.shape[:2] == (1, 1)
-    assert pixels <= xp.shape[2] < pixels + kernels.TILE_PIXELS
+    assert len(calls["conv1x1_fused_float32"]) == 1 and not calls["conv_float32"]
+    pixels, out = calls["conv1x1_fused_float32"][0][0], calls["conv1x1_fused_float32"][0][-1]
+    assert pixels.shape == (2 * 5 * 7, 20) and out.shape == (2 * 5 * 7, 70)
+
+
+def test_max_pooled_convolutions_pool_the_fused_outputs(calls: dict[str, list[tuple]]) -> None:
+    """With a clamp activation every step is nondecreasing: the fused kernels' outputs are
+    max pooled (see `kernels.max_pool`); a global average keeps the separate epilogue."""
+    x = np.random.default_rng(5).integers(-128, 128, (1, 6, 8, 12)).astype(np.int8)
+    for kernel in (1, 3):
+        for padding in ("Same", "Valid"):
+            record = quantized_layer("Conv2D", kernel, 12, 20)
+            record.params.update(pool_type="Max", pool_size=3, pool_stride=2, padding=padding)
+            run_and_check(record, x)
+    assert len(calls["conv_fused_float32"]) == 2 and len(calls["conv1x1_fused_float32"]) == 2
+    assert not calls["conv_float32"]
+    for kernel in (1, 3):
+        record = quantized_layer("Conv2D", kernel, 12, 20)
+        record.params.update(pool_type="Average")
+        run_and_check(record, x)
+    assert len(calls["conv_float32"]) == 2
+    for stride in (1, 2):
+        record = quantized_layer("DepthwiseConv2D", 3, 12, 12)
+        record.params.update(pool_type="Max", pool_size=2, pool_stride=2, kernel_stride=stride)
+        run_and_check(record, x)
+    assert len(calls["depthwise3_fused_float32"]) == 2 and not calls["depthwise_int32"]
+
+
+def test_outputs_are_fresh_arrays() -> None:
+    """A caller may keep an output while the model runs again: no run returns a buffer that a
+    later run writes."""
+    for kernel in (1, 3):
+        record = quantized_layer("Conv2D", kernel, 16, 16)
+        model = hwmodel.HardwareModel([record])
+        rng = np.random.default_rng(6)
+        x1 = rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8)
+        x2 = rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8)
+        first = model.run(x1)
+        kept = first.copy()
+        second = model.run(x2)
+        np.testing.assert_array_equal(first, kept)
+        assert not np.shares_memory(first, second)
 
 
 def test_a_3x3_depthwise_layer_runs_the_fused_float32_kernel(
@@ -117,6 +160,19 @@ def test_a_3x3_depthwise_layer_runs_the_fused_float32_kernel(
     x = np.random.default_rng(3).integers(-128, 128, (2, 7, 6, 40)).astype(np.int8)
     run_and_check(record, x)
     assert len(calls["depthwise3_fused_float32"]) == 1
+    assert not calls["depthwise3_fused"] and not calls["depthwise_int32"]
+
+
+@pytest.mark.parametrize("padding", ["Same", "SameUpper", "Valid"])
+def test_a_3x3_stride_2_depthwise_layer_runs_the_fused_float32_kernel(
+    calls: dict[str, list[tuple]], padding: str
+) -> None:
+    record = quantized_layer("DepthwiseConv2D", 3, 40, 40)
+    record.params.update(kernel_stride=2, padding=padding)
+    for shape in [(2, 7, 6, 40), (1, 8, 9, 40)]:
+        x = np.random.default_rng(8).integers(-128, 128, shape).astype(np.int8)
+        run_and_check(record, x)
+    assert len(calls["depthwise3_fused_float32"]) == 2
     assert not calls["depthwise3_fused"] and not calls["depthwise_int32"]
 
 
@@ -130,3 +186,40 @@ def test_inputs_beyond_the_float32_bound_take_the_int32_kernels(
     run_and_check(quantized_layer("DepthwiseConv2D", 3, 8, 8), x)
     assert len(calls["conv_int32"]) == 1 and not calls["conv_float32"]
     assert len(calls["depthwise3_fused"]) == 1 and not calls["depthwise3_fused_float32"]
+
+
+@pytest.mark.parametrize(
+    ("layer_type", "kernel"), [("Conv2D", 1), ("Conv2D", 3), ("DepthwiseConv2D", 3)]
+)
+def test_repeated_runs_reuse_their_checked_geometry_only_for_the_same_input_kind(
+    layer_type: str, kernel: int
+) -> None:
+    """A run remembers the geometry of an 8-bit input shape; another shape or dtype (uint8,
+    int16: a bound from the values) is checked and planned afresh, and each result is exact."""
+    record = quantized_layer(layer_type, kernel, 16, 16)
+    model = hwmodel.HardwareModel([record])
+    rng = np.random.default_rng(7)
+    inputs = [
+        rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8),
+        rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8),
+        rng.integers(0, 256, (1, 5, 6, 16)).astype(np.uint8),
+        rng.integers(-128, 128, (2, 4, 7, 16)).astype(np.int8),
+        rng.integers(-(1 << 14), 1 << 14, (1, 5, 6, 16)).astype(np.int16),
+        rng.integers(-(1 << 26), 1 << 26, (1, 5, 6, 16)).astype(np.int32),
+        rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8),
+        np.asfortranarray(rng.integers(-128, 128, (1, 5, 6, 16)).astype(np.int8)),
+    ]
+    for x in inputs:
+        np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
+    assert len(model._executors[0]._known) == 3  # (1, 5, 6) int8 and uint8, (2, 4, 7) int8
+
+
+def test_a_known_shape_still_meets_the_output_dims_check() -> None:
+    record = quantized_layer("Conv2D", 3, 8, 8)
+    record.output_dims = [5, 6, 8]
+    model = hwmodel.HardwareModel([record])
+    x = np.zeros((1, 5, 6, 8), np.int8)
+    model.run(x)
+    model.run(x)
+    with pytest.raises(hwmodel.ProgramError, match="output_dims"):
+        model.run(np.zeros((1, 4, 6, 8), np.int8))
