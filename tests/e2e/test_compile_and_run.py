@@ -12,7 +12,8 @@ from models.agreement import assert_hardware_model_equals_reference
 
 from akidac.api import compile_model
 from akidac.backends.akida.akida_node import AKIDA_DOMAIN, is_akida_node
-from akidac.demo import cosine, smooth_images
+from akidac.demo import smooth_images
+from akidac.metrics import cosine
 from akidac.passes import CompileOptions, VerifyInstrument
 from akidac.runtime.session import HybridSession
 

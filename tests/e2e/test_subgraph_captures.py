@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from akidac.api import compile_model
-from akidac.demo import cosine
+from akidac.metrics import cosine
 from akidac.passes import CompileOptions
 from akidac.runtime.session import HybridSession
 
