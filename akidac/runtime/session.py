@@ -347,7 +347,7 @@ class HybridSession:
 
     Loading decodes, validates and prepares every program once (`PreparedProgram`: weights in
     kernel layout, requantization plans, clips, LUTs); `run` does the arithmetic and small
-    per-step work (7 µs per AkidaOp step measured by `bench/e2e_runtime.py`).
+    per-step work (about 4 µs per AkidaOp step measured by `bench/e2e_runtime.py`).
 
     Batches: the hybrid model's values are typed for the batch it was compiled for (1 for a
     dynamic batch). When its metadata says that an input's batch was dynamic in the float
