@@ -26,7 +26,7 @@ from akidac.frontend.samples import SampleSet, sample_set, validate_sample_optio
 from akidac.ir.diagnostics import DiagnosticSink
 from akidac.ir.graph import Graph
 from akidac.output_files import write_bytes_atomically
-from akidac.output_guard import Compiled, guard_outputs, guards_outputs
+from akidac.output_guard import Compiled, guard_outputs, guards_outputs, region_span
 from akidac.passes import (
     DEFAULT_PIPELINE,
     CompileOptions,
@@ -461,10 +461,8 @@ def _guard_regions(
         threshold = _guard_threshold(region, options)
         if threshold is None or sqnr >= threshold:
             continue
-        layers = [op.display_name for op in region.ops]
-        span = layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]}"
         region_words = (
-            f"Akida region {region.index} ({span}, {len(layers)} layer(s)) scores "
+            f"Akida region {region.index} ({region_span(region)}) scores "
             f"{sqnr:.1f} dB SQNR against the float model on the calibration samples, below "
             f"the {threshold:g} dB of --min-region-sqnr"
         )

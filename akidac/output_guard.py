@@ -93,14 +93,15 @@ def guard_outputs(
     expected = _float_outputs(proto, feeds)
     if not expected or not feeds:
         return first
-    best, best_scores = first, _scores(first.hybrid, feeds, expected)
+    best, best_upstream = first, _upstream_regions(first.hybrid)
+    best_scores = _scores(first.hybrid, best_upstream, feeds, expected)
     overrides = dict(options.cpu_overrides)
     tried: set[frozenset[str]] = set()
     notes: list[str] = []
     rejected_in_a_row = 0
     for trial in range(MAX_TRIALS):
         failing = {name: s for name, s in best_scores.items() if s < threshold}
-        candidate = _next_region(best, failing, tried)
+        candidate = _next_region(best, best_upstream, failing, tried)
         if candidate is None:
             break
         region, names = candidate
@@ -112,7 +113,8 @@ def guard_outputs(
         }
         progress.phase(f"output guard: trial {trial + 1}, region {region.index} to the CPU")
         compiled = compile_with(replace(options, cpu_overrides=trial_overrides))
-        scores = _scores(compiled.hybrid, feeds, expected)
+        upstream = _upstream_regions(compiled.hybrid)
+        scores = _scores(compiled.hybrid, upstream, feeds, expected)
         before = _shortfall(best_scores, threshold)
         after = _shortfall(scores, threshold)
         kept = _keeps(before, after)
@@ -122,11 +124,12 @@ def guard_outputs(
             else f", less than the {MIN_GAIN_DB:g} dB a move must gain, so it stays on Akida"
         )
         notes.append(
-            f"output guard: Akida region {region.index} ({_span(region)}) on the CPU "
+            f"output guard: Akida region {region.index} ({region_span(region)}) on the CPU "
             f"{'lifts' if kept else 'would take'} {_figures(failing, scores)}{verdict}"
         )
         if kept:
-            best, best_scores, overrides = compiled, scores, trial_overrides
+            best, best_upstream, best_scores = compiled, upstream, scores
+            overrides = trial_overrides
             rejected_in_a_row = 0
         else:
             rejected_in_a_row += 1
@@ -173,20 +176,20 @@ def _float_outputs(
 
 def _scores(
     hybrid: onnx.ModelProto,
+    upstream: dict[str, set[int]],
     feeds: list[dict[str, np.ndarray]],
     expected: dict[str, list[np.ndarray]],
 ) -> dict[str, float]:
     """Graph output name → its SQNR (dB) against the float model, for the outputs an Akida
-    region reaches that hold more than one value per sample: the minimum over the samples whose
-    float value is finite and not all zero (SQNR has nothing to measure on the others; an
-    output with no such sample is left out). An output of one value
-    per sample (a presence score, a flag) is left out: on `GUARD_SAMPLES` samples it is a handful
-    of numbers, too few to judge a move by (the report measures it over all its fidelity
-    samples joined, `akidac.metrics`)."""
+    region reaches (`upstream`, from `_upstream_regions`) that hold more than one value per
+    sample: the minimum over the samples whose float value is finite and not all zero (SQNR has
+    nothing to measure on the others; an output with no such sample is left out). An output of
+    one value per sample (a presence score, a flag) is left out: on `GUARD_SAMPLES` samples it
+    is a handful of numbers, too few to judge a move by (the report measures it over all its
+    fidelity samples joined, `akidac.metrics`)."""
     from akidac.runtime.session import HybridSession
 
-    reached = _outputs_reached(hybrid)
-    names = [name for name in expected if name in reached and expected[name][0].size > 1]
+    names = [name for name in expected if upstream.get(name) and expected[name][0].size > 1]
     if not names:
         return {}
     session = HybridSession(hybrid)
@@ -213,14 +216,16 @@ def _shortfall(scores: dict[str, float], threshold: float) -> float:
 
 
 def _next_region(
-    compiled: Compiled, failing: dict[str, float], tried: set[frozenset[str]]
+    compiled: Compiled,
+    upstream: dict[str, set[int]],
+    failing: dict[str, float],
+    tried: set[frozenset[str]],
 ) -> tuple[Any, frozenset[str]] | None:
     """The next region to try on the CPU: among the regions upstream of a failing output and not
     tried yet, the one whose own SQNR (the region guard's figure) is lowest; ties go to the one
     nearest the outputs. None when there is none."""
     if not failing:
         return None
-    upstream = _upstream_regions(compiled.hybrid)
     indices = set().union(*(upstream.get(name, set()) for name in failing))
     own = compiled.ctx.analyses.get("region_sqnr", {})
     candidates = []
@@ -232,11 +237,6 @@ def _next_region(
         return None
     _, _, region, names = min(candidates, key=lambda c: (c[0], c[1]))
     return region, names
-
-
-def _outputs_reached(hybrid: onnx.ModelProto) -> set[str]:
-    upstream = _upstream_regions(hybrid)
-    return {name for name, regions in upstream.items() if regions}
 
 
 def _upstream_regions(hybrid: onnx.ModelProto) -> dict[str, set[int]]:
@@ -274,7 +274,8 @@ def _reads(node: onnx.NodeProto) -> Iterable[str]:
                 yield from _reads(inner)
 
 
-def _span(region: Any) -> str:
+def region_span(region: Any) -> str:
+    """How a region is named in messages: its first and last layer and its layer count."""
     layers = [op.display_name for op in region.ops]
     words = layers[0] if len(layers) == 1 else f"{layers[0]} … {layers[-1]}"
     return f"{words}, {len(layers)} layer(s)"
@@ -298,6 +299,6 @@ def _sentence(
     return (
         f"the compiled model's output(s) {outputs} SQNR against the float model on {samples} "
         f"calibration sample(s), below the {threshold:g} dB of --min-output-sqnr; Akida region "
-        f"{region.index} ({_span(region)}) is upstream of them and loses most on its own"
+        f"{region.index} ({region_span(region)}) is upstream of them and loses most on its own"
         f"{own_words}, so it runs on the CPU"
     )

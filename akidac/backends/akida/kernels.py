@@ -647,15 +647,6 @@ def depthwise3_fused(
     ring = np.zeros((3, out_w4 + 2, channels), np.int32)
     acc_row = np.empty((out_w4, channels), np.int32)
     held = np.full(3, -1, np.int64)
-    lower = params[0]
-    upper = params[1]
-    bias = params[2]
-    scale = params[3]
-    half = params[4]
-    right = params[5]
-    left = params[6]
-    low32 = np.int32(low)
-    high32 = np.int32(high)
     for n in range(n_batch):
         held[:] = -1
         for i in range(out_h):
@@ -667,14 +658,7 @@ def depthwise3_fused(
                     )
                     held[slot] = i + a
             _depthwise3_row(ring[i % 3], ring[(i + 1) % 3], ring[(i + 2) % 3], weights, acc_row)
-            out_row = out[n, i]
-            for j in range(out_w):
-                src = acc_row[j]
-                dst = out_row[j]
-                for c in range(channels):
-                    value = min(max(src[c], lower[c]), upper[c])
-                    result = requantize32(value, bias[c], scale[c], half[c], right[c], left[c])
-                    dst[c] = min(max(result, low32), high32)
+            _requantize_int32_rows(acc_row, out_w, params, low, high, out[n, i], 0)
 
 
 @intrinsic
