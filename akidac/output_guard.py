@@ -11,8 +11,17 @@ every floating-point output of the hybrid model against the float model on the f
 one more Akida region upstream of that output on the CPU (reason AK-OUTPUT-GUARD), the region that
 loses most on its own first. A move is kept only when it lifts the failing outputs by at least
 `MIN_GAIN_DB` in all or clears them (a region whose error does not reach the output stays on
-Akida); at most `MAX_TRIALS` extra compiles, and `MAX_REJECTED_IN_A_ROW` moves that gain nothing
-end the search, and the best compile seen is the one returned.
+Akida); at most `MAX_TRIALS` such compiles, and `MAX_REJECTED_IN_A_ROW` moves that gain nothing
+end them.
+
+When single moves do not mend the output, its error is spread over many regions (a deep network
+whose every 8-bit region adds a little noise; on random-weight ResNet-50 or DenseNet-121 no single
+region is worth 1 dB). The guard then moves regions in groups: it ranks the regions upstream of
+the failing outputs by their own SQNR (the noise each one adds), moves them all (which clears the
+outputs: their values then come from the CPU alone) and bisects for the shortest prefix of that
+ranking that still clears them, in at most `MAX_GROUP_TRIALS` compiles. Under the model of
+independent noise that adds up at the output, the noisiest regions first is the order that
+clears the outputs with the fewest regions moved. The best compile seen is the one returned.
 
 It runs at 8 bits only: with a 4-bit layer the model is expected to lose more than 20 dB, and
 `--target-sqnr` is the tool that trades bits for fidelity. The samples are the calibration
@@ -46,6 +55,10 @@ MAX_TRIALS = 4
 #: kept after two in a row had gained nothing (random-weight GoogLeNet, DenseNet, ResNet-50 and
 #: EfficientNet-B0 spent four compiles to keep none).
 MAX_REJECTED_IN_A_ROW = 2
+#: compiles the guard may spend moving regions in groups once single moves have not mended the
+#: outputs: the first moves every region upstream of them, the rest bisect the ranking, so the
+#: prefix found is within 1/16 of the ranking of the shortest one that clears the outputs
+MAX_GROUP_TRIALS = 5
 #: a move to the CPU must lift the failing outputs' shortfall (dB below the threshold, summed
 #: over outputs) by at least this much to be kept
 MIN_GAIN_DB = 1.0
@@ -78,6 +91,16 @@ def guards_outputs(compiled: Compiled, options: Any) -> bool:
     )
 
 
+class _Trial(NamedTuple):
+    """A compile the guard judged: the compile, its outputs' upstream regions and SQNRs, and the
+    CPU overrides it was compiled with."""
+
+    compiled: Compiled
+    upstream: dict[str, set[int]]
+    scores: dict[str, float]
+    overrides: dict[str, tuple[str, str]]
+
+
 def guard_outputs(
     proto: onnx.ModelProto,
     first: Compiled,
@@ -93,31 +116,37 @@ def guard_outputs(
     expected = _float_outputs(proto, feeds)
     if not expected or not feeds:
         return first
-    best, best_upstream = first, _upstream_regions(first.hybrid)
-    best_scores = _scores(first.hybrid, best_upstream, feeds, expected)
-    overrides = dict(options.cpu_overrides)
-    tried: set[frozenset[str]] = set()
+    trials = 0
     notes: list[str] = []
+
+    def judge(overrides: dict[str, tuple[str, str]], phase: str) -> _Trial:
+        nonlocal trials
+        trials += 1
+        progress.phase(f"output guard: trial {trials}, {phase}")
+        compiled = compile_with(replace(options, cpu_overrides=overrides))
+        upstream = _upstream_regions(compiled.hybrid)
+        return _Trial(
+            compiled, upstream, _scores(compiled.hybrid, upstream, feeds, expected), overrides
+        )
+
+    upstream = _upstream_regions(first.hybrid)
+    scores = _scores(first.hybrid, upstream, feeds, expected)
+    best = _Trial(first, upstream, scores, dict(options.cpu_overrides))
+    tried: set[frozenset[str]] = set()
     rejected_in_a_row = 0
-    for trial in range(MAX_TRIALS):
-        failing = {name: s for name, s in best_scores.items() if s < threshold}
-        candidate = _next_region(best, best_upstream, failing, tried)
+    for _ in range(MAX_TRIALS):
+        failing = {name: s for name, s in best.scores.items() if s < threshold}
+        candidate = _next_region(best.compiled, best.upstream, failing, tried)
         if candidate is None:
             break
         region, names = candidate
         tried.add(names)
-        sentence = _sentence(region, best, failing, threshold, len(feeds))
-        trial_overrides = {
-            **overrides,
-            **dict.fromkeys(sorted(names), ("AK-OUTPUT-GUARD", sentence)),
-        }
-        progress.phase(f"output guard: trial {trial + 1}, region {region.index} to the CPU")
-        compiled = compile_with(replace(options, cpu_overrides=trial_overrides))
-        upstream = _upstream_regions(compiled.hybrid)
-        scores = _scores(compiled.hybrid, upstream, feeds, expected)
-        before = _shortfall(best_scores, threshold)
-        after = _shortfall(scores, threshold)
-        kept = _keeps(before, after)
+        sentence = _sentence(region, best.compiled, failing, threshold, len(feeds))
+        trial = judge(
+            {**best.overrides, **dict.fromkeys(sorted(names), ("AK-OUTPUT-GUARD", sentence))},
+            f"region {region.index} to the CPU",
+        )
+        kept = _keeps(_shortfall(best.scores, threshold), _shortfall(trial.scores, threshold))
         verdict = (
             ""
             if kept
@@ -125,33 +154,104 @@ def guard_outputs(
         )
         notes.append(
             f"output guard: Akida region {region.index} ({region_span(region)}) on the CPU "
-            f"{'lifts' if kept else 'would take'} {_figures(failing, scores)}{verdict}"
+            f"{'lifts' if kept else 'would take'} {_figures(failing, trial.scores)}{verdict}"
         )
         if kept:
-            best, best_upstream, best_scores = compiled, upstream, scores
-            overrides = trial_overrides
-            rejected_in_a_row = 0
+            best, rejected_in_a_row = trial, 0
         else:
             rejected_in_a_row += 1
-        if _shortfall(best_scores, threshold) == 0.0:
+        if _shortfall(best.scores, threshold) == 0.0:
             break
         if rejected_in_a_row == MAX_REJECTED_IN_A_ROW:
-            notes.append(
-                f"output guard: stops after {MAX_REJECTED_IN_A_ROW} moves in a row that gain "
-                "nothing: the error is spread over the Akida regions, not one of them (8-bit "
-                "values anywhere cost this output about as much); representative calibration "
-                "samples may help"
-            )
             break
+    if _shortfall(best.scores, threshold) > 0.0:
+        best = _move_groups(best, threshold, len(feeds), judge, notes)
     for note in notes:
-        best.ctx.sink.note("AK-OUTPUT-GUARD", note)
-    best.ctx.analyses["output_guard"] = {
+        best.compiled.ctx.sink.note("AK-OUTPUT-GUARD", note)
+    best.compiled.ctx.analyses["output_guard"] = {
         "threshold_db": threshold,
         "samples": len(feeds),
-        "trials": sum(note.startswith("output guard: Akida region") for note in notes),
-        "output_sqnr_db": {name: round(s, 3) for name, s in sorted(best_scores.items())},
+        "trials": trials,
+        "output_sqnr_db": {name: round(s, 3) for name, s in sorted(best.scores.items())},
     }
-    return best
+    return best.compiled
+
+
+def _move_groups(
+    best: _Trial,
+    threshold: float,
+    samples: int,
+    judge: Callable[[dict[str, tuple[str, str]], str], _Trial],
+    notes: list[str],
+) -> _Trial:
+    """Moves regions in groups when single moves have not mended the outputs (see the module
+    docstring): the shortest prefix of the regions upstream of the failing outputs, noisiest
+    first, that clears them, found by bisection in at most `MAX_GROUP_TRIALS` compiles; `best`
+    when even the whole ranking does not gain `MIN_GAIN_DB`."""
+    failing = {name: s for name, s in best.scores.items() if s < threshold}
+    ranked = _ranked_regions(best.compiled, best.upstream, failing)
+    if not ranked:
+        return best
+    outputs = ", ".join(f"'{name}' {s:.1f} dB" for name, s in sorted(failing.items()))
+    start = _shortfall(best.scores, threshold)
+    low, high = 0, len(ranked)  # the first `low` do not clear the outputs, the first `high` do
+    cleared: _Trial | None = None
+    count = high
+    for _ in range(MAX_GROUP_TRIALS):
+        group = ranked[:count]
+        sentence = (
+            f"the compiled model's output(s) {outputs} SQNR against the float model on "
+            f"{samples} calibration sample(s), below the {threshold:g} dB of --min-output-sqnr, "
+            f"and no single Akida region upstream of them was worth {MIN_GAIN_DB:g} dB: the "
+            f"error is spread over them, so the {count} of {len(ranked)} whose own output loses "
+            "most run on the CPU together"
+        )
+        moved = {name for _, names in group for name in names}
+        trial = judge(
+            {**best.overrides, **dict.fromkeys(sorted(moved), ("AK-OUTPUT-GUARD", sentence))},
+            f"{count} region(s) to the CPU",
+        )
+        clears = _shortfall(trial.scores, threshold) == 0.0
+        # the whole ranking that does not clear the outputs is still kept when it gains enough
+        kept = clears or (cleared is None and _keeps(start, _shortfall(trial.scores, threshold)))
+        notes.append(
+            f"output guard: the {count} of {len(ranked)} Akida regions upstream whose own output "
+            f"loses most ({_indices(group)}) on the CPU together "
+            f"{'lift' if kept else 'would take'} {_figures(failing, trial.scores)}"
+        )
+        if clears:
+            cleared, high = trial, count
+        else:
+            low = count
+        if cleared is None:
+            return trial if kept else best
+        if high - low <= 1:
+            break
+        count = (low + high) // 2
+    return cleared or best
+
+
+def _ranked_regions(
+    compiled: Compiled, upstream: dict[str, set[int]], failing: dict[str, float]
+) -> list[tuple[Any, frozenset[str]]]:
+    """The regions upstream of the failing outputs with the ONNX nodes each holds, noisiest
+    first: by their own SQNR (the region guard's figure), ties to the one nearest the outputs."""
+    indices = set().union(*(upstream.get(name, set()) for name in failing))
+    own = compiled.ctx.analyses.get("region_sqnr", {})
+    ranked = []
+    for region in compiled.regions:
+        names = frozenset(name for op in region.ops for name in op.origin)
+        if region.index in indices and names:
+            ranked.append((own.get(region.index, float("inf")), -region.index, region, names))
+    ranked.sort(key=lambda entry: (entry[0], entry[1]))
+    return [(region, names) for _, _, region, names in ranked]
+
+
+def _indices(group: list[tuple[Any, frozenset[str]]]) -> str:
+    """The regions of a group by index, the first few spelt out."""
+    indices = sorted(region.index for region, _ in group)
+    words = ", ".join(str(i) for i in indices[:8])
+    return words + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
 
 
 def _keeps(before: float, after: float) -> bool:
@@ -181,15 +281,14 @@ def _scores(
     expected: dict[str, list[np.ndarray]],
 ) -> dict[str, float]:
     """Graph output name → its SQNR (dB) against the float model, for the outputs an Akida
-    region reaches (`upstream`, from `_upstream_regions`) that hold more than one value per
-    sample: the minimum over the samples whose float value is finite and not all zero (SQNR has
-    nothing to measure on the others; an output with no such sample is left out). An output of
-    one value per sample (a presence score, a flag) is left out: on `GUARD_SAMPLES` samples it
-    is a handful of numbers, too few to judge a move by (the report measures it over all its
-    fidelity samples joined, `akidac.metrics`)."""
+    region reaches (`upstream`, from `_upstream_regions`): the minimum over the samples whose
+    float value is finite and not all zero (SQNR has nothing to measure on the others; an output
+    with no such sample is left out). An output of one value per sample (a presence score, a
+    flag) is measured over those samples joined, as the report measures it (`akidac.metrics`):
+    one number alone has no SQNR but its relative error."""
     from akidac.runtime.session import HybridSession
 
-    names = [name for name in expected if upstream.get(name) and expected[name][0].size > 1]
+    names = [name for name in expected if upstream.get(name)]
     if not names:
         return {}
     session = HybridSession(hybrid)
@@ -199,14 +298,15 @@ def _scores(
             actual[name].append(np.asarray(array))
     scores = {}
     for name in names:
-        refs, gots = expected[name], actual[name]
-        figures = [
-            sqnr_db(r, g)
-            for r, g in zip(refs, gots, strict=True)
+        pairs = [
+            (r, g)
+            for r, g in zip(expected[name], actual[name], strict=True)
             if np.any(r != 0) and np.all(np.isfinite(r))
         ]
-        if figures:
-            scores[name] = min(figures)
+        if pairs and pairs[0][0].size == 1:
+            pairs = [(np.stack([r for r, _ in pairs]), np.stack([g for _, g in pairs]))]
+        if pairs:
+            scores[name] = min(sqnr_db(r, g) for r, g in pairs)
     return scores
 
 
@@ -221,22 +321,14 @@ def _next_region(
     failing: dict[str, float],
     tried: set[frozenset[str]],
 ) -> tuple[Any, frozenset[str]] | None:
-    """The next region to try on the CPU: among the regions upstream of a failing output and not
-    tried yet, the one whose own SQNR (the region guard's figure) is lowest; ties go to the one
-    nearest the outputs. None when there is none."""
+    """The next region to try on the CPU: the noisiest region upstream of a failing output not
+    tried yet (`_ranked_regions`), or None when there is none."""
     if not failing:
         return None
-    indices = set().union(*(upstream.get(name, set()) for name in failing))
-    own = compiled.ctx.analyses.get("region_sqnr", {})
-    candidates = []
-    for region in compiled.regions:
-        names = frozenset(name for op in region.ops for name in op.origin)
-        if region.index in indices and names and names not in tried:
-            candidates.append((own.get(region.index, float("inf")), -region.index, region, names))
-    if not candidates:
-        return None
-    _, _, region, names = min(candidates, key=lambda c: (c[0], c[1]))
-    return region, names
+    return next(
+        (entry for entry in _ranked_regions(compiled, upstream, failing) if entry[1] not in tried),
+        None,
+    )
 
 
 def _upstream_regions(hybrid: onnx.ModelProto) -> dict[str, set[int]]:
@@ -282,8 +374,12 @@ def region_span(region: Any) -> str:
 
 
 def _figures(before: dict[str, float], after: dict[str, float]) -> str:
+    """How the failing outputs move: an output that no Akida region reaches any more is the
+    float model's, up to the CPU's own rounding."""
     return ", ".join(
-        f"'{name}' from {s:.1f} to {after.get(name, float('inf')):.1f} dB"
+        f"'{name}' from {s:.1f} to {after[name]:.1f} dB"
+        if name in after
+        else f"'{name}' from {s:.1f} dB to the float model's value (no Akida region upstream)"
         for name, s in sorted(before.items())
     )
 

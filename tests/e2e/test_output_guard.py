@@ -140,3 +140,77 @@ def test_a_move_is_kept_when_it_gains_enough_or_clears_every_output() -> None:
     assert _keeps(before=0.2, after=0.0)  # a small gain that clears every output
     assert not _keeps(before=3.0, after=3.0)
     assert not _keeps(before=3.0, after=5.0)
+
+
+def _spread_model(branches: int, offset: float) -> ModelProto:
+    """`branches` copies of the offset model's layers, each on its own input (so each is its own
+    Akida region), summed on the CPU: every region adds the same noise to `y`, so moving one to
+    the CPU gains 10·log10(8/7) = 0.6 dB at 8 branches, less than a move must gain."""
+    rng = np.random.default_rng(0)
+    initializers = [numpy_helper.from_array(np.array(offset, np.float32), "c")]
+    nodes, inputs, terms = [], [], []
+    for i in range(branches):
+        initializers += [
+            numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), f"w0_{i}"),
+            numpy_helper.from_array(rng.normal(0, 0.01, (8, 8, 3, 3)).astype(np.float32), f"w_{i}"),
+            numpy_helper.from_array(np.full(8, offset, np.float32), f"b_{i}"),
+        ]
+        nodes += [
+            helper.make_node("Conv", [f"x{i}", f"w0_{i}"], [f"a0_{i}"], pads=[1] * 4),
+            helper.make_node("Relu", [f"a0_{i}"], [f"r0_{i}"]),
+            helper.make_node("Conv", [f"r0_{i}", f"w_{i}", f"b_{i}"], [f"a_{i}"], pads=[1] * 4),
+            helper.make_node("Relu", [f"a_{i}"], [f"r_{i}"]),
+            helper.make_node("Sub", [f"r_{i}", "c"], [f"t_{i}"]),
+        ]
+        inputs.append(helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [1, 3, 16, 16]))
+        terms.append(f"t_{i}")
+    nodes.append(helper.make_node("Sum", terms, ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "spread",
+        inputs,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_error_spread_over_many_regions_moves_them_in_a_group() -> None:
+    """No single region is worth the 1 dB a move must gain, so after two rejected single moves
+    the guard moves the noisiest regions together, bisecting for the fewest that clear `y`."""
+    model = _spread_model(8, 4.0)
+    unguarded = compile_model(model, options=CompileOptions(min_output_sqnr=None))
+    assert _fidelity(unguarded, "y")["sqnr_db"] < 20
+
+    result = compile_model(model)
+    after = _fidelity(result, "y")
+    assert after["sqnr_db"] >= 20 and after["sqnr_db"] > after["constant_sqnr_db"] + 10
+    # some regions stay on Akida: the group is a prefix of the ranking, not everything
+    akida_ops = [n.op_type for n in result.model.graph.node].count("AkidaOp")
+    assert 0 < akida_ops < 8
+    notes = _guard_notes(result)
+    assert sum("less than the 1 dB a move must gain" in note for note in notes) == 2
+    group_notes = [note for note in notes if "on the CPU together" in note]
+    assert group_notes[0].startswith("output guard: the 8 of 8 Akida regions")
+    assert "to the float model's value (no Akida region upstream)" in group_notes[0]
+    assert result.analyses["output_guard"]["trials"] == len(notes) <= 2 + 5
+    moved = result.analyses["cpu_fallback"]
+    assert len(moved) == 4 * (8 - akida_ops)  # two convolutions and two ReLUs per branch
+    assert all("the error is spread over them" in entry["message"] for entry in moved.values())
+    assert compile_model(model).model.SerializeToString() == result.model.SerializeToString()
+
+
+def test_an_output_of_one_value_per_sample_is_guarded_over_the_samples_joined() -> None:
+    """The offset model's maximum: one value per sample, which the guard measures over its
+    calibration samples joined, as the report does; unguarded it scores below a constant."""
+    model = offset_model(10.0)
+    model.graph.node.append(helper.make_node("ReduceMax", ["y"], ["s"], keepdims=0))
+    model.graph.output.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, []))
+    del model.graph.output[0]
+    unguarded = compile_model(model, options=CompileOptions(min_output_sqnr=None))
+    assert _fidelity(unguarded, "s")["sqnr_db"] < 20
+
+    result = compile_model(model)
+    (note,) = _guard_notes(result)
+    assert "lifts 's'" in note
+    assert result.report["summary"]["macs_on_akida"] == 0
