@@ -8,11 +8,13 @@ with a spread of a few hundredths passes the region guard (its own SQNR is high)
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 from akidac import CompileOptions, compile_model
-from akidac.output_guard import _keeps, _upstream_regions
+from akidac.output_guard import _keeps, _moved, _Trial, _upstream_regions
 from akidac.runtime.compare import measure_fidelity
 from akidac.runtime.session import HybridSession
 from tests.e2e.test_output_fidelity_warning import offset_model
@@ -214,3 +216,21 @@ def test_an_output_of_one_value_per_sample_is_guarded_over_the_samples_joined() 
     (note,) = _guard_notes(result)
     assert "lifts 's'" in note
     assert result.report["summary"]["macs_on_akida"] == 0
+
+
+def test_a_trial_pins_the_region_guards_moves_of_the_compile_it_starts_from() -> None:
+    """A trial keeps on the CPU what the region guard sent there in the compile it starts from,
+    so that nodes measured afresh in reshaped regions cannot come back upstream of the output."""
+    fallback = {
+        "conv_a": {"code": "AK-REGION-FIDELITY", "message": "drifts to 12 dB"},
+        "conv_b": {"code": "AK-QUANT", "message": "scale out of range"},
+    }
+    compiled = SimpleNamespace(ctx=SimpleNamespace(analyses={"cpu_fallback": fallback}))
+    best = _Trial(compiled, {}, {}, {"conv_c": ("AK-OUTPUT-GUARD", "earlier move")})  # type: ignore[arg-type]
+    overrides = _moved(best, frozenset({"conv_d", "conv_e"}), "spread")
+    assert overrides == {
+        "conv_a": ("AK-REGION-FIDELITY", "drifts to 12 dB"),
+        "conv_c": ("AK-OUTPUT-GUARD", "earlier move"),
+        "conv_d": ("AK-OUTPUT-GUARD", "spread"),
+        "conv_e": ("AK-OUTPUT-GUARD", "spread"),
+    }
