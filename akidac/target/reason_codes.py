@@ -397,7 +397,8 @@ _register(
     "although every Akida region passed the region guard on its own: errors add up over a "
     "chain of regions, or CPU layers after them amplify them. Of the Akida regions upstream of "
     "that output, the one whose own output loses most runs on the CPU, and the model is "
-    "compiled again; the move is kept only when it lifts the output (at most four moves are "
+    "compiled again until the output is 1.5 dB above the threshold (room for samples the guard "
+    "has not seen); a move is kept only when it lifts the output (at most four moves are "
     "tried, at 8 bits only). When no single region is worth it (the error is spread over "
     "them), the regions upstream go to the CPU together, noisiest first, as few as clear the "
     "output (found by bisection in at most five compiles).",
