@@ -478,7 +478,9 @@ def _border_nodes(graph: Graph, regions: Sequence[Region]) -> list[dict[str, Any
             border.append(
                 _border_record(f"{out.name}_dq", "DequantizeLinear", region.index, "output")
             )
-            if _region_output_dtype(out) == "i32" and not per_axis:
+            # int32 sums are scaled per channel: by a per-axis DequantizeLinear for outputs of
+            # rank 2 or less from opset 13, else by a Mul after it (as `quantize` does)
+            if _region_output_dtype(out) == "i32" and not (per_axis and (out.type.rank or 0) <= 2):
                 border.append(_border_record(f"{out.name}_scaled", "Mul", region.index, "output"))
     return border
 

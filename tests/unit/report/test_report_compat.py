@@ -280,3 +280,35 @@ def test_border_nodes_between_adjacent_regions_belong_to_the_right_side() -> Non
         assert {key: sorted(types) for key, types in sides.items()} == expected
         # each region reads 8×8×(3 or 8) int8 and returns 8×8×8 int8 (ReLU-activated)
         assert report["summary"]["transfer_bytes"] == 8 * 8 * 3 + 3 * 8 * 8 * 8
+
+
+def test_the_report_predicts_the_scaling_mul_after_a_4d_int32_region_output() -> None:
+    """A region that ends in a convolution without activation hands its int32 sums back; for a
+    4-D output the compile scales them with DequantizeLinear and a per-channel Mul (onnxruntime
+    rejects an int32 per-axis DequantizeLinear before the border Transpose), and the report
+    must predict that Mul too (it predicted it only below opset 13)."""
+    from onnx import TensorProto, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1] * 4),
+            helper.make_node("Relu", ["a"], ["r"]),
+            helper.make_node("Conv", ["r", "w1"], ["y"], pads=[1] * 4),
+        ],
+        "int32_out",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [
+            numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w0"),
+            numpy_helper.from_array(rng.normal(0, 0.3, (4, 8, 3, 3)).astype(np.float32), "w1"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = CompileOptions(min_region_sqnr=None, min_output_sqnr=None)
+    predicted = analyze(model, options=options)
+    compiled = compile_model(model, options=options).report
+    kinds = sorted(b["op_type"] for b in compiled["border_nodes"])
+    assert "Mul" in kinds
+    assert sorted(b["op_type"] for b in predicted["border_nodes"]) == kinds
+    assert predicted["summary"] == compiled["summary"]
