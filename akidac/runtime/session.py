@@ -33,6 +33,7 @@ from akidac.backends.akida.akida_node import DYNAMIC_BATCH_KEY, is_akida_node, p
 from akidac.backends.akida.executor import PreparedProgram
 from akidac.backends.akida.program import Program, decode_program
 from akidac.errors import AkidacError, ModelError, ProgramError, UsageError
+from akidac.runtime import border
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,17 @@ class _CpuStep:
     """
 
     def __init__(
-        self, session: ort.InferenceSession, inputs: list[str], outputs: list[str], label: str
+        self,
+        session: ort.InferenceSession,
+        inputs: list[str],
+        outputs: list[str],
+        label: str,
+        nodes: Sequence[onnx.NodeProto] = (),
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.label = label
+        self.nodes = list(nodes)
         self.session = session
 
     @property
@@ -82,6 +89,24 @@ class _CpuStep:
         self._session = session
         inner = getattr(session, "_sess", None)
         self.run = getattr(inner, "run", None) or session.run
+
+
+@dataclass
+class _BorderStep:
+    """A CPU part that is a pure border fragment (`border.plan`: Transpose, Quantize/
+    DequantizeLinear, a constant Mul), run in one numba pass instead of its onnxruntime session;
+    `cpu` is that session's step, which still runs an input the fragment was not planned for."""
+
+    fragment: border.BorderFragment
+    cpu: _CpuStep
+
+    @property
+    def input(self) -> str:
+        return self.fragment.input
+
+    @property
+    def output(self) -> str:
+        return self.fragment.output
 
 
 @dataclass
@@ -365,6 +390,8 @@ class HybridSession:
         sess_options: ort.SessionOptions | None = None,
         providers: list[str] | None = None,
         provider_options: list[dict[Any, Any]] | None = None,
+        *,
+        fuse_borders: bool = True,
         **kwargs: Any,
     ) -> None:
         self.model = self._load(model)
@@ -387,6 +414,11 @@ class HybridSession:
         #: whether a batch other than the compiled one runs whole (every CPU part per-sample)
         self.batched = bool(self._dynamic_inputs) and self._all_cpu_nodes_per_sample()
         self.steps: list[_CpuStep | _AkidaStep] = self._split()
+        #: the steps `run` walks: `steps` with every border CPU part fused (`_BorderStep`)
+        #: unless `fuse_borders` is False; `run_all` walks `steps`, which compute every value
+        self.run_steps: list[_CpuStep | _AkidaStep | _BorderStep] = (
+            self._fuse_borders() if fuse_borders else list(self.steps)
+        )
         self._output_names = [o.name for o in self._outputs]
         self._feed_specs = [
             (
@@ -522,6 +554,30 @@ class HybridSession:
             }
             steps.append(self._cpu_step([nodes[i] for i in group], needed, group))
         return steps
+
+    def _fuse_borders(self) -> list[_CpuStep | _AkidaStep | _BorderStep]:
+        """`steps` with each CPU part that `border.plan` recognises as a border fragment run
+        by it (bit for bit what its onnxruntime session computes)."""
+        graph = self.model.graph
+        constants = {t.name: t for t in graph.initializer}
+        shapes: dict[str, tuple[int | None, ...]] = {}
+        types: dict[str, int] = {}
+        for name, value in self._value_types.items():
+            tensor = value.type.tensor_type
+            if value.type.HasField("tensor_type") and tensor.HasField("shape"):
+                shapes[name] = tuple(d if isinstance(d, int) else None for d in _dims(value))
+                types[name] = tensor.elem_type
+        fused: list[_CpuStep | _AkidaStep | _BorderStep] = []
+        for step in self.steps:
+            if isinstance(step, _CpuStep):
+                fragment = border.plan(
+                    step.nodes, step.inputs, step.outputs, shapes, types, constants
+                )
+                if fragment is not None:
+                    fused.append(_BorderStep(fragment, step))
+                    continue
+            fused.append(step)
+        return fused
 
     def _akida_step(self, node: onnx.NodeProto) -> _AkidaStep:
         if len(node.input) != 1 or len(node.output) != 1 or not node.input[0] or not node.output[0]:
@@ -679,7 +735,7 @@ class HybridSession:
                 code="AK-PROGRAM-MODEL",
                 node=first.name,
             ) from None
-        return _CpuStep(session, consumed, outputs, label)
+        return _CpuStep(session, consumed, outputs, label, nodes)
 
     def _part_options(self, nodes: list[onnx.NodeProto]) -> ort.SessionOptions:
         """The session options of one CPU part: the caller's, or quiet defaults; a copy of
@@ -788,12 +844,15 @@ class HybridSession:
             names = self._output_names
         feeds = self._check_feeds(input_feed)
         batch = self._batch_of(feeds)
+        steps = self.run_steps
         if batch == self._compiled_batch or (self.batched and batch > 0):
-            env = self._walk(feeds, run_options)
+            env = self._walk(feeds, run_options, steps)
             if batch != self._compiled_batch:
                 self._check_batched_outputs(env, names, batch)
             return [env[name] for name in names]
-        chunks = [self._walk(part, run_options) for part in self._per_sample_feeds(feeds, batch)]
+        chunks = [
+            self._walk(part, run_options, steps) for part in self._per_sample_feeds(feeds, batch)
+        ]
         return [self._join(name, [env[name] for env in chunks], batch) for name in names]
 
     def run_dataset(
@@ -936,14 +995,25 @@ class HybridSession:
         }
 
     def _walk(
-        self, feeds: dict[str, np.ndarray], run_options: ort.RunOptions | None
+        self,
+        feeds: dict[str, np.ndarray],
+        run_options: ort.RunOptions | None,
+        steps: Sequence[_CpuStep | _AkidaStep | _BorderStep] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run the steps in order on checked feeds; every value computed, by name."""
+        """Run the steps (`self.steps` when None) in order on checked feeds; every value
+        computed, by name."""
         env: dict[str, np.ndarray] = dict(feeds)
-        for step in self.steps:
-            if isinstance(step, _AkidaStep):
+        for step in self.steps if steps is None else steps:
+            if type(step) is _AkidaStep:
                 env[step.output] = self._run_akida(step, env[step.input])
                 continue
+            if type(step) is _BorderStep:
+                x = env[step.fragment.input]
+                if step.fragment.accepts(x):
+                    env[step.fragment.output] = step.fragment.run(x)
+                    continue
+                step = step.cpu
+            assert isinstance(step, _CpuStep)
             try:
                 results = step.run(
                     step.outputs, {name: env[name] for name in step.inputs}, run_options
