@@ -136,6 +136,11 @@ class _AkidaStep:
         self.output_item = self.output_shape[1:]
         self.flat_input = self.input_shape[1:] != self.input_dims
         self.flat_output = self.output_item != self.prepared.output_dims
+        # read on every run: looked up once here, not through three attributes per call
+        self.input_item = self.input_shape[1:]
+        self.input_dtype = self.prepared.input_dtype
+        self.output_index = self.prepared.output_index
+        self.run_to = self.prepared.model.run_to
 
 
 def ort_type_name(elem_type: int) -> str:
@@ -1033,7 +1038,7 @@ class HybridSession:
         """Run one AkidaOp on its border value `x`: exactly (N, *program input dims), or (N, C)
         for a 1×1×C program input; anything else is a ProgramError naming both shapes."""
         shape = x.shape
-        if shape[1:] != step.input_shape[1:] or x.dtype != step.prepared.input_dtype:
+        if shape[1:] != step.input_item or x.dtype != step.input_dtype:
             raise ProgramError(
                 f"AkidaOp '{step.name}' input '{step.input}' is {x.dtype.name} "
                 f"{_shape_text(shape)}, the program takes {step.prepared.input_dtype.name} "
@@ -1042,15 +1047,15 @@ class HybridSession:
                 node=step.name,
             )
         if step.flat_input:
-            x = x.reshape(shape[0], *step.input_dims)
+            x = x.reshape((shape[0], *step.input_dims))
         try:
-            y = step.prepared.model.run_to(x, step.prepared.output_index)
+            y = step.run_to(x, step.output_index)
         except ProgramError as error:
             error.message = f"AkidaOp '{step.name}': {error.message}"
             error.node = step.name
             raise
         if step.flat_output:
-            return y.reshape(shape[0], *step.output_item)
+            return y.reshape((shape[0], *step.output_item))
         return y
 
 

@@ -203,9 +203,10 @@ def test_int32_dequantize_mul_transpose_is_onnxruntime_bit_for_bit() -> None:
     _check_fused(model, {"x": x})
 
 
-def test_a_transposed_mul_constant_is_taken_in_its_own_layout() -> None:
+@pytest.mark.parametrize("channels", [5, 17])  # rows written directly, through a buffer
+def test_a_transposed_mul_constant_is_taken_in_its_own_layout(channels: int) -> None:
     rng = np.random.default_rng(6)
-    factor = (rng.random((1, 5, 1, 1)) + 0.5).astype(np.float32)  # per channel in NCHW
+    factor = (rng.random((1, channels, 1, 1)) + 0.5).astype(np.float32)  # per NCHW channel
     nodes = [
         helper.make_node("DequantizeLinear", ["x", "s", "z"], ["d"], axis=3),
         helper.make_node("Transpose", ["d"], ["t"], perm=[0, 3, 1, 2]),
@@ -213,15 +214,15 @@ def test_a_transposed_mul_constant_is_taken_in_its_own_layout() -> None:
     ]
     model = _model(
         nodes,
-        ("x", TensorProto.INT8, [2, 3, 4, 5]),
-        ("y", TensorProto.FLOAT, [2, 5, 3, 4]),
+        ("x", TensorProto.INT8, [2, 3, 4, channels]),
+        ("y", TensorProto.FLOAT, [2, channels, 3, 4]),
         {
-            "s": (rng.random(5) * 0.1).astype(np.float32),
-            "z": np.arange(5, dtype=np.int8),
+            "s": (rng.random(channels) * 0.1).astype(np.float32),
+            "z": np.arange(channels, dtype=np.int8),
             "f": factor,
         },
     )
-    x = rng.integers(-128, 128, (2, 3, 4, 5)).astype(np.int8)
+    x = rng.integers(-128, 128, (2, 3, 4, channels)).astype(np.int8)
     _check_fused(model, {"x": x})
 
 
