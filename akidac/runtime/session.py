@@ -368,8 +368,8 @@ def _per_sample(
 class HybridSession:
     """Run a hybrid model from a path, bytes or `ModelProto`.
 
-    `sess_options`, `providers`, `provider_options` and any other keyword argument are passed to
-    every onnxruntime session the model's CPU parts run in: their threads are those of
+    `sess_options`, `providers`, `provider_options` and any other keyword argument (but
+    `fuse_borders`) are passed to every onnxruntime session the model's CPU parts run in: their threads are those of
     `sess_options` (onnxruntime's defaults otherwise). The hardware model runs every AkidaOp on
     the calling thread, one thread per session: its numba kernels are not parallel and call no
     BLAS, so no thread setting changes it (parallel numba collapses on a busy machine: see
@@ -378,6 +378,12 @@ class HybridSession:
     Loading decodes, validates and prepares every program once (`PreparedProgram`: weights in
     kernel layout, requantization plans, clips, LUTs); `run` does the arithmetic and small
     per-step work (about 4 µs per AkidaOp step measured by `bench/e2e_runtime.py`).
+
+    Border CPU parts (`Transpose` / `QuantizeLinear` / `DequantizeLinear` / a constant `Mul`
+    around an AkidaOp, `border.plan`) run in `run` as one numba pass each instead of an
+    onnxruntime session call, bit for bit what the session computes (`run_steps`); the model
+    keeps its standard nodes, and `run_all` and `fuse_borders=False` run those parts in
+    onnxruntime.
 
     Batches: the hybrid model's values are typed for the batch it was compiled for (1 for a
     dynamic batch). When its metadata says that an input's batch was dynamic in the float
