@@ -382,3 +382,55 @@ def plan(
         qmin=qmin,
         qmax=qmax,
     )
+
+
+def plan_part(
+    nodes: Sequence[onnx.NodeProto],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    shapes: dict[str, tuple[int | None, ...]],
+    types: dict[str, int],
+    constants: dict[str, onnx.TensorProto],
+) -> list[BorderFragment] | None:
+    """The fragments that compute a whole CPU part, or None when any of it is not one.
+
+    A part may hold several independent chains (the schedule puts the border work of parallel
+    branches in one part: the `Transpose → QuantizeLinear` of each branch of an Inception
+    block); each connected piece of it must be a fragment (`plan`), with its one input and its
+    one output among those the part gives."""
+    owner = list(range(len(nodes)))
+
+    def find(i: int) -> int:
+        while owner[i] != i:
+            owner[i] = owner[owner[i]]
+            i = owner[i]
+        return i
+
+    writer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            if name in writer:
+                owner[find(i)] = find(writer[name])
+    pieces: dict[int, list[int]] = {}
+    for i in range(len(nodes)):
+        pieces.setdefault(find(i), []).append(i)
+    wanted = set(outputs)
+    fragments = []
+    for members in pieces.values():
+        chain = [nodes[i] for i in members]
+        produced = {name for node in chain for name in node.output}
+        reads = [
+            name
+            for node in chain
+            for name in node.input
+            if name and name not in produced and name not in constants
+        ]
+        gives = [name for name in outputs if name in produced]
+        if not set(reads) <= set(inputs) or not gives or not set(gives) <= wanted:
+            return None
+        fragment = plan(chain, sorted(set(reads)), gives, shapes, types, constants)
+        if fragment is None:
+            return None
+        fragments.append(fragment)
+    covered = {f.output for f in fragments}
+    return fragments if fragments and covered == wanted else None

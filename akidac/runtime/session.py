@@ -93,20 +93,13 @@ class _CpuStep:
 
 @dataclass
 class _BorderStep:
-    """A CPU part that is a pure border fragment (`border.plan`: Transpose, Quantize/
-    DequantizeLinear, a constant Mul), run in one numba pass instead of its onnxruntime session;
-    `cpu` is that session's step, which still runs an input the fragment was not planned for."""
+    """A CPU part made of border fragments (`border.plan_part`: Transpose, Quantize/
+    DequantizeLinear, a constant Mul; one chain, or one per parallel branch), each run in one
+    numba pass instead of the part's onnxruntime session; `cpu` is that session's step, which
+    still runs the part when a value reaching it is not what a fragment was planned for."""
 
-    fragment: border.BorderFragment
+    fragments: list[border.BorderFragment]
     cpu: _CpuStep
-
-    @property
-    def input(self) -> str:
-        return self.fragment.input
-
-    @property
-    def output(self) -> str:
-        return self.fragment.output
 
 
 @dataclass
@@ -581,11 +574,11 @@ class HybridSession:
         fused: list[_CpuStep | _AkidaStep | _BorderStep] = []
         for step in self.steps:
             if isinstance(step, _CpuStep):
-                fragment = border.plan(
+                fragments = border.plan_part(
                     step.nodes, step.inputs, step.outputs, shapes, types, constants
                 )
-                if fragment is not None:
-                    fused.append(_BorderStep(fragment, step))
+                if fragments is not None:
+                    fused.append(_BorderStep(fragments, step))
                     continue
             fused.append(step)
         return fused
@@ -1019,9 +1012,12 @@ class HybridSession:
                 env[step.output] = self._run_akida(step, env[step.input])
                 continue
             if type(step) is _BorderStep:
-                x = env[step.fragment.input]
-                if step.fragment.accepts(x):
-                    env[step.fragment.output] = step.fragment.run(x)
+                for fragment in step.fragments:
+                    if not fragment.accepts(env[fragment.input]):
+                        break
+                else:
+                    for fragment in step.fragments:
+                        env[fragment.output] = fragment.run(env[fragment.input])
                     continue
                 step = step.cpu
             assert isinstance(step, _CpuStep)

@@ -258,7 +258,7 @@ def test_an_input_the_fragment_was_not_planned_for_runs_in_onnxruntime() -> None
     session = HybridSession(model)
     (step,) = session.run_steps
     assert isinstance(step, _BorderStep)
-    fragment = step.fragment
+    (fragment,) = step.fragments
     assert fragment.accepts(np.zeros((5, 6), np.float32))
     assert not fragment.accepts(np.zeros((5, 6), np.float64))
     assert not fragment.accepts(np.zeros((5, 7), np.float32))
@@ -270,3 +270,71 @@ def test_plan_needs_one_input_and_one_output() -> None:
     node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])
     assert border.plan([node], ["x", "w"], ["y"], {"x": (1, 4)}, {}, {}) is None
     assert border.plan([node], ["x"], [], {"x": (1, 4)}, {}, {}) is None
+
+
+def test_a_part_of_parallel_border_chains_runs_as_one_fragment_each() -> None:
+    """The schedule puts the border work of parallel branches in one CPU part."""
+    rng = np.random.default_rng(8)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 3, 1]),
+        helper.make_node("QuantizeLinear", ["xt", "s1", "z1"], ["q1"]),
+        helper.make_node("QuantizeLinear", ["x", "s2", "z2"], ["q2"]),
+        helper.make_node("DequantizeLinear", ["a", "s3", "z3"], ["d"], axis=3),
+        helper.make_node("Transpose", ["d"], ["dt"], perm=[0, 3, 1, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "branches",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8]),
+            helper.make_tensor_value_info("a", TensorProto.INT8, [2, 8, 8, 16]),
+        ],
+        [
+            helper.make_tensor_value_info("q1", TensorProto.UINT8, [2, 8, 8, 3]),
+            helper.make_tensor_value_info("q2", TensorProto.INT8, [2, 3, 8, 8]),
+            helper.make_tensor_value_info("dt", TensorProto.FLOAT, [2, 16, 8, 8]),
+        ],
+        [
+            numpy_helper.from_array(np.array(0.05, np.float32), "s1"),
+            numpy_helper.from_array(np.array(128, np.uint8), "z1"),
+            numpy_helper.from_array(np.array(0.02, np.float32), "s2"),
+            numpy_helper.from_array(np.array(-3, np.int8), "z2"),
+            numpy_helper.from_array((rng.random(16) * 0.1).astype(np.float32), "s3"),
+            numpy_helper.from_array(rng.integers(-9, 9, 16).astype(np.int8), "z3"),
+        ],
+    )
+    model = onnx.shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    )
+    session = HybridSession(model)
+    (step,) = session.run_steps
+    assert isinstance(step, _BorderStep) and len(step.fragments) == 3
+    feed = {
+        "x": _hard_values(0.05, 2 * 3 * 8 * 8, seed=8).reshape(2, 3, 8, 8),
+        "a": rng.integers(-128, 128, (2, 8, 8, 16)).astype(np.int8),
+    }
+    result = session.run(None, feed)
+    assert _identical(result, _ort(model, feed))
+    assert _identical(result, HybridSession(model, fuse_borders=False).run(None, feed))
+
+
+def test_a_part_with_one_chain_that_is_not_a_fragment_stays_whole() -> None:
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+        helper.make_node("Relu", ["x"], ["r"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [
+            helper.make_tensor_value_info("q", TensorProto.INT8, [1, 6]),
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 6]),
+        ],
+        [
+            numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.int8), "z"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert [type(s) for s in HybridSession(model).run_steps] == [_CpuStep]
