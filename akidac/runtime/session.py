@@ -362,11 +362,12 @@ class HybridSession:
     """Run a hybrid model from a path, bytes or `ModelProto`.
 
     `sess_options`, `providers`, `provider_options` and any other keyword argument (but
-    `fuse_borders`) are passed to every onnxruntime session the model's CPU parts run in: their threads are those of
-    `sess_options` (onnxruntime's defaults otherwise). The hardware model runs every AkidaOp on
-    the calling thread, one thread per session: its numba kernels are not parallel and call no
-    BLAS, so no thread setting changes it (parallel numba collapses on a busy machine: see
-    docs/runtime.md); run several sessions in several processes to use more cores.
+    `fuse_borders`) are passed to every onnxruntime session the model's CPU parts run in: their
+    threads are those of `sess_options` (onnxruntime's defaults otherwise). The hardware model
+    runs every AkidaOp on the calling thread, one thread per session: its numba kernels are not
+    parallel and call no BLAS, so no thread setting changes it (parallel numba collapses on a
+    busy machine: see docs/runtime.md); run several sessions in several processes to use more
+    cores.
 
     Loading decodes, validates and prepares every program once (`PreparedProgram`: weights in
     kernel layout, requantization plans, clips, LUTs); `run` does the arithmetic and small
