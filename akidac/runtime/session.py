@@ -90,6 +90,20 @@ class _CpuStep:
         inner = getattr(session, "_sess", None)
         self.run = getattr(inner, "run", None) or session.run
 
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        """Feed the part its inputs from `env` and store its outputs there; an onnxruntime
+        error is one line naming the part (a UsageError for an invalid argument)."""
+        try:
+            results = self.run(self.outputs, {name: env[name] for name in self.inputs}, run_options)
+        except AkidacError:
+            raise
+        except Exception as error:  # onnxruntime's exception types derive from Exception
+            message = f"{self.label} failed in onnxruntime: {_one_line(error)}"
+            if isinstance(error, _OrtInvalidArgument):
+                raise UsageError(message) from None
+            raise ProgramError(message) from None
+        env.update(zip(self.outputs, results, strict=True))
+
 
 @dataclass
 class _BorderStep:
@@ -100,6 +114,14 @@ class _BorderStep:
 
     fragments: list[border.BorderFragment]
     cpu: _CpuStep
+
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        for fragment in self.fragments:
+            if not fragment.accepts(env[fragment.input]):
+                self.cpu.execute(env, run_options)
+                return
+        for fragment in self.fragments:
+            env[fragment.output] = fragment.run(env[fragment.input])
 
 
 @dataclass
@@ -134,6 +156,9 @@ class _AkidaStep:
         self.input_dtype = self.prepared.input_dtype
         self.output_index = self.prepared.output_index
         self.run_to = self.prepared.model.run_to
+
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        env[self.output] = _run_akida(self, env[self.input])
 
 
 def ort_type_name(elem_type: int) -> str:
@@ -356,6 +381,31 @@ def _per_sample(
         dims = numpy_helper.to_array(shape).tolist()
         return bool(dims) and dims[0] == 0 and -1 not in dims[1:]
     return False
+
+
+def _run_akida(step: _AkidaStep, x: np.ndarray) -> np.ndarray:
+    """Run one AkidaOp on its border value `x`: exactly (N, *program input dims), or (N, C)
+    for a 1×1×C program input; anything else is a ProgramError naming both shapes."""
+    shape = x.shape
+    if shape[1:] != step.input_item or x.dtype != step.input_dtype:
+        raise ProgramError(
+            f"AkidaOp '{step.name}' input '{step.input}' is {x.dtype.name} "
+            f"{_shape_text(shape)}, the program takes {step.prepared.input_dtype.name} "
+            f"{_shape_text(step.input_shape[1:])} per batch item",
+            code="AK-PROGRAM-MODEL",
+            node=step.name,
+        )
+    if step.flat_input:
+        x = x.reshape((shape[0], *step.input_dims))
+    try:
+        y = step.run_to(x, step.output_index)
+    except ProgramError as error:
+        error.message = f"AkidaOp '{step.name}': {error.message}"
+        error.node = step.name
+        raise
+    if step.flat_output:
+        return y.reshape((shape[0], *step.output_item))
+    return y
 
 
 class HybridSession:
@@ -1009,57 +1059,11 @@ class HybridSession:
         computed, by name."""
         env: dict[str, np.ndarray] = dict(feeds)
         for step in self.steps if steps is None else steps:
-            if type(step) is _AkidaStep:
-                env[step.output] = self._run_akida(step, env[step.input])
-                continue
-            if type(step) is _BorderStep:
-                for fragment in step.fragments:
-                    if not fragment.accepts(env[fragment.input]):
-                        break
-                else:
-                    for fragment in step.fragments:
-                        env[fragment.output] = fragment.run(env[fragment.input])
-                    continue
-                step = step.cpu
-            assert isinstance(step, _CpuStep)
-            try:
-                results = step.run(
-                    step.outputs, {name: env[name] for name in step.inputs}, run_options
-                )
-            except AkidacError:
-                raise
-            except Exception as error:  # onnxruntime's exception types derive from Exception
-                message = f"{step.label} failed in onnxruntime: {_one_line(error)}"
-                if isinstance(error, _OrtInvalidArgument):
-                    raise UsageError(message) from None
-                raise ProgramError(message) from None
-            env.update(zip(step.outputs, results, strict=True))
+            step.execute(env, run_options)
         return env
 
-    @staticmethod
-    def _run_akida(step: _AkidaStep, x: np.ndarray) -> np.ndarray:
-        """Run one AkidaOp on its border value `x`: exactly (N, *program input dims), or (N, C)
-        for a 1×1×C program input; anything else is a ProgramError naming both shapes."""
-        shape = x.shape
-        if shape[1:] != step.input_item or x.dtype != step.input_dtype:
-            raise ProgramError(
-                f"AkidaOp '{step.name}' input '{step.input}' is {x.dtype.name} "
-                f"{_shape_text(shape)}, the program takes {step.prepared.input_dtype.name} "
-                f"{_shape_text(step.input_shape[1:])} per batch item",
-                code="AK-PROGRAM-MODEL",
-                node=step.name,
-            )
-        if step.flat_input:
-            x = x.reshape((shape[0], *step.input_dims))
-        try:
-            y = step.run_to(x, step.output_index)
-        except ProgramError as error:
-            error.message = f"AkidaOp '{step.name}': {error.message}"
-            error.node = step.name
-            raise
-        if step.flat_output:
-            return y.reshape((shape[0], *step.output_item))
-        return y
+    #: one AkidaOp step on its border value (what `_AkidaStep.execute` runs)
+    _run_akida = staticmethod(_run_akida)
 
 
 #: the SessionOptions settings a copy keeps (onnxruntime offers no copy of its own).
