@@ -14,6 +14,11 @@ after a warm-up, so that a burst of load on a shared machine hits all of them al
 hybrid time / ORT time, so < 1 means the hybrid model is faster. Target (DESIGN.md): hybrid
 ≤ 3× ORT float on models whose MACs are ≥ 90% on Akida.
 
+The hybrid session runs its border CPU parts (Transpose / QuantizeLinear / DequantizeLinear
+around each AkidaOp) fused, in numba (`akidac/runtime/border.py`); with `--unfused` the table
+gets one more column, the same session with `fuse_borders=False` (those parts in onnxruntime
+sessions), timed in the same interleaved rounds: a side-by-side figure of what fusing gains.
+
 It also prints the per-call overhead of one AkidaOp step: the Akida step of a program of one
 1×1 convolution on a 1×1×8 input, whose arithmetic is a few dozen multiply-adds.
 
@@ -26,8 +31,8 @@ samples, as bench/realworld.py does, with the MAC share from its report.
 A reference the bench cannot build (onnxruntime's quantizer fails on the model, or the
 quantized model does not run) is reported in its cell as "n/a (reason)"; the other figures stay.
 
-Run: `python bench/e2e_runtime.py [--rounds N] [--models a b ...] [--realworld [CACHE]]
-[--realworld-models a,b]`.
+Run: `python bench/e2e_runtime.py [--rounds N] [--models a b ...] [--unfused]
+[--realworld [CACHE]] [--realworld-models a,b]`.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from models.zoo import ZOO  # noqa: E402
 
 from akidac.api import compile_model  # noqa: E402
 from akidac.passes import CompileOptions  # noqa: E402
-from akidac.runtime.session import HybridSession, _AkidaStep  # noqa: E402
+from akidac.runtime.session import HybridSession, _AkidaStep, _BorderStep  # noqa: E402
 
 
 def _one_thread() -> ort.SessionOptions:
@@ -126,7 +131,7 @@ def time_interleaved(runs: dict[str, Callable[[], object]], rounds: int) -> dict
     return {name: _median_ms(t) for name, t in times.items()}
 
 
-def measure(name: str, rounds: int) -> str:
+def measure(name: str, rounds: int, unfused: bool = False) -> str:
     model = ZOO[name][0]()
     data = smooth_samples(model, 40, seed=7)
     calibration = {k: v[:32] for k, v in data.items()}
@@ -144,6 +149,9 @@ def measure(name: str, rounds: int) -> str:
         "hybrid": lambda: hybrid.run(None, feed),
         "float": lambda: float_session.run(None, feed),
     }
+    if unfused:
+        plain = HybridSession(result.model, sess_options=_one_thread(), fuse_borders=False)
+        runs["unfused"] = lambda: plain.run(None, feed)
     int8 = quantized_int8(model, {k: v[:8] for k, v in calibration.items()})
     int8_note = ""
     if isinstance(int8, str):
@@ -153,11 +161,19 @@ def measure(name: str, rounds: int) -> str:
         runs["int8"] = lambda: int8_session.run(None, feed)
     ms = time_interleaved(runs, rounds)
     regions = sum(isinstance(s, _AkidaStep) for s in hybrid.steps)
-    return _row(name, macs, regions, ms, int8_note)
+    return _row(name, macs, regions, ms, int8_note, unfused)
 
 
-def _row(name: str, macs: float, regions: int, ms: dict[str, float], int8_note: str = "") -> str:
-    """A table row; `int8_note` says why there is no ORT int8 figure ("n/a (reason)")."""
+def _row(
+    name: str,
+    macs: float,
+    regions: int,
+    ms: dict[str, float],
+    int8_note: str = "",
+    unfused: bool = False,
+) -> str:
+    """A table row; `int8_note` says why there is no ORT int8 figure ("n/a (reason)");
+    `unfused` adds the hybrid session's time with its border parts in onnxruntime."""
     int8_ms = f"{ms['int8']:.3f}" if "int8" in ms else f"n/a ({int8_note or 'not run'})"
     int8_ratio = f"{ms['hybrid'] / ms['int8']:.2f}×" if "int8" in ms else "n/a"
     target = ""
@@ -165,13 +181,16 @@ def _row(name: str, macs: float, regions: int, ms: dict[str, float], int8_note: 
         float_ok = ms["hybrid"] <= 3 * ms["float"]
         int8_ok = "int8" in ms and ms["hybrid"] <= 1.5 * ms["int8"]
         target = f"{'yes' if float_ok else 'NO'} / {'yes' if int8_ok else 'NO'}"
+    extra = ""
+    if unfused:
+        extra = f" {ms['unfused']:.3f} |" if "unfused" in ms else " n/a |"
     return (
         f"| {name} | {macs:.0%} | {regions} | {ms['hybrid']:.3f} | {ms['float']:.3f} | {int8_ms} "
-        f"| {ms['hybrid'] / ms['float']:.2f}× | {int8_ratio} | {target} |"
+        f"| {ms['hybrid'] / ms['float']:.2f}× | {int8_ratio} | {target} |{extra}"
     )
 
 
-def measure_realworld(work: Path, cache: Path, rounds: int) -> str:
+def measure_realworld(work: Path, cache: Path, rounds: int, unfused: bool = False) -> str:
     """One cached real model of bench/realworld.py: hybrid vs float vs ORT int8, batch 1."""
     import json
 
@@ -193,6 +212,11 @@ def measure_realworld(work: Path, cache: Path, rounds: int) -> str:
         "hybrid": lambda: hybrid.run(None, feed),
         "float": lambda: float_session.run(None, feed),
     }
+    if unfused:
+        plain = HybridSession(
+            str(work / "hybrid.onnx"), sess_options=_one_thread(), fuse_borders=False
+        )
+        runs["unfused"] = lambda: plain.run(None, feed)
     calib = work / "calib.npz"
     int8_note = "no calibration samples"
     if calib.exists():
@@ -206,7 +230,7 @@ def measure_realworld(work: Path, cache: Path, rounds: int) -> str:
             int8_note = _reason(error)
     ms = time_interleaved(runs, rounds)
     regions = sum(isinstance(s, _AkidaStep) for s in hybrid.steps)
-    return _row(name, macs, regions, ms, int8_note)
+    return _row(name, macs, regions, ms, int8_note, unfused)
 
 
 def tiny_model() -> onnx.ModelProto:
@@ -258,10 +282,11 @@ def akida_op_overhead(rounds: int) -> str:
         whole.append((time.perf_counter() - start) / repeat)
     step_us = statistics.median(times) * 1e6
     whole_us = statistics.median(whole) * 1e6
+    fused = sum(isinstance(s, _BorderStep) for s in session.run_steps)
     return (
         f"per-AkidaOp overhead (one 1×1 conv on 1×1×8, input {x.dtype} {x.shape}): "
         f"{step_us:.1f} µs per step; whole session run {whole_us:.1f} µs "
-        f"({len(session.steps)} steps)"
+        f"({len(session.run_steps)} steps, {fused} of them border parts run fused)"
     )
 
 
@@ -269,6 +294,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--models", nargs="*", default=sorted(ZOO))
+    parser.add_argument(
+        "--unfused",
+        action="store_true",
+        help="add a column: the hybrid session with its border parts in onnxruntime sessions",
+    )
     parser.add_argument(
         "--realworld",
         nargs="?",
@@ -289,11 +319,15 @@ def main() -> None:
     print(
         "| model | MACs on Akida | AkidaOps | hybrid ms | ORT float ms | ORT int8 ms "
         "| hybrid/float | hybrid/int8 | ≤ 3× float / ≤ 1.5× int8 (≥ 90% MACs) |"
+        + (" hybrid, borders in ORT ms |" if args.unfused else "")
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        + (" --- |" if args.unfused else "")
+    )
     for name in args.models:
         try:
-            row = measure(name, args.rounds)
+            row = measure(name, args.rounds, args.unfused)
         except Exception as error:  # a figure script reports and goes on
             row = f"| {name} | error: {type(error).__name__}: {error} | | | | | | | |"
         print(row, flush=True)
@@ -310,7 +344,7 @@ def main() -> None:
             if not (cache / "models" / f"{work.name}.onnx").exists():
                 continue
             try:
-                row = measure_realworld(work, cache, args.rounds)
+                row = measure_realworld(work, cache, args.rounds, args.unfused)
             except Exception as error:  # a figure script reports and goes on
                 row = f"| {work.name} | error: {type(error).__name__}: {error} | | | | | | | |"
             print(row, flush=True)

@@ -33,6 +33,7 @@ from akidac.backends.akida.akida_node import DYNAMIC_BATCH_KEY, is_akida_node, p
 from akidac.backends.akida.executor import PreparedProgram
 from akidac.backends.akida.program import Program, decode_program
 from akidac.errors import AkidacError, ModelError, ProgramError, UsageError
+from akidac.runtime import border
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,17 @@ class _CpuStep:
     """
 
     def __init__(
-        self, session: ort.InferenceSession, inputs: list[str], outputs: list[str], label: str
+        self,
+        session: ort.InferenceSession,
+        inputs: list[str],
+        outputs: list[str],
+        label: str,
+        nodes: Sequence[onnx.NodeProto] = (),
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.label = label
+        self.nodes = list(nodes)
         self.session = session
 
     @property
@@ -82,6 +89,39 @@ class _CpuStep:
         self._session = session
         inner = getattr(session, "_sess", None)
         self.run = getattr(inner, "run", None) or session.run
+
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        """Feed the part its inputs from `env` and store its outputs there; an onnxruntime
+        error is one line naming the part (a UsageError for an invalid argument)."""
+        try:
+            results = self.run(self.outputs, {name: env[name] for name in self.inputs}, run_options)
+        except AkidacError:
+            raise
+        except Exception as error:  # onnxruntime's exception types derive from Exception
+            message = f"{self.label} failed in onnxruntime: {_one_line(error)}"
+            if isinstance(error, _OrtInvalidArgument):
+                raise UsageError(message) from None
+            raise ProgramError(message) from None
+        env.update(zip(self.outputs, results, strict=True))
+
+
+@dataclass
+class _BorderStep:
+    """A CPU part made of border fragments (`border.plan_part`: Transpose, Quantize/
+    DequantizeLinear, a constant Mul; one chain, or one per parallel branch), each run in one
+    numba pass instead of the part's onnxruntime session; `cpu` is that session's step, which
+    still runs the part when a value reaching it is not what a fragment was planned for."""
+
+    fragments: list[border.BorderFragment]
+    cpu: _CpuStep
+
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        for fragment in self.fragments:
+            if not fragment.accepts(env[fragment.input]):
+                self.cpu.execute(env, run_options)
+                return
+        for fragment in self.fragments:
+            env[fragment.output] = fragment.run(env[fragment.input])
 
 
 @dataclass
@@ -111,6 +151,14 @@ class _AkidaStep:
         self.output_item = self.output_shape[1:]
         self.flat_input = self.input_shape[1:] != self.input_dims
         self.flat_output = self.output_item != self.prepared.output_dims
+        # read on every run: looked up once here, not through three attributes per call
+        self.input_item = self.input_shape[1:]
+        self.input_dtype = self.prepared.input_dtype
+        self.output_index = self.prepared.output_index
+        self.run_to = self.prepared.model.run_to
+
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        env[self.output] = _run_akida(self, env[self.input])
 
 
 def ort_type_name(elem_type: int) -> str:
@@ -335,19 +383,51 @@ def _per_sample(
     return False
 
 
+def _run_akida(step: _AkidaStep, x: np.ndarray) -> np.ndarray:
+    """Run one AkidaOp on its border value `x`: exactly (N, *program input dims), or (N, C)
+    for a 1×1×C program input; anything else is a ProgramError naming both shapes."""
+    shape = x.shape
+    if shape[1:] != step.input_item or x.dtype != step.input_dtype:
+        raise ProgramError(
+            f"AkidaOp '{step.name}' input '{step.input}' is {x.dtype.name} "
+            f"{_shape_text(shape)}, the program takes {step.prepared.input_dtype.name} "
+            f"{_shape_text(step.input_shape[1:])} per batch item",
+            code="AK-PROGRAM-MODEL",
+            node=step.name,
+        )
+    if step.flat_input:
+        x = x.reshape((shape[0], *step.input_dims))
+    try:
+        y = step.run_to(x, step.output_index)
+    except ProgramError as error:
+        error.message = f"AkidaOp '{step.name}': {error.message}"
+        error.node = step.name
+        raise
+    if step.flat_output:
+        return y.reshape((shape[0], *step.output_item))
+    return y
+
+
 class HybridSession:
     """Run a hybrid model from a path, bytes or `ModelProto`.
 
-    `sess_options`, `providers`, `provider_options` and any other keyword argument are passed to
-    every onnxruntime session the model's CPU parts run in: their threads are those of
-    `sess_options` (onnxruntime's defaults otherwise). The hardware model runs every AkidaOp on
-    the calling thread, one thread per session: its numba kernels are not parallel and call no
-    BLAS, so no thread setting changes it (parallel numba collapses on a busy machine: see
-    docs/runtime.md); run several sessions in several processes to use more cores.
+    `sess_options`, `providers`, `provider_options` and any other keyword argument (but
+    `fuse_borders`) are passed to every onnxruntime session the model's CPU parts run in: their
+    threads are those of `sess_options` (onnxruntime's defaults otherwise). The hardware model
+    runs every AkidaOp on the calling thread, one thread per session: its numba kernels are not
+    parallel and call no BLAS, so no thread setting changes it (parallel numba collapses on a
+    busy machine: see docs/runtime.md); run several sessions in several processes to use more
+    cores.
 
     Loading decodes, validates and prepares every program once (`PreparedProgram`: weights in
     kernel layout, requantization plans, clips, LUTs); `run` does the arithmetic and small
     per-step work (about 4 µs per AkidaOp step measured by `bench/e2e_runtime.py`).
+
+    Border CPU parts (`Transpose` / `QuantizeLinear` / `DequantizeLinear` / a constant `Mul`
+    around an AkidaOp, `border.plan`) run in `run` as one numba pass each instead of an
+    onnxruntime session call, bit for bit what the session computes (`run_steps`); the model
+    keeps its standard nodes, and `run_all` and `fuse_borders=False` run those parts in
+    onnxruntime.
 
     Batches: the hybrid model's values are typed for the batch it was compiled for (1 for a
     dynamic batch). When its metadata says that an input's batch was dynamic in the float
@@ -365,6 +445,8 @@ class HybridSession:
         sess_options: ort.SessionOptions | None = None,
         providers: list[str] | None = None,
         provider_options: list[dict[Any, Any]] | None = None,
+        *,
+        fuse_borders: bool = True,
         **kwargs: Any,
     ) -> None:
         self.model = self._load(model)
@@ -387,6 +469,11 @@ class HybridSession:
         #: whether a batch other than the compiled one runs whole (every CPU part per-sample)
         self.batched = bool(self._dynamic_inputs) and self._all_cpu_nodes_per_sample()
         self.steps: list[_CpuStep | _AkidaStep] = self._split()
+        #: the steps `run` walks: `steps` with every border CPU part fused (`_BorderStep`)
+        #: unless `fuse_borders` is False; `run_all` walks `steps`, which compute every value
+        self.run_steps: list[_CpuStep | _AkidaStep | _BorderStep] = (
+            self._fuse_borders() if fuse_borders else list(self.steps)
+        )
         self._output_names = [o.name for o in self._outputs]
         self._feed_specs = [
             (
@@ -522,6 +609,30 @@ class HybridSession:
             }
             steps.append(self._cpu_step([nodes[i] for i in group], needed, group))
         return steps
+
+    def _fuse_borders(self) -> list[_CpuStep | _AkidaStep | _BorderStep]:
+        """`steps` with each CPU part that `border.plan` recognises as a border fragment run
+        by it (bit for bit what its onnxruntime session computes)."""
+        graph = self.model.graph
+        constants = {t.name: t for t in graph.initializer}
+        shapes: dict[str, tuple[int | None, ...]] = {}
+        types: dict[str, int] = {}
+        for name, value in self._value_types.items():
+            tensor = value.type.tensor_type
+            if value.type.HasField("tensor_type") and tensor.HasField("shape"):
+                shapes[name] = tuple(d if isinstance(d, int) else None for d in _dims(value))
+                types[name] = tensor.elem_type
+        fused: list[_CpuStep | _AkidaStep | _BorderStep] = []
+        for step in self.steps:
+            if isinstance(step, _CpuStep):
+                fragments = border.plan_part(
+                    step.nodes, step.inputs, step.outputs, shapes, types, constants
+                )
+                if fragments is not None:
+                    fused.append(_BorderStep(fragments, step))
+                    continue
+            fused.append(step)
+        return fused
 
     def _akida_step(self, node: onnx.NodeProto) -> _AkidaStep:
         if len(node.input) != 1 or len(node.output) != 1 or not node.input[0] or not node.output[0]:
@@ -679,7 +790,7 @@ class HybridSession:
                 code="AK-PROGRAM-MODEL",
                 node=first.name,
             ) from None
-        return _CpuStep(session, consumed, outputs, label)
+        return _CpuStep(session, consumed, outputs, label, nodes)
 
     def _part_options(self, nodes: list[onnx.NodeProto]) -> ort.SessionOptions:
         """The session options of one CPU part: the caller's, or quiet defaults; a copy of
@@ -788,12 +899,15 @@ class HybridSession:
             names = self._output_names
         feeds = self._check_feeds(input_feed)
         batch = self._batch_of(feeds)
+        steps = self.run_steps
         if batch == self._compiled_batch or (self.batched and batch > 0):
-            env = self._walk(feeds, run_options)
+            env = self._walk(feeds, run_options, steps)
             if batch != self._compiled_batch:
                 self._check_batched_outputs(env, names, batch)
             return [env[name] for name in names]
-        chunks = [self._walk(part, run_options) for part in self._per_sample_feeds(feeds, batch)]
+        chunks = [
+            self._walk(part, run_options, steps) for part in self._per_sample_feeds(feeds, batch)
+        ]
         return [self._join(name, [env[name] for env in chunks], batch) for name in names]
 
     def run_dataset(
@@ -936,52 +1050,20 @@ class HybridSession:
         }
 
     def _walk(
-        self, feeds: dict[str, np.ndarray], run_options: ort.RunOptions | None
+        self,
+        feeds: dict[str, np.ndarray],
+        run_options: ort.RunOptions | None,
+        steps: Sequence[_CpuStep | _AkidaStep | _BorderStep] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run the steps in order on checked feeds; every value computed, by name."""
+        """Run the steps (`self.steps` when None) in order on checked feeds; every value
+        computed, by name."""
         env: dict[str, np.ndarray] = dict(feeds)
-        for step in self.steps:
-            if isinstance(step, _AkidaStep):
-                env[step.output] = self._run_akida(step, env[step.input])
-                continue
-            try:
-                results = step.run(
-                    step.outputs, {name: env[name] for name in step.inputs}, run_options
-                )
-            except AkidacError:
-                raise
-            except Exception as error:  # onnxruntime's exception types derive from Exception
-                message = f"{step.label} failed in onnxruntime: {_one_line(error)}"
-                if isinstance(error, _OrtInvalidArgument):
-                    raise UsageError(message) from None
-                raise ProgramError(message) from None
-            env.update(zip(step.outputs, results, strict=True))
+        for step in self.steps if steps is None else steps:
+            step.execute(env, run_options)
         return env
 
-    @staticmethod
-    def _run_akida(step: _AkidaStep, x: np.ndarray) -> np.ndarray:
-        """Run one AkidaOp on its border value `x`: exactly (N, *program input dims), or (N, C)
-        for a 1×1×C program input; anything else is a ProgramError naming both shapes."""
-        shape = x.shape
-        if shape[1:] != step.input_shape[1:] or x.dtype != step.prepared.input_dtype:
-            raise ProgramError(
-                f"AkidaOp '{step.name}' input '{step.input}' is {x.dtype.name} "
-                f"{_shape_text(shape)}, the program takes {step.prepared.input_dtype.name} "
-                f"{_shape_text(step.input_shape[1:])} per batch item",
-                code="AK-PROGRAM-MODEL",
-                node=step.name,
-            )
-        if step.flat_input:
-            x = x.reshape(shape[0], *step.input_dims)
-        try:
-            y = step.prepared.model.run_to(x, step.prepared.output_index)
-        except ProgramError as error:
-            error.message = f"AkidaOp '{step.name}': {error.message}"
-            error.node = step.name
-            raise
-        if step.flat_output:
-            return y.reshape(shape[0], *step.output_item)
-        return y
+    #: one AkidaOp step on its border value (what `_AkidaStep.execute` runs)
+    _run_akida = staticmethod(_run_akida)
 
 
 #: the SessionOptions settings a copy keeps (onnxruntime offers no copy of its own).

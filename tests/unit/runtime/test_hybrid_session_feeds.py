@@ -104,7 +104,8 @@ def test_an_onnxruntime_invalid_argument_during_a_cpu_step_is_a_usage_error(
         def run(self, *args: object) -> list[np.ndarray]:
             raise InvalidArgument("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : bad\ninput")
 
-    step = next(s for s in session.steps if isinstance(s, _CpuStep))
+    # the first CPU part (Transpose → QuantizeLinear) runs fused: the last one, with Softmax
+    step = next(s for s in session.run_steps if isinstance(s, _CpuStep))
     step.session = Rejecting()  # type: ignore[assignment]
     with pytest.raises(UsageError) as caught:
         session.run(None, good_feed())
