@@ -522,6 +522,28 @@ def plan_int32_lut(
     return index_plan, value_plan
 
 
+def lut_output_table(
+    lut: np.ndarray,
+    post_bits: int,
+    scales: np.ndarray,
+    shifts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    low: int,
+    high: int,
+) -> np.ndarray:
+    """(F, LUT_ENTRIES) int64: table[f, e] = clip(shift(sat_P(lut[e] · scale[f])), low, high).
+
+    After the LUT, step 8 depends only on the filter and the entry read, so a layer with few
+    filters requantizes each of its LUT_ENTRIES entries once, here, and its kernel
+    (`kernels.finish_lut_table`) only computes the index and reads the table. The formula is
+    `finish_layer`'s, in int64 (an entry is int32 and a scale uint8: the product and a left
+    shift of at most 31 of the P-bit result stay within int64).
+    """
+    right, half, left = (s[:, None] for s in shifts)
+    post_low, post_high = -(1 << (post_bits - 1)), (1 << (post_bits - 1)) - 1
+    scaled = np.clip(lut[None, :].astype(np.int64) * scales[:, None], post_low, post_high)
+    return np.clip(((scaled + half) >> right) << left, low, high)
+
+
 #: the fewest filters for which the LUT's int32 kernel beats the int64 one: its three vector
 #: loops cost ~80 ns per pixel, repaid from ~64 filters on (measured per element on this
 #: Zen 4, one thread: 20 vs 5 ns at 4 filters, 2.6 vs 2.1 at 32, 1.7 vs 1.75 at 64, 0.8 vs
@@ -556,6 +578,9 @@ class _Epilogue:
     int32_params: np.ndarray | None = None
     #: the LUT's int32 plans (index, value) of `plan_int32_lut`, when they apply and are safe.
     lut_int32_params: tuple[np.ndarray, np.ndarray] | None = None
+    #: the LUT's int32 index plan alone (`plan_int32_requantization` to [-1024, 1023]), when
+    #: it applies and is safe: with `lut_table`, the path of layers with few filters.
+    lut_index_params: np.ndarray | None = None
 
     @classmethod
     def from_record(cls, record: LayerRecord, filters: int) -> _Epilogue:
@@ -592,13 +617,24 @@ class _Epilogue:
         out_scales = variables["output_scales"].astype(np.int64)
         out_shifts = _split_shifts(variables["output_shift"])
         buffer_bits = int(params["buffer_bits"])
-        int32_params = lut_int32_params = None
+        int32_params = lut_int32_params = lut_index_params = None
         if pool_kind != kernels.POOL_AVERAGE and act_kind != kernels.ACT_LUT:
             # with max pooling too: the outputs are pooled instead (`kernels.max_pool`)
             int32_params = plan_int32_requantization(
                 buffer_bits, post_bits, bias, act_low, act_high, out_scales, out_shifts, low, high
             )
         elif pool_kind == kernels.POOL_NONE:
+            lut_index_params = plan_int32_requantization(
+                buffer_bits,
+                post_bits,
+                bias,
+                -(1 << (post_bits - 1)),
+                np.full(filters, (1 << (post_bits - 1)) - 1, np.int64),
+                act_scales,
+                act_shifts,
+                target_limits.LUT_INDEX_MIN,
+                target_limits.LUT_INDEX_MAX,
+            )
             lut_int32_params = plan_int32_lut(
                 buffer_bits,
                 post_bits,
@@ -631,6 +667,7 @@ class _Epilogue:
             dtype=output_dtype(bits),
             int32_params=int32_params,
             lut_int32_params=lut_int32_params,
+            lut_index_params=lut_index_params,
         )
 
     def _pool_axis(self, size: int) -> tuple[int, int]:
@@ -670,6 +707,9 @@ class _Epilogue:
                 acc, out_h, out_w, self.int32_params, self.low, self.high, out
             )
             return out.view(self.dtype)
+        if self.lut_table is not None:
+            kernels.finish_lut_table(acc, out_h, out_w, self.lut_index_params, self.lut_table, out)
+            return out.view(self.dtype)
         if self.lut_int32_params is not None and filters >= LUT_INT32_MIN_FILTERS:
             index_plan, value_plan = self.lut_int32_params
             kernels.finish_lut_int32(
@@ -698,6 +738,14 @@ class _Epilogue:
         self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
         #: the LUT's entries as the int32 kernel reads them (they are int32 in the record)
         self.lut32 = np.ascontiguousarray(self.lut.astype(np.int32))
+        #: (F, LUT_ENTRIES) in `kernel_dtype`: every filter's output for every LUT index, when
+        #: the index plan is safe and the layer has few filters (see `lut_output_table`)
+        self.lut_table: np.ndarray | None = None
+        filters = self.bias.shape[0]
+        if self.lut_index_params is not None and filters < LUT_INT32_MIN_FILTERS:
+            self.lut_table = lut_output_table(
+                self.lut, self.post_bits, self.out_scales, self.out_shifts, self.low, self.high
+            ).astype(self.kernel_dtype)
         #: steps 3-8 as `kernels.finish_layer` takes them (built once, not per run)
         self.stage = kernels.OutputStage(
             self.buffer_bits,
@@ -918,6 +966,26 @@ class _ConvExecutor(_LayerExecutor):
         epilogue = self.epilogue
         plan = self.fused_plan
         out = np.empty(out_shape, epilogue.kernel_dtype)
+        if plan is None:
+            # a LUT activation by table (`_Epilogue.lut_table`), never 1×1-as-GEMM
+            assert xp_shape is not None and epilogue.lut_table is not None
+            xp = np.empty(xp_shape, np.float32)
+            kernels.shift_and_pad(
+                x, self.shifts, self.buffer_bits, pad_top, pad_left, self.fill, xp
+            )
+            k = self.kernel
+            kernels.conv_fused_lut_float32(
+                xp,
+                self.weights_f32,
+                chunk,
+                self.stride,
+                k,
+                k,
+                epilogue.lut_index_params,
+                epilogue.lut_table,
+                out,
+            )
+            return out.view(epilogue.dtype)
         if xp_shape is None:
             kernels.conv1x1_fused_float32(
                 x.reshape(-1, self.in_channels),
@@ -971,8 +1039,8 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(min(_magnitude_bound(x) << self.max_shift, limit + 1), 0)
         input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
-        if chunk > 0 and self.fused_plan is not None:
-            one_by_one = k == 1 and s == 1
+        if chunk > 0 and (self.fused_plan is not None or self.epilogue.lut_table is not None):
+            one_by_one = k == 1 and s == 1 and self.fused_plan is not None
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])
             out_shape = (n_batch, out_h, out_w, self.filters)
             pool = _max_pool(record, self.epilogue, out_shape)

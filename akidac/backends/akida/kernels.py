@@ -1309,6 +1309,33 @@ def finish_lut_int32(
 
 
 @njit(cache=True)
+def finish_lut_table(
+    acc: np.ndarray,
+    out_h: int,
+    out_w: int,
+    index_params: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Steps 3-8 without pooling and with the LUT activation, by table: the LUT index of each
+    value in int32 (`index_params` (7, F), the index plan of `finish_lut_int32`), then
+    out = table[f, index + LUT_OFFSET], `table` (F, LUT_ENTRIES) holding every filter's
+    requantized output for every entry (`hwmodel.lut_output_table`). Rows at a time: the
+    indices of a whole row, then its gathers (a layer with few filters has short pixels)."""
+    filters = out.shape[3]
+    indices = np.empty((out_w, filters), np.int32)
+    for n in range(acc.shape[0]):
+        for i in range(out_h):
+            _requantize_int32_rows(
+                acc[n, i], out_w, index_params, LUT_INDEX_MIN, LUT_INDEX_MAX, indices, 0
+            )
+            dst = out[n, i]
+            for j in range(out_w):
+                for f in range(filters):
+                    dst[j, f] = table[f, indices[j, f] + LUT_OFFSET]
+
+
+@njit(cache=True)
 def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
     """Max pooling of finished outputs `src` (N, H, W, F) into `out` (N, rows, cols, F): the
     windows of `_finish_max_pooled`, pad pixels never winning.
@@ -1460,6 +1487,42 @@ def conv_fused_float32(
 
 
 @njit(cache=True)
+def conv_fused_lut_float32(
+    xp: np.ndarray,
+    weights: np.ndarray,
+    chunk: int,
+    stride: int,
+    kh: int,
+    kw: int,
+    index_params: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """`conv_float32` then `finish_lut_table`, one output row at a time: `conv_fused_float32`
+    for a LUT activation, the row's sums turned into LUT indices and outputs while in cache."""
+    n_batch, out_h, out_w, filters_out = out.shape
+    height, width, channels = xp.shape[1], xp.shape[2], xp.shape[3]
+    filters = weights.shape[1]
+    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
+    acc = _aligned_scratch(out_w4, filters)
+    indices = np.empty((out_w, filters_out), np.int32)
+    span = kw * channels
+    pixel_step = stride * channels
+    row_step = width * channels
+    for n in range(n_batch):
+        for i in range(out_h):
+            x_row = (n * height + i * stride) * row_step
+            _float32_row(xp, weights, chunk, x_row, pixel_step, row_step, span, acc, out_w4)
+            _requantize_int32_rows(
+                acc, out_w, index_params, LUT_INDEX_MIN, LUT_INDEX_MAX, indices, 0
+            )
+            dst = out[n, i]
+            for j in range(out_w):
+                for f in range(filters_out):
+                    dst[j, f] = table[f, indices[j, f] + LUT_OFFSET]
+
+
+@njit(cache=True)
 def conv1x1_fused_float32(
     x: np.ndarray,
     shifts: np.ndarray,
@@ -1511,6 +1574,7 @@ ALL_KERNELS = (
     shift_flat,
     conv_float32,
     conv_fused_float32,
+    conv_fused_lut_float32,
     conv1x1_fused_float32,
     conv_int32,
     depthwise_int32,
@@ -1522,6 +1586,7 @@ ALL_KERNELS = (
     finish_layer_packed,
     finish_clamped_int32,
     finish_lut_int32,
+    finish_lut_table,
     max_pool,
     add_layer,
 )
