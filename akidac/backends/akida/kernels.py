@@ -903,6 +903,27 @@ def dense_int32(xs: np.ndarray, weights: np.ndarray, acc: np.ndarray) -> None:
             e += 1
 
 
+@njit(cache=True)
+def dense_fused(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    weights: np.ndarray,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """A whole Dense1D layer with the int32 requantization plan in one call: `shift_flat`,
+    `dense_int32` and `finish_clamped_int32` on x (N, E) int8, uint8 or int32 into out (N, F)
+    (int8, int16 or int32): a small layer's cost is mostly its calls, not its arithmetic."""
+    xs = np.empty(x.shape, np.int32)
+    shift_flat(x, shifts, buffer_bits, xs)
+    acc = np.empty((x.shape[0], weights.shape[1]), np.int32)
+    dense_int32(xs, weights, acc)
+    _requantize_int32_rows(acc, x.shape[0], params, low, high, out, 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Steps 3-8: saturation, bias, pooling, activation, GAP, requantization
 # ---------------------------------------------------------------------------------------------
@@ -1378,6 +1399,18 @@ def add_layer(
             out[m, c] = _saturate(_rounding_shift(total, right[c], half[c], left[c]), low, high)
 
 
+@njit(cache=True)
+def concatenate2(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """A Concatenate's two inputs (P, Ca) and (P, Cb) into (P, Ca + Cb), all of one dtype
+    (`hwmodel` passes whole pixels as words of up to 8 bytes)."""
+    width = a.shape[1]
+    for p in range(a.shape[0]):
+        for c in range(width):
+            out[p, c] = a[p, c]
+        for c in range(b.shape[1]):
+            out[p, width + c] = b[p, c]
+
+
 # ---------------------------------------------------------------------------------------------
 # Fused convolutions: float32 sums and the int32 requantization in one pass
 # ---------------------------------------------------------------------------------------------
@@ -1582,6 +1615,7 @@ ALL_KERNELS = (
     depthwise3_fused_float32,
     transpose_int32,
     dense_int32,
+    dense_fused,
     finish_layer,
     finish_layer_packed,
     finish_clamped_int32,
@@ -1589,6 +1623,7 @@ ALL_KERNELS = (
     finish_lut_table,
     max_pool,
     add_layer,
+    concatenate2,
 )
 
 
