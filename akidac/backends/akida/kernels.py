@@ -154,34 +154,54 @@ def shift_and_pad(
     padded_w = xp.shape[2]
     first = min(pad_left, padded_w)
     last = min(pad_left + width, padded_w)
-    # a row view per row, not per pixel: a view costs two reference-count updates
+    # a padded row of fill values, copied flat: a loop over C per pixel is slow for few
+    # channels (3 for an input layer), a flat copy of the same type vectorizes
+    row_length = padded_w * channels
+    pattern = np.empty(row_length, xp.dtype)
+    for j in range(padded_w):
+        for c in range(channels):
+            pattern[j * channels + c] = fill[c]
+    head = first * channels
+    tail = last * channels
+    # flat views taken once (a numba reshape per row costs more than a narrow row's copy)
+    xp_flat = xp.reshape(-1)
+    x_flat = x.reshape(-1)
+    source_row = width * channels
     for n in range(n_batch):
         for i in range(xp.shape[1]):
             si = i - pad_top
-            dst = xp[n, i]
+            base = (n * xp.shape[1] + i) * row_length
+            row = xp_flat[base : base + row_length]
             if si < 0 or si >= height:
-                _fill_pixels(dst, 0, padded_w, fill)
+                _copy(pattern, row)
                 continue
-            _fill_pixels(dst, 0, first, fill)
-            src = x[n, si]
-            if plain:
+            _copy(pattern[:head], row[:head])
+            if plain and first == pad_left:
+                # one run of (last - first) · C values: a flat loop vectorizes whatever C is
+                source = (n * height + si) * source_row
+                _copy(x_flat[source : source + tail - head], row[head:tail])
+            elif plain:
+                dst = xp[n, i]
+                src = x[n, si]
                 for j in range(first, last):
                     for c in range(channels):
                         dst[j, c] = src[j - pad_left, c]
             else:
+                dst = xp[n, i]
+                src = x[n, si]
                 for j in range(first, last):
                     for c in range(channels):
                         value = np.int64(src[j - pad_left, c]) << shifts[c]
                         dst[j, c] = min(max(value, low), high)
-            _fill_pixels(dst, last, padded_w, fill)
+            _copy(pattern[tail:], row[tail:])
 
 
 @njit(cache=True, inline="always")
-def _fill_pixels(row: np.ndarray, start: int, stop: int, fill: np.ndarray) -> None:
-    """row[j, c] = fill[c] for start <= j < stop."""
-    for j in range(start, stop):
-        for c in range(row.shape[1]):
-            row[j, c] = fill[c]
+def _copy(src: np.ndarray, dst: np.ndarray) -> None:
+    """dst[e] = src[e] of two 1-D arrays of one length, converting (indices from 0: numba
+    checks for negative indices it cannot rule out, and that check stops vectorization)."""
+    for e in range(dst.shape[0]):
+        dst[e] = src[e]
 
 
 @njit(cache=True, inline="always")
@@ -1366,11 +1386,33 @@ def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
     bias, clamp, · scale >= 0, rounding shift, clip), and max(f(a), f(b)) = f(max(a, b)) for a
     nondecreasing f, so both orders give the same bytes.
     """
+    rows, cols = out.shape[1], out.shape[2]
+    if (
+        pool.size == 2
+        and pool.stride == 2
+        and 2 * rows <= src.shape[1]
+        and 2 * cols <= src.shape[2]
+        and pool.top == 0
+        and pool.left == 0
+    ):
+        # the common 2×2 stride-2 pooling with every window inside: two rows at a time, the
+        # filters of a pixel pair in one vector loop
+        filters = out.shape[3]
+        for n in range(src.shape[0]):
+            for i in range(rows):
+                upper = src[n, 2 * i]
+                lower = src[n, 2 * i + 1]
+                dst = out[n, i]
+                for j in range(cols):
+                    for f in range(filters):
+                        top = max(upper[2 * j, f], upper[2 * j + 1, f])
+                        dst[j, f] = max(top, max(lower[2 * j, f], lower[2 * j + 1, f]))
+        return
     for n in range(src.shape[0]):
         plane = src[n]
-        for i in range(out.shape[1]):
+        for i in range(rows):
             dst = out[n, i]
-            for j in range(out.shape[2]):
+            for j in range(cols):
                 _window_max(plane, pool, i, j, dst, j)
 
 
