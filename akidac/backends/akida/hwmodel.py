@@ -736,6 +736,8 @@ class _Epilogue:
         #: the array type the kernel writes: int8 for every <= 8-bit output (set once: a
         #: property cost ~2 µs per layer per run)
         self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
+        #: whether the kernel's array is already of the output dtype (no view needed)
+        self.same_dtype = self.kernel_dtype == self.dtype
         #: the LUT's entries as the int32 kernel reads them (they are int32 in the record)
         self.lut32 = np.ascontiguousarray(self.lut.astype(np.int32))
         #: (F, LUT_ENTRIES) in `kernel_dtype`: every filter's output for every LUT index, when
@@ -1233,19 +1235,18 @@ class _DenseExecutor(_LayerExecutor):
 
     def _run_fused(self, x: np.ndarray) -> np.ndarray:
         epilogue = self.epilogue
-        n_batch = x.shape[0]
-        out = np.empty((n_batch, 1, 1, self.units), epilogue.kernel_dtype)
+        out = np.empty((x.shape[0], 1, 1, self.units), epilogue.kernel_dtype)
         kernels.dense_fused(
-            x.reshape(n_batch, self.length),
+            x,
             self.shifts,
             self.buffer_bits,
             self.weights,
             epilogue.int32_params,
             epilogue.low,
             epilogue.high,
-            out.reshape(n_batch, self.units),
+            out,
         )
-        return out.view(epilogue.dtype)
+        return out if epilogue.same_dtype else out.view(epilogue.dtype)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
         x = inputs[0]
@@ -1423,12 +1424,17 @@ class HardwareModel:
         #: per layer, the indices of its inbound layers (empty: it reads the program input).
         self._sources = [tuple(index[name] for name in record.inbounds) for record in records]
         self.index = index
+        #: per layer, its bound `run` and inbound indices: what `_run_all` reads per layer
+        self._steps = [
+            (executor.run, sources)
+            for executor, sources in zip(self._executors, self._sources, strict=True)
+        ]
 
     def _run_all(self, x: np.ndarray) -> list[np.ndarray]:
         outputs: list[np.ndarray] = []
         append = outputs.append
-        for executor, sources in zip(self._executors, self._sources, strict=True):
-            append(executor.run([outputs[i] for i in sources] if sources else [x]))
+        for run, sources in self._steps:
+            append(run([outputs[i] for i in sources] if sources else [x]))
         return outputs
 
     def run_layers(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -935,13 +935,17 @@ def dense_fused(
     out: np.ndarray,
 ) -> None:
     """A whole Dense1D layer with the int32 requantization plan in one call: `shift_flat`,
-    `dense_int32` and `finish_clamped_int32` on x (N, E) int8, uint8 or int32 into out (N, F)
-    (int8, int16 or int32): a small layer's cost is mostly its calls, not its arithmetic."""
-    xs = np.empty(x.shape, np.int32)
-    shift_flat(x, shifts, buffer_bits, xs)
-    acc = np.empty((x.shape[0], weights.shape[1]), np.int32)
+    `dense_int32` and `finish_clamped_int32` on x (N, H, W, C) int8, uint8 or int32 (H·W·C =
+    E, contiguous) into out (N, 1, 1, F) (int8, int16 or int32): a small layer's cost is
+    mostly its calls, not its arithmetic."""
+    n_batch = x.shape[0]
+    units = weights.shape[1]
+    flat = x.reshape((n_batch, weights.shape[0]))
+    xs = np.empty(flat.shape, np.int32)
+    shift_flat(flat, shifts, buffer_bits, xs)
+    acc = np.empty((n_batch, units), np.int32)
     dense_int32(xs, weights, acc)
-    _requantize_int32_rows(acc, x.shape[0], params, low, high, out, 0)
+    _requantize_int32_rows(acc, n_batch, params, low, high, out.reshape((n_batch, units)), 0)
 
 
 # ---------------------------------------------------------------------------------------------
