@@ -922,8 +922,76 @@ class _ConvExecutor(_LayerExecutor):
         #: the int32 plan the fused float32 kernels apply per row (a clamp activation, no
         #: pooling or max pooling: then their outputs are pooled, see `kernels.max_pool`)
         self.fused_plan = self.epilogue.int32_params
-        #: per (input shape, 8-bit dtype) that ran the fused kernels: their arguments
+        #: per (input shape, 8-bit dtype) that ran the fused kernels: the method and its
+        #: arguments
         self._known: dict[tuple, tuple] = {}
+        #: the VNNI kernel's operands (`kernels.conv_fused_vnni`): weights as dwords of 4
+        #: terms of a kernel row (each row's kw·C terms padded with zeros to whole dwords),
+        #: and Σw per filter for the input offset's correction
+        self.weights_vnni: np.ndarray | None = None
+        if kernels.VNNI and self.fused_plan is not None and self.kernel > 1:
+            k, span = self.kernel, self.kernel * self.in_channels
+            groups = -(-span // 4)
+            padded = np.zeros((k, 4 * groups, self.weights_f32.shape[1]), np.int8)
+            padded[:, :span, : self.filters] = weights.reshape(k, span, self.filters)
+            layout = padded.reshape(k, groups, 4, -1).transpose(0, 1, 3, 2)
+            self.weights_vnni = np.ascontiguousarray(layout).view(np.int32)[..., 0]
+            self.weights_vnni = np.ascontiguousarray(self.weights_vnni.reshape(k * groups, -1))
+            self.weight_sums = np.zeros(self.weights_f32.shape[1], np.int64)
+            self.weight_sums[: self.filters] = weights.sum(axis=(0, 1, 2))
+            self._vnni_init: dict[int, np.ndarray] = {}
+
+    def _vnni_offset(self, x: np.ndarray) -> int | None:
+        """The offset that makes the shifted input and the pads uint8 for the VNNI kernel
+        (128 for int8, 0 for uint8), or None when the kernel does not apply: no VNNI
+        operands, an input wider than 8 bits, or a pad value that the offset does not bring
+        into [0, 255]. (Shifted values are checked as they are written, `kernels.pad_bytes`.)"""
+        if self.weights_vnni is None or x.dtype.itemsize != 1:
+            return None
+        offset = 128 if x.dtype == np.int8 else 0
+        if int(self.fill.min()) + offset < 0 or int(self.fill.max()) + offset > 255:
+            return None
+        if offset not in self._vnni_init:
+            init = -(offset * self.weight_sums)
+            self._vnni_init[offset] = ((init + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+        return offset
+
+    def _run_vnni(
+        self,
+        x: np.ndarray,
+        out_shape: tuple[int, ...],
+        xp_shape: tuple[int, int, int, int],
+        pad_top: int,
+        pad_left: int,
+        offset: int,
+        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
+    ) -> np.ndarray:
+        """The common 8-bit layer on VNNI dot products (exact for every input), requantized
+        row by row, then max pooled when `pool` is given."""
+        epilogue = self.epilogue
+        out = np.empty(out_shape, epilogue.kernel_dtype)
+        size = xp_shape[0] * xp_shape[1] * xp_shape[2] * xp_shape[3]
+        xq = np.empty(size + kernels.CACHE_LINE, np.uint8)  # a row's last dword reads past
+        padded = xq[:size].reshape(xp_shape)
+        if not kernels.pad_bytes(
+            x, self.shifts, self.buffer_bits, offset, pad_top, pad_left, self.fill, padded
+        ):
+            return self._run_checked(x, vnni=False)  # a shifted value beyond a byte
+        kernels.conv_fused_vnni(
+            xq,
+            xp_shape[1],
+            xp_shape[2],
+            xp_shape[3],
+            self.weights_vnni,
+            self._vnni_init[offset],
+            self.stride,
+            self.kernel,
+            self.fused_plan,
+            epilogue.low,
+            epilogue.high,
+            out,
+        )
+        return _pooled(out, pool).view(epilogue.dtype)
 
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
@@ -1027,7 +1095,12 @@ class _ConvExecutor(_LayerExecutor):
             # and float32 chunk are known (they depend on nothing else)
             known = self._known.get((x.shape, x.dtype))
             if known is not None:
-                return self._run_fused(x, *known)
+                return known[0](x, *known[1])
+        return self._run_checked(x)
+
+    def _run_checked(self, x: np.ndarray, vnni: bool = True) -> np.ndarray:
+        """`run` with every check, choosing the kernels (the VNNI one unless `vnni` is
+        False) and remembering the choice for an 8-bit input shape."""
         record = self.record
         x = _kernel_input(record, x)
         _check_input_shape(record, x, self.in_channels)
@@ -1041,6 +1114,16 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(min(_magnitude_bound(x) << self.max_shift, limit + 1), 0)
         input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
+        offset = self._vnni_offset(x) if vnni else None
+        if offset is not None:
+            bytes_shape = (n_batch, padded_h, padded_w, x.shape[3])
+            out_shape = (n_batch, out_h, out_w, self.filters)
+            pool = _max_pool(record, self.epilogue, out_shape)
+            vnni_args = (out_shape, bytes_shape, pads_h[0], pads_w[0], offset, pool)
+            if len(self._known) < _KNOWN_SHAPES:
+                # remembered first: a refusal (a shifted value beyond a byte) replaces it
+                self._known[(x.shape, x.dtype)] = (self._run_vnni, vnni_args)
+            return _check_output_dims(record, self._run_vnni(x, *vnni_args))
         if chunk > 0 and (self.fused_plan is not None or self.epilogue.lut_table is not None):
             one_by_one = k == 1 and s == 1 and self.fused_plan is not None
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])
@@ -1049,7 +1132,9 @@ class _ConvExecutor(_LayerExecutor):
             args = (out_shape, xp_shape, pads_h[0], pads_w[0], chunk, pool)
             result = _check_output_dims(record, self._run_fused(x, *args))
             if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
-                self._known[(x.shape, x.dtype)] = args  # 8-bit: the bound is the dtype's
+                # 8-bit: the bound is the dtype's (and after a VNNI refusal this shape keeps
+                # the float32 kernels)
+                self._known[(x.shape, x.dtype)] = (self._run_fused, args)
             return result
         if chunk > 0 and k == 1 and s == 1:
             # a GEMM over all the pixels of the batch: (N·H·W, C) × (C, F)

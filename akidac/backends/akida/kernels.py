@@ -1647,6 +1647,271 @@ def conv1x1_fused_float32(
         _requantize_int32_rows(acc, rows, params, low, high, out, p0)
 
 
+# ---------------------------------------------------------------------------------------------
+# 8-bit convolutions on AVX-512 VNNI: exact int32 dot products of 4 byte pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def _has_vnni() -> bool:
+    """Whether numba's compile target has AVX-512 VNNI (`vpdpbusd`) with 16-lane vectors."""
+    features = config.CPU_FEATURES
+    if features is None:
+        features = llvm.get_host_cpu_features().flatten()
+    enabled = {feature[1:] for feature in features.split(",") if feature.startswith("+")}
+    return VECTOR_LANES == 16 and "avx512vnni" in enabled
+
+
+#: whether `conv_fused_vnni` can run here (`hwmodel` takes it for 8-bit plain inputs).
+VNNI = _has_vnni()
+
+#: the integers `_vnni_tile` takes, in order, as one tuple.
+VNNI_GEOMETRY = ("x0", "pixel_step", "row_step", "rows", "groups", "w_stride", "f0")
+
+
+@intrinsic
+def _vnni_tile(
+    typingctx: object,
+    x: object,
+    w: object,
+    init: object,
+    acc: object,
+    geometry: object,
+    acc0: object,
+    acc_stride: object,
+    pixels: object,
+    vectors: object,
+) -> object:
+    """One register tile of the 8-bit convolution, in LLVM IR with `llvm.x86.avx512.vpdpbusd`.
+
+    With `geometry` = (x0, pixel_step, row_step, rows, groups, w_stride, f0), for p < pixels
+    and the 16 · `vectors` filters from f0 (flat C-order indices; x is bytes, w int32):
+
+        acc[acc0 + p · acc_stride + q] = init[f0 + q] + Σ_{r < rows, g < groups} Σ_{k < 4}
+            u8(x[x0 + p · pixel_step + r · row_step + 4g + k]) · s8(byte k of w[(r · groups
+            + g) · w_stride + f0 + q])
+
+    in wrapping int32: `vpdpbusd` adds the four exact products of a dword (each within
+    ±2^15) to the int32 lane without saturation, so the tile is exact for every input.
+    """
+    literals = (pixels, vectors)
+    if not all(isinstance(value, types.IntegerLiteral) for value in literals):
+        return None
+    expected = ((x, types.uint8), (w, types.int32), (init, types.int32), (acc, types.int32))
+    for array, dtype in expected:
+        if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
+            return None
+    if geometry != types.UniTuple(types.int64, len(VNNI_GEOMETRY)):
+        return None
+    n_pixels, n_vectors = cast(Any, pixels).literal_value, cast(Any, vectors).literal_value
+    lanes = 16
+    sig = types.void(x, w, init, acc, geometry, types.int64, types.int64, pixels, vectors)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        x_arg, w_arg, init_arg, acc_arg, geometry_arg, acc0_, acc_stride_ = args[:7]
+        x_ptr = context.make_array(signature.args[0])(context, builder, x_arg).data
+        w_ptr = context.make_array(signature.args[1])(context, builder, w_arg).data
+        init_ptr = context.make_array(signature.args[2])(context, builder, init_arg).data
+        acc_ptr = context.make_array(signature.args[3])(context, builder, acc_arg).data
+        (x0_, pixel_step_, row_step_, rows_, groups_, w_stride_, f0_) = cgutils.unpack_tuple(
+            builder, geometry_arg, len(VNNI_GEOMETRY)
+        )
+        int64 = ir.IntType(64)
+        int32 = ir.IntType(32)
+        ints = ir.VectorType(int32, lanes)
+        dot = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ints, [ints, ints, ints]),
+            "llvm.x86.avx512.vpdpbusd.512",
+        )
+
+        def const(value: int) -> ir.Constant:
+            return ir.Constant(int64, value)
+
+        slots = [
+            [cgutils.alloca_once(builder, ints) for _ in range(n_vectors)] for _ in range(n_pixels)
+        ]
+        for v in range(n_vectors):
+            pointer = builder.gep(init_ptr, [builder.add(f0_, const(v * lanes))])
+            start = builder.load(builder.bitcast(pointer, ints.as_pointer()), align=4)
+            for p in range(n_pixels):
+                builder.store(start, slots[p][v])
+        splat_mask = ir.Constant(ints, [0] * lanes)
+        with cgutils.for_range_slice(builder, const(0), rows_, const(1)) as (r, _):
+            x_row = builder.add(x0_, builder.mul(r, row_step_))
+            w_row = builder.mul(r, groups_)
+            with cgutils.for_range_slice(builder, const(0), groups_, const(1)) as (g, _):
+                x_group = builder.add(x_row, builder.mul(g, const(4)))
+                w_group = builder.add(builder.mul(builder.add(w_row, g), w_stride_), f0_)
+                weights = []
+                for v in range(n_vectors):
+                    pointer = builder.gep(w_ptr, [builder.add(w_group, const(v * lanes))])
+                    weights.append(
+                        builder.load(builder.bitcast(pointer, ints.as_pointer()), align=4)
+                    )
+                for p in range(n_pixels):
+                    offset = builder.add(x_group, builder.mul(pixel_step_, const(p)))
+                    pointer = builder.bitcast(builder.gep(x_ptr, [offset]), int32.as_pointer())
+                    value = builder.load(pointer, align=1)
+                    single = builder.insert_element(
+                        ir.Constant(ints, ir.Undefined), value, ir.Constant(int32, 0)
+                    )
+                    splat = builder.shuffle_vector(
+                        single, ir.Constant(ints, ir.Undefined), splat_mask
+                    )
+                    for v in range(n_vectors):
+                        total = builder.call(dot, [builder.load(slots[p][v]), splat, weights[v]])
+                        builder.store(total, slots[p][v])
+        for p in range(n_pixels):
+            row_offset = builder.add(acc0_, builder.mul(acc_stride_, const(p)))
+            for v in range(n_vectors):
+                pointer = builder.gep(acc_ptr, [builder.add(row_offset, const(v * lanes))])
+                pointer = builder.bitcast(pointer, ints.as_pointer())
+                builder.store(builder.load(slots[p][v]), pointer, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def pad_bytes(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    offset: int,
+    pad_top: int,
+    pad_left: int,
+    fill: np.ndarray,
+    xp: np.ndarray,
+) -> bool:
+    """xp[n, pad_top + i, pad_left + j, c] = sat_B(x[n, i, j, c] << shifts[c]) + offset, pads
+    fill[c] + offset: the uint8 input of `conv_fused_vnni` (offset 128 for int8 x, 0 for
+    uint8). Returns False as soon as a value falls outside [0, 255] (`xp` is then unusable):
+    a shifted input may not fit a byte (`hwmodel` checks the pads before)."""
+    n_batch, height, width, channels = x.shape
+    high = (np.int64(1) << (buffer_bits - 1)) - 1
+    low = -high - 1
+    padded_w = xp.shape[2]
+    if _is_plain(x, shifts, buffer_bits) and pad_left + width <= padded_w:
+        # x + offset lies in [0, 255] for 8-bit x: flat row copies, as `shift_and_pad`
+        row_length = padded_w * channels
+        pattern = np.empty(row_length, np.uint8)
+        for j in range(padded_w):
+            for c in range(channels):
+                pattern[j * channels + c] = fill[c] + offset
+        head = pad_left * channels
+        tail = head + width * channels
+        xp_flat = xp.reshape(-1)
+        x_flat = x.reshape(-1)
+        bias = np.uint8(offset)
+        for n in range(n_batch):
+            for i in range(xp.shape[1]):
+                si = i - pad_top
+                base = (n * xp.shape[1] + i) * row_length
+                row = xp_flat[base : base + row_length]
+                if si < 0 or si >= height:
+                    _copy(pattern, row)
+                    continue
+                _copy(pattern[:head], row[:head])
+                source = (n * height + si) * (width * channels)
+                src = x_flat[source : source + tail - head]
+                dst = row[head:tail]
+                for e in range(dst.shape[0]):
+                    dst[e] = np.uint8(src[e]) + bias  # int8 + 128 wraps to the right byte
+                _copy(pattern[tail:], row[tail:])
+        return True
+    for n in range(n_batch):
+        for i in range(xp.shape[1]):
+            si = i - pad_top
+            dst = xp[n, i]
+            for j in range(padded_w):
+                sj = j - pad_left
+                if si < 0 or si >= height or sj < 0 or sj >= width:
+                    for c in range(channels):
+                        dst[j, c] = fill[c] + offset
+                else:
+                    src = x[n, si, sj]
+                    bad = False
+                    for c in range(channels):
+                        value = min(max(np.int64(src[c]) << shifts[c], low), high) + offset
+                        bad |= value < 0 or value > 255
+                        dst[j, c] = value
+                    if bad:
+                        return False
+    return True
+
+
+@njit(cache=True)
+def conv_fused_vnni(
+    xq: np.ndarray,
+    padded_h: int,
+    padded_w: int,
+    channels: int,
+    weights: np.ndarray,
+    init: np.ndarray,
+    stride: int,
+    rows: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """An 8-bit convolution with the int32 plan, one output row at a time, on VNNI tiles.
+
+    xq: the (N, Hp, Wp, C) uint8 input of `pad_bytes` flattened, with at least 3 spare bytes
+    after it (a window row's last dword may read past it, against zero weights); weights:
+    (rows · groups, F') int32, each lane 4 int8 weights of consecutive terms of a kernel row
+    (the row's kw·C terms padded with zero weights to 4 · groups); init: (F',) int32, the
+    accumulators' start, -offset · Σw per filter (offset: what `pad_bytes` added). Then
+    acc = wrap32(Σ (x + offset) · w) - offset · Σw = wrap32(Σ x · w), requantized by `params`
+    as `conv_fused_float32` does.
+    """
+    n_batch, out_h, out_w, _ = out.shape
+    filters = weights.shape[1]
+    groups = weights.shape[0] // rows
+    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
+    acc = _aligned_scratch(out_w4, filters)
+    pixel_step = stride * channels
+    row_step = padded_w * channels
+    for n in range(n_batch):
+        for i in range(out_h):
+            x_row = (n * padded_h + i * stride) * row_step
+            f0 = 0
+            while f0 < filters:
+                vectors = min((filters - f0) // 16, TILE_VECTORS)
+                for p in range(0, out_w4, TILE_PIXELS):
+                    geometry = (
+                        x_row + p * pixel_step,
+                        pixel_step,
+                        row_step,
+                        rows,
+                        groups,
+                        filters,
+                        f0,
+                    )
+                    acc0 = p * filters + f0
+                    if vectors == TILE_VECTORS:
+                        _vnni_tile(
+                            xq,
+                            weights,
+                            init,
+                            acc,
+                            geometry,
+                            acc0,
+                            filters,
+                            TILE_PIXELS,
+                            TILE_VECTORS,
+                        )
+                    elif vectors >= 2:
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 2)
+                    else:
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 1)
+                if vectors == TILE_VECTORS:
+                    f0 += TILE_VECTORS * 16
+                else:
+                    f0 += (2 if vectors >= 2 else 1) * 16
+            _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+
+
 #: every kernel the hardware model may call, for `kernels_are_cached`.
 ALL_KERNELS = (
     shift_and_pad,
@@ -1670,7 +1935,7 @@ ALL_KERNELS = (
     max_pool,
     add_layer,
     concatenate2,
-)
+) + ((pad_bytes, conv_fused_vnni) if VNNI else ())
 
 
 def kernels_are_cached() -> bool:
