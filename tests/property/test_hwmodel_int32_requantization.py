@@ -119,6 +119,19 @@ def test_int32_requantization_equals_int64(data: st.DataObject) -> None:
         got = epilogue.run(record, acc, out_h, out_w)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
+    if epilogue.lut_index_params is not None:
+        # the table path of layers with few filters, whatever their number of filters
+        table = hwmodel.lut_output_table(
+            epilogue.lut,
+            epilogue.post_bits,
+            epilogue.out_scales,
+            epilogue.out_shifts,
+            epilogue.low,
+            epilogue.high,
+        ).astype(epilogue.kernel_dtype)
+        by_table = np.empty(acc.shape, epilogue.kernel_dtype)
+        kernels.finish_lut_table(acc, out_h, out_w, epilogue.lut_index_params, table, by_table)
+        np.testing.assert_array_equal(by_table.view(epilogue.dtype), expected)
 
 
 @SETTINGS

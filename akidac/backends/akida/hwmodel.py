@@ -522,6 +522,28 @@ def plan_int32_lut(
     return index_plan, value_plan
 
 
+def lut_output_table(
+    lut: np.ndarray,
+    post_bits: int,
+    scales: np.ndarray,
+    shifts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    low: int,
+    high: int,
+) -> np.ndarray:
+    """(F, LUT_ENTRIES) int64: table[f, e] = clip(shift(sat_P(lut[e] · scale[f])), low, high).
+
+    After the LUT, step 8 depends only on the filter and the entry read, so a layer with few
+    filters requantizes each of its LUT_ENTRIES entries once, here, and its kernel
+    (`kernels.finish_lut_table`) only computes the index and reads the table. The formula is
+    `finish_layer`'s, in int64 (an entry is int32 and a scale uint8: the product and a left
+    shift of at most 31 of the P-bit result stay within int64).
+    """
+    right, half, left = (s[:, None] for s in shifts)
+    post_low, post_high = -(1 << (post_bits - 1)), (1 << (post_bits - 1)) - 1
+    scaled = np.clip(lut[None, :].astype(np.int64) * scales[:, None], post_low, post_high)
+    return np.clip(((scaled + half) >> right) << left, low, high)
+
+
 #: the fewest filters for which the LUT's int32 kernel beats the int64 one: its three vector
 #: loops cost ~80 ns per pixel, repaid from ~64 filters on (measured per element on this
 #: Zen 4, one thread: 20 vs 5 ns at 4 filters, 2.6 vs 2.1 at 32, 1.7 vs 1.75 at 64, 0.8 vs
@@ -556,6 +578,9 @@ class _Epilogue:
     int32_params: np.ndarray | None = None
     #: the LUT's int32 plans (index, value) of `plan_int32_lut`, when they apply and are safe.
     lut_int32_params: tuple[np.ndarray, np.ndarray] | None = None
+    #: the LUT's int32 index plan alone (`plan_int32_requantization` to [-1024, 1023]), when
+    #: it applies and is safe: with `lut_table`, the path of layers with few filters.
+    lut_index_params: np.ndarray | None = None
 
     @classmethod
     def from_record(cls, record: LayerRecord, filters: int) -> _Epilogue:
@@ -592,13 +617,24 @@ class _Epilogue:
         out_scales = variables["output_scales"].astype(np.int64)
         out_shifts = _split_shifts(variables["output_shift"])
         buffer_bits = int(params["buffer_bits"])
-        int32_params = lut_int32_params = None
+        int32_params = lut_int32_params = lut_index_params = None
         if pool_kind != kernels.POOL_AVERAGE and act_kind != kernels.ACT_LUT:
             # with max pooling too: the outputs are pooled instead (`kernels.max_pool`)
             int32_params = plan_int32_requantization(
                 buffer_bits, post_bits, bias, act_low, act_high, out_scales, out_shifts, low, high
             )
         elif pool_kind == kernels.POOL_NONE:
+            lut_index_params = plan_int32_requantization(
+                buffer_bits,
+                post_bits,
+                bias,
+                -(1 << (post_bits - 1)),
+                np.full(filters, (1 << (post_bits - 1)) - 1, np.int64),
+                act_scales,
+                act_shifts,
+                target_limits.LUT_INDEX_MIN,
+                target_limits.LUT_INDEX_MAX,
+            )
             lut_int32_params = plan_int32_lut(
                 buffer_bits,
                 post_bits,
@@ -631,6 +667,7 @@ class _Epilogue:
             dtype=output_dtype(bits),
             int32_params=int32_params,
             lut_int32_params=lut_int32_params,
+            lut_index_params=lut_index_params,
         )
 
     def _pool_axis(self, size: int) -> tuple[int, int]:
@@ -670,6 +707,9 @@ class _Epilogue:
                 acc, out_h, out_w, self.int32_params, self.low, self.high, out
             )
             return out.view(self.dtype)
+        if self.lut_table is not None:
+            kernels.finish_lut_table(acc, out_h, out_w, self.lut_index_params, self.lut_table, out)
+            return out.view(self.dtype)
         if self.lut_int32_params is not None and filters >= LUT_INT32_MIN_FILTERS:
             index_plan, value_plan = self.lut_int32_params
             kernels.finish_lut_int32(
@@ -696,8 +736,18 @@ class _Epilogue:
         #: the array type the kernel writes: int8 for every <= 8-bit output (set once: a
         #: property cost ~2 µs per layer per run)
         self.kernel_dtype = np.dtype(np.int8) if self.dtype.itemsize == 1 else self.dtype
+        #: whether the kernel's array is already of the output dtype (no view needed)
+        self.same_dtype = self.kernel_dtype == self.dtype
         #: the LUT's entries as the int32 kernel reads them (they are int32 in the record)
         self.lut32 = np.ascontiguousarray(self.lut.astype(np.int32))
+        #: (F, LUT_ENTRIES) in `kernel_dtype`: every filter's output for every LUT index, when
+        #: the index plan is safe and the layer has few filters (see `lut_output_table`)
+        self.lut_table: np.ndarray | None = None
+        filters = self.bias.shape[0]
+        if self.lut_index_params is not None and filters < LUT_INT32_MIN_FILTERS:
+            self.lut_table = lut_output_table(
+                self.lut, self.post_bits, self.out_scales, self.out_shifts, self.low, self.high
+            ).astype(self.kernel_dtype)
         #: steps 3-8 as `kernels.finish_layer` takes them (built once, not per run)
         self.stage = kernels.OutputStage(
             self.buffer_bits,
@@ -872,8 +922,76 @@ class _ConvExecutor(_LayerExecutor):
         #: the int32 plan the fused float32 kernels apply per row (a clamp activation, no
         #: pooling or max pooling: then their outputs are pooled, see `kernels.max_pool`)
         self.fused_plan = self.epilogue.int32_params
-        #: per (input shape, 8-bit dtype) that ran the fused kernels: their arguments
+        #: per (input shape, 8-bit dtype) that ran the fused kernels: the method and its
+        #: arguments
         self._known: dict[tuple, tuple] = {}
+        #: the VNNI kernel's operands (`kernels.conv_fused_vnni`): weights as dwords of 4
+        #: terms of a kernel row (each row's kw·C terms padded with zeros to whole dwords),
+        #: and Σw per filter for the input offset's correction
+        self.weights_vnni: np.ndarray | None = None
+        if kernels.VNNI and self.fused_plan is not None and self.kernel > 1:
+            k, span = self.kernel, self.kernel * self.in_channels
+            groups = -(-span // 4)
+            padded = np.zeros((k, 4 * groups, self.weights_f32.shape[1]), np.int8)
+            padded[:, :span, : self.filters] = weights.reshape(k, span, self.filters)
+            layout = padded.reshape(k, groups, 4, -1).transpose(0, 1, 3, 2)
+            self.weights_vnni = np.ascontiguousarray(layout).view(np.int32)[..., 0]
+            self.weights_vnni = np.ascontiguousarray(self.weights_vnni.reshape(k * groups, -1))
+            self.weight_sums = np.zeros(self.weights_f32.shape[1], np.int64)
+            self.weight_sums[: self.filters] = weights.sum(axis=(0, 1, 2))
+            self._vnni_init: dict[int, np.ndarray] = {}
+
+    def _vnni_offset(self, x: np.ndarray) -> int | None:
+        """The offset that makes the shifted input and the pads uint8 for the VNNI kernel
+        (128 for int8, 0 for uint8), or None when the kernel does not apply: no VNNI
+        operands, an input wider than 8 bits, or a pad value that the offset does not bring
+        into [0, 255]. (Shifted values are checked as they are written, `kernels.pad_bytes`.)"""
+        if self.weights_vnni is None or x.dtype.itemsize != 1:
+            return None
+        offset = 128 if x.dtype == np.int8 else 0
+        if int(self.fill.min()) + offset < 0 or int(self.fill.max()) + offset > 255:
+            return None
+        if offset not in self._vnni_init:
+            init = -(offset * self.weight_sums)
+            self._vnni_init[offset] = ((init + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+        return offset
+
+    def _run_vnni(
+        self,
+        x: np.ndarray,
+        out_shape: tuple[int, ...],
+        xp_shape: tuple[int, int, int, int],
+        pad_top: int,
+        pad_left: int,
+        offset: int,
+        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
+    ) -> np.ndarray:
+        """The common 8-bit layer on VNNI dot products (exact for every input), requantized
+        row by row, then max pooled when `pool` is given."""
+        epilogue = self.epilogue
+        out = np.empty(out_shape, epilogue.kernel_dtype)
+        size = xp_shape[0] * xp_shape[1] * xp_shape[2] * xp_shape[3]
+        xq = np.empty(size + kernels.CACHE_LINE, np.uint8)  # a row's last dword reads past
+        padded = xq[:size].reshape(xp_shape)
+        if not kernels.pad_bytes(
+            x, self.shifts, self.buffer_bits, offset, pad_top, pad_left, self.fill, padded
+        ):
+            return self._run_checked(x, vnni=False)  # a shifted value beyond a byte
+        kernels.conv_fused_vnni(
+            xq,
+            xp_shape[1],
+            xp_shape[2],
+            xp_shape[3],
+            self.weights_vnni,
+            self._vnni_init[offset],
+            self.stride,
+            self.kernel,
+            self.fused_plan,
+            epilogue.low,
+            epilogue.high,
+            out,
+        )
+        return _pooled(out, pool).view(epilogue.dtype)
 
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
@@ -918,6 +1036,26 @@ class _ConvExecutor(_LayerExecutor):
         epilogue = self.epilogue
         plan = self.fused_plan
         out = np.empty(out_shape, epilogue.kernel_dtype)
+        if plan is None:
+            # a LUT activation by table (`_Epilogue.lut_table`), never 1×1-as-GEMM
+            assert xp_shape is not None and epilogue.lut_table is not None
+            xp = np.empty(xp_shape, np.float32)
+            kernels.shift_and_pad(
+                x, self.shifts, self.buffer_bits, pad_top, pad_left, self.fill, xp
+            )
+            k = self.kernel
+            kernels.conv_fused_lut_float32(
+                xp,
+                self.weights_f32,
+                chunk,
+                self.stride,
+                k,
+                k,
+                epilogue.lut_index_params,
+                epilogue.lut_table,
+                out,
+            )
+            return out.view(epilogue.dtype)
         if xp_shape is None:
             kernels.conv1x1_fused_float32(
                 x.reshape(-1, self.in_channels),
@@ -957,7 +1095,12 @@ class _ConvExecutor(_LayerExecutor):
             # and float32 chunk are known (they depend on nothing else)
             known = self._known.get((x.shape, x.dtype))
             if known is not None:
-                return self._run_fused(x, *known)
+                return known[0](x, *known[1])
+        return self._run_checked(x)
+
+    def _run_checked(self, x: np.ndarray, vnni: bool = True) -> np.ndarray:
+        """`run` with every check, choosing the kernels (the VNNI one unless `vnni` is
+        False) and remembering the choice for an 8-bit input shape."""
         record = self.record
         x = _kernel_input(record, x)
         _check_input_shape(record, x, self.in_channels)
@@ -971,15 +1114,27 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(min(_magnitude_bound(x) << self.max_shift, limit + 1), 0)
         input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
-        if chunk > 0 and self.fused_plan is not None:
-            one_by_one = k == 1 and s == 1
+        offset = self._vnni_offset(x) if vnni else None
+        if offset is not None:
+            bytes_shape = (n_batch, padded_h, padded_w, x.shape[3])
+            out_shape = (n_batch, out_h, out_w, self.filters)
+            pool = _max_pool(record, self.epilogue, out_shape)
+            vnni_args = (out_shape, bytes_shape, pads_h[0], pads_w[0], offset, pool)
+            if len(self._known) < _KNOWN_SHAPES:
+                # remembered first: a refusal (a shifted value beyond a byte) replaces it
+                self._known[(x.shape, x.dtype)] = (self._run_vnni, vnni_args)
+            return _check_output_dims(record, self._run_vnni(x, *vnni_args))
+        if chunk > 0 and (self.fused_plan is not None or self.epilogue.lut_table is not None):
+            one_by_one = k == 1 and s == 1 and self.fused_plan is not None
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])
             out_shape = (n_batch, out_h, out_w, self.filters)
             pool = _max_pool(record, self.epilogue, out_shape)
             args = (out_shape, xp_shape, pads_h[0], pads_w[0], chunk, pool)
             result = _check_output_dims(record, self._run_fused(x, *args))
             if x.dtype.itemsize == 1 and len(self._known) < _KNOWN_SHAPES:
-                self._known[(x.shape, x.dtype)] = args  # 8-bit: the bound is the dtype's
+                # 8-bit: the bound is the dtype's (and after a VNNI refusal this shape keeps
+                # the float32 kernels)
+                self._known[(x.shape, x.dtype)] = (self._run_fused, args)
             return result
         if chunk > 0 and k == 1 and s == 1:
             # a GEMM over all the pixels of the batch: (N·H·W, C) × (C, F)
@@ -1159,10 +1314,31 @@ class _DenseExecutor(_LayerExecutor):
         self.buffer_bits = int(record.params["buffer_bits"])
         self.shifts = record.variables["input_shift"].astype(np.int64)
         self.epilogue = _Epilogue.from_record(record, self.units)
+        #: (input shape, kernel dtype) pairs that passed the checks, with the int32 plan: the
+        #: whole layer is then one call of `kernels.dense_fused`
+        self._known: set[tuple] = set()
+
+    def _run_fused(self, x: np.ndarray) -> np.ndarray:
+        epilogue = self.epilogue
+        out = np.empty((x.shape[0], 1, 1, self.units), epilogue.kernel_dtype)
+        kernels.dense_fused(
+            x,
+            self.shifts,
+            self.buffer_bits,
+            self.weights,
+            epilogue.int32_params,
+            epilogue.low,
+            epilogue.high,
+            out,
+        )
+        return out if epilogue.same_dtype else out.view(epilogue.dtype)
 
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        x = inputs[0]
+        if type(x) is np.ndarray and (x.shape, x.dtype) in self._known and x.flags.c_contiguous:
+            return self._run_fused(x)
         record = self.record
-        x = _kernel_input(record, inputs[0])
+        x = _kernel_input(record, x)
         _check_input_shape(record, x, None)
         n_batch = x.shape[0]
         flat = x.reshape(n_batch, -1)
@@ -1170,6 +1346,11 @@ class _DenseExecutor(_LayerExecutor):
             raise _fail(
                 record, f"input has {flat.shape[1]} elements, the weights expect {self.length}"
             )
+        if self.epilogue.int32_params is not None:
+            result = _check_output_dims(record, self._run_fused(x))
+            if len(self._known) < _KNOWN_SHAPES:
+                self._known.add((x.shape, x.dtype))
+            return result
         xs = np.empty(flat.shape, np.int32)
         kernels.shift_flat(flat, self.shifts, self.buffer_bits, xs)
         acc = np.empty((n_batch, self.units), np.int32)
@@ -1190,19 +1371,17 @@ class _AddExecutor(_LayerExecutor):
         bits = int(record.params["output_bits"])
         self.low, self.high = output_limits(bits, always_signed=True)
         self.dtype = output_dtype(bits, always_signed=True)
+        #: (shape, dtype of a, dtype of b) of kernel inputs that passed the checks
+        self._known: set[tuple] = set()
 
-    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
-        record = self.record
-        a = _as_int32(record, inputs[0], "input a")
-        b = _as_int32(record, inputs[1], "input b")
-        channels = self.a_shift.shape[0]
-        _check_input_shape(record, a, channels, "input a")
-        if b.shape != a.shape:
-            raise _fail(record, f"inputs have different shapes {a.shape} and {b.shape}")
-        out = np.empty(a.shape, np.int32)
+    def _add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The kernel on contiguous int8, uint8 or int32 operands of one shape, written
+        straight in the output dtype (every result lies within its range)."""
+        channels = a.shape[3]
+        out = np.empty(a.shape, self.dtype)
         kernels.add_layer(
-            np.ascontiguousarray(a).reshape(-1, channels),
-            np.ascontiguousarray(b).reshape(-1, channels),
+            a.reshape(-1, channels),
+            b.reshape(-1, channels),
             self.a_shift,
             self.b_shift,
             self.buffer_bits,
@@ -1211,11 +1390,74 @@ class _AddExecutor(_LayerExecutor):
             self.high,
             out.reshape(-1, channels),
         )
-        return _check_output_dims(record, out.astype(self.dtype, copy=False))
+        return out
+
+    def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        a, b = inputs[0], inputs[1]
+        if (
+            type(a) is np.ndarray
+            and type(b) is np.ndarray
+            and a.shape == b.shape
+            and (a.shape, a.dtype, b.dtype) in self._known
+            and a.flags.c_contiguous
+            and b.flags.c_contiguous
+        ):
+            return self._add(a, b)
+        record = self.record
+        a = _kernel_input(record, a, "input a")
+        b = _kernel_input(record, b, "input b")
+        channels = self.a_shift.shape[0]
+        _check_input_shape(record, a, channels, "input a")
+        if b.shape != a.shape:
+            raise _fail(record, f"inputs have different shapes {a.shape} and {b.shape}")
+        result = _check_output_dims(record, self._add(a, b))
+        if len(self._known) < _KNOWN_SHAPES:
+            self._known.add((a.shape, a.dtype, b.dtype))
+        return result
 
 
 class _ConcatenateExecutor(_LayerExecutor):
+    def __init__(self, record: LayerRecord) -> None:
+        super().__init__(record)
+        #: the (shape, dtype) of both inputs, when of one dtype and they passed the checks:
+        #: their output's shape and the widest word that copies whole pixels of every input
+        self._known: dict[tuple, tuple[tuple[int, ...], np.dtype, np.dtype]] = {}
+
+    @staticmethod
+    def _concatenate(
+        inputs: list[np.ndarray], shape: tuple[int, ...], dtype: np.dtype, word: np.dtype
+    ) -> np.ndarray:
+        """`np.concatenate(inputs, axis=-1)` of two inputs of one dtype, by words of up to 8
+        bytes: numpy copies a few channels per pixel slowly (2.8 µs for two 16×16×8 int8
+        inputs)."""
+        out = np.empty(shape, dtype)
+        flat = out.reshape(-1, shape[3]).view(word)
+        pixels = flat.shape[0]
+        a, b = inputs
+        kernels.concatenate2(
+            a.reshape(pixels, -1).view(word), b.reshape(pixels, -1).view(word), flat
+        )
+        return out
+
+    def _plan(self, inputs: list[np.ndarray], result: np.ndarray) -> None:
+        """Remember the shapes and dtype of inputs that passed the checks."""
+        dtype = result.dtype
+        if (
+            len(self._known) >= _KNOWN_SHAPES
+            or len(inputs) != 2
+            or any(type(a) is not np.ndarray or a.dtype != dtype for a in inputs)
+        ):
+            return
+        sizes = [a.shape[3] * dtype.itemsize for a in inputs]
+        width = max(w for w in (8, 4, 2, 1) if all(size % w == 0 for size in sizes))
+        word = np.dtype(f"i{width}")
+        self._known[tuple((a.shape, a.dtype) for a in inputs)] = (result.shape, dtype, word)
+
     def run(self, inputs: list[np.ndarray]) -> np.ndarray:
+        if all(type(array) is np.ndarray and array.flags.c_contiguous for array in inputs):
+            known = self._known.get(tuple((array.shape, array.dtype) for array in inputs))
+            if known is not None:
+                return self._concatenate(inputs, *known)
         record = self.record
         for index, array in enumerate(inputs):
             if not isinstance(array, np.ndarray) or array.dtype.kind not in "iu":
@@ -1224,7 +1466,9 @@ class _ConcatenateExecutor(_LayerExecutor):
         if len({array.shape[:3] for array in inputs}) != 1:
             shapes = ", ".join(str(array.shape) for array in inputs)
             raise _fail(record, f"inputs differ in batch or spatial size: {shapes}")
-        return _check_output_dims(record, np.concatenate(inputs, axis=-1))
+        result = _check_output_dims(record, np.concatenate(inputs, axis=-1))
+        self._plan(inputs, result)
+        return result
 
 
 _EXECUTORS: dict[str, type[_LayerExecutor]] = {
@@ -1265,12 +1509,17 @@ class HardwareModel:
         #: per layer, the indices of its inbound layers (empty: it reads the program input).
         self._sources = [tuple(index[name] for name in record.inbounds) for record in records]
         self.index = index
+        #: per layer, its bound `run` and inbound indices: what `_run_all` reads per layer
+        self._steps = [
+            (executor.run, sources)
+            for executor, sources in zip(self._executors, self._sources, strict=True)
+        ]
 
     def _run_all(self, x: np.ndarray) -> list[np.ndarray]:
         outputs: list[np.ndarray] = []
         append = outputs.append
-        for executor, sources in zip(self._executors, self._sources, strict=True):
-            append(executor.run([outputs[i] for i in sources] if sources else [x]))
+        for run, sources in self._steps:
+            append(run([outputs[i] for i in sources] if sources else [x]))
         return outputs
 
     def run_layers(self, x: np.ndarray) -> dict[str, np.ndarray]:

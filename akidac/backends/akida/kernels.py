@@ -154,34 +154,54 @@ def shift_and_pad(
     padded_w = xp.shape[2]
     first = min(pad_left, padded_w)
     last = min(pad_left + width, padded_w)
-    # a row view per row, not per pixel: a view costs two reference-count updates
+    # a padded row of fill values, copied flat: a loop over C per pixel is slow for few
+    # channels (3 for an input layer), a flat copy of the same type vectorizes
+    row_length = padded_w * channels
+    pattern = np.empty(row_length, xp.dtype)
+    for j in range(padded_w):
+        for c in range(channels):
+            pattern[j * channels + c] = fill[c]
+    head = first * channels
+    tail = last * channels
+    # flat views taken once (a numba reshape per row costs more than a narrow row's copy)
+    xp_flat = xp.reshape(-1)
+    x_flat = x.reshape(-1)
+    source_row = width * channels
     for n in range(n_batch):
         for i in range(xp.shape[1]):
             si = i - pad_top
-            dst = xp[n, i]
+            base = (n * xp.shape[1] + i) * row_length
+            row = xp_flat[base : base + row_length]
             if si < 0 or si >= height:
-                _fill_pixels(dst, 0, padded_w, fill)
+                _copy(pattern, row)
                 continue
-            _fill_pixels(dst, 0, first, fill)
-            src = x[n, si]
-            if plain:
+            _copy(pattern[:head], row[:head])
+            if plain and first == pad_left:
+                # one run of (last - first) · C values: a flat loop vectorizes whatever C is
+                source = (n * height + si) * source_row
+                _copy(x_flat[source : source + tail - head], row[head:tail])
+            elif plain:
+                dst = xp[n, i]
+                src = x[n, si]
                 for j in range(first, last):
                     for c in range(channels):
                         dst[j, c] = src[j - pad_left, c]
             else:
+                dst = xp[n, i]
+                src = x[n, si]
                 for j in range(first, last):
                     for c in range(channels):
                         value = np.int64(src[j - pad_left, c]) << shifts[c]
                         dst[j, c] = min(max(value, low), high)
-            _fill_pixels(dst, last, padded_w, fill)
+            _copy(pattern[tail:], row[tail:])
 
 
 @njit(cache=True, inline="always")
-def _fill_pixels(row: np.ndarray, start: int, stop: int, fill: np.ndarray) -> None:
-    """row[j, c] = fill[c] for start <= j < stop."""
-    for j in range(start, stop):
-        for c in range(row.shape[1]):
-            row[j, c] = fill[c]
+def _copy(src: np.ndarray, dst: np.ndarray) -> None:
+    """dst[e] = src[e] of two 1-D arrays of one length, converting (indices from 0: numba
+    checks for negative indices it cannot rule out, and that check stops vectorization)."""
+    for e in range(dst.shape[0]):
+        dst[e] = src[e]
 
 
 @njit(cache=True, inline="always")
@@ -903,6 +923,31 @@ def dense_int32(xs: np.ndarray, weights: np.ndarray, acc: np.ndarray) -> None:
             e += 1
 
 
+@njit(cache=True)
+def dense_fused(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    weights: np.ndarray,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """A whole Dense1D layer with the int32 requantization plan in one call: `shift_flat`,
+    `dense_int32` and `finish_clamped_int32` on x (N, H, W, C) int8, uint8 or int32 (H·W·C =
+    E, contiguous) into out (N, 1, 1, F) (int8, int16 or int32): a small layer's cost is
+    mostly its calls, not its arithmetic."""
+    n_batch = x.shape[0]
+    units = weights.shape[1]
+    flat = x.reshape((n_batch, weights.shape[0]))
+    xs = np.empty(flat.shape, np.int32)
+    shift_flat(flat, shifts, buffer_bits, xs)
+    acc = np.empty((n_batch, units), np.int32)
+    dense_int32(xs, weights, acc)
+    _requantize_int32_rows(acc, n_batch, params, low, high, out.reshape((n_batch, units)), 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Steps 3-8: saturation, bias, pooling, activation, GAP, requantization
 # ---------------------------------------------------------------------------------------------
@@ -1309,6 +1354,33 @@ def finish_lut_int32(
 
 
 @njit(cache=True)
+def finish_lut_table(
+    acc: np.ndarray,
+    out_h: int,
+    out_w: int,
+    index_params: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Steps 3-8 without pooling and with the LUT activation, by table: the LUT index of each
+    value in int32 (`index_params` (7, F), the index plan of `finish_lut_int32`), then
+    out = table[f, index + LUT_OFFSET], `table` (F, LUT_ENTRIES) holding every filter's
+    requantized output for every entry (`hwmodel.lut_output_table`). Rows at a time: the
+    indices of a whole row, then its gathers (a layer with few filters has short pixels)."""
+    filters = out.shape[3]
+    indices = np.empty((out_w, filters), np.int32)
+    for n in range(acc.shape[0]):
+        for i in range(out_h):
+            _requantize_int32_rows(
+                acc[n, i], out_w, index_params, LUT_INDEX_MIN, LUT_INDEX_MAX, indices, 0
+            )
+            dst = out[n, i]
+            for j in range(out_w):
+                for f in range(filters):
+                    dst[j, f] = table[f, indices[j, f] + LUT_OFFSET]
+
+
+@njit(cache=True)
 def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
     """Max pooling of finished outputs `src` (N, H, W, F) into `out` (N, rows, cols, F): the
     windows of `_finish_max_pooled`, pad pixels never winning.
@@ -1318,11 +1390,33 @@ def max_pool(src: np.ndarray, pool: PoolWindow, out: np.ndarray) -> None:
     bias, clamp, · scale >= 0, rounding shift, clip), and max(f(a), f(b)) = f(max(a, b)) for a
     nondecreasing f, so both orders give the same bytes.
     """
+    rows, cols = out.shape[1], out.shape[2]
+    if (
+        pool.size == 2
+        and pool.stride == 2
+        and 2 * rows <= src.shape[1]
+        and 2 * cols <= src.shape[2]
+        and pool.top == 0
+        and pool.left == 0
+    ):
+        # the common 2×2 stride-2 pooling with every window inside: two rows at a time, the
+        # filters of a pixel pair in one vector loop
+        filters = out.shape[3]
+        for n in range(src.shape[0]):
+            for i in range(rows):
+                upper = src[n, 2 * i]
+                lower = src[n, 2 * i + 1]
+                dst = out[n, i]
+                for j in range(cols):
+                    for f in range(filters):
+                        top = max(upper[2 * j, f], upper[2 * j + 1, f])
+                        dst[j, f] = max(top, max(lower[2 * j, f], lower[2 * j + 1, f]))
+        return
     for n in range(src.shape[0]):
         plane = src[n]
-        for i in range(out.shape[1]):
+        for i in range(rows):
             dst = out[n, i]
-            for j in range(out.shape[2]):
+            for j in range(cols):
                 _window_max(plane, pool, i, j, dst, j)
 
 
@@ -1349,6 +1443,18 @@ def add_layer(
             left_b = _saturate(np.int64(b[m, c]) << b_shift[c], low_b, high_b)
             total = _saturate(left_a + left_b, low_b, high_b)
             out[m, c] = _saturate(_rounding_shift(total, right[c], half[c], left[c]), low, high)
+
+
+@njit(cache=True)
+def concatenate2(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """A Concatenate's two inputs (P, Ca) and (P, Cb) into (P, Ca + Cb), all of one dtype
+    (`hwmodel` passes whole pixels as words of up to 8 bytes)."""
+    width = a.shape[1]
+    for p in range(a.shape[0]):
+        for c in range(width):
+            out[p, c] = a[p, c]
+        for c in range(b.shape[1]):
+            out[p, width + c] = b[p, c]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1460,6 +1566,42 @@ def conv_fused_float32(
 
 
 @njit(cache=True)
+def conv_fused_lut_float32(
+    xp: np.ndarray,
+    weights: np.ndarray,
+    chunk: int,
+    stride: int,
+    kh: int,
+    kw: int,
+    index_params: np.ndarray,
+    table: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """`conv_float32` then `finish_lut_table`, one output row at a time: `conv_fused_float32`
+    for a LUT activation, the row's sums turned into LUT indices and outputs while in cache."""
+    n_batch, out_h, out_w, filters_out = out.shape
+    height, width, channels = xp.shape[1], xp.shape[2], xp.shape[3]
+    filters = weights.shape[1]
+    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
+    acc = _aligned_scratch(out_w4, filters)
+    indices = np.empty((out_w, filters_out), np.int32)
+    span = kw * channels
+    pixel_step = stride * channels
+    row_step = width * channels
+    for n in range(n_batch):
+        for i in range(out_h):
+            x_row = (n * height + i * stride) * row_step
+            _float32_row(xp, weights, chunk, x_row, pixel_step, row_step, span, acc, out_w4)
+            _requantize_int32_rows(
+                acc, out_w, index_params, LUT_INDEX_MIN, LUT_INDEX_MAX, indices, 0
+            )
+            dst = out[n, i]
+            for j in range(out_w):
+                for f in range(filters_out):
+                    dst[j, f] = table[f, indices[j, f] + LUT_OFFSET]
+
+
+@njit(cache=True)
 def conv1x1_fused_float32(
     x: np.ndarray,
     shifts: np.ndarray,
@@ -1505,12 +1647,278 @@ def conv1x1_fused_float32(
         _requantize_int32_rows(acc, rows, params, low, high, out, p0)
 
 
+# ---------------------------------------------------------------------------------------------
+# 8-bit convolutions on AVX-512 VNNI: exact int32 dot products of 4 byte pairs
+# ---------------------------------------------------------------------------------------------
+
+
+def _has_vnni() -> bool:
+    """Whether numba's compile target has AVX-512 VNNI (`vpdpbusd`) with 16-lane vectors."""
+    features = config.CPU_FEATURES
+    if features is None:
+        features = llvm.get_host_cpu_features().flatten()
+    enabled = {feature[1:] for feature in features.split(",") if feature.startswith("+")}
+    return VECTOR_LANES == 16 and "avx512vnni" in enabled
+
+
+#: whether `conv_fused_vnni` can run here (`hwmodel` takes it for 8-bit plain inputs).
+VNNI = _has_vnni()
+
+#: the integers `_vnni_tile` takes, in order, as one tuple.
+VNNI_GEOMETRY = ("x0", "pixel_step", "row_step", "rows", "groups", "w_stride", "f0")
+
+
+@intrinsic
+def _vnni_tile(
+    typingctx: object,
+    x: object,
+    w: object,
+    init: object,
+    acc: object,
+    geometry: object,
+    acc0: object,
+    acc_stride: object,
+    pixels: object,
+    vectors: object,
+) -> object:
+    """One register tile of the 8-bit convolution, in LLVM IR with `llvm.x86.avx512.vpdpbusd`.
+
+    With `geometry` = (x0, pixel_step, row_step, rows, groups, w_stride, f0), for p < pixels
+    and the 16 · `vectors` filters from f0 (flat C-order indices; x is bytes, w int32):
+
+        acc[acc0 + p · acc_stride + q] = init[f0 + q] + Σ_{r < rows, g < groups} Σ_{k < 4}
+            u8(x[x0 + p · pixel_step + r · row_step + 4g + k]) · s8(byte k of w[(r · groups
+            + g) · w_stride + f0 + q])
+
+    in wrapping int32: `vpdpbusd` adds the four exact products of a dword (each within
+    ±2^15) to the int32 lane without saturation, so the tile is exact for every input.
+    """
+    literals = (pixels, vectors)
+    if not all(isinstance(value, types.IntegerLiteral) for value in literals):
+        return None
+    expected = ((x, types.uint8), (w, types.int32), (init, types.int32), (acc, types.int32))
+    for array, dtype in expected:
+        if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
+            return None
+    if geometry != types.UniTuple(types.int64, len(VNNI_GEOMETRY)):
+        return None
+    n_pixels, n_vectors = cast(Any, pixels).literal_value, cast(Any, vectors).literal_value
+    lanes = 16
+    sig = types.void(x, w, init, acc, geometry, types.int64, types.int64, pixels, vectors)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        x_arg, w_arg, init_arg, acc_arg, geometry_arg, acc0_, acc_stride_ = args[:7]
+        x_ptr = context.make_array(signature.args[0])(context, builder, x_arg).data
+        w_ptr = context.make_array(signature.args[1])(context, builder, w_arg).data
+        init_ptr = context.make_array(signature.args[2])(context, builder, init_arg).data
+        acc_ptr = context.make_array(signature.args[3])(context, builder, acc_arg).data
+        (x0_, pixel_step_, row_step_, rows_, groups_, w_stride_, f0_) = cgutils.unpack_tuple(
+            builder, geometry_arg, len(VNNI_GEOMETRY)
+        )
+        int64 = ir.IntType(64)
+        int32 = ir.IntType(32)
+        ints = ir.VectorType(int32, lanes)
+        dot = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ints, [ints, ints, ints]),
+            "llvm.x86.avx512.vpdpbusd.512",
+        )
+
+        def const(value: int) -> ir.Constant:
+            return ir.Constant(int64, value)
+
+        slots = [
+            [cgutils.alloca_once(builder, ints) for _ in range(n_vectors)] for _ in range(n_pixels)
+        ]
+        for v in range(n_vectors):
+            pointer = builder.gep(init_ptr, [builder.add(f0_, const(v * lanes))])
+            start = builder.load(builder.bitcast(pointer, ints.as_pointer()), align=4)
+            for p in range(n_pixels):
+                builder.store(start, slots[p][v])
+        splat_mask = ir.Constant(ints, [0] * lanes)
+        with cgutils.for_range_slice(builder, const(0), rows_, const(1)) as (r, _):
+            x_row = builder.add(x0_, builder.mul(r, row_step_))
+            w_row = builder.mul(r, groups_)
+            with cgutils.for_range_slice(builder, const(0), groups_, const(1)) as (g, _):
+                x_group = builder.add(x_row, builder.mul(g, const(4)))
+                w_group = builder.add(builder.mul(builder.add(w_row, g), w_stride_), f0_)
+                weights = []
+                for v in range(n_vectors):
+                    pointer = builder.gep(w_ptr, [builder.add(w_group, const(v * lanes))])
+                    weights.append(
+                        builder.load(builder.bitcast(pointer, ints.as_pointer()), align=4)
+                    )
+                for p in range(n_pixels):
+                    offset = builder.add(x_group, builder.mul(pixel_step_, const(p)))
+                    pointer = builder.bitcast(builder.gep(x_ptr, [offset]), int32.as_pointer())
+                    value = builder.load(pointer, align=1)
+                    single = builder.insert_element(
+                        ir.Constant(ints, ir.Undefined), value, ir.Constant(int32, 0)
+                    )
+                    splat = builder.shuffle_vector(
+                        single, ir.Constant(ints, ir.Undefined), splat_mask
+                    )
+                    for v in range(n_vectors):
+                        total = builder.call(dot, [builder.load(slots[p][v]), splat, weights[v]])
+                        builder.store(total, slots[p][v])
+        for p in range(n_pixels):
+            row_offset = builder.add(acc0_, builder.mul(acc_stride_, const(p)))
+            for v in range(n_vectors):
+                pointer = builder.gep(acc_ptr, [builder.add(row_offset, const(v * lanes))])
+                pointer = builder.bitcast(pointer, ints.as_pointer())
+                builder.store(builder.load(slots[p][v]), pointer, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def pad_bytes(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    offset: int,
+    pad_top: int,
+    pad_left: int,
+    fill: np.ndarray,
+    xp: np.ndarray,
+) -> bool:
+    """xp[n, pad_top + i, pad_left + j, c] = sat_B(x[n, i, j, c] << shifts[c]) + offset, pads
+    fill[c] + offset: the uint8 input of `conv_fused_vnni` (offset 128 for int8 x, 0 for
+    uint8). Returns False as soon as a value falls outside [0, 255] (`xp` is then unusable):
+    a shifted input may not fit a byte (`hwmodel` checks the pads before)."""
+    n_batch, height, width, channels = x.shape
+    high = (np.int64(1) << (buffer_bits - 1)) - 1
+    low = -high - 1
+    padded_w = xp.shape[2]
+    if _is_plain(x, shifts, buffer_bits) and pad_left + width <= padded_w:
+        # x + offset lies in [0, 255] for 8-bit x: flat row copies, as `shift_and_pad`
+        row_length = padded_w * channels
+        pattern = np.empty(row_length, np.uint8)
+        for j in range(padded_w):
+            for c in range(channels):
+                pattern[j * channels + c] = fill[c] + offset
+        head = pad_left * channels
+        tail = head + width * channels
+        xp_flat = xp.reshape(-1)
+        x_flat = x.reshape(-1)
+        bias = np.uint8(offset)
+        for n in range(n_batch):
+            for i in range(xp.shape[1]):
+                si = i - pad_top
+                base = (n * xp.shape[1] + i) * row_length
+                row = xp_flat[base : base + row_length]
+                if si < 0 or si >= height:
+                    _copy(pattern, row)
+                    continue
+                _copy(pattern[:head], row[:head])
+                source = (n * height + si) * (width * channels)
+                src = x_flat[source : source + tail - head]
+                dst = row[head:tail]
+                for e in range(dst.shape[0]):
+                    dst[e] = np.uint8(src[e]) + bias  # int8 + 128 wraps to the right byte
+                _copy(pattern[tail:], row[tail:])
+        return True
+    for n in range(n_batch):
+        for i in range(xp.shape[1]):
+            si = i - pad_top
+            dst = xp[n, i]
+            for j in range(padded_w):
+                sj = j - pad_left
+                if si < 0 or si >= height or sj < 0 or sj >= width:
+                    for c in range(channels):
+                        dst[j, c] = fill[c] + offset
+                else:
+                    src = x[n, si, sj]
+                    bad = False
+                    for c in range(channels):
+                        value = min(max(np.int64(src[c]) << shifts[c], low), high) + offset
+                        bad |= value < 0 or value > 255
+                        dst[j, c] = value
+                    if bad:
+                        return False
+    return True
+
+
+@njit(cache=True)
+def conv_fused_vnni(
+    xq: np.ndarray,
+    padded_h: int,
+    padded_w: int,
+    channels: int,
+    weights: np.ndarray,
+    init: np.ndarray,
+    stride: int,
+    rows: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """An 8-bit convolution with the int32 plan, one output row at a time, on VNNI tiles.
+
+    xq: the (N, Hp, Wp, C) uint8 input of `pad_bytes` flattened, with at least 3 spare bytes
+    after it (a window row's last dword may read past it, against zero weights); weights:
+    (rows · groups, F') int32, each lane 4 int8 weights of consecutive terms of a kernel row
+    (the row's kw·C terms padded with zero weights to 4 · groups); init: (F',) int32, the
+    accumulators' start, -offset · Σw per filter (offset: what `pad_bytes` added). Then
+    acc = wrap32(Σ (x + offset) · w) - offset · Σw = wrap32(Σ x · w), requantized by `params`
+    as `conv_fused_float32` does.
+    """
+    n_batch, out_h, out_w, _ = out.shape
+    filters = weights.shape[1]
+    groups = weights.shape[0] // rows
+    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
+    acc = _aligned_scratch(out_w4, filters)
+    pixel_step = stride * channels
+    row_step = padded_w * channels
+    for n in range(n_batch):
+        for i in range(out_h):
+            x_row = (n * padded_h + i * stride) * row_step
+            f0 = 0
+            while f0 < filters:
+                vectors = min((filters - f0) // 16, TILE_VECTORS)
+                for p in range(0, out_w4, TILE_PIXELS):
+                    geometry = (
+                        x_row + p * pixel_step,
+                        pixel_step,
+                        row_step,
+                        rows,
+                        groups,
+                        filters,
+                        f0,
+                    )
+                    acc0 = p * filters + f0
+                    if vectors == TILE_VECTORS:
+                        _vnni_tile(
+                            xq,
+                            weights,
+                            init,
+                            acc,
+                            geometry,
+                            acc0,
+                            filters,
+                            TILE_PIXELS,
+                            TILE_VECTORS,
+                        )
+                    elif vectors >= 2:
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 2)
+                    else:
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 1)
+                if vectors == TILE_VECTORS:
+                    f0 += TILE_VECTORS * 16
+                else:
+                    f0 += (2 if vectors >= 2 else 1) * 16
+            _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+
+
 #: every kernel the hardware model may call, for `kernels_are_cached`.
 ALL_KERNELS = (
     shift_and_pad,
     shift_flat,
     conv_float32,
     conv_fused_float32,
+    conv_fused_lut_float32,
     conv1x1_fused_float32,
     conv_int32,
     depthwise_int32,
@@ -1518,13 +1926,16 @@ ALL_KERNELS = (
     depthwise3_fused_float32,
     transpose_int32,
     dense_int32,
+    dense_fused,
     finish_layer,
     finish_layer_packed,
     finish_clamped_int32,
     finish_lut_int32,
+    finish_lut_table,
     max_pool,
     add_layer,
-)
+    concatenate2,
+) + ((pad_bytes, conv_fused_vnni) if VNNI else ())
 
 
 def kernels_are_cached() -> bool:

@@ -19,14 +19,24 @@ from akidac.ir import reference
 from akidac.target.layer_record import LayerRecord
 
 KERNEL_NAMES = (
+    "conv_fused_vnni",
     "conv_float32",
     "conv_fused_float32",
+    "conv_fused_lut_float32",
     "conv1x1_fused_float32",
     "conv_int32",
     "depthwise3_fused",
     "depthwise3_fused_float32",
     "depthwise_int32",
 )
+
+
+@pytest.fixture(autouse=True)
+def no_vnni(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 paths, pinned here, are what runs without AVX-512 VNNI: the tests of the
+    VNNI kernel (named so) keep it, the others turn it off."""
+    if "vnni" not in request.node.name:
+        monkeypatch.setattr(kernels, "VNNI", False)
 
 
 @pytest.fixture
@@ -112,6 +122,29 @@ def test_a_1x1_stride_1_conv_is_one_gemm_over_the_batch(calls: dict[str, list[tu
     assert len(calls["conv1x1_fused_float32"]) == 1 and not calls["conv_float32"]
     pixels, out = calls["conv1x1_fused_float32"][0][0], calls["conv1x1_fused_float32"][0][-1]
     assert pixels.shape == (2 * 5 * 7, 20) and out.shape == (2 * 5 * 7, 70)
+
+
+@pytest.mark.parametrize(("kernel", "filters"), [(3, 8), (1, 4), (3, 40)])
+def test_a_lut_layer_with_few_filters_reads_its_output_table_in_the_fused_kernel(
+    calls: dict[str, list[tuple]], kernel: int, filters: int
+) -> None:
+    """Below LUT_INT32_MIN_FILTERS a LUT layer's outputs come from its (F, 2048) table, in the
+    fused float32 convolution, on every run (the second takes the known-shape path)."""
+    rng = np.random.default_rng(9)
+    record = quantized_layer("Conv2D", kernel, 8, filters)
+    record.params.update(activation="LUT")
+    record.variables.update(
+        activation_scales=rng.integers(1, 256, filters).astype(np.uint8),
+        activation_shift=np.full(filters, -12, np.int8),
+        lut_values=rng.integers(-(1 << 20), 1 << 20, 2048).astype(np.int32),
+        output_shift=np.full(filters, -14, np.int8),
+    )
+    model = hwmodel.HardwareModel([record])
+    assert model._executors[0].epilogue.lut_table.shape == (filters, 2048)
+    for seed in (1, 2):
+        x = np.random.default_rng(seed).integers(-128, 128, (2, 6, 7, 8)).astype(np.int8)
+        np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
+    assert len(calls["conv_fused_lut_float32"]) == 2 and not calls["conv_float32"]
 
 
 def test_max_pooled_convolutions_pool_the_fused_outputs(calls: dict[str, list[tuple]]) -> None:
@@ -223,3 +256,60 @@ def test_a_known_shape_still_meets_the_output_dims_check() -> None:
     model.run(x)
     with pytest.raises(hwmodel.ProgramError, match="output_dims"):
         model.run(np.zeros((1, 4, 6, 8), np.int8))
+
+
+needs_vnni = pytest.mark.skipif(not kernels.VNNI, reason="no AVX-512 VNNI on this machine")
+
+
+@needs_vnni
+@pytest.mark.parametrize(
+    ("layer_type", "kernel", "channels", "filters", "stride", "padding", "pool"),
+    [
+        ("Conv2D", 3, 16, 32, 1, "Same", False),
+        ("Conv2D", 3, 5, 16, 1, "Valid", True),
+        ("Conv2D", 5, 8, 70, 1, "SameUpper", False),
+        ("Conv2D", 3, 24, 100, 2, "Same", True),
+        ("InputConv2D", 3, 3, 16, 1, "Same", True),
+        ("InputConv2D", 5, 1, 8, 2, "Valid", False),
+    ],
+)
+def test_8_bit_convolutions_run_on_vnni_dot_products(
+    calls: dict[str, list[tuple]],
+    layer_type: str,
+    kernel: int,
+    channels: int,
+    filters: int,
+    stride: int,
+    padding: str,
+    pool: bool,
+) -> None:
+    """int8 and uint8 inputs, any geometry: the VNNI kernel, exact, on every run; a shifted
+    input that does not fit a byte falls back to the float32 kernels and stays there."""
+    record = quantized_layer("Conv2D", kernel, channels, filters)
+    record.layer_type = layer_type
+    record.params.update(kernel_stride=stride, padding=padding)
+    if pool:
+        record.params.update(pool_type="Max", pool_size=2, pool_stride=2)
+    if layer_type == "InputConv2D":
+        del record.variables["input_shift"]
+        record.variables["padding_value"] = np.arange(channels, dtype=np.uint8) * 7 + 3
+    model = hwmodel.HardwareModel([record])
+    rng = np.random.default_rng(11)
+    dtypes = [np.uint8] if layer_type == "InputConv2D" else [np.int8, np.uint8]
+    runs = 0
+    for dtype in dtypes:
+        info = np.iinfo(dtype)
+        for _ in range(2):
+            x = rng.integers(info.min, info.max + 1, (2, 9, 10, channels)).astype(dtype)
+            np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
+            runs += 1
+    assert len(calls["conv_fused_vnni"]) == runs
+    assert not calls["conv_fused_float32"] and not calls["conv_float32"]
+    if layer_type == "Conv2D":
+        record.variables["input_shift"] = np.full(channels, 3, np.uint8)
+        model = hwmodel.HardwareModel([record])
+        small = rng.integers(0, 32, (1, 6, 7, channels)).astype(np.uint8)  # << 3 fits a byte
+        large = rng.integers(0, 256, (1, 6, 7, channels)).astype(np.uint8)
+        for x in (small, large, large, small):
+            np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
+        assert len(calls["conv_fused_vnni"]) == runs + 1  # then the float32 kernels
