@@ -146,7 +146,7 @@ def guard_outputs(
     tried: set[frozenset[str]] = set()
     rejected_in_a_row = 0
     for _ in range(MAX_TRIALS):
-        failing = {name: s for name, s in best.scores.items() if s < aim}
+        failing = _failing(best.scores, aim)
         candidate = _next_region(best.compiled, best.upstream, failing, tried)
         if candidate is None:
             break
@@ -200,11 +200,10 @@ def _move_groups(
     docstring): the shortest prefix of the regions upstream of the failing outputs, noisiest
     first, that clears them, found by bisection in at most `MAX_GROUP_TRIALS` compiles; `best`
     when even the whole ranking does not gain `MIN_GAIN_DB`."""
-    failing = {name: s for name, s in best.scores.items() if s < aim}
+    failing = _failing(best.scores, aim)
     ranked = _ranked_regions(best.compiled, best.upstream, failing)
     if not ranked:
         return best
-    outputs = ", ".join(f"'{name}' {s:.1f} dB" for name, s in sorted(failing.items()))
     start = _shortfall(best.scores, aim)
     low, high = 0, len(ranked)  # the first `low` do not clear the outputs, the first `high` do
     cleared: _Trial | None = None
@@ -212,11 +211,9 @@ def _move_groups(
     for _ in range(MAX_GROUP_TRIALS):
         group = ranked[:count]
         sentence = (
-            f"the compiled model's output(s) {outputs} SQNR against the float model on "
-            f"{samples} calibration sample(s), {_below(aim)}, "
-            f"and no single Akida region upstream of them was worth {MIN_GAIN_DB:g} dB: the "
-            f"error is spread over them, so the {count} of {len(ranked)} whose own output loses "
-            "most run on the CPU together"
+            f"{_failing_words(failing, aim, samples)}, and no single Akida region upstream of "
+            f"them was worth {MIN_GAIN_DB:g} dB: the error is spread over them, so the {count} "
+            f"of {len(ranked)} whose own output loses most run on the CPU together"
         )
         moved = frozenset(name for _, names in group for name in names)
         trial = judge(_moved(best, moved, sentence), f"{count} region(s) to the CPU")
@@ -417,21 +414,28 @@ def _sentence(
     region: Any, compiled: Compiled, failing: dict[str, float], aim: float, samples: int
 ) -> str:
     own = compiled.ctx.analyses.get("region_sqnr", {}).get(region.index)
-    outputs = ", ".join(f"'{name}' {s:.1f} dB" for name, s in sorted(failing.items()))
     own_words = (
         f" (its own output scores {own:.1f} dB)" if own is not None and own != float("inf") else ""
     )
     return (
-        f"the compiled model's output(s) {outputs} SQNR against the float model on {samples} "
-        f"calibration sample(s), {_below(aim)}; Akida region "
+        f"{_failing_words(failing, aim, samples)}; Akida region "
         f"{region.index} ({region_span(region)}) is upstream of them and loses most on its own"
         f"{own_words}, so it runs on the CPU"
     )
 
 
-def _below(aim: float) -> str:
-    """The threshold an output failed, in words: --min-output-sqnr plus the guard's margin."""
+def _failing(scores: dict[str, float], aim: float) -> dict[str, float]:
+    """The outputs below the SQNR the guard aims at, with their figures."""
+    return {name: s for name, s in scores.items() if s < aim}
+
+
+def _failing_words(failing: dict[str, float], aim: float, samples: int) -> str:
+    """Why a move's nodes run on the CPU, the part every AK-OUTPUT-GUARD sentence opens with:
+    the failing outputs' figures and the SQNR (--min-output-sqnr plus the guard's margin)
+    they fall below."""
+    outputs = ", ".join(f"'{name}' {s:.1f} dB" for name, s in sorted(failing.items()))
     return (
-        f"below the {aim:g} dB the guard aims at (--min-output-sqnr and a margin of "
-        f"{GUARD_MARGIN_DB:g} dB for samples it has not seen)"
+        f"the compiled model's output(s) {outputs} SQNR against the float model on {samples} "
+        f"calibration sample(s), below the {aim:g} dB the guard aims at (--min-output-sqnr and "
+        f"a margin of {GUARD_MARGIN_DB:g} dB for samples it has not seen)"
     )
