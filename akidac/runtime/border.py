@@ -326,7 +326,7 @@ def plan(
             else:
                 if zero_v.dtype not in (np.int8, np.uint8, np.int32):
                     return None
-                if types.get(source) != onnx.helper.np_dtype_to_tensor_dtype(zero_v.dtype):
+                if in_type != onnx.helper.np_dtype_to_tensor_dtype(zero_v.dtype):
                     return None
                 if zero_v.dtype == np.int32 and np.any(zero_v != 0):
                     return None  # int32(x) - zero could wrap

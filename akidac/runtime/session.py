@@ -1062,9 +1062,6 @@ class HybridSession:
             step.execute(env, run_options)
         return env
 
-    #: one AkidaOp step on its border value (what `_AkidaStep.execute` runs)
-    _run_akida = staticmethod(_run_akida)
-
 
 #: the SessionOptions settings a copy keeps (onnxruntime offers no copy of its own).
 _SESSION_OPTION_FIELDS = (

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from akidac.errors import ProgramError
-from akidac.runtime.session import HybridSession, _AkidaStep
+from akidac.runtime.session import HybridSession, _AkidaStep, _run_akida
 
 
 def _set_dims(model: onnx.ModelProto, name: str, dims: list[int]) -> None:
@@ -43,12 +43,12 @@ def test_a_flattened_output_border_of_a_spatial_tensor_is_refused_at_load(
 def test_a_dense_output_may_be_written_flat_or_nhwc(hybrid: onnx.ModelProto) -> None:
     x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
     session = HybridSession(hybrid)
-    flat = session._run_akida(next(s for s in session.steps if isinstance(s, _AkidaStep)), x)
+    flat = _run_akida(next(s for s in session.steps if isinstance(s, _AkidaStep)), x)
     assert flat.shape == (2, 10)
     _set_dims(hybrid, "fc2_akida", [1, 1, 1, 10])
     session = HybridSession(hybrid)
     step = next(s for s in session.steps if isinstance(s, _AkidaStep))
-    np.testing.assert_array_equal(session._run_akida(step, x), flat.reshape(2, 1, 1, 10))
+    np.testing.assert_array_equal(_run_akida(step, x), flat.reshape(2, 1, 1, 10))
 
 
 def test_a_wrong_layout_at_run_time_is_a_program_error_naming_both_shapes(
@@ -57,11 +57,11 @@ def test_a_wrong_layout_at_run_time_is_a_program_error_naming_both_shapes(
     session = HybridSession(hybrid)
     step = next(s for s in session.steps if isinstance(s, _AkidaStep))
     with pytest.raises(ProgramError) as caught:
-        session._run_akida(step, np.zeros((1, 3, 32, 32), np.uint8))
+        _run_akida(step, np.zeros((1, 3, 32, 32), np.uint8))
     assert caught.value.node == "akida_region_0"
     assert caught.value.message == (
         "AkidaOp 'akida_region_0' input 'input_nhwc_q' is uint8 [1, 3, 32, 32], the program "
         "takes uint8 [32, 32, 3] per batch item"
     )
     with pytest.raises(ProgramError, match="is int8"):
-        session._run_akida(step, np.zeros((1, 32, 32, 3), np.int8))
+        _run_akida(step, np.zeros((1, 32, 32, 3), np.int8))
