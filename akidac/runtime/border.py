@@ -32,6 +32,7 @@ from numba import njit
 from onnx import numpy_helper
 
 import akidac.backends.akida.kernels  # noqa: F401  (points numba's cache at a writable folder)
+from akidac.runtime.pieces import connected_pieces
 
 #: the largest rank a fragment handles (its kernels index 4-D arrays).
 MAX_RANK = 4
@@ -399,25 +400,9 @@ def plan_part(
     branches in one part: the `Transpose → QuantizeLinear` of each branch of an Inception
     block); each connected piece of it must be a fragment (`plan`), with its one input and its
     one output among those the part gives."""
-    owner = list(range(len(nodes)))
-
-    def find(i: int) -> int:
-        while owner[i] != i:
-            owner[i] = owner[owner[i]]
-            i = owner[i]
-        return i
-
-    writer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
-    for i, node in enumerate(nodes):
-        for name in node.input:
-            if name in writer:
-                owner[find(i)] = find(writer[name])
-    pieces: dict[int, list[int]] = {}
-    for i in range(len(nodes)):
-        pieces.setdefault(find(i), []).append(i)
     wanted = set(outputs)
     fragments = []
-    for members in pieces.values():
+    for members in connected_pieces(nodes):
         chain = [nodes[i] for i in members]
         produced = {name for node in chain for name in node.output}
         reads = [
