@@ -161,6 +161,10 @@ class _AkidaStep:
         env[self.output] = _run_akida(self, env[self.input])
 
 
+#: onnxruntime's registrations of its transpose optimizer (see `HybridSession._part_kwargs`)
+TRANSPOSE_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
+
+
 def ort_type_name(elem_type: int) -> str:
     """onnxruntime's spelling of a tensor type: `tensor(float)`, `tensor(int64)`, ...
 
@@ -778,7 +782,7 @@ class HybridSession:
                 options,
                 providers=self._providers,
                 provider_options=self._provider_options,
-                **self._session_kwargs,
+                **self._part_kwargs(nodes),
             )
         except (TypeError, ValueError) as error:  # bad providers / keyword arguments
             raise UsageError(
@@ -823,6 +827,28 @@ class HybridSession:
             # contradicts its zero point, so the part would not even load
             options.add_session_config_entry("session.disable_quant_qdq", "1")
         return options
+
+    def _part_kwargs(self, nodes: list[onnx.NodeProto]) -> dict[str, Any]:
+        """The caller's keyword arguments for a CPU part's session, with onnxruntime's
+        transpose optimizer held back in parts that hold a border QuantizeLinear.
+
+        onnxruntime 1.32's transpose optimizer pushes a `Transpose → QuantizeLinear` up
+        through the float value before it and, when that float value is also an output of the
+        part (a residual branch read later), recomputes it as `QuantizeLinear → Transpose →
+        DequantizeLinear`: the part then gives the value rounded and clipped to the 8-bit
+        range of the AkidaOp input (measured on MediaPipe iris: a PReLU output of 131.6 came
+        back as 6.99). Both of its registrations must be off for the part to give its float
+        values."""
+        kwargs = dict(self._session_kwargs)
+        if any(
+            node.op_type == "QuantizeLinear" and node.domain in ("", "ai.onnx") for node in nodes
+        ):
+            disabled = list(kwargs.get("disabled_optimizers") or [])
+            for name in TRANSPOSE_OPTIMIZERS:
+                if name not in disabled:
+                    disabled.append(name)
+            kwargs["disabled_optimizers"] = disabled
+        return kwargs
 
     def _typed(self, name: str) -> onnx.ValueInfoProto:
         """A CPU part's input or output type: the model's, with a symbolic batch when every CPU

@@ -1,7 +1,8 @@
 """A CPU node between an Akida region's DequantizeLinear and the next region's QuantizeLinear
 computes in float, exactly as the user's model does: onnxruntime's QDQ rewrites, which would
 fuse that sandwich into an int8 QLinearConv with weights it quantizes per tensor itself, are off
-at every opset."""
+at every opset; and its transpose optimizer, which would round a float value the part gives
+to the next AkidaOp's 8-bit range, is off in parts with a QuantizeLinear."""
 
 from __future__ import annotations
 
@@ -85,3 +86,42 @@ def test_a_cpu_conv_between_two_regions_computes_in_float_from_the_dequantized_c
     values = HybridSession(hybrid).run_all({"x": x})  # default options: ORT_ENABLE_ALL
     want = _float_depthwise(model, values[reader.input[0]])
     np.testing.assert_allclose(values["c1"], want, rtol=1e-5, atol=1e-4)
+
+
+def test_a_float_value_a_part_gives_is_not_rounded_by_onnxruntime() -> None:
+    """onnxruntime's transpose optimizer would recompute `act` (also read by a later part) as
+    QuantizeLinear → Transpose → DequantizeLinear of the AkidaOp input's 8-bit range: 131.6
+    came back as 6.99 on MediaPipe iris. The session holds it back; `act` keeps its value."""
+    c = 8
+    nodes = [
+        helper.make_node("DequantizeLinear", ["acc", "s32", "z32"], ["a"]),
+        helper.make_node("Mul", ["a", "channel_scale"], ["a2"]),
+        helper.make_node("Transpose", ["a2"], ["a_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("PRelu", ["a_nchw", "slope"], ["act"]),
+        helper.make_node("Transpose", ["act"], ["act_nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("QuantizeLinear", ["act_nhwc", "sq", "zq"], ["q"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.asarray(np.float32(0.01)), "s32"),
+        numpy_helper.from_array(np.asarray(np.int32(0)), "z32"),
+        numpy_helper.from_array(np.ones(c, np.float32), "channel_scale"),
+        numpy_helper.from_array(np.asarray(np.full((c, 1, 1), 0.25, np.float32)), "slope"),
+        numpy_helper.from_array(np.asarray(np.float32(0.05)), "sq"),
+        numpy_helper.from_array(np.asarray(np.int8(0)), "zq"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "residual_source",
+        [helper.make_tensor_value_info("acc", TensorProto.INT32, [1, 4, 4, c])],
+        [
+            helper.make_tensor_value_info("act", TensorProto.FLOAT, [1, c, 4, 4]),
+            helper.make_tensor_value_info("q", TensorProto.INT8, [1, 4, 4, c]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    acc = np.full((1, 4, 4, c), 13_160, np.int32)  # 131.6, far outside q's range of ±6.4
+    for fuse in (False, True):
+        act, q = HybridSession(model, fuse_borders=fuse).run(None, {"acc": acc})
+        assert np.all(act == np.float32(13_160) * np.float32(0.01)), fuse
+        assert np.all(q == 127)
