@@ -15,9 +15,11 @@ hybrid time / ORT time, so < 1 means the hybrid model is faster. Target (DESIGN.
 ≤ 3× ORT float on models whose MACs are ≥ 90% on Akida.
 
 The hybrid session runs its border CPU parts (Transpose / QuantizeLinear / DequantizeLinear
-around each AkidaOp) fused, in numba (`akidac/runtime/border.py`); with `--unfused` the table
-gets one more column, the same session with `fuse_borders=False` (those parts in onnxruntime
-sessions), timed in the same interleaved rounds: a side-by-side figure of what fusing gains.
+around each AkidaOp, `akidac/runtime/border.py`) and its elementwise CPU parts (SE means and
+scales, PReLU, residual adds, `akidac/runtime/elementwise.py`) fused, in numba; with
+`--unfused` the table gets one more column, the same session with `fuse_borders=False` (all
+those parts in onnxruntime sessions), timed in the same interleaved rounds: a side-by-side
+figure of what fusing gains.
 
 It also prints the per-call overhead of one AkidaOp step: the Akida step of a program of one
 1×1 convolution on a 1×1×8 input, whose arithmetic is a few dozen multiply-adds.

@@ -33,7 +33,7 @@ from akidac.backends.akida.akida_node import DYNAMIC_BATCH_KEY, is_akida_node, p
 from akidac.backends.akida.executor import PreparedProgram
 from akidac.backends.akida.program import Program, decode_program
 from akidac.errors import AkidacError, ModelError, ProgramError, UsageError
-from akidac.runtime import border
+from akidac.runtime import border, elementwise
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,25 @@ class _BorderStep:
 
 
 @dataclass
+class _FusedStep:
+    """A CPU part of elementwise arithmetic between AkidaOps (`elementwise.plan`: Q/DQ,
+    Add/Sub/Mul/Div, PRelu, Transpose, a global mean) run as one numba row program, which the
+    session checked at load against the part's onnxruntime session (`cpu`); `cpu` still runs
+    the part when its inputs are not what the program was planned for."""
+
+    parts: list[elementwise.ElementwisePart]
+    cpu: _CpuStep
+
+    def execute(self, env: dict[str, np.ndarray], run_options: ort.RunOptions | None) -> None:
+        for part in self.parts:
+            if not part.accepts(env):
+                self.cpu.execute(env, run_options)
+                return
+        for part in self.parts:
+            part.run(env)
+
+
+@dataclass
 class _AkidaStep:
     """One AkidaOp, its program decoded, validated and prepared for the hardware model once.
 
@@ -163,6 +182,51 @@ class _AkidaStep:
 
 #: onnxruntime's registrations of its transpose optimizer (see `HybridSession._part_kwargs`)
 TRANSPOSE_OPTIMIZERS = ("TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider")
+
+#: the seed of the probe inputs that a fused part and its onnxruntime session must agree on
+PROBE_SEED = 20261206
+
+
+def _matches_onnxruntime(
+    parts: list[elementwise.ElementwisePart],
+    step: _CpuStep,
+    shapes: dict[str, tuple[int | None, ...]],
+    types: dict[str, int],
+) -> bool:
+    """Whether `parts` give the very bits of the part's onnxruntime session on a probe input.
+
+    onnxruntime documents no summation order, and its builds differ (MLAS's lanes on x86 and
+    ARM); the probe makes the fused program prove itself on this machine, this onnxruntime and
+    these session options, once at load: random integers over the whole range of an integer
+    input, normal floats (spread over several binades) for a float one."""
+    rng = np.random.default_rng(PROBE_SEED)
+    feeds: dict[str, np.ndarray] = {}
+    for name in step.inputs:
+        dims = shapes[name]
+        shape = (1, *(int(d) for d in dims[1:]))  # type: ignore[arg-type]
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(types[name]))
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            low, high = (int(info.min), int(info.max)) if dtype.itemsize == 1 else (-(2**27), 2**27)
+            feeds[name] = rng.integers(low, high, shape, endpoint=True).astype(dtype)
+        else:
+            feeds[name] = (rng.standard_normal(shape) * np.exp2(rng.integers(-4, 6, shape))).astype(
+                dtype
+            )
+    try:
+        expected = step.run(step.outputs, feeds, None)
+    except Exception:  # the session cannot run a probe: leave the part to it
+        return False
+    env = dict(feeds)
+    for part in parts:
+        part.run(env)
+    for name, value in zip(step.outputs, expected, strict=True):
+        got = env.get(name)
+        if got is None or got.dtype != value.dtype or got.shape != value.shape:
+            return False
+        if got.tobytes() != np.ascontiguousarray(value).tobytes():
+            return False
+    return True
 
 
 def ort_type_name(elem_type: int) -> str:
@@ -431,7 +495,9 @@ class HybridSession:
     around an AkidaOp, `border.plan`) run in `run` as one numba pass each instead of an
     onnxruntime session call, bit for bit what the session computes (`run_steps`); the model
     keeps its standard nodes, and `run_all` and `fuse_borders=False` run those parts in
-    onnxruntime.
+    onnxruntime. Elementwise CPU parts between AkidaOps (an SE block's mean and scale, PReLU,
+    a residual Add: `elementwise.plan_part`) run the same way, as numba row programs, each
+    checked at load to give its onnxruntime session's bytes on a probe input.
 
     Batches: the hybrid model's values are typed for the batch it was compiled for (1 for a
     dynamic batch). When its metadata says that an input's batch was dynamic in the float
@@ -475,7 +541,7 @@ class HybridSession:
         self.steps: list[_CpuStep | _AkidaStep] = self._split()
         #: the steps `run` walks: `steps` with every border CPU part fused (`_BorderStep`)
         #: unless `fuse_borders` is False; `run_all` walks `steps`, which compute every value
-        self.run_steps: list[_CpuStep | _AkidaStep | _BorderStep] = (
+        self.run_steps: list[_CpuStep | _AkidaStep | _BorderStep | _FusedStep] = (
             self._fuse_borders() if fuse_borders else list(self.steps)
         )
         self._output_names = [o.name for o in self._outputs]
@@ -614,7 +680,7 @@ class HybridSession:
             steps.append(self._cpu_step([nodes[i] for i in group], needed, group))
         return steps
 
-    def _fuse_borders(self) -> list[_CpuStep | _AkidaStep | _BorderStep]:
+    def _fuse_borders(self) -> list[_CpuStep | _AkidaStep | _BorderStep | _FusedStep]:
         """`steps` with each CPU part that `border.plan` recognises as a border fragment run
         by it (bit for bit what its onnxruntime session computes)."""
         graph = self.model.graph
@@ -626,7 +692,9 @@ class HybridSession:
             if value.type.HasField("tensor_type") and tensor.HasField("shape"):
                 shapes[name] = tuple(d if isinstance(d, int) else None for d in _dims(value))
                 types[name] = tensor.elem_type
-        fused: list[_CpuStep | _AkidaStep | _BorderStep] = []
+        fused: list[_CpuStep | _AkidaStep | _BorderStep | _FusedStep] = []
+        #: the memory order of the float values that fused parts leave in frame order
+        orders: dict[str, tuple[int, ...]] = {}
         for step in self.steps:
             if isinstance(step, _CpuStep):
                 fragments = border.plan_part(
@@ -634,6 +702,14 @@ class HybridSession:
                 )
                 if fragments is not None:
                     fused.append(_BorderStep(fragments, step))
+                    continue
+                parts = elementwise.plan_part(
+                    step.nodes, step.inputs, step.outputs, shapes, types, constants, orders
+                )
+                if parts is not None and _matches_onnxruntime(parts, step, shapes, types):
+                    fused.append(_FusedStep(parts, step))
+                    for part in parts:
+                        orders.update(part.memory_orders)
                     continue
             fused.append(step)
         return fused
@@ -930,7 +1006,8 @@ class HybridSession:
             env = self._walk(feeds, run_options, steps)
             if batch != self._compiled_batch:
                 self._check_batched_outputs(env, names, batch)
-            return [env[name] for name in names]
+            # a fused part may leave a float value in its frame's order (a transposed view)
+            return [np.ascontiguousarray(env[name]) for name in names]
         chunks = [
             self._walk(part, run_options, steps) for part in self._per_sample_feeds(feeds, batch)
         ]
@@ -1079,7 +1156,7 @@ class HybridSession:
         self,
         feeds: dict[str, np.ndarray],
         run_options: ort.RunOptions | None,
-        steps: Sequence[_CpuStep | _AkidaStep | _BorderStep] | None = None,
+        steps: Sequence[_CpuStep | _AkidaStep | _BorderStep | _FusedStep] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the steps (`self.steps` when None) in order on checked feeds; every value
         computed, by name."""
