@@ -63,7 +63,13 @@ from models.zoo import ZOO  # noqa: E402
 
 from akidac.api import compile_model  # noqa: E402
 from akidac.passes import CompileOptions  # noqa: E402
-from akidac.runtime.session import HybridSession, _AkidaStep, _BorderStep  # noqa: E402
+from akidac.runtime.session import (  # noqa: E402
+    HybridSession,
+    _AkidaStep,
+    _BorderStep,
+    _FusedStep,
+    _run_akida,
+)
 
 
 def _one_thread() -> ort.SessionOptions:
@@ -270,7 +276,7 @@ def akida_op_overhead(rounds: int) -> str:
     step = steps[0]
     env = session.run_all({"x": samples["x"][:1]})
     x = env[step.input]
-    run_step = session._run_akida
+    run_step = _run_akida
     repeat = 200
     times, whole = [], []
     for _ in range(max(rounds, 5)):
@@ -284,7 +290,7 @@ def akida_op_overhead(rounds: int) -> str:
         whole.append((time.perf_counter() - start) / repeat)
     step_us = statistics.median(times) * 1e6
     whole_us = statistics.median(whole) * 1e6
-    fused = sum(isinstance(s, _BorderStep) for s in session.run_steps)
+    fused = sum(isinstance(s, (_BorderStep, _FusedStep)) for s in session.run_steps)
     return (
         f"per-AkidaOp overhead (one 1×1 conv on 1×1×8, input {x.dtype} {x.shape}): "
         f"{step_us:.1f} µs per step; whole session run {whole_us:.1f} µs "

@@ -340,7 +340,7 @@ class _Stage:
     output_types: np.ndarray = field(default_factory=lambda: np.full(MAX_OUTPUTS, DTYPE_FLOAT32))
 
 
-class NotRowAligned(Exception):
+class NotInFrame(Exception):
     """A view or an output that the kernel's frame cannot address by strides (the frame's
     merged rows over axes whose strides do not merge): that kernel frame is not used."""
 
@@ -386,7 +386,7 @@ class ElementwisePart:
                     continue
                 try:
                     self._set_rows(self.stages[0], item)
-                except NotRowAligned:
+                except NotInFrame:
                     continue
                 self.kernel_item = item
                 self.kernel_consts = np.ascontiguousarray(np.tile(self.consts, (1, item[2] // c)))
@@ -396,7 +396,7 @@ class ElementwisePart:
 
     def _set_rows(self, stage: _Stage, item: tuple[int, int, int]) -> None:
         """Fill `stage`'s row table for the kernel frame `item` from batch-2 stand-ins laid out
-        as the inputs will be; NotRowAligned when an array cannot be seen in that frame."""
+        as the inputs will be; NotInFrame when an array cannot be seen in that frame."""
         frame = (1, *self.frame_item)
         kernel = (2, *item)
         view_rows = np.zeros((MAX_VIEWS, 5), np.int64)
@@ -508,13 +508,13 @@ class ElementwisePart:
 
 def _rows_of(seen: np.ndarray, kernel: tuple[int, ...]) -> tuple[int, int, int, int, int]:
     """[0, sn, si, sj, sm] (elements) of an array seen in the frame, reshaped to the kernel
-    frame; NotRowAligned when it does not reshape without a copy."""
+    frame; NotInFrame when it does not reshape without a copy."""
     view = _reshaped(seen, kernel)
     if view is None:
-        raise NotRowAligned
+        raise NotInFrame
     n, i, j, m = (s // view.itemsize for s in view.strides)
     if kernel[3] > 1 and m == 0:
-        raise NotRowAligned  # broadcast along the row: not a case the planner makes
+        raise NotInFrame  # broadcast along the row: not a case the planner makes
     return (0, n, i if kernel[1] > 1 else 0, j if kernel[2] > 1 else 0, m if kernel[3] > 1 else 1)
 
 
@@ -617,6 +617,9 @@ def plan_part(
 
 
 class _Planner:
+    """Turns a part's nodes into stages: first ties every value to one frame (`_layout`),
+    then emits each node as instructions (`_plan`)."""
+
     def __init__(
         self,
         nodes: Sequence[onnx.NodeProto],
@@ -820,7 +823,7 @@ class _Planner:
                 if not stage.pooled:
                     raise _Unplannable
                 register = stage.register()
-                stage.emit(OP_LOAD, register, stage.view_of_mean(mean_of[origin]))
+                stage.emit(OP_LOAD, register, mean_of[origin])  # a pooled stage's views: the means
                 where[origin] = (1, register)
                 return register
             if origin not in self.inputs or self.types.get(origin) != onnx.TensorProto.FLOAT:
@@ -948,7 +951,7 @@ class _Planner:
             n.output[0] not in self.outputs and n.op_type == "QuantizeLinear" for n in self.nodes
         ):
             raise _Unplannable
-        built = [s.build(self) for s in stages if s.code]
+        built = [s.build() for s in stages if s.code]
         if stages[1].code:
             built[-1].means = stages[0].means
         if not built or any(
@@ -962,7 +965,7 @@ class _Planner:
             raise _Unplannable
         try:
             return self._part(built, reads, consts, width)
-        except NotRowAligned:
+        except NotInFrame:
             raise _Unplannable from None
 
     def _part(
@@ -1016,6 +1019,9 @@ class _Planner:
 
 
 class _StageBuilder:
+    """The code, registers, input views and outputs of one stage while the planner walks the
+    part (the full-size rows, or the rows of the global means)."""
+
     def __init__(self, pooled: bool) -> None:
         self.pooled = pooled
         self.code: list[list[int]] = []
@@ -1023,7 +1029,6 @@ class _StageBuilder:
         self.views: list[_View] = []
         self.outputs: list[tuple[int, _Output]] = []
         self.means = 0
-        self._mean_views: dict[int, int] = {}
         #: the constant rows held in registers (filled once before the tiles), by row
         self._constants: dict[int, int] = {}
         self.prologue: list[list[int]] = []
@@ -1046,9 +1051,6 @@ class _StageBuilder:
         self.views.append(view)
         return len(self.views) - 1
 
-    def view_of_mean(self, slot: int) -> int:
-        return slot
-
     def output(
         self, name: str, dtype: np.dtype, item: tuple[int, ...], order: tuple[int, ...]
     ) -> int:
@@ -1060,7 +1062,7 @@ class _StageBuilder:
     ) -> None:
         self.code.append([op, dst, a, b, p1, p2, p3])
 
-    def build(self, planner: _Planner) -> _Stage:
+    def build(self) -> _Stage:
         return _Stage(
             code=np.array(self.prologue + self.code, np.int64).reshape((-1, CODE_COLUMNS)),
             registers=self.registers,
