@@ -373,6 +373,17 @@ class ElementwisePart:
         }
         #: per input, the transpose that makes it C-contiguous (its memory order)
         self._to_memory = {name: self.input_orders.get(name, (0, 1, 2, 3)) for name in self.inputs}
+        #: per input: its name, its padded shape (batch -1) and that transpose, None for none
+        self._memory_views = [
+            (
+                name,
+                (-1, *_pad_item(self.input_items[name])),
+                None if self._to_memory[name] == (0, 1, 2, 3) else self._to_memory[name],
+            )
+            for name in self.inputs
+        ]
+        #: `_prepare`'s result per batch size
+        self._prepared: dict[int, list[tuple[_Stage, np.ndarray, list[tuple[Any, ...]]]]] = {}
         #: the frame as the kernel walks it: a part of one full-size stage whose views and
         #: outputs all step through the frame's last two (three) axes as through one runs
         #: along rows of their product (the 3-channel input normalisation of an image model:
@@ -414,8 +425,7 @@ class ElementwisePart:
                 view_rows[k] = _rows_of(seen, kernel)
         for k, out in enumerate(stage.outputs):
             frame_item = (1, 1, item[2]) if stage.pooled else self.frame_item
-            seen, _, _ = self._output_arrays(out, 2, np.uint8, frame_item)
-            output_rows[k] = _rows_of(seen, kernel)
+            output_rows[k] = _rows_of(self._seen_in_frame(out, 2, frame_item), kernel)
         stage.view_rows = view_rows
         stage.output_rows = output_rows
         stage.view_types = np.full(MAX_VIEWS, DTYPE_FLOAT32, np.int64)
@@ -427,18 +437,13 @@ class ElementwisePart:
             stage.output_types[k] = DTYPE_CODES[out.dtype]
 
     @staticmethod
-    def _output_arrays(
-        out: _Output, batch: int, dtype: Any, frame_item: tuple[int, int, int]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(the output seen in the frame's order, the array to store in `env`, its memory flat):
-        a float output lies in the frame's order, a quantized one in its own."""
+    def _seen_in_frame(out: _Output, batch: int, frame_item: tuple[int, int, int]) -> np.ndarray:
+        """A stand-in of an output, seen in the frame's order: a float output lies in the
+        frame's order, a quantized one in its own."""
         if out.dtype == np.float32:
-            memory = np.empty((batch, *frame_item), dtype)
-            value = memory.transpose(_inverse(out.axes)).reshape((batch, *out.item))
-            return memory, value, memory.reshape(-1)
-        value = np.empty((batch, *out.item), dtype)
-        seen = value.reshape((batch, *_pad_item(out.item))).transpose(out.axes)
-        return seen, value, value.reshape(-1)
+            return np.empty((batch, *frame_item), np.uint8)
+        value = np.empty((batch, *out.item), np.uint8)
+        return value.reshape((batch, *_pad_item(out.item))).transpose(out.axes)
 
     def accepts(self, env: dict[str, np.ndarray]) -> bool:
         """Whether the inputs in `env` are what the part was planned for (same dtypes, dims
@@ -464,46 +469,70 @@ class ElementwisePart:
         return True
 
     def run(self, env: dict[str, np.ndarray]) -> None:
+        """Compute the part's outputs from its inputs in `env` (which `accepts`) into `env`.
+
+        Everything that does not depend on the batch is prepared at load (`_prepare`): a call
+        costs a few µs of Python and one numba call per stage."""
         batch = env[self.inputs[0]].shape[0]
-        means = _NO_MEANS
+        prepared = self._prepared.get(batch) or self._prepare(batch)
         flat = {}
-        for name in self.inputs:
+        for name, padded, order in self._memory_views:
             x = env[name]
-            order = self._to_memory[name]
-            if order != (0, 1, 2, 3):
-                x = x.reshape((batch, *_pad_item(self.input_items[name]))).transpose(order)
-            flat[name] = x.reshape(-1)
-        for stage in self.stages:
+            if order is not None:
+                x = x.reshape(padded).transpose(order)
+            flat[name] = x.reshape(-1).view(np.uint8)
+        means = _NO_MEANS
+        for stage, frame, outputs in prepared:
             if stage.pooled:
-                views = [means.reshape(-1)] * stage.means
-                frame = (batch, 1, 1, self.frame_item[2])
+                views = (means.reshape(-1).view(np.uint8),) * stage.means + _NO_VIEWS[stage.means :]
                 slots = _NO_MEANS
                 consts = self.consts
             else:
-                views = [flat[v.input] for v in stage.views]
+                views = tuple(flat[v.input] for v in stage.views) + _NO_VIEWS[len(stage.views) :]
                 means = slots = np.empty((batch, stage.means, self.frame_item[2]), np.float32)
-                frame = (batch, *self.kernel_item)
                 consts = self.kernel_consts
             targets = []
-            frame_item = (1, 1, self.frame_item[2]) if stage.pooled else self.frame_item
-            for out in stage.outputs:
-                _, env[out.name], memory = self._output_arrays(out, batch, out.dtype, frame_item)
-                targets.append(memory)
-            views += [_NO_ARRAY] * (MAX_VIEWS - len(views))
-            targets += [_NO_ARRAY] * (MAX_OUTPUTS - len(targets))
+            for name, dtype, shape, value_of in outputs:
+                memory = np.empty(shape, dtype)
+                env[name] = value_of(memory)
+                targets.append(memory.reshape(-1).view(np.uint8))
             run_rows(
                 stage.code,
                 consts,
-                tuple(view.view(np.uint8) for view in views),
+                views,
                 stage.view_types,
                 stage.view_rows,
-                tuple(target.view(np.uint8) for target in targets),
+                (*targets, *_NO_VIEWS[: MAX_OUTPUTS - len(targets)]),
                 stage.output_types,
                 stage.output_rows,
-                np.array(frame, np.int64),
+                frame,
                 max(stage.registers, 1),
                 slots,
             )
+
+    def _prepare(self, batch: int) -> list[tuple[_Stage, np.ndarray, list[tuple[Any, ...]]]]:
+        """Per stage, for this batch size: the kernel frame, and per output its name, dtype,
+        the shape of its memory and how its value (the array `env` gets) is seen from it (a
+        float output lies in the frame's order, a quantized one in its own)."""
+        prepared = []
+        for stage in self.stages:
+            item = (1, 1, self.frame_item[2]) if stage.pooled else self.kernel_item
+            outputs: list[tuple[Any, ...]] = []
+            for out in stage.outputs:
+                value_shape = (batch, *out.item)
+                if out.dtype == np.float32:
+                    shape = (batch, *((1, 1, item[2]) if stage.pooled else self.frame_item))
+                    inverse = _inverse(out.axes)
+
+                    def value_of(memory, inverse=inverse, value_shape=value_shape):
+                        return memory.transpose(inverse).reshape(value_shape)
+
+                    outputs.append((out.name, out.dtype, shape, value_of))
+                else:
+                    outputs.append((out.name, out.dtype, value_shape, _same_array))
+            prepared.append((stage, np.array((batch, *item), np.int64), outputs))
+        self._prepared[batch] = prepared
+        return prepared
 
 
 def _rows_of(seen: np.ndarray, kernel: tuple[int, ...]) -> tuple[int, int, int, int, int]:
@@ -519,8 +548,12 @@ def _rows_of(seen: np.ndarray, kernel: tuple[int, ...]) -> tuple[int, int, int, 
 
 
 #: the kernel's unused view and output slots, and a stage's means when it has none
-_NO_ARRAY = np.zeros(1, np.float32)
+_NO_VIEWS = (np.zeros(4, np.uint8),) * MAX_VIEWS
 _NO_MEANS = np.zeros((1, 0, 1), np.float32)
+
+
+def _same_array(memory: np.ndarray) -> np.ndarray:
+    return memory
 
 
 def _reshaped(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
