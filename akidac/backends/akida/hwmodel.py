@@ -9,7 +9,7 @@ the layer's weights and inputs proves every partial sum exact, and int32 kernels
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -836,6 +836,21 @@ def _aligned_zeros(shape: tuple[int, int]) -> np.ndarray:
     return buffer[offset : offset + size].reshape(shape)
 
 
+def _vnni_weights(weights: np.ndarray, width: int, per_dword: int, dtype: type) -> np.ndarray:
+    """(kh · groups, width) int32 operand of `kernels.conv_fused_vnni` from (kh, kw, C, F)
+    weights: each lane holds `per_dword` weights (int8 or int16) of consecutive terms of a
+    kernel row, whose kw·C terms are padded with zeros to whole dwords, filters to `width`."""
+    kh, kw, channels, filters = weights.shape
+    span = kw * channels
+    groups = -(-span // per_dword)
+    padded = np.zeros((kh, per_dword * groups, width), dtype)
+    padded[:, :span, :filters] = weights.reshape(kh, span, filters)
+    layout = np.ascontiguousarray(
+        padded.reshape(kh, groups, per_dword, width).transpose(0, 1, 3, 2)
+    )
+    return np.ascontiguousarray(layout.view(np.int32)[..., 0].reshape(kh * groups, width))
+
+
 def _max_pool(
     record: LayerRecord, epilogue: _Epilogue, out_shape: tuple[int, int, int, int]
 ) -> tuple[tuple[int, ...], kernels.PoolWindow] | None:
@@ -926,20 +941,19 @@ class _ConvExecutor(_LayerExecutor):
         #: arguments
         self._known: dict[tuple, tuple] = {}
         #: the VNNI kernel's operands (`kernels.conv_fused_vnni`): weights as dwords of 4
-        #: terms of a kernel row (each row's kw·C terms padded with zeros to whole dwords),
-        #: and Σw per filter for the input offset's correction
+        #: int8 terms of a kernel row for byte inputs, of 2 int16 terms for int16 inputs
+        #: (each row's kw·C terms padded with zeros to whole dwords), and Σw per filter for
+        #: the byte input's offset correction
         self.weights_vnni: np.ndarray | None = None
+        self.weights_words: np.ndarray | None = None
         if kernels.VNNI and self.fused_plan is not None and self.kernel > 1:
-            k, span = self.kernel, self.kernel * self.in_channels
-            groups = -(-span // 4)
-            padded = np.zeros((k, 4 * groups, self.weights_f32.shape[1]), np.int8)
-            padded[:, :span, : self.filters] = weights.reshape(k, span, self.filters)
-            layout = padded.reshape(k, groups, 4, -1).transpose(0, 1, 3, 2)
-            self.weights_vnni = np.ascontiguousarray(layout).view(np.int32)[..., 0]
-            self.weights_vnni = np.ascontiguousarray(self.weights_vnni.reshape(k * groups, -1))
-            self.weight_sums = np.zeros(self.weights_f32.shape[1], np.int64)
+            width = self.weights_f32.shape[1]
+            self.weights_vnni = _vnni_weights(weights, width, 4, np.int8)
+            self.weights_words = _vnni_weights(weights, width, 2, np.int16)
+            self.weight_sums = np.zeros(width, np.int64)
             self.weight_sums[: self.filters] = weights.sum(axis=(0, 1, 2))
             self._vnni_init: dict[int, np.ndarray] = {}
+            self._words_init = np.zeros(width, np.int32)
 
     def _vnni_offset(self, x: np.ndarray) -> int | None:
         """The offset that makes the shifted input and the pads uint8 for the VNNI kernel
@@ -956,6 +970,63 @@ class _ConvExecutor(_LayerExecutor):
             self._vnni_init[offset] = ((init + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
         return offset
 
+    def _words_fit(self, x: np.ndarray) -> bool:
+        """Whether every shifted, clipped input sat_B(x << shift) and every pad value fits
+        int16, the input of the VNNI kernel on int16 pairs: from the dtype for inputs of up to
+        16 bits, from the values for int32 (the caller remembers only the former)."""
+        if self.weights_words is None:
+            return False
+        if x.dtype.itemsize <= 2:
+            info = np.iinfo(x.dtype)
+            low, high = int(info.min), int(info.max)
+        elif x.size:
+            low, high = int(x.min()), int(x.max())
+        else:
+            low = high = 0
+        limit = 1 << (self.buffer_bits - 1)
+        low = max(min(low, 0) << self.max_shift, -limit)
+        high = min(max(high, 0) << self.max_shift, limit - 1)
+        fills = (int(self.fill.min()), self.max_fill)
+        return all(-(1 << 15) <= v < (1 << 15) for v in (low, high, *fills))
+
+    def _run_words(
+        self,
+        x: np.ndarray,
+        out_shape: tuple[int, ...],
+        xp_shape: tuple[int, int, int, int],
+        pad_top: int,
+        pad_left: int,
+        tile: int,
+        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
+    ) -> np.ndarray:
+        """The common layer whose shifted input fits int16 (`_words_fit`) on VNNI dot products
+        of int16 pairs (exact for every such input), requantized row by row, then max pooled
+        when `pool` is given."""
+        epilogue = self.epilogue
+        out = np.empty(out_shape, epilogue.kernel_dtype)
+        size = xp_shape[0] * xp_shape[1] * xp_shape[2] * xp_shape[3]
+        xw = np.empty(size + kernels.CACHE_LINE // 2, np.int16)  # a row's last dword reads past
+        padded = xw[:size].reshape(xp_shape)
+        kernels.shift_and_pad(
+            x, self.shifts, self.buffer_bits, pad_top, pad_left, self.fill, padded
+        )
+        kernels.conv_fused_vnni(
+            xw,
+            xp_shape[1],
+            xp_shape[2],
+            xp_shape[3],
+            self.weights_words,
+            self._words_init,
+            self.stride,
+            self.kernel,
+            tile,
+            self.fused_plan,
+            epilogue.low,
+            epilogue.high,
+            out,
+        )
+        return _pooled(out, pool).view(epilogue.dtype)
+
     def _run_vnni(
         self,
         x: np.ndarray,
@@ -964,6 +1035,7 @@ class _ConvExecutor(_LayerExecutor):
         pad_top: int,
         pad_left: int,
         offset: int,
+        tile: int,
         pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
     ) -> np.ndarray:
         """The common 8-bit layer on VNNI dot products (exact for every input), requantized
@@ -976,7 +1048,7 @@ class _ConvExecutor(_LayerExecutor):
         if not kernels.pad_bytes(
             x, self.shifts, self.buffer_bits, offset, pad_top, pad_left, self.fill, padded
         ):
-            return self._run_checked(x, vnni=False)  # a shifted value beyond a byte
+            return self._run_checked(x, vnni=False)  # a shifted value beyond a byte: int16
         kernels.conv_fused_vnni(
             xq,
             xp_shape[1],
@@ -986,6 +1058,7 @@ class _ConvExecutor(_LayerExecutor):
             self._vnni_init[offset],
             self.stride,
             self.kernel,
+            tile,
             self.fused_plan,
             epilogue.low,
             epilogue.high,
@@ -1099,8 +1172,10 @@ class _ConvExecutor(_LayerExecutor):
         return self._run_checked(x)
 
     def _run_checked(self, x: np.ndarray, vnni: bool = True) -> np.ndarray:
-        """`run` with every check, choosing the kernels (the VNNI one unless `vnni` is
-        False) and remembering the choice for an 8-bit input shape."""
+        """`run` with every check, choosing the kernels and remembering the choice for an input
+        shape whose dtype decided it: VNNI on bytes (unless `vnni` is False: a shifted value
+        did not fit a byte), else VNNI on int16 pairs when the shifted input fits int16, else
+        float32 or int32."""
         record = self.record
         x = _kernel_input(record, x)
         _check_input_shape(record, x, self.in_channels)
@@ -1115,15 +1190,25 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
         offset = self._vnni_offset(x) if vnni else None
-        if offset is not None:
-            bytes_shape = (n_batch, padded_h, padded_w, x.shape[3])
+        words = offset is None and self._words_fit(x)
+        if offset is not None or words:
+            tile = kernels.vnni_tile_pixels(out_w, self.weights_f32.shape[1])
+            tiled_w = max(width + sum(pads_w), (-(-out_w // tile) * tile - 1) * s + k)
+            vnni_shape = (n_batch, padded_h, tiled_w, x.shape[3])
             out_shape = (n_batch, out_h, out_w, self.filters)
             pool = _max_pool(record, self.epilogue, out_shape)
-            vnni_args = (out_shape, bytes_shape, pads_h[0], pads_w[0], offset, pool)
-            if len(self._known) < _KNOWN_SHAPES:
-                # remembered first: a refusal (a shifted value beyond a byte) replaces it
-                self._known[(x.shape, x.dtype)] = (self._run_vnni, vnni_args)
-            return _check_output_dims(record, self._run_vnni(x, *vnni_args))
+            method: Callable[..., np.ndarray]
+            if offset is not None:
+                method = self._run_vnni
+                vnni_args: tuple = (out_shape, vnni_shape, pads_h[0], pads_w[0], offset, tile, pool)
+            else:
+                method = self._run_words
+                vnni_args = (out_shape, vnni_shape, pads_h[0], pads_w[0], tile, pool)
+            if x.dtype.itemsize <= 2 and len(self._known) < _KNOWN_SHAPES:
+                # remembered first: a refusal of bytes (a shifted value beyond a byte) replaces
+                # it; for int16 pairs the dtype proved the fit
+                self._known[(x.shape, x.dtype)] = (method, vnni_args)
+            return _check_output_dims(record, method(x, *vnni_args))
         if chunk > 0 and (self.fused_plan is not None or self.epilogue.lut_table is not None):
             one_by_one = k == 1 and s == 1 and self.fused_plan is not None
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])

@@ -145,7 +145,8 @@ def shift_and_pad(
 
     `x` may be any integer type of at most 32 bits; `xp` (int32 or float32) may be larger than
     the padded input: extra pixels are set to `fill` too. Shifts are at most 31, so the shifted
-    value fits int64 before its clip.
+    value fits int64 before its clip. `xp` may also be int16 when the caller has proved that
+    every clipped value and every fill fits int16 (the input of `conv_fused_vnni`).
     """
     n_batch, height, width, channels = x.shape
     high = (np.int64(1) << (buffer_bits - 1)) - 1
@@ -1681,22 +1682,30 @@ def _vnni_tile(
     pixels: object,
     vectors: object,
 ) -> object:
-    """One register tile of the 8-bit convolution, in LLVM IR with `llvm.x86.avx512.vpdpbusd`.
+    """One register tile of the VNNI convolution, in LLVM IR with `llvm.x86.avx512.vpdpbusd`
+    (x bytes) or `llvm.x86.avx512.vpdpwssd` (x int16).
 
-    With `geometry` = (x0, pixel_step, row_step, rows, groups, w_stride, f0), for p < pixels
-    and the 16 · `vectors` filters from f0 (flat C-order indices; x is bytes, w int32):
+    With `geometry` = (x0, pixel_step, row_step, rows, groups, w_stride, f0), K the terms per
+    dword (4 for bytes, 2 for int16), for p < pixels and the 16 · `vectors` filters from f0
+    (flat C-order indices, in elements of x; w is int32):
 
-        acc[acc0 + p · acc_stride + q] = init[f0 + q] + Σ_{r < rows, g < groups} Σ_{k < 4}
-            u8(x[x0 + p · pixel_step + r · row_step + 4g + k]) · s8(byte k of w[(r · groups
+        acc[acc0 + p · acc_stride + q] = init[f0 + q] + Σ_{r < rows, g < groups} Σ_{k < K}
+            x[x0 + p · pixel_step + r · row_step + K·g + k] · (element k of w[(r · groups
             + g) · w_stride + f0 + q])
 
-    in wrapping int32: `vpdpbusd` adds the four exact products of a dword (each within
-    ±2^15) to the int32 lane without saturation, so the tile is exact for every input.
+    in wrapping int32, bytes as u8(x) · s8(w) and int16 as s16(x) · s16(w): both instructions
+    add the K exact products of a dword (each within ±2^15 for bytes, ±2^30 for int16) to the
+    int32 lane in wrapping arithmetic, without saturation (vpdpwssd's two products may sum
+    past int32 only for weights of -2^15, and then wrap like the lane), so the tile is exact
+    for every input.
     """
     literals = (pixels, vectors)
     if not all(isinstance(value, types.IntegerLiteral) for value in literals):
         return None
-    expected = ((x, types.uint8), (w, types.int32), (init, types.int32), (acc, types.int32))
+    if not isinstance(x, types.Array) or x.dtype not in (types.uint8, types.int16):
+        return None
+    per_dword = 4 if x.dtype == types.uint8 else 2
+    expected = ((x, x.dtype), (w, types.int32), (init, types.int32), (acc, types.int32))
     for array, dtype in expected:
         if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
             return None
@@ -1721,7 +1730,7 @@ def _vnni_tile(
         dot = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(ints, [ints, ints, ints]),
-            "llvm.x86.avx512.vpdpbusd.512",
+            "llvm.x86.avx512.vpdpbusd.512" if per_dword == 4 else "llvm.x86.avx512.vpdpwssd.512",
         )
 
         def const(value: int) -> ir.Constant:
@@ -1740,7 +1749,7 @@ def _vnni_tile(
             x_row = builder.add(x0_, builder.mul(r, row_step_))
             w_row = builder.mul(r, groups_)
             with cgutils.for_range_slice(builder, const(0), groups_, const(1)) as (g, _):
-                x_group = builder.add(x_row, builder.mul(g, const(4)))
+                x_group = builder.add(x_row, builder.mul(g, const(per_dword)))
                 w_group = builder.add(builder.mul(builder.add(w_row, g), w_stride_), f0_)
                 weights = []
                 for v in range(n_vectors):
@@ -1850,26 +1859,30 @@ def conv_fused_vnni(
     init: np.ndarray,
     stride: int,
     rows: int,
+    tile: int,
     params: np.ndarray,
     low: int,
     high: int,
     out: np.ndarray,
 ) -> None:
-    """An 8-bit convolution with the int32 plan, one output row at a time, on VNNI tiles.
+    """A convolution with the int32 plan, one output row at a time, on VNNI tiles of `tile`
+    output pixels (4, 6 or 8, `vnni_tile_pixels`; the input is padded for whole tiles).
 
-    xq: the (N, Hp, Wp, C) uint8 input of `pad_bytes` flattened, with at least 3 spare bytes
-    after it (a window row's last dword may read past it, against zero weights); weights:
-    (rows · groups, F') int32, each lane 4 int8 weights of consecutive terms of a kernel row
-    (the row's kw·C terms padded with zero weights to 4 · groups); init: (F',) int32, the
-    accumulators' start, -offset · Σw per filter (offset: what `pad_bytes` added). Then
+    xq: the (N, Hp, Wp, C) input flattened, either uint8 (from `pad_bytes`, with at least 3
+    spare bytes after it) or int16 (sat_B(x << shift) from `shift_and_pad`, with at least one
+    spare element): a window row's last dword may read past it, against zero weights. weights:
+    (rows · groups, F') int32, each lane K weights of consecutive terms of a kernel row (K = 4
+    int8 for bytes, 2 int16 for int16; the row's kw·C terms padded with zero weights to K ·
+    groups); init: (F',) int32, the accumulators' start: -offset · Σw per filter for bytes
+    (offset: what `pad_bytes` added), zeros for int16. Then
     acc = wrap32(Σ (x + offset) · w) - offset · Σw = wrap32(Σ x · w), requantized by `params`
     as `conv_fused_float32` does.
     """
     n_batch, out_h, out_w, _ = out.shape
     filters = weights.shape[1]
     groups = weights.shape[0] // rows
-    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
-    acc = _aligned_scratch(out_w4, filters)
+    out_wt = -(-out_w // tile) * tile
+    acc = _aligned_scratch(out_wt, filters)
     pixel_step = stride * channels
     row_step = padded_w * channels
     for n in range(n_batch):
@@ -1877,8 +1890,8 @@ def conv_fused_vnni(
             x_row = (n * padded_h + i * stride) * row_step
             f0 = 0
             while f0 < filters:
-                vectors = min((filters - f0) // 16, TILE_VECTORS)
-                for p in range(0, out_w4, TILE_PIXELS):
+                vectors = _vnni_block(tile, (filters - f0) // 16)
+                for p in range(0, out_wt, tile):
                     geometry = (
                         x_row + p * pixel_step,
                         pixel_step,
@@ -1889,27 +1902,60 @@ def conv_fused_vnni(
                         f0,
                     )
                     acc0 = p * filters + f0
-                    if vectors == TILE_VECTORS:
-                        _vnni_tile(
-                            xq,
-                            weights,
-                            init,
-                            acc,
-                            geometry,
-                            acc0,
-                            filters,
-                            TILE_PIXELS,
-                            TILE_VECTORS,
-                        )
-                    elif vectors >= 2:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 2)
+                    if tile == 8:
+                        if vectors == 2:
+                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 2)
+                        else:
+                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 1)
+                    elif tile == 4:
+                        if vectors == 4:
+                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 4)
+                        elif vectors == 2:
+                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 2)
+                        else:
+                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 1)
+                    elif vectors == 4:
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 4)
+                    elif vectors == 2:
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 2)
                     else:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 1)
-                if vectors == TILE_VECTORS:
-                    f0 += TILE_VECTORS * 16
-                else:
-                    f0 += (2 if vectors >= 2 else 1) * 16
+                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 1)
+                f0 += vectors * 16
             _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+
+
+#: output pixels per tile of `conv_fused_vnni` and the most 16-filter vectors a tile of that
+#: many pixels holds in registers (pixels × vectors accumulators, the vectors' weights and a
+#: broadcast: at most 32 registers).
+VNNI_TILES = {6: 4, 8: 2, 4: 4}
+
+
+@njit(cache=True, inline="always")
+def _vnni_block(tile: int, remaining: int) -> int:
+    """16-filter vectors of the next filter block of `conv_fused_vnni`: 4, 2 or 1."""
+    if remaining >= 4 and tile != 8:
+        return 4
+    return 2 if remaining >= 2 else 1
+
+
+def vnni_tile_pixels(out_w: int, filters: int) -> int:
+    """The pixels per tile of `conv_fused_vnni` for rows of `out_w` output pixels and `filters`
+    (a multiple of 16) filters: the tile that issues the fewest instructions per output row,
+    counted as each tile's pixels × vectors dot products plus its pixels broadcasts and
+    vectors weight loads over the row's tiles (padded to whole tiles) and filter blocks. A
+    narrow row gains most: 8 output pixels take one 8-pixel tile, not two 6-pixel ones."""
+    best, best_cost = 6, -1
+    for pixels in VNNI_TILES:
+        tiles = -(-out_w // pixels)
+        cost = 0
+        remaining = filters // 16
+        while remaining > 0:
+            vectors = 4 if remaining >= 4 and pixels != 8 else 2 if remaining >= 2 else 1
+            cost += tiles * (pixels * vectors + pixels + vectors)
+            remaining -= vectors
+        if best_cost < 0 or cost < best_cost:
+            best, best_cost = pixels, cost
+    return best
 
 
 #: every kernel the hardware model may call, for `kernels_are_cached`.

@@ -283,8 +283,9 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
     padding: str,
     pool: bool,
 ) -> None:
-    """int8 and uint8 inputs, any geometry: the VNNI kernel, exact, on every run; a shifted
-    input that does not fit a byte falls back to the float32 kernels and stays there."""
+    """int8 and uint8 inputs, any geometry: the VNNI kernel on bytes, exact, on every run; a
+    shifted input that does not fit a byte falls back to the VNNI kernel on int16 pairs and
+    stays there."""
     record = quantized_layer("Conv2D", kernel, channels, filters)
     record.layer_type = layer_type
     record.params.update(kernel_stride=stride, padding=padding)
@@ -312,4 +313,6 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
         large = rng.integers(0, 256, (1, 6, 7, channels)).astype(np.uint8)
         for x in (small, large, large, small):
             np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
-        assert len(calls["conv_fused_vnni"]) == runs + 1  # then the float32 kernels
+        kinds = [args[0].dtype for args in calls["conv_fused_vnni"][runs:]]
+        assert kinds == [np.uint8] + [np.int16] * 3  # then int16 pairs
+        assert not calls["conv_fused_float32"] and not calls["conv_float32"]
