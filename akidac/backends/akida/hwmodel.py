@@ -9,7 +9,7 @@ the layer's weights and inputs proves every partial sum exact, and int32 kernels
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -989,82 +989,25 @@ class _ConvExecutor(_LayerExecutor):
         fills = (int(self.fill.min()), self.max_fill)
         return all(-(1 << 15) <= v < (1 << 15) for v in (low, high, *fills))
 
-    def _run_words(
-        self,
-        x: np.ndarray,
-        out_shape: tuple[int, ...],
-        xp_shape: tuple[int, int, int, int],
-        pad_top: int,
-        pad_left: int,
-        tile: int,
-        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
-    ) -> np.ndarray:
-        """The common layer whose shifted input fits int16 (`_words_fit`) on VNNI dot products
-        of int16 pairs (exact for every such input), requantized row by row, then max pooled
-        when `pool` is given."""
-        epilogue = self.epilogue
-        out = np.empty(out_shape, epilogue.kernel_dtype)
-        size = xp_shape[0] * xp_shape[1] * xp_shape[2] * xp_shape[3]
-        xw = np.empty(size + kernels.CACHE_LINE // 2, np.int16)  # a row's last dword reads past
-        padded = xw[:size].reshape(xp_shape)
-        kernels.shift_and_pad(
-            x, self.shifts, self.buffer_bits, pad_top, pad_left, self.fill, padded
-        )
-        kernels.conv_fused_vnni(
-            xw,
-            xp_shape[1],
-            xp_shape[2],
-            xp_shape[3],
-            self.weights_words,
-            self._words_init,
-            self.stride,
-            self.kernel,
-            tile,
-            self.fused_plan,
-            epilogue.low,
-            epilogue.high,
-            out,
-        )
-        return _pooled(out, pool).view(epilogue.dtype)
-
     def _run_vnni(
         self,
         x: np.ndarray,
         out_shape: tuple[int, ...],
-        xp_shape: tuple[int, int, int, int],
-        pad_top: int,
-        pad_left: int,
-        offset: int,
-        tile: int,
-        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
+        weights: np.ndarray,
+        init: np.ndarray,
+        plan: tuple[int, ...],
     ) -> np.ndarray:
-        """The common 8-bit layer on VNNI dot products (exact for every input), requantized
-        row by row, then max pooled when `pool` is given."""
+        """The common layer on VNNI dot products (exact for every input), bytes or int16 pairs
+        as `plan` says, in one kernel call (`kernels.conv_vnni_layer`: pad, accumulate,
+        requantize row by row, max pool); a shifted value beyond a byte runs the checks
+        again without bytes."""
         epilogue = self.epilogue
         out = np.empty(out_shape, epilogue.kernel_dtype)
-        size = xp_shape[0] * xp_shape[1] * xp_shape[2] * xp_shape[3]
-        xq = np.empty(size + kernels.CACHE_LINE, np.uint8)  # a row's last dword reads past
-        padded = xq[:size].reshape(xp_shape)
-        if not kernels.pad_bytes(
-            x, self.shifts, self.buffer_bits, offset, pad_top, pad_left, self.fill, padded
+        if not kernels.conv_vnni_layer(
+            x, self.shifts, self.fill, weights, init, self.fused_plan, plan, out
         ):
             return self._run_checked(x, vnni=False)  # a shifted value beyond a byte: int16
-        kernels.conv_fused_vnni(
-            xq,
-            xp_shape[1],
-            xp_shape[2],
-            xp_shape[3],
-            self.weights_vnni,
-            self._vnni_init[offset],
-            self.stride,
-            self.kernel,
-            tile,
-            self.fused_plan,
-            epilogue.low,
-            epilogue.high,
-            out,
-        )
-        return _pooled(out, pool).view(epilogue.dtype)
+        return out.view(epilogue.dtype)
 
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
@@ -1194,21 +1137,37 @@ class _ConvExecutor(_LayerExecutor):
         if offset is not None or words:
             tile = kernels.vnni_tile_pixels(out_w, self.weights_f32.shape[1])
             tiled_w = max(width + sum(pads_w), (-(-out_w // tile) * tile - 1) * s + k)
-            vnni_shape = (n_batch, padded_h, tiled_w, x.shape[3])
             out_shape = (n_batch, out_h, out_w, self.filters)
-            pool = _max_pool(record, self.epilogue, out_shape)
-            method: Callable[..., np.ndarray]
-            if offset is not None:
-                method = self._run_vnni
-                vnni_args: tuple = (out_shape, vnni_shape, pads_h[0], pads_w[0], offset, tile, pool)
+            pooled = _max_pool(record, self.epilogue, out_shape)
+            window = pooled[1] if pooled is not None else kernels.PoolWindow(0, 1, 1, 0, 0)
+            plan = (
+                self.buffer_bits,
+                0 if offset is None else offset,
+                int(words),
+                pads_h[0],
+                pads_w[0],
+                padded_h,
+                tiled_w,
+                s,
+                k,
+                tile,
+                self.epilogue.low,
+                self.epilogue.high,
+                out_h,
+                out_w,
+                *window,
+            )
+            if offset is None:
+                weights, init = self.weights_words, self._words_init
             else:
-                method = self._run_words
-                vnni_args = (out_shape, vnni_shape, pads_h[0], pads_w[0], tile, pool)
+                weights, init = self.weights_vnni, self._vnni_init[offset]
+            assert weights is not None  # `_vnni_offset` and `_words_fit` checked
+            vnni_args = (out_shape if pooled is None else pooled[0], weights, init, plan)
             if x.dtype.itemsize <= 2 and len(self._known) < _KNOWN_SHAPES:
                 # remembered first: a refusal of bytes (a shifted value beyond a byte) replaces
                 # it; for int16 pairs the dtype proved the fit
-                self._known[(x.shape, x.dtype)] = (method, vnni_args)
-            return _check_output_dims(record, method(x, *vnni_args))
+                self._known[(x.shape, x.dtype)] = (self._run_vnni, vnni_args)
+            return _check_output_dims(record, self._run_vnni(x, *vnni_args))
         if chunk > 0 and (self.fused_plan is not None or self.epilogue.lut_table is not None):
             one_by_one = k == 1 and s == 1 and self.fused_plan is not None
             xp_shape = None if one_by_one else (n_batch, padded_h, padded_w, x.shape[3])

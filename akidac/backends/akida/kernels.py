@@ -1863,10 +1863,16 @@ def conv_fused_vnni(
     params: np.ndarray,
     low: int,
     high: int,
+    pool2: bool,
     out: np.ndarray,
 ) -> None:
     """A convolution with the int32 plan, one output row at a time, on VNNI tiles of `tile`
     output pixels (4, 6 or 8, `vnni_tile_pixels`; the input is padded for whole tiles).
+
+    With `pool2`, `out` is the 2×2 stride-2 max pooling (every window inside) of the
+    convolution's first 2·rows × 2·cols outputs, pooled before they are requantized: the int32
+    plan is nondecreasing in the accumulator (see `max_pool`), so max(f(a), ...) = f(max(a,
+    ...)), and a quarter of the pixels are requantized.
 
     xq: the (N, Hp, Wp, C) input flattened, either uint8 (from `pad_bytes`, with at least 3
     spare bytes after it) or int16 (sat_B(x << shift) from `shift_and_pad`, with at least one
@@ -1879,15 +1885,20 @@ def conv_fused_vnni(
     as `conv_fused_float32` does.
     """
     n_batch, out_h, out_w, _ = out.shape
+    if pool2:
+        out_h, out_w = 2 * out_h, 2 * out_w
     filters = weights.shape[1]
     groups = weights.shape[0] // rows
     out_wt = -(-out_w // tile) * tile
-    acc = _aligned_scratch(out_wt, filters)
+    first = _aligned_scratch(out_wt, filters)
+    second = _aligned_scratch(out_wt if pool2 else 1, filters)
+    pooled = _aligned_scratch(out_wt // 2 if pool2 else 1, filters)
     pixel_step = stride * channels
     row_step = padded_w * channels
     for n in range(n_batch):
         for i in range(out_h):
             x_row = (n * padded_h + i * stride) * row_step
+            acc = second if pool2 and i % 2 == 1 else first
             f0 = 0
             while f0 < filters:
                 vectors = _vnni_block(tile, (filters - f0) // 16)
@@ -1921,7 +1932,14 @@ def conv_fused_vnni(
                     else:
                         _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 1)
                 f0 += vectors * 16
-            _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+            if not pool2:
+                _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+            elif i % 2 == 1:
+                for j in range(out_w // 2):
+                    for f in range(filters):
+                        top = max(first[2 * j, f], first[2 * j + 1, f])
+                        pooled[j, f] = max(top, max(second[2 * j, f], second[2 * j + 1, f]))
+                _requantize_int32_rows(pooled, out_w // 2, params, low, high, out[n, i // 2], 0)
 
 
 #: output pixels per tile of `conv_fused_vnni` and the most 16-filter vectors a tile of that
@@ -1958,6 +1976,130 @@ def vnni_tile_pixels(out_w: int, filters: int) -> int:
     return best
 
 
+#: the integers `conv_vnni_layer` takes, in order, as one tuple.
+VNNI_LAYER = (
+    "buffer_bits",
+    "offset",
+    "words",
+    "pad_top",
+    "pad_left",
+    "padded_h",
+    "padded_w",
+    "stride",
+    "rows",
+    "tile",
+    "low",
+    "high",
+    "out_h",
+    "out_w",
+    "pool_kind",
+    "pool_size",
+    "pool_stride",
+    "pool_top",
+    "pool_left",
+)
+
+
+@njit(cache=True)
+def conv_vnni_layer(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    fill: np.ndarray,
+    weights: np.ndarray,
+    init: np.ndarray,
+    params: np.ndarray,
+    plan: tuple,
+    out: np.ndarray,
+) -> bool:
+    """A whole common convolution on VNNI tiles in one call: the shifted, padded input (bytes
+    from `pad_bytes`, or with `words` int16 from `shift_and_pad`), `conv_fused_vnni`, then
+    max pooling (`max_pool`) when `pool_kind` is POOL_MAX, into `out`. `plan` holds the
+    integers of VNNI_LAYER; the scratch is allocated here, not by the caller (a numpy
+    allocation and a kernel dispatch per step cost more than a small layer's arithmetic).
+    Returns False when a shifted input does not fit a byte (`out` is then unusable; the
+    caller checks that int16 inputs fit before)."""
+    (
+        buffer_bits,
+        offset,
+        words,
+        pad_top,
+        pad_left,
+        padded_h,
+        padded_w,
+        stride,
+        rows,
+        tile,
+        low,
+        high,
+        out_h,
+        out_w,
+        pool_kind,
+        pool_size,
+        pool_stride,
+        pool_top,
+        pool_left,
+    ) = plan
+    n_batch, channels = x.shape[0], x.shape[3]
+    shape = (n_batch, padded_h, padded_w, channels)
+    size = n_batch * padded_h * padded_w * channels
+    # the common 2×2 stride-2 pooling with every window inside is done on the accumulators
+    pool2 = (
+        pool_kind == POOL_MAX
+        and pool_size == 2
+        and pool_stride == 2
+        and pool_top == 0
+        and pool_left == 0
+        and 2 * out.shape[1] <= out_h
+        and 2 * out.shape[2] <= out_w
+    )
+    full = out
+    if pool_kind == POOL_MAX and not pool2:
+        full = np.empty((n_batch, out_h, out_w, out.shape[3]), out.dtype)
+    if words:
+        xw = np.empty(size + CACHE_LINE // 2, np.int16)  # a row's last dword reads past
+        shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xw[:size].reshape(shape))
+        conv_fused_vnni(
+            xw,
+            padded_h,
+            padded_w,
+            channels,
+            weights,
+            init,
+            stride,
+            rows,
+            tile,
+            params,
+            low,
+            high,
+            pool2,
+            full,
+        )
+    else:
+        xq = np.empty(size + CACHE_LINE, np.uint8)  # a row's last dword reads past
+        padded = xq[:size].reshape(shape)
+        if not pad_bytes(x, shifts, buffer_bits, offset, pad_top, pad_left, fill, padded):
+            return False
+        conv_fused_vnni(
+            xq,
+            padded_h,
+            padded_w,
+            channels,
+            weights,
+            init,
+            stride,
+            rows,
+            tile,
+            params,
+            low,
+            high,
+            pool2,
+            full,
+        )
+    if pool_kind == POOL_MAX and not pool2:
+        max_pool(full, PoolWindow(pool_kind, pool_size, pool_stride, pool_top, pool_left), out)
+    return True
+
+
 #: every kernel the hardware model may call, for `kernels_are_cached`.
 ALL_KERNELS = (
     shift_and_pad,
@@ -1981,7 +2123,7 @@ ALL_KERNELS = (
     max_pool,
     add_layer,
     concatenate2,
-) + ((pad_bytes, conv_fused_vnni) if VNNI else ())
+) + ((pad_bytes, conv_fused_vnni, conv_vnni_layer) if VNNI else ())
 
 
 def kernels_are_cached() -> bool:

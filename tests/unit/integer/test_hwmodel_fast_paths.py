@@ -19,7 +19,7 @@ from akidac.ir import reference
 from akidac.target.layer_record import LayerRecord
 
 KERNEL_NAMES = (
-    "conv_fused_vnni",
+    "conv_vnni_layer",
     "conv_float32",
     "conv_fused_float32",
     "conv_fused_lut_float32",
@@ -304,7 +304,7 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
             x = rng.integers(info.min, info.max + 1, (2, 9, 10, channels)).astype(dtype)
             np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
             runs += 1
-    assert len(calls["conv_fused_vnni"]) == runs
+    assert len(calls["conv_vnni_layer"]) == runs
     assert not calls["conv_fused_float32"] and not calls["conv_float32"]
     if layer_type == "Conv2D":
         record.variables["input_shift"] = np.full(channels, 3, np.uint8)
@@ -313,6 +313,7 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
         large = rng.integers(0, 256, (1, 6, 7, channels)).astype(np.uint8)
         for x in (small, large, large, small):
             np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
-        kinds = [args[0].dtype for args in calls["conv_fused_vnni"][runs:]]
-        assert kinds == [np.uint8] + [np.int16] * 3  # then int16 pairs
+        words = kernels.VNNI_LAYER.index("words")
+        kinds = [args[6][words] for args in calls["conv_vnni_layer"][runs:]]
+        assert kinds == [0, 0, 1, 1, 1]  # bytes, refused bytes, then int16 pairs
         assert not calls["conv_fused_float32"] and not calls["conv_float32"]

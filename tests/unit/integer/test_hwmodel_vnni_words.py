@@ -23,15 +23,18 @@ needs_vnni = pytest.mark.skipif(not kernels.VNNI, reason="no AVX-512 VNNI on thi
 
 @pytest.fixture
 def vnni_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple]]:
-    """Every call of `kernels.conv_fused_vnni`, with its arguments."""
+    """Every call of `kernels.conv_vnni_layer` that ran (not a refusal of bytes whose shifted
+    input did not fit), with its arguments."""
     seen: list[tuple] = []
-    kernel = kernels.conv_fused_vnni
+    kernel = kernels.conv_vnni_layer
 
     def wrapper(*args: object) -> object:
-        seen.append(args)
-        return kernel(*args)
+        ran = kernel(*args)
+        if ran:
+            seen.append(args)
+        return ran
 
-    monkeypatch.setattr(kernels, "conv_fused_vnni", wrapper)
+    monkeypatch.setattr(kernels, "conv_vnni_layer", wrapper)
     yield seen
 
 
@@ -73,6 +76,12 @@ def layer(
             "output_shift": np.full(filters, -22, np.int8),
         },
     )
+
+
+def kinds(calls: list[tuple]) -> list[str]:
+    """ "bytes" or "int16" per call of `kernels.conv_vnni_layer`, from its plan."""
+    words = kernels.VNNI_LAYER.index("words")
+    return ["int16" if args[6][words] else "bytes" for args in calls]
 
 
 def check(model: hwmodel.HardwareModel, record: LayerRecord, x: np.ndarray) -> None:
@@ -129,7 +138,7 @@ def test_shifted_8_bit_inputs_run_on_int16_pairs(
         inputs = extremes(dtype, (2, 9, width, channels), rng)
         for x in inputs:
             check(model, record, x)
-        assert [args[0].dtype for args in vnni_calls[before:]] == [np.int16] * len(inputs)
+        assert kinds(vnni_calls[before:]) == ["int16"] * len(inputs)
         assert model._executors[0]._known  # the dtype proved the fit: remembered
 
 
@@ -148,7 +157,7 @@ def test_int16_pairs_wrap_the_int32_accumulator_exactly(vnni_calls: list[tuple])
         check(model, record, x)
     total = 9 * channels * (-(1 << 15)) * -128
     assert total >= 1 << 31  # the sum does not fit int32: the check above saw a wrap
-    assert [args[0].dtype for args in vnni_calls] == [np.int16] * 2
+    assert kinds(vnni_calls) == ["int16"] * 2
 
 
 @needs_vnni
@@ -164,7 +173,7 @@ def test_saturating_shifts_are_clipped_before_the_int16_kernel(vnni_calls: list[
         check(model, record, x)
     for x in extremes(np.int16, (1, 7, 8, channels), rng):
         check(model, record, x)
-    assert [args[0].dtype for args in vnni_calls] == [np.int16] * 8
+    assert kinds(vnni_calls) == ["int16"] * 8
 
 
 @needs_vnni
@@ -182,7 +191,7 @@ def test_wide_inputs_take_int16_pairs_only_when_their_values_fit(
     large[0, 0, 0, 0] = (1 << 15) + 3
     for x in (small, large, small):
         check(model, record, x)
-    assert [args[0].dtype for args in vnni_calls] == [np.int16] * 2
+    assert kinds(vnni_calls) == ["int16"] * 2
     assert not model._executors[0]._known
     # an int8 input shifted by 9 may reach -2^16: the dtype does not prove the fit
     record = layer(3, channels, 16, np.full(channels, 9))
@@ -238,5 +247,24 @@ def test_every_row_width_is_exact_on_both_vnni_kernels(vnni_calls: list[tuple]) 
         model = hwmodel.HardwareModel([record])
         for h, w in _shapes():
             check(model, record, make((1, h, w, 8)))
-    kinds = {args[0].dtype for args in vnni_calls}
-    assert kinds == {np.dtype(np.uint8), np.dtype(np.int16)}
+    assert set(kinds(vnni_calls)) == {"bytes", "int16"}
+
+
+@needs_vnni
+@pytest.mark.parametrize("padding", ["Same", "Valid"])
+@pytest.mark.parametrize(("size", "stride"), [(2, 2), (3, 2), (2, 1), (3, 3), (1, 1)])
+def test_max_pooling_on_both_vnni_kernels_is_exact(
+    vnni_calls: list[tuple], padding: str, size: int, stride: int
+) -> None:
+    """Max pooling of every window and row parity: 2×2 stride 2 with every window inside is
+    pooled on the accumulators (before the requantization), the rest on the outputs."""
+    rng = np.random.default_rng(10)
+    for shifts in (np.zeros(8), np.full(8, 5)):
+        record = layer(3, 8, 48, shifts, seed=size)
+        record.params.update(padding=padding, pool_type="Max", pool_size=size)
+        record.params.update(pool_stride=stride)
+        model = hwmodel.HardwareModel([record])
+        for h, w in [(6, 8), (7, 9), (9, 6), (5, 17), (5, 5)]:
+            for x in extremes(np.int8, (2, h, w, 8), rng)[:2]:
+                check(model, record, x)
+    assert set(kinds(vnni_calls)) == {"bytes", "int16"}
