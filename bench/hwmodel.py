@@ -106,9 +106,7 @@ def _model(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def conv_case(
-    name: str, size: int, cin: int, cout: int, kernel: int, max_shift: int = 0
-) -> Case:
+def conv_case(name: str, size: int, cin: int, cout: int, kernel: int, max_shift: int = 0) -> Case:
     """A Same-padded stride-1 convolution; with `max_shift`, input shifts of 0 to max_shift
     across the channels, as a quantizer gives a layer whose input scales differ (the shifted
     values no longer fit a byte; the ORT models are unchanged)."""

@@ -946,7 +946,7 @@ class _ConvExecutor(_LayerExecutor):
         #: the byte input's offset correction
         self.weights_vnni: np.ndarray | None = None
         self.weights_words: np.ndarray | None = None
-        if kernels.VNNI and self.fused_plan is not None and self.kernel > 1:
+        if kernels.VNNI and self.fused_plan is not None:
             width = self.weights_f32.shape[1]
             self.weights_vnni = _vnni_weights(weights, width, 4, np.int8)
             self.weights_words = _vnni_weights(weights, width, 2, np.int16)

@@ -1849,6 +1849,51 @@ def pad_bytes(
     return True
 
 
+@njit(cache=True, inline="always")
+def _vnni_row(
+    xq: np.ndarray,
+    weights: np.ndarray,
+    init: np.ndarray,
+    acc: np.ndarray,
+    x_row: int,
+    pixel_step: int,
+    row_step: int,
+    rows: int,
+    tile: int,
+) -> None:
+    """acc[p, f] = init[f] + the window sums of output pixel p of one row, for p < acc's rows
+    (a multiple of `tile`), on VNNI tiles (`_vnni_tile`; x_row: the row's first input element).
+    The pooled and the plain convolution are two kernels, each inlining this: with both in one
+    function LLVM compiled the plain loop nest worse (a 16×16×3 → 8 layer 2.6 -> 4.3 µs)."""
+    filters = weights.shape[1]
+    groups = weights.shape[0] // rows
+    f0 = 0
+    while f0 < filters:
+        vectors = _vnni_block(tile, (filters - f0) // 16)
+        for p in range(0, acc.shape[0], tile):
+            geometry = (x_row + p * pixel_step, pixel_step, row_step, rows, groups, filters, f0)
+            acc0 = p * filters + f0
+            if tile == 8:
+                if vectors == 2:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 2)
+                else:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 1)
+            elif tile == 4:
+                if vectors == 4:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 4)
+                elif vectors == 2:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 2)
+                else:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 1)
+            elif vectors == 4:
+                _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 4)
+            elif vectors == 2:
+                _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 2)
+            else:
+                _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 1)
+        f0 += vectors * 16
+
+
 @njit(cache=True)
 def conv_fused_vnni(
     xq: np.ndarray,
@@ -1863,16 +1908,10 @@ def conv_fused_vnni(
     params: np.ndarray,
     low: int,
     high: int,
-    pool2: bool,
     out: np.ndarray,
 ) -> None:
     """A convolution with the int32 plan, one output row at a time, on VNNI tiles of `tile`
     output pixels (4, 6 or 8, `vnni_tile_pixels`; the input is padded for whole tiles).
-
-    With `pool2`, `out` is the 2×2 stride-2 max pooling (every window inside) of the
-    convolution's first 2·rows × 2·cols outputs, pooled before they are requantized: the int32
-    plan is nondecreasing in the accumulator (see `max_pool`), so max(f(a), ...) = f(max(a,
-    ...)), and a quarter of the pixels are requantized.
 
     xq: the (N, Hp, Wp, C) input flattened, either uint8 (from `pad_bytes`, with at least 3
     spare bytes after it) or int16 (sat_B(x << shift) from `shift_and_pad`, with at least one
@@ -1885,61 +1924,56 @@ def conv_fused_vnni(
     as `conv_fused_float32` does.
     """
     n_batch, out_h, out_w, _ = out.shape
-    if pool2:
-        out_h, out_w = 2 * out_h, 2 * out_w
-    filters = weights.shape[1]
-    groups = weights.shape[0] // rows
-    out_wt = -(-out_w // tile) * tile
-    first = _aligned_scratch(out_wt, filters)
-    second = _aligned_scratch(out_wt if pool2 else 1, filters)
-    pooled = _aligned_scratch(out_wt // 2 if pool2 else 1, filters)
+    acc = _aligned_scratch(-(-out_w // tile) * tile, weights.shape[1])
     pixel_step = stride * channels
     row_step = padded_w * channels
     for n in range(n_batch):
         for i in range(out_h):
             x_row = (n * padded_h + i * stride) * row_step
-            acc = second if pool2 and i % 2 == 1 else first
-            f0 = 0
-            while f0 < filters:
-                vectors = _vnni_block(tile, (filters - f0) // 16)
-                for p in range(0, out_wt, tile):
-                    geometry = (
-                        x_row + p * pixel_step,
-                        pixel_step,
-                        row_step,
-                        rows,
-                        groups,
-                        filters,
-                        f0,
-                    )
-                    acc0 = p * filters + f0
-                    if tile == 8:
-                        if vectors == 2:
-                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 2)
-                        else:
-                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 1)
-                    elif tile == 4:
-                        if vectors == 4:
-                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 4)
-                        elif vectors == 2:
-                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 2)
-                        else:
-                            _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 1)
-                    elif vectors == 4:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 4)
-                    elif vectors == 2:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 2)
-                    else:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 1)
-                f0 += vectors * 16
-            if not pool2:
-                _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
-            elif i % 2 == 1:
-                for j in range(out_w // 2):
-                    for f in range(filters):
-                        top = max(first[2 * j, f], first[2 * j + 1, f])
-                        pooled[j, f] = max(top, max(second[2 * j, f], second[2 * j + 1, f]))
-                _requantize_int32_rows(pooled, out_w // 2, params, low, high, out[n, i // 2], 0)
+            _vnni_row(xq, weights, init, acc, x_row, pixel_step, row_step, rows, tile)
+            _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+
+
+@njit(cache=True)
+def conv_pooled_vnni(
+    xq: np.ndarray,
+    padded_h: int,
+    padded_w: int,
+    channels: int,
+    weights: np.ndarray,
+    init: np.ndarray,
+    stride: int,
+    rows: int,
+    tile: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """`conv_fused_vnni` followed by a 2×2 stride-2 max pooling whose windows all lie inside
+    the convolution's output: `out` (N, R, C', F) pools its first 2R × 2C' outputs, a pair of
+    rows at a time, before they are requantized. The int32 plan is nondecreasing in the
+    accumulator (see `max_pool`), so max(f(a), ...) = f(max(a, ...)): the same bytes, a
+    quarter of the pixels requantized."""
+    n_batch, out_rows, out_cols, _ = out.shape
+    filters = weights.shape[1]
+    out_wt = -(-(2 * out_cols) // tile) * tile
+    upper = _aligned_scratch(out_wt, filters)
+    lower = _aligned_scratch(out_wt, filters)
+    pooled = _aligned_scratch(out_cols, filters)
+    pixel_step = stride * channels
+    row_step = padded_w * channels
+    for n in range(n_batch):
+        for i in range(out_rows):
+            x_row = (n * padded_h + 2 * i * stride) * row_step
+            _vnni_row(xq, weights, init, upper, x_row, pixel_step, row_step, rows, tile)
+            x_row += stride * row_step
+            _vnni_row(xq, weights, init, lower, x_row, pixel_step, row_step, rows, tile)
+            for j in range(out_cols):
+                for f in range(filters):
+                    top = max(upper[2 * j, f], upper[2 * j + 1, f])
+                    pooled[j, f] = max(top, max(lower[2 * j, f], lower[2 * j + 1, f]))
+            _requantize_int32_rows(pooled, out_cols, params, low, high, out[n, i], 0)
 
 
 #: output pixels per tile of `conv_fused_vnni` and the most 16-filter vectors a tile of that
@@ -1974,6 +2008,57 @@ def vnni_tile_pixels(out_w: int, filters: int) -> int:
         if best_cost < 0 or cost < best_cost:
             best, best_cost = pixels, cost
     return best
+
+
+@njit(cache=True, inline="always")
+def _vnni_convolve(
+    xq: np.ndarray,
+    shape: tuple[int, int, int, int],
+    weights: np.ndarray,
+    init: np.ndarray,
+    stride: int,
+    rows: int,
+    tile: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    pool2: bool,
+    out: np.ndarray,
+) -> None:
+    """`conv_pooled_vnni` when `pool2`, else `conv_fused_vnni`, on xq padded to `shape`."""
+    _, padded_h, padded_w, channels = shape
+    if pool2:
+        conv_pooled_vnni(
+            xq,
+            padded_h,
+            padded_w,
+            channels,
+            weights,
+            init,
+            stride,
+            rows,
+            tile,
+            params,
+            low,
+            high,
+            out,
+        )
+    else:
+        conv_fused_vnni(
+            xq,
+            padded_h,
+            padded_w,
+            channels,
+            weights,
+            init,
+            stride,
+            rows,
+            tile,
+            params,
+            low,
+            high,
+            out,
+        )
 
 
 #: the integers `conv_vnni_layer` takes, in order, as one tuple.
@@ -2055,45 +2140,20 @@ def conv_vnni_layer(
     full = out
     if pool_kind == POOL_MAX and not pool2:
         full = np.empty((n_batch, out_h, out_w, out.shape[3]), out.dtype)
+    target = out if pool2 else full
     if words:
         xw = np.empty(size + CACHE_LINE // 2, np.int16)  # a row's last dword reads past
         shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xw[:size].reshape(shape))
-        conv_fused_vnni(
-            xw,
-            padded_h,
-            padded_w,
-            channels,
-            weights,
-            init,
-            stride,
-            rows,
-            tile,
-            params,
-            low,
-            high,
-            pool2,
-            full,
+        _vnni_convolve(
+            xw, shape, weights, init, stride, rows, tile, params, low, high, pool2, target
         )
     else:
         xq = np.empty(size + CACHE_LINE, np.uint8)  # a row's last dword reads past
         padded = xq[:size].reshape(shape)
         if not pad_bytes(x, shifts, buffer_bits, offset, pad_top, pad_left, fill, padded):
             return False
-        conv_fused_vnni(
-            xq,
-            padded_h,
-            padded_w,
-            channels,
-            weights,
-            init,
-            stride,
-            rows,
-            tile,
-            params,
-            low,
-            high,
-            pool2,
-            full,
+        _vnni_convolve(
+            xq, shape, weights, init, stride, rows, tile, params, low, high, pool2, target
         )
     if pool_kind == POOL_MAX and not pool2:
         max_pool(full, PoolWindow(pool_kind, pool_size, pool_stride, pool_top, pool_left), out)
@@ -2123,7 +2183,7 @@ ALL_KERNELS = (
     max_pool,
     add_layer,
     concatenate2,
-) + ((pad_bytes, conv_fused_vnni, conv_vnni_layer) if VNNI else ())
+) + ((pad_bytes, conv_fused_vnni, conv_pooled_vnni, conv_vnni_layer) if VNNI else ())
 
 
 def kernels_are_cached() -> bool:

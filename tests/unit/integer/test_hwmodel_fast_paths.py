@@ -269,6 +269,8 @@ needs_vnni = pytest.mark.skipif(not kernels.VNNI, reason="no AVX-512 VNNI on thi
         ("Conv2D", 3, 5, 16, 1, "Valid", True),
         ("Conv2D", 5, 8, 70, 1, "SameUpper", False),
         ("Conv2D", 3, 24, 100, 2, "Same", True),
+        ("Conv2D", 1, 20, 70, 1, "Same", False),  # 1×1 layers too
+        ("Conv2D", 1, 12, 32, 2, "Valid", True),
         ("InputConv2D", 3, 3, 16, 1, "Same", True),
         ("InputConv2D", 5, 1, 8, 2, "Valid", False),
     ],

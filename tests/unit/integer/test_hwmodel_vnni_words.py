@@ -111,6 +111,8 @@ def extremes(dtype: type, shape: tuple[int, ...], rng: np.random.Generator) -> l
         (5, 8, 70, 1, "SameUpper", False, 13),  # filters beyond whole 64-filter blocks
         (3, 24, 100, 2, "Same", True, 10),
         (3, 7, 48, 2, "Valid", False, 17),
+        (1, 20, 70, 1, "Same", False, 9),  # 1×1 layers too
+        (1, 9, 32, 2, "Same", True, 10),
     ],
 )
 def test_shifted_8_bit_inputs_run_on_int16_pairs(
