@@ -954,6 +954,9 @@ class _ConvExecutor(_LayerExecutor):
             self.weight_sums[: self.filters] = weights.sum(axis=(0, 1, 2))
             self._vnni_init: dict[int, np.ndarray] = {}
             self._words_init = np.zeros(width, np.int32)
+            #: empty arrays whose dtype tells `kernels.conv_vnni_layer` the input kind
+            self._bytes_kind = np.empty(0, np.uint8)
+            self._words_kind = np.empty(0, np.int16)
 
     def _vnni_offset(self, x: np.ndarray) -> int | None:
         """The offset that makes the shifted input and the pads uint8 for the VNNI kernel
@@ -1003,8 +1006,9 @@ class _ConvExecutor(_LayerExecutor):
         again without bytes."""
         epilogue = self.epilogue
         out = np.empty(out_shape, epilogue.kernel_dtype)
+        kind = self._words_kind if plan[2] else self._bytes_kind
         if not kernels.conv_vnni_layer(
-            x, self.shifts, self.fill, weights, init, self.fused_plan, plan, out
+            x, self.shifts, self.fill, weights, init, self.fused_plan, plan, kind, out
         ):
             return self._run_checked(x, vnni=False)  # a shifted value beyond a byte: int16
         return out.view(epilogue.dtype)

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
 from numba.core import cgutils, config  # noqa: E402
-from numba.extending import intrinsic  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
 
 from akidac.target.limits import LUT_INDEX_MAX, LUT_INDEX_MIN, LUT_OFFSET  # noqa: E402
 
@@ -2010,6 +2010,67 @@ def vnni_tile_pixels(out_w: int, filters: int) -> int:
     return best
 
 
+def _pad_vnni(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    offset: int,
+    pad_top: int,
+    pad_left: int,
+    fill: np.ndarray,
+    xp: np.ndarray,
+) -> bool:
+    """The VNNI kernel's input: `pad_bytes` into uint8 `xp`, `shift_and_pad` into int16 (True:
+    the caller proved the fit). Chosen by xp's type as numba compiles (only the kind a model
+    uses is compiled); plain Python has no use for it."""
+    raise NotImplementedError("numba only")
+
+
+@overload(_pad_vnni)
+def _pad_vnni_typed(
+    x: Any,
+    shifts: Any,
+    buffer_bits: Any,
+    offset: Any,
+    pad_top: Any,
+    pad_left: Any,
+    fill: Any,
+    xp: Any,
+) -> Any:
+    # the implementations repeat the typing function's signature, annotations included (numba
+    # compares them)
+    if xp.dtype == types.uint8:
+
+        def bytes_input(
+            x: Any,
+            shifts: Any,
+            buffer_bits: Any,
+            offset: Any,
+            pad_top: Any,
+            pad_left: Any,
+            fill: Any,
+            xp: Any,
+        ) -> Any:
+            return pad_bytes(x, shifts, buffer_bits, offset, pad_top, pad_left, fill, xp)
+
+        return bytes_input
+
+    def words_input(
+        x: Any,
+        shifts: Any,
+        buffer_bits: Any,
+        offset: Any,
+        pad_top: Any,
+        pad_left: Any,
+        fill: Any,
+        xp: Any,
+    ) -> Any:
+        shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xp)
+        return True
+
+    return words_input
+
+
 @njit(cache=True, inline="always")
 def _vnni_convolve(
     xq: np.ndarray,
@@ -2094,19 +2155,23 @@ def conv_vnni_layer(
     init: np.ndarray,
     params: np.ndarray,
     plan: tuple,
+    kind: np.ndarray,
     out: np.ndarray,
 ) -> bool:
-    """A whole common convolution on VNNI tiles in one call: the shifted, padded input (bytes
-    from `pad_bytes`, or with `words` int16 from `shift_and_pad`), `conv_fused_vnni`, then
-    max pooling (`max_pool`) when `pool_kind` is POOL_MAX, into `out`. `plan` holds the
-    integers of VNNI_LAYER; the scratch is allocated here, not by the caller (a numpy
-    allocation and a kernel dispatch per step cost more than a small layer's arithmetic).
-    Returns False when a shifted input does not fit a byte (`out` is then unusable; the
-    caller checks that int16 inputs fit before)."""
+    """A whole common convolution on VNNI tiles in one call: the shifted, padded input in the
+    dtype of `kind` (an empty uint8 or int16 array: bytes from `pad_bytes`, or int16 from
+    `shift_and_pad`; `words` in `plan` says the same), `conv_fused_vnni` or, for a 2×2
+    stride-2 pooling, `conv_pooled_vnni`, else max pooling (`max_pool`) when `pool_kind` is
+    POOL_MAX, into `out`. `plan` holds the integers of VNNI_LAYER; the scratch is allocated
+    here, not by the caller (a numpy allocation and a kernel dispatch per step cost more than a
+    small layer's arithmetic). The dtype is a type, not a flag, so that a model compiles only
+    the input kind it uses (each kind's tiles take seconds to compile). Returns False when a
+    shifted input does not fit a byte (`out` is then unusable; the caller checks that int16
+    inputs fit before)."""
     (
         buffer_bits,
         offset,
-        words,
+        _words,  # the dtype of `kind` says it
         pad_top,
         pad_left,
         padded_h,
@@ -2141,20 +2206,12 @@ def conv_vnni_layer(
     if pool_kind == POOL_MAX and not pool2:
         full = np.empty((n_batch, out_h, out_w, out.shape[3]), out.dtype)
     target = out if pool2 else full
-    if words:
-        xw = np.empty(size + CACHE_LINE // 2, np.int16)  # a row's last dword reads past
-        shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xw[:size].reshape(shape))
-        _vnni_convolve(
-            xw, shape, weights, init, stride, rows, tile, params, low, high, pool2, target
-        )
-    else:
-        xq = np.empty(size + CACHE_LINE, np.uint8)  # a row's last dword reads past
-        padded = xq[:size].reshape(shape)
-        if not pad_bytes(x, shifts, buffer_bits, offset, pad_top, pad_left, fill, padded):
-            return False
-        _vnni_convolve(
-            xq, shape, weights, init, stride, rows, tile, params, low, high, pool2, target
-        )
+    xq = np.empty(size + CACHE_LINE, kind.dtype)  # a row's last dword reads past
+    if not _pad_vnni(
+        x, shifts, buffer_bits, offset, pad_top, pad_left, fill, xq[:size].reshape(shape)
+    ):
+        return False
+    _vnni_convolve(xq, shape, weights, init, stride, rows, tile, params, low, high, pool2, target)
     if pool_kind == POOL_MAX and not pool2:
         max_pool(full, PoolWindow(pool_kind, pool_size, pool_stride, pool_top, pool_left), out)
     return True
