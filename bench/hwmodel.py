@@ -1,7 +1,8 @@
 """Benchmark: the hardware model's layer kernels against onnxruntime, side by side.
 
-Each row is one realistic quantized layer (int8 input, input_shift 0, 8-bit weights, 8-bit ReLU
-output), timed whole in the hardware model (shift, accumulate, bias, ReLU, requantize) and as the
+Each row is one realistic quantized layer (int8 input, input_shift 0 unless the row says
+`<<0-3`: shifts of 0 to 3 across the channels; 8-bit weights, 8-bit ReLU output), timed whole in
+the hardware model (shift, accumulate, bias, ReLU, requantize) and as the
 equivalent accumulation node in onnxruntime: the exact int8 path (ConvInteger / MatMulInteger on
 uint8 × uint8) and float32 (Conv / MatMul), on 1 and 2 threads. Ratios are ORT time / hardware
 model time, so > 1 means the hardware model is faster; the targets (issue 5) are >= 0.5× ORT
@@ -105,7 +106,10 @@ def _model(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def conv_case(name: str, size: int, cin: int, cout: int, kernel: int) -> Case:
+def conv_case(name: str, size: int, cin: int, cout: int, kernel: int, max_shift: int = 0) -> Case:
+    """A Same-padded stride-1 convolution; with `max_shift`, input shifts of 0 to max_shift
+    across the channels, as a quantizer gives a layer whose input scales differ (the shifted
+    values no longer fit a byte; the ORT models are unchanged)."""
     weights = RNG.integers(-128, 128, (kernel, kernel, cin, cout)).astype(np.int8)
     record = _relu_record(
         name,
@@ -120,6 +124,7 @@ def conv_case(name: str, size: int, cin: int, cout: int, kernel: int) -> Case:
         },
         cin,
     )
+    record.variables["input_shift"] = (np.arange(cin) % (max_shift + 1)).astype(np.uint8)
     x = RNG.integers(-128, 128, (1, size, size, cin)).astype(np.int8)
     onnx_weights = weights.transpose(3, 2, 0, 1)
     pads = [kernel // 2] * 4
@@ -271,6 +276,8 @@ def main() -> None:
     args = parser.parse_args()
     cases = [
         conv_case("conv 3×3 64→64 @56×56", 56, 64, 64, 3),
+        conv_case("conv 3×3 64→64 @56×56 <<0-3", 56, 64, 64, 3, max_shift=3),
+        conv_case("conv 3×3 32→32 @8×8 <<0-3", 8, 32, 32, 3, max_shift=3),
         conv_case("conv 1×1 128→128 @28×28", 28, 128, 128, 1),
         depthwise_case("depthwise 3×3 64ch @28×28", 28, 64),
         dense_case("dense 1024→1000", 1024, 1000),

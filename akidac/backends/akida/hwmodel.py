@@ -836,6 +836,21 @@ def _aligned_zeros(shape: tuple[int, int]) -> np.ndarray:
     return buffer[offset : offset + size].reshape(shape)
 
 
+def _vnni_weights(weights: np.ndarray, width: int, per_dword: int, dtype: type) -> np.ndarray:
+    """(kh · groups, width) int32 operand of `kernels.conv_fused_vnni` from (kh, kw, C, F)
+    weights: each lane holds `per_dword` weights (int8 or int16) of consecutive terms of a
+    kernel row, whose kw·C terms are padded with zeros to whole dwords, filters to `width`."""
+    kh, kw, channels, filters = weights.shape
+    span = kw * channels
+    groups = -(-span // per_dword)
+    padded = np.zeros((kh, per_dword * groups, width), dtype)
+    padded[:, :span, :filters] = weights.reshape(kh, span, filters)
+    layout = np.ascontiguousarray(
+        padded.reshape(kh, groups, per_dword, width).transpose(0, 1, 3, 2)
+    )
+    return np.ascontiguousarray(layout.view(np.int32)[..., 0].reshape(kh * groups, width))
+
+
 def _max_pool(
     record: LayerRecord, epilogue: _Epilogue, out_shape: tuple[int, int, int, int]
 ) -> tuple[tuple[int, ...], kernels.PoolWindow] | None:
@@ -926,20 +941,22 @@ class _ConvExecutor(_LayerExecutor):
         #: arguments
         self._known: dict[tuple, tuple] = {}
         #: the VNNI kernel's operands (`kernels.conv_fused_vnni`): weights as dwords of 4
-        #: terms of a kernel row (each row's kw·C terms padded with zeros to whole dwords),
-        #: and Σw per filter for the input offset's correction
+        #: int8 terms of a kernel row for byte inputs, of 2 int16 terms for int16 inputs
+        #: (each row's kw·C terms padded with zeros to whole dwords), and Σw per filter for
+        #: the byte input's offset correction
         self.weights_vnni: np.ndarray | None = None
-        if kernels.VNNI and self.fused_plan is not None and self.kernel > 1:
-            k, span = self.kernel, self.kernel * self.in_channels
-            groups = -(-span // 4)
-            padded = np.zeros((k, 4 * groups, self.weights_f32.shape[1]), np.int8)
-            padded[:, :span, : self.filters] = weights.reshape(k, span, self.filters)
-            layout = padded.reshape(k, groups, 4, -1).transpose(0, 1, 3, 2)
-            self.weights_vnni = np.ascontiguousarray(layout).view(np.int32)[..., 0]
-            self.weights_vnni = np.ascontiguousarray(self.weights_vnni.reshape(k * groups, -1))
-            self.weight_sums = np.zeros(self.weights_f32.shape[1], np.int64)
+        self.weights_words: np.ndarray | None = None
+        if kernels.VNNI and self.fused_plan is not None:
+            width = self.weights_f32.shape[1]
+            self.weights_vnni = _vnni_weights(weights, width, 4, np.int8)
+            self.weights_words = _vnni_weights(weights, width, 2, np.int16)
+            self.weight_sums = np.zeros(width, np.int64)
             self.weight_sums[: self.filters] = weights.sum(axis=(0, 1, 2))
             self._vnni_init: dict[int, np.ndarray] = {}
+            self._words_init = np.zeros(width, np.int32)
+            #: empty arrays whose dtype tells `kernels.conv_vnni_layer` the input kind
+            self._bytes_kind = np.empty(0, np.uint8)
+            self._words_kind = np.empty(0, np.int16)
 
     def _vnni_offset(self, x: np.ndarray) -> int | None:
         """The offset that makes the shifted input and the pads uint8 for the VNNI kernel
@@ -956,42 +973,45 @@ class _ConvExecutor(_LayerExecutor):
             self._vnni_init[offset] = ((init + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
         return offset
 
+    def _words_fit(self, x: np.ndarray) -> bool:
+        """Whether every shifted, clipped input sat_B(x << shift) and every pad value fits
+        int16, the input of the VNNI kernel on int16 pairs: from the dtype for inputs of up to
+        16 bits, from the values for int32 (the caller remembers only the former)."""
+        if self.weights_words is None:
+            return False
+        if x.dtype.itemsize <= 2:
+            info = np.iinfo(x.dtype)
+            low, high = int(info.min), int(info.max)
+        elif x.size:
+            low, high = int(x.min()), int(x.max())
+        else:
+            low = high = 0
+        limit = 1 << (self.buffer_bits - 1)
+        low = max(min(low, 0) << self.max_shift, -limit)
+        high = min(max(high, 0) << self.max_shift, limit - 1)
+        fills = (int(self.fill.min()), self.max_fill)
+        return all(-(1 << 15) <= v < (1 << 15) for v in (low, high, *fills))
+
     def _run_vnni(
         self,
         x: np.ndarray,
         out_shape: tuple[int, ...],
-        xp_shape: tuple[int, int, int, int],
-        pad_top: int,
-        pad_left: int,
-        offset: int,
-        pool: tuple[tuple[int, ...], kernels.PoolWindow] | None,
+        weights: np.ndarray,
+        init: np.ndarray,
+        plan: tuple[int, ...],
     ) -> np.ndarray:
-        """The common 8-bit layer on VNNI dot products (exact for every input), requantized
-        row by row, then max pooled when `pool` is given."""
+        """The common layer on VNNI dot products (exact for every input), bytes or int16 pairs
+        as `plan` says, in one kernel call (`kernels.conv_vnni_layer`: pad, accumulate,
+        requantize row by row, max pool); a shifted value beyond a byte runs the checks
+        again without bytes."""
         epilogue = self.epilogue
         out = np.empty(out_shape, epilogue.kernel_dtype)
-        size = xp_shape[0] * xp_shape[1] * xp_shape[2] * xp_shape[3]
-        xq = np.empty(size + kernels.CACHE_LINE, np.uint8)  # a row's last dword reads past
-        padded = xq[:size].reshape(xp_shape)
-        if not kernels.pad_bytes(
-            x, self.shifts, self.buffer_bits, offset, pad_top, pad_left, self.fill, padded
+        kind = self._words_kind if plan[2] else self._bytes_kind
+        if not kernels.conv_vnni_layer(
+            x, self.shifts, self.fill, weights, init, self.fused_plan, plan, kind, out
         ):
-            return self._run_checked(x, vnni=False)  # a shifted value beyond a byte
-        kernels.conv_fused_vnni(
-            xq,
-            xp_shape[1],
-            xp_shape[2],
-            xp_shape[3],
-            self.weights_vnni,
-            self._vnni_init[offset],
-            self.stride,
-            self.kernel,
-            self.fused_plan,
-            epilogue.low,
-            epilogue.high,
-            out,
-        )
-        return _pooled(out, pool).view(epilogue.dtype)
+            return self._run_checked(x, vnni=False)  # a shifted value beyond a byte: int16
+        return out.view(epilogue.dtype)
 
     def _chunk_for(self, input_bound: int) -> int:
         """Longest run of terms whose float32 partial sums stay exact, 0 if none does.
@@ -1099,8 +1119,10 @@ class _ConvExecutor(_LayerExecutor):
         return self._run_checked(x)
 
     def _run_checked(self, x: np.ndarray, vnni: bool = True) -> np.ndarray:
-        """`run` with every check, choosing the kernels (the VNNI one unless `vnni` is
-        False) and remembering the choice for an 8-bit input shape."""
+        """`run` with every check, choosing the kernels and remembering the choice for an input
+        shape whose dtype decided it: VNNI on bytes (unless `vnni` is False: a shifted value
+        did not fit a byte), else VNNI on int16 pairs when the shifted input fits int16, else
+        float32 or int32."""
         record = self.record
         x = _kernel_input(record, x)
         _check_input_shape(record, x, self.in_channels)
@@ -1115,13 +1137,39 @@ class _ConvExecutor(_LayerExecutor):
         input_bound = max(input_bound, self.max_fill)
         chunk = self._chunk_for(input_bound)
         offset = self._vnni_offset(x) if vnni else None
-        if offset is not None:
-            bytes_shape = (n_batch, padded_h, padded_w, x.shape[3])
+        words = offset is None and self._words_fit(x)
+        if offset is not None or words:
+            tile = kernels.vnni_tile_pixels(out_w, self.weights_f32.shape[1])
+            tiled_w = max(width + sum(pads_w), (-(-out_w // tile) * tile - 1) * s + k)
             out_shape = (n_batch, out_h, out_w, self.filters)
-            pool = _max_pool(record, self.epilogue, out_shape)
-            vnni_args = (out_shape, bytes_shape, pads_h[0], pads_w[0], offset, pool)
-            if len(self._known) < _KNOWN_SHAPES:
-                # remembered first: a refusal (a shifted value beyond a byte) replaces it
+            pooled = _max_pool(record, self.epilogue, out_shape)
+            window = pooled[1] if pooled is not None else kernels.PoolWindow(0, 1, 1, 0, 0)
+            plan = (
+                self.buffer_bits,
+                0 if offset is None else offset,
+                int(words),
+                pads_h[0],
+                pads_w[0],
+                padded_h,
+                tiled_w,
+                s,
+                k,
+                tile,
+                self.epilogue.low,
+                self.epilogue.high,
+                out_h,
+                out_w,
+                *window,
+            )
+            if offset is None:
+                weights, init = self.weights_words, self._words_init
+            else:
+                weights, init = self.weights_vnni, self._vnni_init[offset]
+            assert weights is not None  # `_vnni_offset` and `_words_fit` checked
+            vnni_args = (out_shape if pooled is None else pooled[0], weights, init, plan)
+            if x.dtype.itemsize <= 2 and len(self._known) < _KNOWN_SHAPES:
+                # remembered first: a refusal of bytes (a shifted value beyond a byte) replaces
+                # it; for int16 pairs the dtype proved the fit
                 self._known[(x.shape, x.dtype)] = (self._run_vnni, vnni_args)
             return _check_output_dims(record, self._run_vnni(x, *vnni_args))
         if chunk > 0 and (self.fused_plan is not None or self.epilogue.lut_table is not None):

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from llvmlite import ir  # noqa: E402
 from numba import njit, types  # noqa: E402
 from numba.core import cgutils, config  # noqa: E402
-from numba.extending import intrinsic  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
 
 from akidac.target.limits import LUT_INDEX_MAX, LUT_INDEX_MIN, LUT_OFFSET  # noqa: E402
 
@@ -145,7 +145,8 @@ def shift_and_pad(
 
     `x` may be any integer type of at most 32 bits; `xp` (int32 or float32) may be larger than
     the padded input: extra pixels are set to `fill` too. Shifts are at most 31, so the shifted
-    value fits int64 before its clip.
+    value fits int64 before its clip. `xp` may also be int16 when the caller has proved that
+    every clipped value and every fill fits int16 (the input of `conv_fused_vnni`).
     """
     n_batch, height, width, channels = x.shape
     high = (np.int64(1) << (buffer_bits - 1)) - 1
@@ -1681,22 +1682,30 @@ def _vnni_tile(
     pixels: object,
     vectors: object,
 ) -> object:
-    """One register tile of the 8-bit convolution, in LLVM IR with `llvm.x86.avx512.vpdpbusd`.
+    """One register tile of the VNNI convolution, in LLVM IR with `llvm.x86.avx512.vpdpbusd`
+    (x bytes) or `llvm.x86.avx512.vpdpwssd` (x int16).
 
-    With `geometry` = (x0, pixel_step, row_step, rows, groups, w_stride, f0), for p < pixels
-    and the 16 · `vectors` filters from f0 (flat C-order indices; x is bytes, w int32):
+    With `geometry` = (x0, pixel_step, row_step, rows, groups, w_stride, f0), K the terms per
+    dword (4 for bytes, 2 for int16), for p < pixels and the 16 · `vectors` filters from f0
+    (flat C-order indices, in elements of x; w is int32):
 
-        acc[acc0 + p · acc_stride + q] = init[f0 + q] + Σ_{r < rows, g < groups} Σ_{k < 4}
-            u8(x[x0 + p · pixel_step + r · row_step + 4g + k]) · s8(byte k of w[(r · groups
+        acc[acc0 + p · acc_stride + q] = init[f0 + q] + Σ_{r < rows, g < groups} Σ_{k < K}
+            x[x0 + p · pixel_step + r · row_step + K·g + k] · (element k of w[(r · groups
             + g) · w_stride + f0 + q])
 
-    in wrapping int32: `vpdpbusd` adds the four exact products of a dword (each within
-    ±2^15) to the int32 lane without saturation, so the tile is exact for every input.
+    in wrapping int32, bytes as u8(x) · s8(w) and int16 as s16(x) · s16(w): both instructions
+    add the K exact products of a dword (each within ±2^15 for bytes, ±2^30 for int16) to the
+    int32 lane in wrapping arithmetic, without saturation (vpdpwssd's two products may sum
+    past int32 only for weights of -2^15, and then wrap like the lane), so the tile is exact
+    for every input.
     """
     literals = (pixels, vectors)
     if not all(isinstance(value, types.IntegerLiteral) for value in literals):
         return None
-    expected = ((x, types.uint8), (w, types.int32), (init, types.int32), (acc, types.int32))
+    if not isinstance(x, types.Array) or x.dtype not in (types.uint8, types.int16):
+        return None
+    per_dword = 4 if x.dtype == types.uint8 else 2
+    expected = ((x, x.dtype), (w, types.int32), (init, types.int32), (acc, types.int32))
     for array, dtype in expected:
         if not isinstance(array, types.Array) or array.dtype != dtype or array.layout != "C":
             return None
@@ -1721,7 +1730,7 @@ def _vnni_tile(
         dot = cgutils.get_or_insert_function(
             builder.module,
             ir.FunctionType(ints, [ints, ints, ints]),
-            "llvm.x86.avx512.vpdpbusd.512",
+            "llvm.x86.avx512.vpdpbusd.512" if per_dword == 4 else "llvm.x86.avx512.vpdpwssd.512",
         )
 
         def const(value: int) -> ir.Constant:
@@ -1740,7 +1749,7 @@ def _vnni_tile(
             x_row = builder.add(x0_, builder.mul(r, row_step_))
             w_row = builder.mul(r, groups_)
             with cgutils.for_range_slice(builder, const(0), groups_, const(1)) as (g, _):
-                x_group = builder.add(x_row, builder.mul(g, const(4)))
+                x_group = builder.add(x_row, builder.mul(g, const(per_dword)))
                 w_group = builder.add(builder.mul(builder.add(w_row, g), w_stride_), f0_)
                 weights = []
                 for v in range(n_vectors):
@@ -1840,6 +1849,51 @@ def pad_bytes(
     return True
 
 
+@njit(cache=True, inline="always")
+def _vnni_row(
+    xq: np.ndarray,
+    weights: np.ndarray,
+    init: np.ndarray,
+    acc: np.ndarray,
+    x_row: int,
+    pixel_step: int,
+    row_step: int,
+    rows: int,
+    tile: int,
+) -> None:
+    """acc[p, f] = init[f] + the window sums of output pixel p of one row, for p < acc's rows
+    (a multiple of `tile`), on VNNI tiles (`_vnni_tile`; x_row: the row's first input element).
+    The pooled and the plain convolution are two kernels, each inlining this: with both in one
+    function LLVM compiled the plain loop nest worse (a 16×16×3 → 8 layer 2.6 -> 4.3 µs)."""
+    filters = weights.shape[1]
+    groups = weights.shape[0] // rows
+    f0 = 0
+    while f0 < filters:
+        vectors = _vnni_block(tile, (filters - f0) // 16)
+        for p in range(0, acc.shape[0], tile):
+            geometry = (x_row + p * pixel_step, pixel_step, row_step, rows, groups, filters, f0)
+            acc0 = p * filters + f0
+            if tile == 8:
+                if vectors == 2:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 2)
+                else:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 8, 1)
+            elif tile == 4:
+                if vectors == 4:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 4)
+                elif vectors == 2:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 2)
+                else:
+                    _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 4, 1)
+            elif vectors == 4:
+                _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 4)
+            elif vectors == 2:
+                _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 2)
+            else:
+                _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, 6, 1)
+        f0 += vectors * 16
+
+
 @njit(cache=True)
 def conv_fused_vnni(
     xq: np.ndarray,
@@ -1850,66 +1904,317 @@ def conv_fused_vnni(
     init: np.ndarray,
     stride: int,
     rows: int,
+    tile: int,
     params: np.ndarray,
     low: int,
     high: int,
     out: np.ndarray,
 ) -> None:
-    """An 8-bit convolution with the int32 plan, one output row at a time, on VNNI tiles.
+    """A convolution with the int32 plan, one output row at a time, on VNNI tiles of `tile`
+    output pixels (4, 6 or 8, `vnni_tile_pixels`; the input is padded for whole tiles).
 
-    xq: the (N, Hp, Wp, C) uint8 input of `pad_bytes` flattened, with at least 3 spare bytes
-    after it (a window row's last dword may read past it, against zero weights); weights:
-    (rows · groups, F') int32, each lane 4 int8 weights of consecutive terms of a kernel row
-    (the row's kw·C terms padded with zero weights to 4 · groups); init: (F',) int32, the
-    accumulators' start, -offset · Σw per filter (offset: what `pad_bytes` added). Then
+    xq: the (N, Hp, Wp, C) input flattened, either uint8 (from `pad_bytes`, with at least 3
+    spare bytes after it) or int16 (sat_B(x << shift) from `shift_and_pad`, with at least one
+    spare element): a window row's last dword may read past it, against zero weights. weights:
+    (rows · groups, F') int32, each lane K weights of consecutive terms of a kernel row (K = 4
+    int8 for bytes, 2 int16 for int16; the row's kw·C terms padded with zero weights to K ·
+    groups); init: (F',) int32, the accumulators' start: -offset · Σw per filter for bytes
+    (offset: what `pad_bytes` added), zeros for int16. Then
     acc = wrap32(Σ (x + offset) · w) - offset · Σw = wrap32(Σ x · w), requantized by `params`
     as `conv_fused_float32` does.
     """
     n_batch, out_h, out_w, _ = out.shape
-    filters = weights.shape[1]
-    groups = weights.shape[0] // rows
-    out_w4 = -(-out_w // TILE_PIXELS) * TILE_PIXELS
-    acc = _aligned_scratch(out_w4, filters)
+    acc = _aligned_scratch(-(-out_w // tile) * tile, weights.shape[1])
     pixel_step = stride * channels
     row_step = padded_w * channels
     for n in range(n_batch):
         for i in range(out_h):
             x_row = (n * padded_h + i * stride) * row_step
-            f0 = 0
-            while f0 < filters:
-                vectors = min((filters - f0) // 16, TILE_VECTORS)
-                for p in range(0, out_w4, TILE_PIXELS):
-                    geometry = (
-                        x_row + p * pixel_step,
-                        pixel_step,
-                        row_step,
-                        rows,
-                        groups,
-                        filters,
-                        f0,
-                    )
-                    acc0 = p * filters + f0
-                    if vectors == TILE_VECTORS:
-                        _vnni_tile(
-                            xq,
-                            weights,
-                            init,
-                            acc,
-                            geometry,
-                            acc0,
-                            filters,
-                            TILE_PIXELS,
-                            TILE_VECTORS,
-                        )
-                    elif vectors >= 2:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 2)
-                    else:
-                        _vnni_tile(xq, weights, init, acc, geometry, acc0, filters, TILE_PIXELS, 1)
-                if vectors == TILE_VECTORS:
-                    f0 += TILE_VECTORS * 16
-                else:
-                    f0 += (2 if vectors >= 2 else 1) * 16
+            _vnni_row(xq, weights, init, acc, x_row, pixel_step, row_step, rows, tile)
             _requantize_int32_rows(acc, out_w, params, low, high, out[n, i], 0)
+
+
+@njit(cache=True)
+def conv_pooled_vnni(
+    xq: np.ndarray,
+    padded_h: int,
+    padded_w: int,
+    channels: int,
+    weights: np.ndarray,
+    init: np.ndarray,
+    stride: int,
+    rows: int,
+    tile: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    out: np.ndarray,
+) -> None:
+    """`conv_fused_vnni` followed by a 2×2 stride-2 max pooling whose windows all lie inside
+    the convolution's output: `out` (N, R, C', F) pools its first 2R × 2C' outputs, a pair of
+    rows at a time, before they are requantized. The int32 plan is nondecreasing in the
+    accumulator (see `max_pool`), so max(f(a), ...) = f(max(a, ...)): the same bytes, a
+    quarter of the pixels requantized."""
+    n_batch, out_rows, out_cols, _ = out.shape
+    filters = weights.shape[1]
+    out_wt = -(-(2 * out_cols) // tile) * tile
+    upper = _aligned_scratch(out_wt, filters)
+    lower = _aligned_scratch(out_wt, filters)
+    pooled = _aligned_scratch(out_cols, filters)
+    pixel_step = stride * channels
+    row_step = padded_w * channels
+    for n in range(n_batch):
+        for i in range(out_rows):
+            x_row = (n * padded_h + 2 * i * stride) * row_step
+            _vnni_row(xq, weights, init, upper, x_row, pixel_step, row_step, rows, tile)
+            x_row += stride * row_step
+            _vnni_row(xq, weights, init, lower, x_row, pixel_step, row_step, rows, tile)
+            for j in range(out_cols):
+                for f in range(filters):
+                    top = max(upper[2 * j, f], upper[2 * j + 1, f])
+                    pooled[j, f] = max(top, max(lower[2 * j, f], lower[2 * j + 1, f]))
+            _requantize_int32_rows(pooled, out_cols, params, low, high, out[n, i], 0)
+
+
+#: output pixels per tile of `conv_fused_vnni` and the most 16-filter vectors a tile of that
+#: many pixels holds in registers (pixels × vectors accumulators, the vectors' weights and a
+#: broadcast: at most 32 registers).
+VNNI_TILES = {6: 4, 8: 2, 4: 4}
+
+
+@njit(cache=True, inline="always")
+def _vnni_block(tile: int, remaining: int) -> int:
+    """16-filter vectors of the next filter block of `conv_fused_vnni`: 4, 2 or 1."""
+    if remaining >= 4 and tile != 8:
+        return 4
+    return 2 if remaining >= 2 else 1
+
+
+def vnni_tile_pixels(out_w: int, filters: int) -> int:
+    """The pixels per tile of `conv_fused_vnni` for rows of `out_w` output pixels and `filters`
+    (a multiple of 16) filters: the tile that issues the fewest instructions per output row,
+    counted as each tile's pixels × vectors dot products plus its pixels broadcasts and
+    vectors weight loads over the row's tiles (padded to whole tiles) and filter blocks. A
+    narrow row gains most: 8 output pixels take one 8-pixel tile, not two 6-pixel ones."""
+    best, best_cost = 6, -1
+    for pixels in VNNI_TILES:
+        tiles = -(-out_w // pixels)
+        cost = 0
+        remaining = filters // 16
+        while remaining > 0:
+            vectors = 4 if remaining >= 4 and pixels != 8 else 2 if remaining >= 2 else 1
+            cost += tiles * (pixels * vectors + pixels + vectors)
+            remaining -= vectors
+        if best_cost < 0 or cost < best_cost:
+            best, best_cost = pixels, cost
+    return best
+
+
+def _pad_vnni(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    buffer_bits: int,
+    offset: int,
+    pad_top: int,
+    pad_left: int,
+    fill: np.ndarray,
+    xp: np.ndarray,
+) -> bool:
+    """The VNNI kernel's input: `pad_bytes` into uint8 `xp`, `shift_and_pad` into int16 (True:
+    the caller proved the fit). Chosen by xp's type as numba compiles (only the kind a model
+    uses is compiled); plain Python has no use for it."""
+    raise NotImplementedError("numba only")
+
+
+@overload(_pad_vnni)
+def _pad_vnni_typed(
+    x: Any,
+    shifts: Any,
+    buffer_bits: Any,
+    offset: Any,
+    pad_top: Any,
+    pad_left: Any,
+    fill: Any,
+    xp: Any,
+) -> Any:
+    # the implementations repeat the typing function's signature, annotations included (numba
+    # compares them)
+    if xp.dtype == types.uint8:
+
+        def bytes_input(
+            x: Any,
+            shifts: Any,
+            buffer_bits: Any,
+            offset: Any,
+            pad_top: Any,
+            pad_left: Any,
+            fill: Any,
+            xp: Any,
+        ) -> Any:
+            return pad_bytes(x, shifts, buffer_bits, offset, pad_top, pad_left, fill, xp)
+
+        return bytes_input
+
+    def words_input(
+        x: Any,
+        shifts: Any,
+        buffer_bits: Any,
+        offset: Any,
+        pad_top: Any,
+        pad_left: Any,
+        fill: Any,
+        xp: Any,
+    ) -> Any:
+        shift_and_pad(x, shifts, buffer_bits, pad_top, pad_left, fill, xp)
+        return True
+
+    return words_input
+
+
+@njit(cache=True, inline="always")
+def _vnni_convolve(
+    xq: np.ndarray,
+    shape: tuple[int, int, int, int],
+    weights: np.ndarray,
+    init: np.ndarray,
+    stride: int,
+    rows: int,
+    tile: int,
+    params: np.ndarray,
+    low: int,
+    high: int,
+    pool2: bool,
+    out: np.ndarray,
+) -> None:
+    """`conv_pooled_vnni` when `pool2`, else `conv_fused_vnni`, on xq padded to `shape`."""
+    _, padded_h, padded_w, channels = shape
+    if pool2:
+        conv_pooled_vnni(
+            xq,
+            padded_h,
+            padded_w,
+            channels,
+            weights,
+            init,
+            stride,
+            rows,
+            tile,
+            params,
+            low,
+            high,
+            out,
+        )
+    else:
+        conv_fused_vnni(
+            xq,
+            padded_h,
+            padded_w,
+            channels,
+            weights,
+            init,
+            stride,
+            rows,
+            tile,
+            params,
+            low,
+            high,
+            out,
+        )
+
+
+#: the integers `conv_vnni_layer` takes, in order, as one tuple.
+VNNI_LAYER = (
+    "buffer_bits",
+    "offset",
+    "words",
+    "pad_top",
+    "pad_left",
+    "padded_h",
+    "padded_w",
+    "stride",
+    "rows",
+    "tile",
+    "low",
+    "high",
+    "out_h",
+    "out_w",
+    "pool_kind",
+    "pool_size",
+    "pool_stride",
+    "pool_top",
+    "pool_left",
+)
+
+
+@njit(cache=True)
+def conv_vnni_layer(
+    x: np.ndarray,
+    shifts: np.ndarray,
+    fill: np.ndarray,
+    weights: np.ndarray,
+    init: np.ndarray,
+    params: np.ndarray,
+    plan: tuple,
+    kind: np.ndarray,
+    out: np.ndarray,
+) -> bool:
+    """A whole common convolution on VNNI tiles in one call: the shifted, padded input in the
+    dtype of `kind` (an empty uint8 or int16 array: bytes from `pad_bytes`, or int16 from
+    `shift_and_pad`; `words` in `plan` says the same), `conv_fused_vnni` or, for a 2×2
+    stride-2 pooling, `conv_pooled_vnni`, else max pooling (`max_pool`) when `pool_kind` is
+    POOL_MAX, into `out`. `plan` holds the integers of VNNI_LAYER; the scratch is allocated
+    here, not by the caller (a numpy allocation and a kernel dispatch per step cost more than a
+    small layer's arithmetic). The dtype is a type, not a flag, so that a model compiles only
+    the input kind it uses (each kind's tiles take seconds to compile). Returns False when a
+    shifted input does not fit a byte (`out` is then unusable; the caller checks that int16
+    inputs fit before)."""
+    (
+        buffer_bits,
+        offset,
+        _words,  # the dtype of `kind` says it
+        pad_top,
+        pad_left,
+        padded_h,
+        padded_w,
+        stride,
+        rows,
+        tile,
+        low,
+        high,
+        out_h,
+        out_w,
+        pool_kind,
+        pool_size,
+        pool_stride,
+        pool_top,
+        pool_left,
+    ) = plan
+    n_batch, channels = x.shape[0], x.shape[3]
+    shape = (n_batch, padded_h, padded_w, channels)
+    size = n_batch * padded_h * padded_w * channels
+    # the common 2×2 stride-2 pooling with every window inside is done on the accumulators
+    pool2 = (
+        pool_kind == POOL_MAX
+        and pool_size == 2
+        and pool_stride == 2
+        and pool_top == 0
+        and pool_left == 0
+        and 2 * out.shape[1] <= out_h
+        and 2 * out.shape[2] <= out_w
+    )
+    full = out
+    if pool_kind == POOL_MAX and not pool2:
+        full = np.empty((n_batch, out_h, out_w, out.shape[3]), out.dtype)
+    target = out if pool2 else full
+    xq = np.empty(size + CACHE_LINE, kind.dtype)  # a row's last dword reads past
+    if not _pad_vnni(
+        x, shifts, buffer_bits, offset, pad_top, pad_left, fill, xq[:size].reshape(shape)
+    ):
+        return False
+    _vnni_convolve(xq, shape, weights, init, stride, rows, tile, params, low, high, pool2, target)
+    if pool_kind == POOL_MAX and not pool2:
+        max_pool(full, PoolWindow(pool_kind, pool_size, pool_stride, pool_top, pool_left), out)
+    return True
 
 
 #: every kernel the hardware model may call, for `kernels_are_cached`.
@@ -1935,7 +2240,7 @@ ALL_KERNELS = (
     max_pool,
     add_layer,
     concatenate2,
-) + ((pad_bytes, conv_fused_vnni) if VNNI else ())
+) + ((pad_bytes, conv_fused_vnni, conv_pooled_vnni, conv_vnni_layer) if VNNI else ())
 
 
 def kernels_are_cached() -> bool:

@@ -19,7 +19,7 @@ from akidac.ir import reference
 from akidac.target.layer_record import LayerRecord
 
 KERNEL_NAMES = (
-    "conv_fused_vnni",
+    "conv_vnni_layer",
     "conv_float32",
     "conv_fused_float32",
     "conv_fused_lut_float32",
@@ -269,6 +269,8 @@ needs_vnni = pytest.mark.skipif(not kernels.VNNI, reason="no AVX-512 VNNI on thi
         ("Conv2D", 3, 5, 16, 1, "Valid", True),
         ("Conv2D", 5, 8, 70, 1, "SameUpper", False),
         ("Conv2D", 3, 24, 100, 2, "Same", True),
+        ("Conv2D", 1, 20, 70, 1, "Same", False),  # 1×1 layers too
+        ("Conv2D", 1, 12, 32, 2, "Valid", True),
         ("InputConv2D", 3, 3, 16, 1, "Same", True),
         ("InputConv2D", 5, 1, 8, 2, "Valid", False),
     ],
@@ -283,8 +285,9 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
     padding: str,
     pool: bool,
 ) -> None:
-    """int8 and uint8 inputs, any geometry: the VNNI kernel, exact, on every run; a shifted
-    input that does not fit a byte falls back to the float32 kernels and stays there."""
+    """int8 and uint8 inputs, any geometry: the VNNI kernel on bytes, exact, on every run; a
+    shifted input that does not fit a byte falls back to the VNNI kernel on int16 pairs and
+    stays there."""
     record = quantized_layer("Conv2D", kernel, channels, filters)
     record.layer_type = layer_type
     record.params.update(kernel_stride=stride, padding=padding)
@@ -303,7 +306,7 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
             x = rng.integers(info.min, info.max + 1, (2, 9, 10, channels)).astype(dtype)
             np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
             runs += 1
-    assert len(calls["conv_fused_vnni"]) == runs
+    assert len(calls["conv_vnni_layer"]) == runs
     assert not calls["conv_fused_float32"] and not calls["conv_float32"]
     if layer_type == "Conv2D":
         record.variables["input_shift"] = np.full(channels, 3, np.uint8)
@@ -312,4 +315,7 @@ def test_8_bit_convolutions_run_on_vnni_dot_products(
         large = rng.integers(0, 256, (1, 6, 7, channels)).astype(np.uint8)
         for x in (small, large, large, small):
             np.testing.assert_array_equal(model.run(x), reference.run_layer(record, [x]))
-        assert len(calls["conv_fused_vnni"]) == runs + 1  # then the float32 kernels
+        words = kernels.VNNI_LAYER.index("words")
+        kinds = [args[6][words] for args in calls["conv_vnni_layer"][runs:]]
+        assert kinds == [0, 0, 1, 1, 1]  # bytes, refused bytes, then int16 pairs
+        assert not calls["conv_fused_float32"] and not calls["conv_float32"]
