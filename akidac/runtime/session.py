@@ -198,7 +198,8 @@ def _matches_onnxruntime(
     onnxruntime documents no summation order, and its builds differ (MLAS's lanes on x86 and
     ARM); the probe makes the fused program prove itself on this machine, this onnxruntime and
     these session options, once at load: random integers over the whole range of an integer
-    input, normal floats (spread over several binades) for a float one."""
+    input, normal floats (spread over several binades) for a float one, with NaN, infinities,
+    signed zeros and subnormals among them."""
     rng = np.random.default_rng(PROBE_SEED)
     feeds: dict[str, np.ndarray] = {}
     for name in step.inputs:
@@ -210,9 +211,14 @@ def _matches_onnxruntime(
             low, high = (int(info.min), int(info.max)) if dtype.itemsize == 1 else (-(2**27), 2**27)
             feeds[name] = rng.integers(low, high, shape, endpoint=True).astype(dtype)
         else:
-            feeds[name] = (rng.standard_normal(shape) * np.exp2(rng.integers(-4, 6, shape))).astype(
-                dtype
-            )
+            values = rng.standard_normal(shape) * np.exp2(rng.integers(-4, 6, shape))
+            flat = values.reshape(-1)
+            # the values where operation orders show (NaN through max/min/select, signed
+            # zeros, infinities, subnormals), spread over the probe
+            specials = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-40, -1e-40, 3e38, -3e38])
+            picks = rng.permutation(flat.size)[: min(flat.size // 4, 4 * specials.size)]
+            flat[picks] = np.resize(specials, picks.size)
+            feeds[name] = values.astype(dtype)
     try:
         expected = step.run(step.outputs, feeds, None)
     except Exception:  # the session cannot run a probe: leave the part to it
