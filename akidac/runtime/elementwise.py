@@ -16,6 +16,8 @@ in cache. The arithmetic is onnxruntime's, operation for operation, in float32:
 - `Add`, `Sub`, `Mul`, `Div`: one IEEE float32 operation (constants and broadcast inputs
   along the row);
 - `PRelu`: `x if x > 0 else x * slope` (onnxruntime's select);
+- `Relu`, `Clip`: Eigen's `max` and `min` (`0 if 0 > x else x`: a NaN and -0.0 pass through);
+  `HardSigmoid`: `alpha · x`, then `+ beta`, then bounded to [0, 1];
 - `QuantizeLinear`: MLAS's `x / scale`, clamped, rounded half to even, plus the zero point;
 - `GlobalAveragePool` of an NCHW value (a global mean over the frame's two middle axes): MLAS
   sums each channel's pixels in four float32 lanes (pixel p into lane p mod 4), adds the lanes
@@ -78,6 +80,8 @@ OP_QUANTIZE = 8  # output dst = quantize(reg a, scale row p1, zero row b), clamp
 OP_STORE = 9  # output dst = reg a
 OP_MEAN = 10  # mean slot dst accumulates reg a (MLAS's order)
 OP_CONST = 11  # regs[dst] = constant row a on every row of the tile (once, before the tiles)
+OP_RELU = 12  # regs[dst] = 0 if 0 > a else a (Eigen's max: NaN and -0.0 pass through)
+OP_CLIP = 13  # regs[dst] = min(max(a, const row p1), const row p2), as Eigen's max and min
 CODE_COLUMNS = 7
 
 _BINARY = {"Add": OP_ADD, "Sub": OP_SUB, "Mul": OP_MUL, "Div": OP_DIV, "PRelu": OP_PRELU}
@@ -123,6 +127,30 @@ def _binary(op, x, y, out):
             for m in range(width):
                 value = x[j, m]
                 out[j, m] = value if value > 0 else value * y[j, m]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _relu(x, out):
+    """onnxruntime's Relu (Eigen `cwiseMax(0)`, i.e. `maxps(0, x)`): 0 if 0 > x else x, so a
+    NaN and -0.0 pass through."""
+    tile, width = out.shape
+    zero = np.float32(0)
+    for j in range(tile):
+        for m in range(width):
+            value = x[j, m]
+            out[j, m] = zero if zero > value else value
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _clip(x, low, high, out):
+    """onnxruntime's Clip (Eigen `cwiseMax(low).cwiseMin(high)`): low if low > x else x, then
+    high if high < that else that; a NaN passes through."""
+    tile, width = out.shape
+    for j in range(tile):
+        for m in range(width):
+            value = x[j, m]
+            value = low[m] if low[m] > value else value
+            out[j, m] = high[m] if high[m] < value else value
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -284,6 +312,10 @@ def run_rows(
                                 _reduce_lanes(lanes, dst, totals, width)
                             for m in range(width):
                                 totals[dst, m] = totals[dst, m] + regs[a, j, m]
+                elif op == OP_RELU:
+                    _relu(regs[a], regs[dst])
+                elif op == OP_CLIP:
+                    _clip(regs[a], consts[code[t, 4]], consts[code[t, 5]], regs[dst])
                 elif op != OP_CONST:
                     _binary(op, regs[a], regs[code[t, 3]], regs[dst])
         divisor = np.float32(pixels)
@@ -587,6 +619,46 @@ def _pad_perm(perm: Sequence[int]) -> tuple[int, ...]:
 
 def _attr(node: onnx.NodeProto, name: str) -> onnx.AttributeProto | None:
     return next((a for a in node.attribute if a.name == name), None)
+
+
+def _activation_steps(
+    node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]
+) -> list[tuple[int, np.ndarray, tuple[np.ndarray, np.ndarray]]]:
+    """A Relu, Clip or HardSigmoid as instructions (opcode, constant operand, clip bounds), in
+    onnxruntime's order: HardSigmoid is `alpha · x`, then `+ beta` (two roundings, no fused
+    multiply-add), then bounded to [0, 1]; a Clip's bounds are scalar float constants (or
+    attributes before opset 11), a missing one unbounded."""
+    nothing = np.zeros((), np.float32)
+    if node.op_type == "Relu":
+        if node.attribute:
+            raise _Unplannable
+        return [(OP_RELU, nothing, (nothing, nothing))]
+    attrs = {a.name: a for a in node.attribute}
+    if node.op_type == "HardSigmoid":
+        if set(attrs) - {"alpha", "beta"}:
+            raise _Unplannable
+        alpha = np.float32(attrs["alpha"].f if "alpha" in attrs else 0.2)
+        beta = np.float32(attrs["beta"].f if "beta" in attrs else 0.5)
+        return [
+            (OP_MUL, np.asarray(alpha), (nothing, nothing)),
+            (OP_ADD, np.asarray(beta), (nothing, nothing)),
+            (OP_CLIP, nothing, (np.asarray(np.float32(0)), np.asarray(np.float32(1)))),
+        ]
+    bounds = [np.asarray(np.float32(-np.inf)), np.asarray(np.float32(np.inf))]
+    if set(attrs) - {"min", "max"}:
+        raise _Unplannable
+    for k, name in enumerate(("min", "max")):
+        if name in attrs:
+            bounds[k] = np.asarray(np.float32(attrs[name].f))
+        if len(node.input) > k + 1 and node.input[k + 1]:
+            tensor = constants.get(node.input[k + 1])
+            if tensor is None or tensor.data_type != onnx.TensorProto.FLOAT:
+                raise _Unplannable
+            value = numpy_helper.to_array(tensor)
+            if value.size != 1:
+                raise _Unplannable
+            bounds[k] = value.reshape(()).astype(np.float32)
+    return [(OP_CLIP, nothing, (bounds[0], bounds[1]))]
 
 
 class _Unplannable(Exception):
@@ -952,6 +1024,26 @@ class _Planner:
                     p3=int(info.max),
                 )
                 quantized.add(out)
+                continue
+            if op in ("Relu", "Clip", "HardSigmoid"):
+                if not self._runtime(node.input[0]):
+                    raise _Unplannable
+                if any(self._runtime(name) for name in node.input[1:]):
+                    raise _Unplannable  # a Clip bound computed at run time
+                level = stage_of(node.input[0]) or 0
+                stage = stages[level]
+                register = operand(node.input[0], out, stage)
+                for kind, value, bounds in _activation_steps(node, self.constants):
+                    result = stage.register()
+                    if kind == OP_CLIP:
+                        low, high = bounds
+                        stage.emit(OP_CLIP, result, register, p1=const_row(low), p2=const_row(high))
+                    elif kind == OP_RELU:
+                        stage.emit(OP_RELU, result, register)
+                    else:
+                        stage.emit(kind, result, register, b=stage.constant(const_row(value)))
+                    register = result
+                where[out] = (level, register)
                 continue
             if op not in _BINARY or len(node.input) != 2 or node.attribute:
                 raise _Unplannable

@@ -32,10 +32,10 @@ def _c(name: str, value: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value), name)
 
 
-def _session(nodes, inputs, outputs, inits) -> ort.InferenceSession:  # type: ignore[no-untyped-def]
+def _session(nodes, inputs, outputs, inits, opset=OPSET) -> ort.InferenceSession:  # type: ignore[no-untyped-def]
     """onnxruntime as `HybridSession` runs a border CPU part."""
     graph = helper.make_graph(nodes, "part", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     options = ort.SessionOptions()
     options.add_session_config_entry("session.disable_quant_qdq", "1")
     return ort.InferenceSession(
@@ -46,13 +46,13 @@ def _session(nodes, inputs, outputs, inits) -> ort.InferenceSession:  # type: ig
     )
 
 
-def _plan(nodes, inputs, outputs, inits, orders=None):  # type: ignore[no-untyped-def]
+def _plan(nodes, inputs, outputs, inits, orders=None, opset=OPSET):  # type: ignore[no-untyped-def]
     shapes = {
         v.name: tuple(d.dim_value for d in v.type.tensor_type.shape.dim) for v in inputs + outputs
     }
     types = {v.name: v.type.tensor_type.elem_type for v in inputs + outputs}
     graph = helper.make_graph(nodes, "part", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     for value in inferred.graph.value_info:
         shapes[value.name] = tuple(d.dim_value for d in value.type.tensor_type.shape.dim)
@@ -234,6 +234,62 @@ def test_the_input_normalisation_runs_in_long_rows() -> None:
     _same(parts, _session(nodes, inputs, outputs, inits), {"x": x})
 
 
+@pytest.mark.parametrize("opset", [11, 17])
+def test_relu_clip_and_hardsigmoid_match_onnxruntime_at_edge_values(opset: int) -> None:
+    """Eigen's max and min let a NaN and -0.0 through (Relu(-0.0) is -0.0); HardSigmoid is
+    alpha·x then + beta, two roundings, then bounded to [0, 1]; Clip's bounds are inputs from
+    opset 11 (one of them may be missing)."""
+    c = 16
+    nodes = [
+        helper.make_node("DequantizeLinear", ["a", "s", "z"], ["d"]),
+        helper.make_node("Transpose", ["d"], ["t"], perm=[0, 3, 1, 2]),
+        helper.make_node("Add", ["t", "x"], ["sum"]),
+        helper.make_node("Relu", ["sum"], ["r"]),
+        helper.make_node("HardSigmoid", ["x"], ["h"], alpha=0.1666667, beta=0.5),
+        helper.make_node("Mul", ["r", "h"], ["m"]),
+        helper.make_node("Clip", ["m", "lo", ""], ["clipped"]),
+        helper.make_node("Clip", ["sum", "lo", "hi"], ["both"]),
+        helper.make_node("Sub", ["clipped", "both"], ["f"]),
+        helper.make_node("Transpose", ["f"], ["f_nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("QuantizeLinear", ["f_nhwc", "sq", "zq"], ["q"]),
+    ]
+    inits = [
+        _c("s", np.float32(0.25)),
+        _c("z", np.int8(0)),
+        _c("lo", np.float32(-1.5)),
+        _c("hi", np.float32(6.0)),
+        _c("sq", np.float32(0.1)),
+        _c("zq", np.int8(0)),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("a", TensorProto.INT8, [1, 5, 6, c]),
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 5, 6]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, c, 5, 6]),
+        helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, c, 5, 6]),
+        helper.make_tensor_value_info("q", TensorProto.INT8, [1, 5, 6, c]),
+    ]
+    parts = _plan(nodes, inputs, outputs, inits, opset=opset)
+    assert parts is not None
+    session = _session(nodes, inputs, outputs, inits, opset=opset)
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        feeds = {
+            "a": rng.integers(-128, 128, (1, 5, 6, c)).astype(np.int8),
+            "x": _edge_floats(rng, (1, c, 5, 6)),
+        }
+        _same(parts, session, feeds)
+
+
+def test_clip_bounds_as_attributes_before_opset_11() -> None:
+    steps = elementwise._activation_steps(
+        helper.make_node("Clip", ["x"], ["y"], min=-1.0, max=2.0), {}
+    )
+    assert len(steps) == 1 and steps[0][0] == elementwise.OP_CLIP
+    assert (float(steps[0][2][0]), float(steps[0][2][1])) == (-1.0, 2.0)
+
+
 def test_independent_pieces_get_a_program_each() -> None:
     """Two heads' dequantizations in one CPU part, of different sizes."""
     nodes = [
@@ -267,8 +323,8 @@ def test_parts_that_are_not_row_programs_stay_in_onnxruntime() -> None:
     # a constant that varies along H: not a row of the frame
     along_h = [helper.make_node("Mul", ["x", "k"], ["y"])]
     assert _plan(along_h, inputs, outputs, [_c("k", np.ones((1, 1, 6, 1), np.float32))]) is None
-    relu = [helper.make_node("Relu", ["x"], ["y"])]  # no bit-exact model of MLAS's Relu here
-    assert _plan(relu, inputs, outputs, []) is None
+    sigmoid = [helper.make_node("Sigmoid", ["x"], ["y"])]  # MLAS's approximation: not here
+    assert _plan(sigmoid, inputs, outputs, []) is None
 
 
 def test_a_program_that_differs_from_onnxruntime_is_not_used() -> None:
