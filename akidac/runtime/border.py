@@ -32,7 +32,7 @@ from numba import njit
 from onnx import numpy_helper
 
 import akidac.backends.akida.kernels  # noqa: F401  (points numba's cache at a writable folder)
-from akidac.runtime.pieces import connected_pieces
+from akidac.runtime.pieces import attribute, inverse_perm, piece_interfaces
 
 #: the largest rank a fragment handles (its kernels index 4-D arrays).
 MAX_RANK = 4
@@ -144,13 +144,6 @@ def dequantize4(
                     dst[m] = row[m]
 
 
-def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
-    inverse = [0] * len(perm)
-    for position, axis in enumerate(perm):
-        inverse[axis] = position
-    return tuple(inverse)
-
-
 def _compose(first: Sequence[int], second: Sequence[int]) -> tuple[int, ...]:
     """The permutation of Transpose(first) followed by Transpose(second)."""
     return tuple(first[axis] for axis in second)
@@ -193,7 +186,7 @@ class BorderFragment:
 
     def __post_init__(self) -> None:
         identity = self.perm == tuple(range(len(self.perm)))
-        self._write_perm: tuple[int, ...] | None = None if identity else _inverse(self.perm)
+        self._write_perm: tuple[int, ...] | None = None if identity else inverse_perm(self.perm)
         #: the one scale and zero point of a per-tensor QuantizeLinear (its fast kernel)
         self._tensor_params: tuple[float, int] | None = None
         if self.quantize and np.all(self.scale == self.scale.flat[0]):
@@ -226,10 +219,6 @@ class BorderFragment:
         return out
 
 
-def _attr(node: onnx.NodeProto, name: str) -> onnx.AttributeProto | None:
-    return next((a for a in node.attribute if a.name == name), None)
-
-
 def _per_element(
     value: np.ndarray, axis: int | None, frame: tuple[int, ...], dtype: type
 ) -> np.ndarray | None:
@@ -248,7 +237,7 @@ def _per_element(
 def _in_input_order(param: np.ndarray, perm_in: tuple[int, ...]) -> np.ndarray:
     """A parameter of the arithmetic frame (the input transposed by `perm_in`) in the input's
     order, C-contiguous, rank 4."""
-    return np.ascontiguousarray(_pad4(param.transpose(_inverse(perm_in))))
+    return np.ascontiguousarray(_pad4(param.transpose(inverse_perm(perm_in))))
 
 
 def plan(
@@ -293,7 +282,7 @@ def plan(
             return None
         op = node.op_type
         if op == "Transpose":
-            perm_attr = _attr(node, "perm")
+            perm_attr = attribute(node, "perm")
             if perm_attr is None or len(perm_attr.ints) != rank or perm_attr.ints[0] != 0:
                 return None
             perm = tuple(int(p) for p in perm_attr.ints)
@@ -332,7 +321,7 @@ def plan(
                 if zero_v.dtype == np.int32 and np.any(zero_v != 0):
                     return None  # int32(x) - zero could wrap
                 out_dtype = np.dtype(np.float32)
-            axis_attr = _attr(node, "axis")
+            axis_attr = attribute(node, "axis")
             axis = int(axis_attr.i) if axis_attr is not None else 1
             axis = axis + rank if axis < 0 else axis
             dims = frame()
@@ -356,7 +345,7 @@ def plan(
                     return None
             except ValueError:
                 return None
-            factor = np.broadcast_to(value, here).transpose(_inverse(perm_out))
+            factor = np.broadcast_to(value, here).transpose(inverse_perm(perm_out))
             multiply = True
         else:
             return None
@@ -400,23 +389,14 @@ def plan_part(
     branches in one part: the `Transpose → QuantizeLinear` of each branch of an Inception
     block); each connected piece of it must be a fragment (`plan`), with its one input and its
     one output among those the part gives."""
-    wanted = set(outputs)
+    pieces = piece_interfaces(nodes, inputs, outputs, constants)
+    if pieces is None:
+        return None
     fragments = []
-    for members in connected_pieces(nodes):
-        chain = [nodes[i] for i in members]
-        produced = {name for node in chain for name in node.output}
-        reads = [
-            name
-            for node in chain
-            for name in node.input
-            if name and name not in produced and name not in constants
-        ]
-        gives = [name for name in outputs if name in produced]
-        if not set(reads) <= set(inputs) or not gives or not set(gives) <= wanted:
-            return None
-        fragment = plan(chain, sorted(set(reads)), gives, shapes, types, constants)
+    for chain, reads, gives in pieces:
+        fragment = plan(chain, reads, gives, shapes, types, constants)
         if fragment is None:
             return None
         fragments.append(fragment)
     covered = {f.output for f in fragments}
-    return fragments if fragments and covered == wanted else None
+    return fragments if fragments and covered == set(outputs) else None

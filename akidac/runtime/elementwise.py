@@ -7,14 +7,15 @@ iris and face models). onnxruntime runs such a part op by op, transposing full m
 back, at 1.5–3 ns per element; on keras EfficientNet-B0 these parts took a third of the run.
 
 `plan` turns such a part into a small register program over *rows*: every value is kept in one
-storage order, the frame (the layout of the part's integer input, NHWC for an AkidaOp output),
+storage order, the frame (the memory order of the part's largest input, NHWC for an AkidaOp
+output, or else the order of its quantized output),
 so the transposes vanish into the strides of the input views and the output views, and each
 row (the frame's last axis, the channels) goes through all the part's operations while it is
 in cache. The arithmetic is onnxruntime's, operation for operation, in float32:
 
 - `DequantizeLinear`: `float32(int32(x) - zero) * scale`;
-- `Add`, `Sub`, `Mul`, `Div`: one IEEE float32 operation (constants and broadcast inputs
-  along the row);
+- `Add`, `Sub`, `Mul`, `Div`: one IEEE float32 operation (constants per channel, inputs
+  broadcast along the frame);
 - `PRelu`: `x if x > 0 else x * slope` (onnxruntime's select);
 - `Relu`, `Clip`: Eigen's `max` and `min` (`0 if 0 > x else x`: a NaN and -0.0 pass through);
   `HardSigmoid`: `alpha · x`, then `+ beta`, then bounded to [0, 1];
@@ -26,7 +27,7 @@ in cache. The arithmetic is onnxruntime's, operation for operation, in float32:
 
 onnxruntime does not promise its summation order, and other builds (ARM) order the lanes
 differently; so `HybridSession` runs the part both ways on a probe input at load and keeps the
-fused program only when every output is bit for bit the same (`matches_onnxruntime`).
+fused program only when every output is bit for bit the same (`session._matches_onnxruntime`).
 Anything else (another operator, a rank above 4, a symbolic dim after the batch, a constant
 that varies along more than the row, two full-size values in different orders) is not planned
 and the part stays in onnxruntime.
@@ -44,7 +45,7 @@ from numba import njit
 from onnx import numpy_helper
 
 import akidac.backends.akida.kernels  # noqa: F401  (points numba's cache at a writable folder)
-from akidac.runtime.pieces import connected_pieces
+from akidac.runtime.pieces import attribute, inverse_perm, piece_interfaces
 
 #: the largest rank a part may have (the kernel indexes 4-D frames).
 MAX_RANK = 4
@@ -236,15 +237,17 @@ def run_rows(
     n0, n1, tile, width = frame[0], frame[1], frame[2], frame[3]
     steps = code.shape[0]
     regs = np.empty((registers, tile, width), np.float32)
-    # the integer zero points and float clamp bounds of each Q/DQ instruction, once
+    # the integer zero points of each Q/DQ instruction, and a Q's float clamp bounds, once
     zeros = np.zeros((steps, width), np.int32)
     lows = np.zeros((steps, width), np.float32)
     highs = np.zeros((steps, width), np.float32)
     for t in range(steps):
-        if code[t, 0] == OP_DEQUANTIZE or code[t, 0] == OP_QUANTIZE:
-            row = code[t, 4] if code[t, 0] == OP_DEQUANTIZE else code[t, 3]
+        if code[t, 0] == OP_DEQUANTIZE:
             for m in range(width):
-                zeros[t, m] = np.int32(consts[row, m])
+                zeros[t, m] = np.int32(consts[code[t, 4], m])
+        elif code[t, 0] == OP_QUANTIZE:
+            for m in range(width):
+                zeros[t, m] = np.int32(consts[code[t, 3], m])
                 lows[t, m] = np.float32(code[t, 5] - zeros[t, m])
                 highs[t, m] = np.float32(code[t, 6] - zeros[t, m])
         elif code[t, 0] == OP_CONST:
@@ -351,7 +354,7 @@ class _Output:
     name: str
     dtype: np.dtype
     item: tuple[int, ...]  # its dims after the batch (unpadded)
-    #: the frame axis that each axis of the padded output is (write through a transposed view)
+    #: its order: frame axis f holds its padded axis axes[f]
     axes: tuple[int, ...]
 
 
@@ -363,7 +366,7 @@ class _Stage:
     outputs: list[_Output]
     means: int  # MEAN slots written (full stage) or read (pooled stage)
     pooled: bool
-    #: per view and per output, [base, sn, si, sj] of its rows in the kernel's frame (in
+    #: per view and per output, [base, sn, si, sj, sm] of its rows in the kernel's frame (in
     #: elements of its flat memory; sn is per sample), set by `ElementwisePart`
     view_rows: np.ndarray = field(default_factory=lambda: np.zeros((MAX_VIEWS, 5), np.int64))
     output_rows: np.ndarray = field(default_factory=lambda: np.zeros((MAX_OUTPUTS, 5), np.int64))
@@ -452,12 +455,13 @@ class ElementwisePart:
                 padded = (2, *view.padded)
                 order = self._to_memory[view.input]
                 memory = np.empty(tuple(padded[axis] for axis in order), np.uint8)
-                logical = memory.transpose(_inverse(order))
+                logical = memory.transpose(inverse_perm(order))
                 seen = np.broadcast_to(logical.transpose(view.axes), (2, *frame[1:]))
                 view_rows[k] = _rows_of(seen, kernel)
+        frame_item = (1, 1, item[2]) if stage.pooled else self.frame_item
         for k, out in enumerate(stage.outputs):
-            frame_item = (1, 1, item[2]) if stage.pooled else self.frame_item
-            output_rows[k] = _rows_of(self._seen_in_frame(out, 2, frame_item), kernel)
+            shape, seen_of, _ = self._output_layout(out, 2, frame_item)
+            output_rows[k] = _rows_of(seen_of(np.empty(shape, np.uint8)), kernel)
         stage.view_rows = view_rows
         stage.output_rows = output_rows
         stage.view_types = np.full(MAX_VIEWS, DTYPE_FLOAT32, np.int64)
@@ -469,13 +473,26 @@ class ElementwisePart:
             stage.output_types[k] = DTYPE_CODES[out.dtype]
 
     @staticmethod
-    def _seen_in_frame(out: _Output, batch: int, frame_item: tuple[int, int, int]) -> np.ndarray:
-        """A stand-in of an output, seen in the frame's order: a float output lies in the
-        frame's order, a quantized one in its own."""
+    def _output_layout(
+        out: _Output, batch: int, frame_item: tuple[int, int, int]
+    ) -> tuple[tuple[int, ...], Any, Any]:
+        """Where an output lies: (the shape of its memory, how its memory is seen in the
+        frame's order, how its value — the array `env` gets — is seen from its memory). A float
+        output lies in the frame's order, a quantized one (an AkidaOp's input) in its own."""
+        value_shape = (batch, *out.item)
         if out.dtype == np.float32:
-            return np.empty((batch, *frame_item), np.uint8)
-        value = np.empty((batch, *out.item), np.uint8)
-        return value.reshape((batch, *_pad_item(out.item))).transpose(out.axes)
+            inverse = inverse_perm(out.axes)
+
+            def value_of(memory: np.ndarray) -> np.ndarray:
+                return memory.transpose(inverse).reshape(value_shape)
+
+            return (batch, *frame_item), _same_array, value_of
+        padded = (batch, *_pad_item(out.item))
+
+        def seen_of(memory: np.ndarray) -> np.ndarray:
+            return memory.reshape(padded).transpose(out.axes)
+
+        return value_shape, seen_of, _same_array
 
     def accepts(self, env: dict[str, np.ndarray]) -> bool:
         """Whether the inputs in `env` are what the part was planned for (same dtypes, dims
@@ -548,20 +565,12 @@ class ElementwisePart:
         float output lies in the frame's order, a quantized one in its own)."""
         prepared = []
         for stage in self.stages:
-            item = (1, 1, self.frame_item[2]) if stage.pooled else self.kernel_item
+            frame_item = (1, 1, self.frame_item[2]) if stage.pooled else self.frame_item
             outputs: list[tuple[Any, ...]] = []
             for out in stage.outputs:
-                value_shape = (batch, *out.item)
-                if out.dtype == np.float32:
-                    shape = (batch, *((1, 1, item[2]) if stage.pooled else self.frame_item))
-                    inverse = _inverse(out.axes)
-
-                    def value_of(memory, inverse=inverse, value_shape=value_shape):
-                        return memory.transpose(inverse).reshape(value_shape)
-
-                    outputs.append((out.name, out.dtype, shape, value_of))
-                else:
-                    outputs.append((out.name, out.dtype, value_shape, _same_array))
+                shape, _, value_of = self._output_layout(out, batch, frame_item)
+                outputs.append((out.name, out.dtype, shape, value_of))
+            item = frame_item if stage.pooled else self.kernel_item
             prepared.append((stage, np.array((batch, *item), np.int64), outputs))
         self._prepared[batch] = prepared
         return prepared
@@ -599,13 +608,6 @@ def _reshaped(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
     return view
 
 
-def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
-    inverse = [0] * len(perm)
-    for position, axis in enumerate(perm):
-        inverse[axis] = position
-    return tuple(inverse)
-
-
 def _pad_item(item: Sequence[int]) -> tuple[int, ...]:
     """Dims after the batch of a rank-r value as rank 4: size-1 axes in front."""
     return (1,) * (MAX_RANK - 1 - len(item)) + tuple(item)
@@ -615,10 +617,6 @@ def _pad_perm(perm: Sequence[int]) -> tuple[int, ...]:
     """A rank-r permutation (batch kept first) acting on the rank-4 padded value."""
     missing = MAX_RANK - len(perm)
     return (0, *range(1, missing + 1), *(p + missing for p in perm[1:]))
-
-
-def _attr(node: onnx.NodeProto, name: str) -> onnx.AttributeProto | None:
-    return next((a for a in node.attribute if a.name == name), None)
 
 
 def _activation_steps(
@@ -697,28 +695,17 @@ def plan_part(
 ) -> list[ElementwisePart] | None:
     """The row programs of a whole CPU part, one per connected piece (each has its own frame:
     two heads' dequantizations, two branches of a block), or None when any piece is not one."""
-    wanted = set(outputs)
+    pieces = piece_interfaces(nodes, inputs, outputs, constants)
+    if pieces is None:
+        return None
     parts = []
-    for members in connected_pieces(nodes):
-        piece = [nodes[i] for i in members]
-        produced = {name for node in piece for name in node.output}
-        reads = sorted(
-            {
-                name
-                for node in piece
-                for name in node.input
-                if name and name not in produced and name not in constants
-            }
-        )
-        gives = [name for name in outputs if name in produced]
-        if not set(reads) <= set(inputs) or not gives:
-            return None
+    for piece, reads, gives in pieces:
         part = plan(piece, reads, gives, shapes, types, constants, memory_orders)
         if part is None:
             return None
         parts.append(part)
     covered = {name for part in parts for name in part.outputs}
-    return parts if parts and covered == wanted else None
+    return parts if parts and covered == set(outputs) else None
 
 
 class _Planner:
@@ -770,7 +757,7 @@ class _Planner:
         changed = False
         if a in self.order:
             qa = self.order[a]
-            qb = qa if map_ab is None else tuple(_inverse(map_ab)[axis] for axis in qa)
+            qb = qa if map_ab is None else tuple(inverse_perm(map_ab)[axis] for axis in qa)
             if b in self.order:
                 if self.order[b] != qb:
                     raise _Unplannable
@@ -810,7 +797,7 @@ class _Planner:
             for node in self.nodes:
                 out = node.output[0]
                 if node.op_type == "Transpose":
-                    perm_attr = _attr(node, "perm")
+                    perm_attr = attribute(node, "perm")
                     if (
                         perm_attr is None
                         or len(perm_attr.ints) != self.rank
@@ -946,7 +933,7 @@ class _Planner:
             if op == "Transpose":
                 if len(data) != 1:
                     raise _Unplannable
-                perm_attr = _attr(node, "perm")
+                perm_attr = attribute(node, "perm")
                 assert perm_attr is not None  # checked by _layout
                 alias[out] = (data[0], _pad_perm([int(p) for p in perm_attr.ints]))
                 continue
@@ -1114,7 +1101,7 @@ class _Planner:
         """A Q/DQ parameter (a scalar, or a vector along `axis`) as a row of the frame."""
         if value.size == 1:
             return const_row(value.reshape(()))
-        axis_attr = _attr(node, "axis")
+        axis_attr = attribute(node, "axis")
         axis = int(axis_attr.i) if axis_attr is not None else 1
         axis = axis + self.rank if axis < 0 else axis
         if value.ndim != 1 or not 0 < axis < self.rank:

@@ -126,10 +126,10 @@ class _BorderStep:
 
 @dataclass
 class _FusedStep:
-    """A CPU part of elementwise arithmetic between AkidaOps (`elementwise.plan`: Q/DQ,
-    Add/Sub/Mul/Div, PRelu, Transpose, a global mean) run as one numba row program, which the
-    session checked at load against the part's onnxruntime session (`cpu`); `cpu` still runs
-    the part when its inputs are not what the program was planned for."""
+    """A CPU part of elementwise arithmetic between AkidaOps (`elementwise.plan_part`: one
+    numba row program per connected piece), which the session checked at load against the
+    part's onnxruntime session (`cpu`); `cpu` still runs the part when its inputs are not what
+    the programs were planned for."""
 
     parts: list[elementwise.ElementwisePart]
     cpu: _CpuStep
@@ -545,8 +545,9 @@ class HybridSession:
         #: whether a batch other than the compiled one runs whole (every CPU part per-sample)
         self.batched = bool(self._dynamic_inputs) and self._all_cpu_nodes_per_sample()
         self.steps: list[_CpuStep | _AkidaStep] = self._split()
-        #: the steps `run` walks: `steps` with every border CPU part fused (`_BorderStep`)
-        #: unless `fuse_borders` is False; `run_all` walks `steps`, which compute every value
+        #: the steps `run` walks: `steps` with every border CPU part (`_BorderStep`) and every
+        #: elementwise one (`_FusedStep`) fused unless `fuse_borders` is False; `run_all`
+        #: walks `steps`, which compute every value
         self.run_steps: list[_CpuStep | _AkidaStep | _BorderStep | _FusedStep] = (
             self._fuse_borders() if fuse_borders else list(self.steps)
         )
@@ -687,8 +688,10 @@ class HybridSession:
         return steps
 
     def _fuse_borders(self) -> list[_CpuStep | _AkidaStep | _BorderStep | _FusedStep]:
-        """`steps` with each CPU part that `border.plan` recognises as a border fragment run
-        by it (bit for bit what its onnxruntime session computes)."""
+        """`steps` with each CPU part that `border.plan_part` recognises as border fragments,
+        or that `elementwise.plan_part` makes row programs of (and that pass the load-time
+        probe, `_matches_onnxruntime`), run by them: bit for bit what its onnxruntime session
+        computes."""
         graph = self.model.graph
         constants = {t.name: t for t in graph.initializer}
         shapes: dict[str, tuple[int | None, ...]] = {}

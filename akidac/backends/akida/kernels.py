@@ -1982,12 +1982,16 @@ def conv_pooled_vnni(
 VNNI_TILES = {6: 4, 8: 2, 4: 4}
 
 
-@njit(cache=True, inline="always")
-def _vnni_block(tile: int, remaining: int) -> int:
-    """16-filter vectors of the next filter block of `conv_fused_vnni`: 4, 2 or 1."""
+def vnni_block_vectors(tile: int, remaining: int) -> int:
+    """16-filter vectors of the next filter block of `conv_fused_vnni`: 4, 2 or 1 (an
+    8-pixel tile has registers for 2)."""
     if remaining >= 4 and tile != 8:
         return 4
     return 2 if remaining >= 2 else 1
+
+
+#: the same rule inside the kernels
+_vnni_block = njit(cache=True, inline="always")(vnni_block_vectors)
 
 
 def vnni_tile_pixels(out_w: int, filters: int) -> int:
@@ -2002,7 +2006,7 @@ def vnni_tile_pixels(out_w: int, filters: int) -> int:
         cost = 0
         remaining = filters // 16
         while remaining > 0:
-            vectors = 4 if remaining >= 4 and pixels != 8 else 2 if remaining >= 2 else 1
+            vectors = vnni_block_vectors(pixels, remaining)
             cost += tiles * (pixels * vectors + pixels + vectors)
             remaining -= vectors
         if best_cost < 0 or cost < best_cost:
